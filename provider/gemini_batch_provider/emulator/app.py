@@ -1,0 +1,319 @@
+"""The emulator's HTTP surface: the Gemini Developer API endpoints the google-genai SDK calls.
+
+Paths are matched on their tail, so any ``base_url`` path prefix and the API versions ``v1``,
+``v1beta``, ``v1alpha`` or none all work (see reference/gemini-wire-protocol.md, section 0).
+Every success is HTTP 200 with a JSON body; every error is Google's ``{"error": {code, message,
+status}}`` with ``Content-Type: application/json``, which the SDK turns into ``errors.APIError``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from . import model as synthetic
+from .batches import BatchRunner, operation
+from .store import Store
+
+Handler = Callable[[web.Request, "State", re.Match[str]], Awaitable[web.StreamResponse]]
+
+_VERSION = r"(?:/v1|/v1beta|/v1alpha)?"
+_MODELS = [
+    "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-3-flash-preview",
+    "gemini-3-pro-preview",
+]
+
+
+@dataclass
+class EmulatorConfig:
+    """How the emulator behaves.
+
+    ``api_keys``: the keys it accepts; empty means any non-empty key. ``batch_pending_s`` and
+    ``batch_running_s``: seconds a batch job spends in PENDING and RUNNING. ``data_dir``: where file
+    contents are kept (a temporary folder when None). ``page_size``: the default list page size.
+    """
+
+    api_keys: frozenset[str] = frozenset()
+    batch_pending_s: float = 1.0
+    batch_running_s: float = 2.0
+    data_dir: Path | None = None
+    page_size: int = 50
+
+
+@dataclass
+class State:
+    config: EmulatorConfig
+    store: Store
+    batches: BatchRunner
+    base_url: str
+    _tmp: Any = field(default=None, repr=False)
+
+
+class ApiError(Exception):
+    """An error answered in Google's format."""
+
+    def __init__(self, code: int, status: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.status, self.message = code, status, message
+
+
+def _json(body: Any) -> web.Response:
+    return web.Response(text=json.dumps(body), content_type="application/json")
+
+
+def _not_found(name: str) -> ApiError:
+    return ApiError(404, "NOT_FOUND", f"{name} is not found.")
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except ValueError as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "INVALID_ARGUMENT", "Invalid JSON payload received: expected an object.")
+    return body
+
+
+def _page(request: web.Request, state: State, items: list[Any], field_name: str) -> web.Response:
+    size = int(request.query.get("pageSize") or state.config.page_size)
+    start = int(request.query.get("pageToken") or 0)
+    body: dict[str, Any] = {}
+    if items[start : start + size]:
+        body[field_name] = items[start : start + size]
+    if start + size < len(items):
+        body["nextPageToken"] = str(start + size)
+    return _json(body)
+
+
+def _model_name(name: str) -> str:
+    """``models/<name>`` for a Gemini or Gemma model; any other name is answered 404, as the API does."""
+    if not name.startswith(("gemini-", "gemma-")):
+        raise _not_found(f"models/{name}")
+    return f"models/{name}"
+
+
+# --- Files API ---------------------------------------------------------------------------------
+
+
+async def upload_start(request: web.Request, state: State, _: re.Match[str]) -> web.Response:
+    meta = (await _body(request)).get("file") or {}
+    upload = state.store.start_upload(
+        {
+            "display_name": meta.get("display_name") or meta.get("displayName"),
+            "mime_type": meta.get("mime_type") or meta.get("mimeType")
+            or request.headers.get("X-Goog-Upload-Header-Content-Type") or "application/octet-stream",
+            "name": meta.get("name"),
+        }
+    )
+    url = f"{state.base_url}/upload/v1beta/files?upload_id={upload.id}&upload_protocol=resumable"
+    # aiohttp clients look this header up case-sensitively: it must be spelled exactly so.
+    return web.Response(text="", headers={"X-Goog-Upload-URL": url, "X-Goog-Upload-Status": "active"})
+
+
+async def upload_chunk(request: web.Request, state: State) -> web.Response:
+    upload = state.store.uploads.get(request.query["upload_id"])
+    if upload is None:
+        raise _not_found("upload")
+    offset = int(request.headers.get("X-Goog-Upload-Offset", upload.received))
+    if offset != upload.received:
+        raise ApiError(400, "INVALID_ARGUMENT", f"offset {offset} != bytes received {upload.received}")
+    with upload.path.open("ab") as out:
+        async for chunk in request.content.iter_chunked(1 << 20):
+            out.write(chunk)
+            upload.sha256.update(chunk)
+            upload.received += len(chunk)
+    if "finalize" not in request.headers.get("X-Goog-Upload-Command", ""):
+        return web.Response(text="", headers={"X-Goog-Upload-Status": "active"})
+    del state.store.uploads[upload.id]
+    file_id = (upload.meta["name"] or "").removeprefix("files/") or upload.id
+    resource = state.store.add_file(
+        file_id, upload.path, display_name=upload.meta["display_name"], mime_type=upload.meta["mime_type"],
+        sha256=upload.sha256.digest(), source="UPLOADED", base_url=state.base_url,
+    )
+    return web.Response(
+        text=json.dumps({"file": resource}), content_type="application/json",
+        headers={"X-Goog-Upload-Status": "final"},
+    )
+
+
+def _file(state: State, file_id: str) -> dict[str, Any]:
+    if file_id not in state.store.files:
+        raise _not_found(f"files/{file_id}")
+    return state.store.files[file_id]
+
+
+async def file_get(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    return _json(_file(state, match["id"]))
+
+
+async def file_delete(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    _file(state, match["id"])
+    state.store.delete_file(match["id"])
+    return _json({})
+
+
+async def file_list(request: web.Request, state: State, _: re.Match[str]) -> web.Response:
+    return _page(request, state, list(state.store.files.values()), "files")
+
+
+async def file_download(request: web.Request, state: State, match: re.Match[str]) -> web.StreamResponse:
+    _file(state, match["id"])
+    return web.FileResponse(state.store.file_path(match["id"]), headers={"Content-Type": "application/octet-stream"})
+
+
+# --- Models ------------------------------------------------------------------------------------
+
+
+def _model_resource(name: str) -> dict[str, Any]:
+    return {
+        "name": f"models/{name}", "baseModelId": name, "displayName": name, "version": "001",
+        "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+        "supportedGenerationMethods": ["generateContent", "countTokens", "batchGenerateContent"],
+    }
+
+
+async def model_list(request: web.Request, state: State, _: re.Match[str]) -> web.Response:
+    return _page(request, state, [_model_resource(m) for m in _MODELS], "models")
+
+
+async def model_get(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    return _json(_model_resource(_model_name(match["model"]).removeprefix("models/")))
+
+
+async def generate_content(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    model = _model_name(match["model"])
+    try:
+        return _json(synthetic.generate(await _body(request), model))
+    except synthetic.InvalidRequest as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
+
+
+async def count_tokens(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    _model_name(match["model"])
+    body = await _body(request)
+    request_body = body.get("generateContentRequest") or body
+    try:
+        return _json({"totalTokens": synthetic.count_tokens(synthetic.request_text(request_body))})
+    except synthetic.InvalidRequest as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
+
+
+# --- Batches -----------------------------------------------------------------------------------
+
+
+async def batch_create(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    model = _model_name(match["model"])
+    spec = (await _body(request)).get("batch")
+    if not isinstance(spec, dict):
+        raise ApiError(400, "INVALID_ARGUMENT", "The request needs a 'batch' object.")
+    try:
+        batch = state.batches.create(model, spec)
+    except synthetic.InvalidRequest as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
+    except KeyError as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", f"Input file {exc.args[0]} does not exist.") from None
+    return _json(operation(batch))
+
+
+def _batch(state: State, batch_id: str) -> Any:
+    if batch_id not in state.store.batches:
+        raise _not_found(f"batches/{batch_id}")
+    return state.store.batches[batch_id]
+
+
+async def batch_get(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    return _json(operation(_batch(state, match["id"])))
+
+
+async def batch_list(request: web.Request, state: State, _: re.Match[str]) -> web.Response:
+    return _page(request, state, [operation(b) for b in state.store.batches.values()], "operations")
+
+
+async def batch_cancel(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    state.batches.cancel(_batch(state, match["id"]))
+    return _json({})
+
+
+async def batch_delete(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    state.batches.delete(_batch(state, match["id"]))
+    return _json({})
+
+
+# Routes matched on the tail of the path, first match wins; (method, pattern, handler, needs key).
+_ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
+    (m, re.compile(p + "$"), h, auth)
+    for m, p, h, auth in [
+        ("POST", r"/upload" + _VERSION + r"/files", upload_start, True),
+        ("GET", r"(?:/download)?" + _VERSION + r"/files/(?P<id>[a-z0-9-]+):download", file_download, True),
+        ("GET", _VERSION + r"/files/(?P<id>[a-z0-9-]+)", file_get, True),
+        ("DELETE", _VERSION + r"/files/(?P<id>[a-z0-9-]+)", file_delete, True),
+        ("GET", _VERSION + r"/files", file_list, True),
+        ("GET", _VERSION + r"/models", model_list, True),
+        ("GET", _VERSION + r"/models/(?P<model>[\w.-]+)", model_get, True),
+        ("POST", _VERSION + r"/models/(?P<model>[\w.-]+):generateContent", generate_content, True),
+        ("POST", _VERSION + r"/models/(?P<model>[\w.-]+):countTokens", count_tokens, True),
+        ("POST", _VERSION + r"/models/(?P<model>[\w.-]+):batchGenerateContent", batch_create, True),
+        ("POST", _VERSION + r"/batches/(?P<id>[a-z0-9-]+):cancel", batch_cancel, True),
+        ("GET", _VERSION + r"/batches/(?P<id>[a-z0-9-]+)", batch_get, True),
+        ("DELETE", _VERSION + r"/batches/(?P<id>[a-z0-9-]+)", batch_delete, True),
+        ("GET", _VERSION + r"/batches", batch_list, True),
+    ]
+]
+
+
+def _check_key(request: web.Request, config: EmulatorConfig) -> None:
+    key = request.headers.get("x-goog-api-key") or request.query.get("key")
+    if not key:
+        raise ApiError(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers. Please use an API key.")
+    if config.api_keys and key not in config.api_keys:
+        raise ApiError(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    state: State = request.app["state"]
+    try:
+        # Upload chunks go to the URL the start call returned; like the real service, they carry
+        # no API key (the upload id stands for it).
+        if request.method == "POST" and "upload_id" in request.query:
+            return await upload_chunk(request, state)
+        for method, pattern, handler, needs_key in _ROUTES:
+            match = pattern.search(request.path)
+            if match and method == request.method:
+                if needs_key:
+                    _check_key(request, state.config)
+                return await handler(request, state, match)
+        raise ApiError(404, "NOT_FOUND", f"{request.method} {request.path} is not an emulated endpoint.")
+    except ApiError as exc:
+        body = {"error": {"code": exc.code, "message": exc.message, "status": exc.status}}
+        return web.Response(status=exc.code, text=json.dumps(body), content_type="application/json")
+
+
+def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
+    """The aiohttp application; ``base_url`` is where clients reach it (used in upload URLs)."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    tmp = None
+    if config.data_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="gemini-emulator-")
+        data_dir = Path(tmp.name)
+    else:
+        data_dir = config.data_dir
+    store = Store(data_dir)
+    runner = BatchRunner(store, pending_s=config.batch_pending_s, running_s=config.batch_running_s,
+                         base_url=base_url)
+    app["state"] = State(config=config, store=store, batches=runner, base_url=base_url, _tmp=tmp)
+
+    async def shutdown(app: web.Application) -> None:
+        await runner.close()
+        if tmp is not None:
+            tmp.cleanup()
+
+    app.on_shutdown.append(shutdown)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

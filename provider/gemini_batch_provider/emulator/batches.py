@@ -1,0 +1,167 @@
+"""Batch jobs in the emulator: create, the PENDING -> RUNNING -> SUCCEEDED progression, the output.
+
+A job's life is driven by one asyncio task: it waits ``pending_s`` in BATCH_STATE_PENDING, then
+answers every request (in a worker thread, streaming the input file line by line) while
+BATCH_STATE_RUNNING, and turns BATCH_STATE_SUCCEEDED ``pending_s + running_s`` after creation.
+The output file ``files/batch-<id>`` holds one line per input line, in input order:
+``{"response": GenerateContentResponse, "key": ...}`` or ``{"error": Status, "key": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from typing import Any
+
+from . import model as synthetic
+from .store import Batch, Store, new_id, now, timestamp
+
+TERMINAL = {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
+BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
+OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
+
+
+def _answer(item: Any, model: str) -> dict[str, Any]:
+    """``{"response": ...}`` or ``{"error": ...}`` for one input item (a file line or inline request)."""
+    try:
+        if not isinstance(item, dict) or "request" not in item:
+            raise synthetic.InvalidRequest("each line must be an object with a 'request' field")
+        return {"response": synthetic.generate(item["request"], model)}
+    except synthetic.InvalidRequest as exc:
+        return {"error": {"code": 400, "message": str(exc), "status": "INVALID_ARGUMENT"}}
+
+
+def operation(batch: Batch) -> dict[str, Any]:
+    """The batch as a long-running Operation, the shape every batches endpoint answers with."""
+    resource = batch.resource
+    op: dict[str, Any] = {"name": resource["name"], "metadata": {"@type": BATCH_TYPE, **resource}}
+    if resource["state"] in TERMINAL:
+        op["done"] = True
+        if "output" in resource:
+            op["response"] = {"@type": OUTPUT_TYPE, **resource["output"]}
+        if resource["state"] == "BATCH_STATE_CANCELLED":
+            op["error"] = {"code": 1, "message": "The batch was cancelled."}
+    return op
+
+
+class BatchRunner:
+    """Creates batch jobs in a Store and moves them through their states."""
+
+    def __init__(self, store: Store, *, pending_s: float, running_s: float, base_url: str) -> None:
+        self.store = store
+        self.pending_s = pending_s
+        self.running_s = running_s
+        self.base_url = base_url
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def create(self, model: str, spec: dict[str, Any]) -> Batch:
+        """Register a job from a ``batch`` body; raises InvalidRequest or KeyError (missing file)."""
+        input_config = spec.get("inputConfig") or {}
+        file_name = input_config.get("fileName") or input_config.get("file_name")
+        inline = (input_config.get("requests") or {}).get("requests")
+        if bool(file_name) == (inline is not None):
+            raise synthetic.InvalidRequest("batch.inputConfig needs exactly one of fileName or requests")
+        if file_name:
+            file_id = file_name.removeprefix("files/")
+            if file_id not in self.store.files:
+                raise KeyError(file_name)
+            count = sum(1 for line in self.store.file_path(file_id).open("rb") if line.strip())
+        else:
+            count = len(inline)
+        batch_id = new_id()
+        created = timestamp(now())
+        resource: dict[str, Any] = {
+            "name": f"batches/{batch_id}",
+            "model": model,
+            "inputConfig": {"fileName": file_name} if file_name else {"requests": {"requests": inline}},
+            "createTime": created,
+            "updateTime": created,
+            "batchStats": {"requestCount": str(count), "pendingRequestCount": str(count)},
+            "state": "BATCH_STATE_PENDING",
+        }
+        if spec.get("displayName"):
+            resource["displayName"] = spec["displayName"]
+        batch = Batch(id=batch_id, resource=resource, input_requests=inline)
+        self.store.batches[batch_id] = batch
+        self._tasks[batch_id] = asyncio.get_running_loop().create_task(self._run(batch))
+        return batch
+
+    def cancel(self, batch: Batch) -> None:
+        if batch.resource["state"] in TERMINAL:
+            return
+        task = self._tasks.pop(batch.id, None)
+        if task:
+            task.cancel()
+        self._finish(batch, "BATCH_STATE_CANCELLED")
+
+    def delete(self, batch: Batch) -> None:
+        self.cancel(batch)
+        del self.store.batches[batch.id]
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _finish(self, batch: Batch, state: str) -> None:
+        moment = timestamp(now())
+        batch.resource.update(state=state, updateTime=moment, endTime=moment)
+
+    def _set_state(self, batch: Batch, state: str) -> None:
+        batch.resource.update(state=state, updateTime=timestamp(now()))
+
+    def _count(self, batch: Batch, answer: dict[str, Any]) -> None:
+        stats = batch.resource["batchStats"]
+        field = "successfulRequestCount" if "response" in answer else "failedRequestCount"
+        stats[field] = str(int(stats.get(field, "0")) + 1)
+        stats["pendingRequestCount"] = str(int(stats["pendingRequestCount"]) - 1)
+
+    async def _run(self, batch: Batch) -> None:
+        started = time.monotonic()
+        await asyncio.sleep(self.pending_s)
+        self._set_state(batch, "BATCH_STATE_RUNNING")
+        model = batch.resource["model"]
+        if batch.input_requests is not None:
+            answers = []
+            for item in batch.input_requests:
+                answer = _answer(item, model)
+                self._count(batch, answer)
+                if isinstance(item, dict) and "metadata" in item:
+                    answer["metadata"] = item["metadata"]
+                answers.append(answer)
+            output: dict[str, Any] = {"inlinedResponses": {"inlinedResponses": answers}}
+        else:
+            output = {"responsesFile": await asyncio.to_thread(self._answer_file, batch, model)}
+        await asyncio.sleep(max(0.0, self.pending_s + self.running_s - (time.monotonic() - started)))
+        batch.resource["output"] = output
+        self._finish(batch, "BATCH_STATE_SUCCEEDED")
+        self._tasks.pop(batch.id, None)
+
+    def _answer_file(self, batch: Batch, model: str) -> str:
+        """Stream the input file into the output file; returns the output file's name."""
+        source = self.store.file_path(batch.resource["inputConfig"]["fileName"].removeprefix("files/"))
+        output_id = f"batch-{batch.id}"
+        partial = self.store.root / "uploads" / output_id
+        digest = hashlib.sha256()
+        with source.open("rb") as lines, partial.open("wb") as out:
+            for raw in lines:
+                if not raw.strip():
+                    continue
+                try:
+                    item = json.loads(raw)
+                except ValueError as exc:
+                    item, key = None, None
+                    answer = {"error": {"code": 400, "message": f"invalid JSON: {exc}", "status": "INVALID_ARGUMENT"}}
+                else:
+                    key = item.get("key") if isinstance(item, dict) else None
+                    answer = _answer(item, model)
+                self._count(batch, answer)
+                line = (json.dumps({**answer, "key": key}) + "\n").encode()
+                digest.update(line)
+                out.write(line)
+        self.store.add_file(output_id, partial, display_name=None, mime_type="application/jsonl",
+                            sha256=digest.digest(), source="GENERATED", base_url=self.base_url)
+        return f"files/{output_id}"

@@ -1,0 +1,150 @@
+"""The emulator's synthetic model: deterministic answers with plausible token counts.
+
+Given a ``GenerateContentRequest`` (wire shape, camelCase or snake_case keys), it answers with an
+extractive one-sentence summary of the user's text, or, when the request asks for JSON
+(``responseMimeType: application/json``), with JSON that is valid against the request's
+``responseSchema`` / ``responseJsonSchema``. The same request always gets the same answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections import Counter
+from typing import Any
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"[a-z][a-z0-9_]{2,}")
+_STOPWORDS = frozenset(
+    """the and for are but not you all any can had her was one our out has him his how its may new now
+    old see two way who did get let put say she too use this that with from they will have been were
+    what when your which their there than then them these those into more some such only also each
+    other about would could should over under very just like most many much used uses using""".split()
+)
+MAX_SUMMARY_WORDS = 40
+
+
+class InvalidRequest(ValueError):
+    """The request is malformed; the message says which field (answered as 400 INVALID_ARGUMENT)."""
+
+
+def _get(mapping: dict[str, Any], camel: str, snake: str) -> Any:
+    return mapping.get(camel, mapping.get(snake))
+
+
+def count_tokens(text: str) -> int:
+    """Roughly 4 characters per token, the ratio Google documents for Gemini models."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def _texts(contents: Any) -> list[str]:
+    if not isinstance(contents, list) or not contents:
+        raise InvalidRequest("contents must be a non-empty list of Content objects")
+    texts = []
+    for i, content in enumerate(contents):
+        parts = content.get("parts") if isinstance(content, dict) else None
+        if not isinstance(parts, list) or not parts:
+            raise InvalidRequest(f"contents[{i}].parts must be a non-empty list")
+        for part in parts:
+            if not isinstance(part, dict):
+                raise InvalidRequest(f"contents[{i}].parts holds a non-object")
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+    return texts
+
+
+def request_text(request: dict[str, Any]) -> str:
+    """All text of the request's ``contents``; raises InvalidRequest for a malformed request."""
+    if not isinstance(request, dict):
+        raise InvalidRequest("request must be a GenerateContentRequest object")
+    return "\n".join(_texts(request.get("contents")))
+
+
+def summarize(text: str) -> str:
+    """The sentence whose content words are most frequent in the whole text (first one on ties)."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+    if not sentences:
+        return ""
+    freq = Counter(w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS)
+
+    def score(sentence: str) -> float:
+        words = [w for w in _WORD.findall(sentence.lower()) if w not in _STOPWORDS]
+        return sum(freq[w] for w in words) / math.sqrt(len(words)) if words else 0.0
+
+    best = max(sentences, key=score)  # max() keeps the first of equal scores
+    words = best.split()
+    return " ".join(words[:MAX_SUMMARY_WORDS]) + (" ..." if len(words) > MAX_SUMMARY_WORDS else "")
+
+
+def _pick(options: list[Any], text: str) -> Any:
+    """The enum option whose words overlap the text most; a stable hash breaks ties."""
+    words = {w[:5] for w in _WORD.findall(text.lower())}
+    digest = int(hashlib.sha256(text.encode()).hexdigest(), 16)
+
+    def overlap(option: Any) -> int:
+        return len({w[:5] for w in _WORD.findall(str(option).lower())} & words)
+
+    best = max(overlap(o) for o in options)
+    tied = [o for o in options if overlap(o) == best]
+    return tied[digest % len(tied)]
+
+
+def from_schema(schema: dict[str, Any], text: str, summary: str) -> Any:
+    """A value valid against a Gemini ``Schema`` or a JSON schema, derived from the prompt."""
+    if not isinstance(schema, dict):
+        raise InvalidRequest("response_schema must be an object")
+    if schema.get("enum"):
+        return _pick(schema["enum"], text)
+    kind = str(schema.get("type", "string")).lower()
+    if isinstance(schema.get("type"), list):  # JSON schema union such as ["string", "null"]
+        kind = next((str(t).lower() for t in schema["type"] if t != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {name: from_schema(sub, text, summary) for name, sub in props.items()}
+    if kind == "array":
+        return [from_schema(schema.get("items") or {}, text, summary)]
+    if kind == "integer":
+        return len(summary.split())
+    if kind == "number":
+        return round(len(summary.split()) / max(1, len(text.split())), 3)
+    if kind == "boolean":
+        return len(summary) % 2 == 0
+    if kind == "null":
+        return None
+    return summary
+
+
+def generate(request: dict[str, Any], model: str) -> dict[str, Any]:
+    """A ``GenerateContentResponse`` (wire shape) for one request; raises InvalidRequest."""
+    text = request_text(request)
+    config = _get(request, "generationConfig", "generation_config") or {}
+    if not isinstance(config, dict):
+        raise InvalidRequest("generationConfig must be an object")
+    summary = summarize(text)
+    schema = _get(config, "responseJsonSchema", "response_json_schema") or _get(
+        config, "responseSchema", "response_schema"
+    )
+    if _get(config, "responseMimeType", "response_mime_type") == "application/json":
+        answer = json.dumps(from_schema(schema or {"type": "object", "properties": {"text": {}}}, text, summary))
+    else:
+        answer = summary
+        max_tokens = _get(config, "maxOutputTokens", "max_output_tokens")
+        if isinstance(max_tokens, int) and max_tokens > 0:
+            answer = answer[: max_tokens * 4]
+    system = _get(request, "systemInstruction", "system_instruction")
+    prompt_tokens = count_tokens(text) + (count_tokens("\n".join(_texts([system]))) if system else 0)
+    output_tokens = count_tokens(answer)
+    return {
+        "candidates": [
+            {"content": {"parts": [{"text": answer}], "role": "model"}, "finishReason": "STOP", "index": 0}
+        ],
+        "usageMetadata": {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": prompt_tokens + output_tokens,
+        },
+        "modelVersion": model.removeprefix("models/"),
+        "responseId": hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:22],
+    }

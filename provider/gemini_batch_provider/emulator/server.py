@@ -1,0 +1,73 @@
+"""Running the emulator: in the foreground (the CLI) or in a background thread (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import Any
+
+from aiohttp import web
+
+from .app import EmulatorConfig, create_app
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class EmulatorThread:
+    """An emulator served from a daemon thread with its own event loop.
+
+    Use as a context manager; ``base_url`` is the address to give the SDK
+    (``http_options.base_url``) and ``state`` the emulator's resources, for assertions.
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.config = config or EmulatorConfig()
+        self.host = host
+        self.port = port or free_port(host)
+        self.base_url = f"http://{host}:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="gemini-emulator", daemon=True)
+
+    @property
+    def state(self) -> Any:
+        assert self._runner is not None
+        return self._runner.app["state"]
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the emulator's loop (state is not thread-safe) and return its result."""
+
+        async def wrapper() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result()
+
+    def start(self) -> "EmulatorThread":
+        self._thread.start()
+
+        async def start() -> web.AppRunner:
+            runner = web.AppRunner(create_app(self.config, self.base_url), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, self.host, self.port).start()
+            return runner
+
+        self._runner = asyncio.run_coroutine_threadsafe(start(), self._loop).result()
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> "EmulatorThread":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

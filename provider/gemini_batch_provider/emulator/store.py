@@ -1,0 +1,99 @@
+"""The emulator's resources: files kept on disk, their metadata and batch jobs kept in memory.
+
+Resources are stored in the wire shape the Gemini API returns (camelCase, int64 as strings), so the
+handlers answer with them as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+FILE_RETENTION = timedelta(hours=48)  # Files API retention, per the Gemini Files API docs
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_id() -> str:
+    """Lowercase alphanumeric, as the API's file and batch ids are."""
+    return secrets.token_hex(8)
+
+
+@dataclass
+class Upload:
+    """A resumable upload in progress."""
+
+    id: str
+    path: Path
+    meta: dict[str, Any]
+    received: int = 0
+    sha256: Any = field(default_factory=hashlib.sha256)
+
+
+@dataclass
+class Batch:
+    """A batch job; ``resource`` is the GenerateContentBatch as the API shows it."""
+
+    id: str
+    resource: dict[str, Any]
+    input_requests: list[dict[str, Any]] | None = None  # inline batches only
+    inlined_responses: list[dict[str, Any]] | None = None
+
+
+class Store:
+    """Files under ``root`` (content) with their metadata, uploads in progress and batches."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "files").mkdir(parents=True, exist_ok=True)
+        (root / "uploads").mkdir(parents=True, exist_ok=True)
+        self.files: dict[str, dict[str, Any]] = {}
+        self.uploads: dict[str, Upload] = {}
+        self.batches: dict[str, Batch] = {}
+
+    def file_path(self, file_id: str) -> Path:
+        return self.root / "files" / file_id
+
+    def start_upload(self, meta: dict[str, Any]) -> Upload:
+        upload = Upload(id=new_id(), path=self.root / "uploads" / new_id(), meta=meta)
+        upload.path.touch()
+        self.uploads[upload.id] = upload
+        return upload
+
+    def add_file(self, file_id: str, content_path: Path, *, display_name: str | None, mime_type: str,
+                 sha256: bytes, source: str, base_url: str) -> dict[str, Any]:
+        """Move finished content into place and register its File resource."""
+        content_path.replace(self.file_path(file_id))
+        created = now()
+        resource = {
+            "name": f"files/{file_id}",
+            "mimeType": mime_type,
+            "sizeBytes": str(self.file_path(file_id).stat().st_size),
+            "createTime": timestamp(created),
+            "updateTime": timestamp(created),
+            "expirationTime": timestamp(created + FILE_RETENTION),
+            "sha256Hash": base64.b64encode(sha256).decode(),
+            "uri": f"{base_url}/v1beta/files/{file_id}",
+            "downloadUri": f"{base_url}/download/v1beta/files/{file_id}:download?alt=media",
+            "state": "ACTIVE",
+            "source": source,
+        }
+        if display_name:
+            resource["displayName"] = display_name
+        self.files[file_id] = resource
+        return resource
+
+    def delete_file(self, file_id: str) -> None:
+        del self.files[file_id]
+        self.file_path(file_id).unlink(missing_ok=True)
