@@ -1,0 +1,57 @@
+"""Apache Airflow provider for the Google Gemini Batch API.
+
+Import the operators from their modules, e.g.
+``from gemini_batch_provider.operators.batch import GeminiBatchOperator``; this module stays light
+because Airflow imports it (through the ``apache_airflow_provider`` entry point) in every component.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider metadata read by Airflow's ProvidersManager (``airflow providers list``).
+
+    The connection form uses the declarative ``conn-fields`` / ``ui-field-behaviour`` of Airflow 3.2+.
+    """
+    return {
+        "package-name": "airflow-provider-gemini-batch",
+        "name": "Google Gemini Batch",
+        "description": "Gemini Batch API jobs from Airflow: JSONL built, uploaded, submitted, waited on "
+        "in the triggerer, and every row's result landed.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": "gemini",
+                "hook-class-name": "gemini_batch_provider.hooks.gemini.GeminiHook",
+                "hook-name": "Google Gemini",
+                "conn-fields": {
+                    "base_url": {
+                        "label": "Base URL",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "Leave empty for Google's Gemini API; the emulator's URL to use it.",
+                    },
+                    "api_version": {
+                        "label": "API version",
+                        "schema": {"type": ["string", "null"], "default": "v1beta"},
+                        "description": "Gemini API version, e.g. v1beta.",
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "port", "login", "extra"],
+                    "relabeling": {"password": "API key"},
+                    "placeholders": {"password": "Gemini API key from Google AI Studio"},
+                },
+            }
+        ],
+        "hooks": [{"integration-name": "Google Gemini", "python-modules": ["gemini_batch_provider.hooks.gemini"]}],
+        "operators": [
+            {"integration-name": "Google Gemini", "python-modules": ["gemini_batch_provider.operators.batch"]}
+        ],
+        "triggers": [
+            {"integration-name": "Google Gemini", "python-modules": ["gemini_batch_provider.triggers.batch"]}
+        ],
+    }

@@ -1,0 +1,110 @@
+"""Turning records into Gemini ``GenerateContentRequest`` objects, one per record, each with a key.
+
+Every record is checked as it is turned into a request, so a batch input file is never complete (and
+never uploaded) unless every row is valid: the key is present and unique, every ``{field}`` of the
+prompt template is present and not null, and the prompt is not empty.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+from google.genai import types
+
+from .records import InputError
+
+
+def _wire(model: types._common.BaseModel) -> dict[str, Any]:
+    """The REST (camelCase) shape of an SDK type, as the batch input file carries it."""
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def user_content(text: str) -> dict[str, Any]:
+    """Wire shape of ``types.Content(role="user", parts=[types.Part(text=text)])``, built directly
+    because it is built once per row."""
+    return {"parts": [{"text": text}], "role": "user"}
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """How each record becomes a request.
+
+    :param prompt_template: ``str.format`` template; each ``{field}`` names a record field.
+    :param key_field: the record field holding the row's unique key; the 0-based row index when None.
+    :param system_instruction: text sent as ``system_instruction`` with every request.
+    :param generation_config: fields of ``google.genai.types.GenerationConfig`` (snake_case or
+        camelCase, e.g. ``temperature``, ``max_output_tokens``, ``response_mime_type``,
+        ``response_schema``); validated by the SDK's own type.
+    :raises InputError: for a template that does not parse or a generation_config the SDK rejects.
+    """
+
+    prompt_template: str
+    key_field: str | None = None
+    system_instruction: str | None = None
+    generation_config: dict[str, Any] | None = None
+    fields: tuple[str, ...] = field(init=False)
+    _shared: dict[str, Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt_template, str) or not self.prompt_template.strip():
+            raise InputError("prompt_template is empty; give a template such as 'Summarize: {text}'")
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(self.prompt_template) if name is not None]
+        except ValueError as exc:
+            raise InputError(f"prompt_template does not parse ({exc}); write literal braces as '{{{{' and '}}}}'") from None
+        if any(not name.isidentifier() for name in names):
+            raise InputError(f"prompt_template fields must be plain names like {{text}}; got {names}")
+        shared: dict[str, Any] = {}
+        if self.system_instruction:
+            shared["systemInstruction"] = _wire(types.Content(parts=[types.Part(text=self.system_instruction)]))
+        if self.generation_config:
+            try:
+                config = types.GenerationConfig.model_validate(self.generation_config)
+            except pydantic.ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise InputError(
+                    f"generation_config is not a valid GenerationConfig ({problems}); see "
+                    "https://ai.google.dev/api/generate-content#generationconfig"
+                ) from None
+            shared["generationConfig"] = _wire(config)
+        object.__setattr__(self, "fields", tuple(dict.fromkeys(names)))
+        object.__setattr__(self, "_shared", shared)
+
+    def request(self, record: dict[str, Any], row: int) -> dict[str, Any]:
+        """The ``GenerateContentRequest`` (wire shape) for one record; raises InputError."""
+        for name in self.fields:
+            if record.get(name) is None:
+                raise InputError(
+                    f"row {row}: field {name!r} used by prompt_template is missing or null; "
+                    f"add it to the record or remove {{{name}}} from the template"
+                )
+        prompt = self.prompt_template.format_map(record)
+        if not prompt.strip():
+            raise InputError(f"row {row}: the prompt is empty; give the row some text or drop it")
+        return {"contents": [user_content(prompt)], **self._shared}
+
+    def key(self, record: dict[str, Any], row: int) -> str:
+        if self.key_field is None:
+            return str(row)
+        value = record.get(self.key_field)
+        if value is None or str(value) == "":
+            raise InputError(f"row {row}: key field {self.key_field!r} is missing or empty; every row needs a key")
+        return str(value)
+
+
+def build_requests(records: Iterable[dict[str, Any]], spec: RequestSpec) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(key, GenerateContentRequest)`` per record, in order; raises InputError on the first bad row.
+
+    Keys must be unique: memory grows with the number of keys seen (a few dozen bytes each).
+    """
+    seen: dict[str, int] = {}
+    for row, record in enumerate(records):
+        key = spec.key(record, row)
+        if key in seen:
+            raise InputError(f"row {row}: key {key!r} already used by row {seen[key]}; keys must be unique")
+        seen[key] = row
+        yield key, spec.request(record, row)

@@ -1,0 +1,127 @@
+"""Landing results: the batch output file parsed as a stream and joined back to the input by key.
+
+Every input key gets exactly one results row, whatever the output file holds: a row for each key
+found (the first line wins if a key repeats), then a ``missing`` row for each input key the output
+never mentioned. Lines for keys that were not in the input are counted and skipped. Result rows are
+written as they are read; memory holds only the set of keys.
+
+Results row (one JSON object per line)::
+
+    {"key": str, "status": "succeeded" | "failed" | "missing",
+     "text": str | None, "usage": {usage_metadata fields} | None, "error": {code, message, status} | None}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from google.genai import types
+
+SUCCEEDED = "succeeded"  # the model answered with text
+FAILED = "failed"  # the API answered this row with an error, or with no text (blocked, empty)
+MISSING = "missing"  # the output has no line for this key
+STATUSES = (SUCCEEDED, FAILED, MISSING)
+
+USAGE_FIELDS = (
+    "prompt_token_count", "candidates_token_count", "thoughts_token_count",
+    "cached_content_token_count", "total_token_count",
+)
+
+
+def _row(key: str, status: str, *, text: str | None = None, usage: dict[str, int] | None = None,
+         error: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"key": key, "status": status, "text": text, "usage": usage, "error": error}
+
+
+def _error(message: str, status: str, code: int | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "status": status}
+
+
+def _usage(response: types.GenerateContentResponse) -> dict[str, int] | None:
+    meta = response.usage_metadata
+    if meta is None:
+        return None
+    return {name: getattr(meta, name) for name in USAGE_FIELDS if getattr(meta, name) is not None}
+
+
+def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
+    """One output line (``{"key", "response"}`` or ``{"key", "error"}``) as a results row."""
+    key = str(item.get("key"))
+    if isinstance(item.get("error"), dict):
+        err = item["error"]
+        return _row(key, FAILED, error=_error(str(err.get("message", "")), str(err.get("status", "")), err.get("code")))
+    try:
+        response = types.GenerateContentResponse.model_validate(item.get("response"))
+    except pydantic.ValidationError as exc:
+        return _row(key, FAILED, error=_error(f"unreadable response: {exc.errors()[0]['msg']}", "INVALID_RESPONSE"))
+    usage = _usage(response)
+    text = response.text if response.candidates else None
+    if text is None:
+        candidate = response.candidates[0] if response.candidates else None
+        reason = (candidate and candidate.finish_reason) or (
+            response.prompt_feedback and response.prompt_feedback.block_reason
+        )
+        return _row(key, FAILED, usage=usage, error=_error(f"no text in the response ({reason})", "NO_TEXT"))
+    return _row(key, SUCCEEDED, text=text, usage=usage)
+
+
+class ResultsWriter:
+    """Writes results rows to ``path`` atomically (a ``.part`` file renamed on close) and tallies them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._part = path.with_name(path.name + ".part")
+        self._out = self._part.open("w", encoding="utf-8")
+        self.counts: Counter[str] = Counter({status: 0 for status in STATUSES})
+        self.usage: Counter[str] = Counter()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.counts[row["status"]] += 1
+        self.usage.update(row["usage"] or {})
+
+    def close(self) -> None:
+        self._out.close()
+        os.replace(self._part, self.path)
+
+    def abort(self) -> None:
+        self._out.close()
+        self._part.unlink(missing_ok=True)
+
+
+def join_results(keys: Sequence[str], output_lines: Iterable[bytes], writer: ResultsWriter) -> dict[str, int]:
+    """Write one results row per key in ``keys``, from ``output_lines`` (raw batch output JSONL).
+
+    Returns ``{"unknown_keys": n, "duplicate_keys": n, "unreadable_lines": n}``: output lines that
+    were skipped because they name no input key, repeat a key, or are not JSON.
+    """
+    expected = set(keys)
+    landed: set[str] = set()
+    skipped = Counter({"unknown_keys": 0, "duplicate_keys": 0, "unreadable_lines": 0})
+    for raw in output_lines:
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except ValueError:
+            skipped["unreadable_lines"] += 1
+            continue
+        key = str(item.get("key")) if isinstance(item, dict) else None
+        if key not in expected:
+            skipped["unknown_keys"] += 1
+        elif key in landed:
+            skipped["duplicate_keys"] += 1
+        else:
+            landed.add(key)
+            writer.write(parse_output_line(item))
+    for key in keys:
+        if key not in landed:
+            writer.write(_row(key, MISSING, error=_error("the batch output has no line for this key", "MISSING")))
+    return dict(skipped)

@@ -1,0 +1,92 @@
+"""GeminiHook: a ``google.genai.Client`` built from an Airflow connection of type ``gemini``.
+
+The connection holds the API key in its password field and, in its extras, ``base_url`` (leave
+empty for Google's endpoint; the local emulator's URL otherwise) and ``api_version`` (default
+``v1beta``, the version the Batch API is documented on: https://ai.google.dev/api/batch-mode).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseHook, Connection
+from airflow.sdk.exceptions import AirflowException
+from google import genai
+from google.genai import types
+
+DEFAULT_API_VERSION = "v1beta"
+
+
+def client_options(conn: Connection) -> dict[str, Any]:
+    """Keyword arguments for ``genai.Client`` from a ``gemini`` connection (the one parser for sync
+    and async use). Raises AirflowException, without the key in it, when the key is missing."""
+    if not conn.password:
+        raise AirflowException(
+            f"connection {conn.conn_id!r} has no API key: put the Gemini API key in its password field"
+        )
+    extra = conn.extra_dejson
+    http_options: dict[str, Any] = {"api_version": extra.get("api_version") or DEFAULT_API_VERSION}
+    if extra.get("base_url"):
+        http_options["base_url"] = extra["base_url"]
+    return {"api_key": conn.password, "http_options": types.HttpOptions(**http_options)}
+
+
+class GeminiHook(BaseHook):
+    """Interact with the Gemini API (Files, Batches, Models) through the google-genai SDK.
+
+    ``hook.client`` is the sync ``genai.Client``; ``hook.client.aio`` its async side. In a trigger,
+    build the hook with :meth:`aget_client` so that reading the connection does not block the loop.
+
+    :param gemini_conn_id: id of a connection of type ``gemini``.
+    """
+
+    conn_name_attr = "gemini_conn_id"
+    default_conn_name = "gemini_default"
+    conn_type = "gemini"
+    hook_name = "Google Gemini"
+
+    def __init__(self, gemini_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gemini_conn_id = gemini_conn_id
+
+    @cached_property
+    def client(self) -> genai.Client:
+        return genai.Client(**client_options(self.get_connection(self.gemini_conn_id)))
+
+    def get_conn(self) -> genai.Client:
+        return self.client
+
+    async def aget_client(self) -> genai.Client:
+        """The client built from a connection read asynchronously (for triggers); use ``.aio`` on it."""
+        conn = await self.aget_connection(self.gemini_conn_id)
+        return genai.Client(**client_options(conn))
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            models = [m.name for m in self.client.models.list(config={"page_size": 50})]
+        except Exception as exc:  # the UI shows the message; the SDK's errors never carry the key
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Connected; {len(models)} models visible, e.g. {', '.join(models[:3])}"
+
+    def upload_file(self, path: Path, display_name: str, mime_type: str = "jsonl") -> types.File:
+        """Upload a local file through the Files API (resumable, 8 MiB chunks, streamed from disk)."""
+        return self.client.files.upload(file=str(path), config={"display_name": display_name, "mime_type": mime_type})
+
+    def delete_file(self, name: str) -> None:
+        self.client.files.delete(name=name)
+
+    def create_batch_job(self, model: str, src: str, display_name: str) -> types.BatchJob:
+        """Create a batch job from an uploaded input file ``files/<id>``; returns the job (``batches/<id>``)."""
+        return self.client.batches.create(model=model, src=src, config={"display_name": display_name})
+
+    def get_batch_job(self, name: str) -> types.BatchJob:
+        return self.client.batches.get(name=name)
+
+    def cancel_batch_job(self, name: str) -> None:
+        self.client.batches.cancel(name=name)
+
+    def download_file(self, name: str) -> bytes:
+        """The content of a file from the Files API (e.g. a batch's ``files/batch-<id>`` output)."""
+        return self.client.files.download(file=name)

@@ -1,0 +1,101 @@
+"""GeminiBatchJobTrigger: waits in the triggerer until every given batch job has ended.
+
+It only waits: it never creates or cancels jobs, carries the connection id (never the key) in its
+kwargs, uses the SDK's async client only, and rides out transient poll errors (HTTP 408/429/5xx and
+connection failures) up to ``max_poll_errors`` in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from google.genai import errors
+
+from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL, state_name
+from gemini_batch_provider.hooks.gemini import GeminiHook
+
+TRANSIENT_CODES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a poll error is worth another try (the next poll) rather than failing the wait."""
+    if isinstance(exc, errors.APIError):
+        return exc.code in TRANSIENT_CODES
+    return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError))
+
+
+class GeminiBatchJobTrigger(BaseTrigger):
+    """Poll batch jobs until all have ended; yield one event.
+
+    Event payload: ``{"status": "success" | "error", "message": str, "jobs": [{"name", "state",
+    "output_file"}]}``; ``status`` is ``success`` only when every job is ``JOB_STATE_SUCCEEDED``.
+
+    :param job_names: batch job names, ``batches/<id>``.
+    :param gemini_conn_id: connection to poll with.
+    :param poll_interval: seconds between polls.
+    :param max_poll_errors: transient poll errors tolerated in a row before giving up.
+    """
+
+    def __init__(self, job_names: list[str], gemini_conn_id: str, poll_interval: float = 30.0,
+                 max_poll_errors: int = 10) -> None:
+        super().__init__()
+        self.job_names = list(job_names)
+        self.gemini_conn_id = gemini_conn_id
+        self.poll_interval = poll_interval
+        self.max_poll_errors = max_poll_errors
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_names": self.job_names,
+                "gemini_conn_id": self.gemini_conn_id,
+                "poll_interval": self.poll_interval,
+                "max_poll_errors": self.max_poll_errors,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        client = await GeminiHook(self.gemini_conn_id).aget_client()
+        ended: dict[str, dict[str, Any]] = {}
+        errors_in_row = 0
+        started = time.monotonic()
+        while True:
+            try:
+                for name in self.job_names:
+                    if name in ended:
+                        continue
+                    job = await client.aio.batches.get(name=name)
+                    state = state_name(job.state)
+                    if state in TERMINAL:
+                        output = job.dest.file_name if job.dest else None
+                        ended[name] = {"name": name, "state": state, "output_file": output}
+                        self.log.info("%s ended: %s", name, state)
+                errors_in_row = 0
+            except Exception as exc:
+                errors_in_row += 1
+                if not is_transient(exc) or errors_in_row > self.max_poll_errors:
+                    yield TriggerEvent(
+                        {"status": "error", "jobs": list(ended.values()),
+                         "message": f"polling batch jobs failed ({errors_in_row} errors in a row): {exc}"}
+                    )
+                    return
+                self.log.warning("poll error %d of %d tolerated: %s", errors_in_row, self.max_poll_errors, exc)
+            if len(ended) == len(self.job_names):
+                break
+            self.log.info(
+                "%d of %d batch jobs ended after %.0f s; next poll in %.0f s",
+                len(ended), len(self.job_names), time.monotonic() - started, self.poll_interval,
+            )
+            await asyncio.sleep(self.poll_interval)
+        jobs = [ended[name] for name in self.job_names]
+        bad = [f"{j['name']} {j['state']}" for j in jobs if j["state"] in ENDED_BADLY]
+        yield TriggerEvent(
+            {"status": "error" if bad else "success", "jobs": jobs,
+             "message": f"batch jobs did not succeed: {', '.join(bad)}" if bad else "all batch jobs succeeded"}
+        )

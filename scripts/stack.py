@@ -1,0 +1,219 @@
+"""A real Airflow deployment on this machine, for the demo and the end-to-end tests.
+
+Starts the Gemini API emulator and the Airflow 3 components (api-server, scheduler, dag-processor,
+triggerer; LocalExecutor on SQLite) as separate processes under one AIRFLOW_HOME, triggers DAG runs
+through the REST API and watches them. Every process is stopped when the ``Stack`` context exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Stack:
+    """Emulator + Airflow components under ``home``; use as a context manager.
+
+    ``api_key`` and ``base_url`` configure the ``gemini_default`` connection: by default a made-up
+    key and the emulator this stack starts; a real key and ``base_url=None`` target real Gemini
+    (then no emulator is started).
+    """
+
+    COMPONENTS = ("scheduler", "dag-processor", "triggerer")
+
+    def __init__(self, home: Path, *, api_key: str = "emulator-demo-key", use_emulator: bool = True,
+                 env: dict[str, str] | None = None, emulator_args: tuple[str, ...] = ()) -> None:
+        self.home = home.resolve()
+        self.logs = self.home / "process-logs"
+        self.api_port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.emulator_url = f"http://127.0.0.1:{free_port()}" if use_emulator else None
+        self.emulator_args = emulator_args
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._token: str | None = None
+        extra = {"base_url": self.emulator_url} if self.emulator_url else {}
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            "AIRFLOW__API__BASE_URL": self.api_url,
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            # Airflow 3.3.2 can fail a task whose trigger fires within seconds of deferral (a
+            # scheduler/triggerer race); a 1 s worker heartbeat avoids it (see reference notes).
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW_CONN_GEMINI_DEFAULT": json.dumps({"conn_type": "gemini", "password": api_key, "extra": extra}),
+            "GEMINI_BATCH_OUTPUT_DIR": str(self.home / "results"),
+            "GEMINI_BATCH_POLL_INTERVAL": "2",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+
+    # --- processes ---------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = (self.logs / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd=self.home,
+        )
+
+    def start(self) -> Stack:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.emulator_url:
+            port = self.emulator_url.rsplit(":", 1)[1]
+            self._spawn("emulator", [str(BIN / "gemini-batch-emulator"), "--port", port, *self.emulator_args])
+        subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=self.env, check=True, cwd=self.home,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        self._spawn("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.api_port),
+                                   "--host", "127.0.0.1"])
+        for name in self.COMPONENTS:
+            self._spawn(name, [str(BIN / "airflow"), name])
+        self._wait_healthy()
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def __enter__(self) -> Stack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with {proc.returncode}; its log ends:\n{tail}")
+
+    def _wait_healthy(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                health = self.get("/api/v2/monitor/health")
+                if all(health.get(c, {}).get("status") == "healthy" for c in ("metadatabase", "scheduler", "triggerer")):
+                    return
+            except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"Airflow was not healthy after {timeout} s; logs in {self.logs}")
+
+    # --- REST API ----------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.api_url + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def get(self, path: str) -> Any:
+        return self._request("GET", path)
+
+    def login(self) -> None:
+        # With SIMPLE_AUTH_MANAGER_ALL_ADMINS, GET /auth/token hands out an admin token.
+        self._token = self.get("/auth/token")["access_token"]
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        self.login()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                self.get(f"/api/v2/dags/{dag_id}")
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+            time.sleep(1)
+        raise TimeoutError(f"DAG {dag_id} was not registered after {timeout} s; see {self.logs}/dag-processor.log")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        run_id = f"manual__{time.strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(3)}"
+        self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+                      {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}})
+        return run_id
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600, on_poll: Any = None) -> dict[str, Any]:
+        """Poll the run every half second until it ends; returns ``{"state", "task_states_seen"}``.
+
+        ``task_states_seen`` maps each task id to the ordered distinct states it was seen in.
+        """
+        seen: dict[str, list[str]] = {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            for ti in self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]:
+                states = seen.setdefault(ti["task_id"], [])
+                if ti["state"] and (not states or states[-1] != ti["state"]):
+                    states.append(ti["state"])
+                    if on_poll:
+                        on_poll(ti["task_id"], ti["state"])
+            state = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in ("success", "failed"):
+                return {"state": state, "task_states_seen": seen}
+            time.sleep(0.5)
+        raise TimeoutError(f"run {run_id} of {dag_id} did not end within {timeout} s")
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self.get(path)["value"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
+        content = self.get(path)["content"]
+        return "\n".join(str(c.get("event", c)) if isinstance(c, dict) else str(c) for c in content)
+
+    def trigger_logs(self, dag_id: str, run_id: str, task_id: str) -> list[Path]:
+        """Log files the triggerer wrote for this task (proof it was deferred to the triggerer)."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        return sorted(folder.glob("attempt=*.log.trigger.*.log"))
