@@ -137,7 +137,8 @@ class Stack:
             self._check_alive()
             try:
                 health = self.get("/api/v2/monitor/health")
-                if all(health.get(c, {}).get("status") == "healthy" for c in ("metadatabase", "scheduler", "triggerer")):
+                components = ("metadatabase", "scheduler", "triggerer")
+                if all(health.get(c, {}).get("status") == "healthy" for c in components):
                     return
             except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
                 pass

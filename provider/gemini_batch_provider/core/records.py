@@ -9,9 +9,9 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-Records = Union[Iterable[dict[str, Any]], str, Path]
+Records = Iterable[dict[str, Any]] | str | Path
 
 
 class InputError(ValueError):

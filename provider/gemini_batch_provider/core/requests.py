@@ -55,7 +55,9 @@ class RequestSpec:
         try:
             names = [name for _, name, _, _ in string.Formatter().parse(self.prompt_template) if name is not None]
         except ValueError as exc:
-            raise InputError(f"prompt_template does not parse ({exc}); write literal braces as '{{{{' and '}}}}'") from None
+            raise InputError(
+                f"prompt_template does not parse ({exc}); write literal braces as '{{{{' and '}}}}'"
+            ) from None
         if any(not name.isidentifier() for name in names):
             raise InputError(f"prompt_template fields must be plain names like {{text}}; got {names}")
         shared: dict[str, Any] = {}

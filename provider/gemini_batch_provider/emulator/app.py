@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -53,6 +54,9 @@ class State:
     batches: BatchRunner
     base_url: str
     _tmp: Any = field(default=None, repr=False)
+
+
+STATE = web.AppKey("state", State)
 
 
 class ApiError(Exception):
@@ -277,7 +281,7 @@ def _check_key(request: web.Request, config: EmulatorConfig) -> None:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    state: State = request.app["state"]
+    state = request.app[STATE]
     try:
         # Upload chunks go to the URL the start call returned; like the real service, they carry
         # no API key (the upload id stands for it).
@@ -307,7 +311,7 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
     store = Store(data_dir)
     runner = BatchRunner(store, pending_s=config.batch_pending_s, running_s=config.batch_running_s,
                          base_url=base_url)
-    app["state"] = State(config=config, store=store, batches=runner, base_url=base_url, _tmp=tmp)
+    app[STATE] = State(config=config, store=store, batches=runner, base_url=base_url, _tmp=tmp)
 
     async def shutdown(app: web.Application) -> None:
         await runner.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import EmulatorConfig, create_app
+from .app import STATE, EmulatorConfig, State, create_app
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -35,9 +35,9 @@ class EmulatorThread:
         self._thread = threading.Thread(target=self._loop.run_forever, name="gemini-emulator", daemon=True)
 
     @property
-    def state(self) -> Any:
+    def state(self) -> State:
         assert self._runner is not None
-        return self._runner.app["state"]
+        return self._runner.app[STATE]
 
     def call(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(*args)`` on the emulator's loop (state is not thread-safe) and return its result."""
@@ -47,7 +47,7 @@ class EmulatorThread:
 
         return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result()
 
-    def start(self) -> "EmulatorThread":
+    def start(self) -> EmulatorThread:
         self._thread.start()
 
         async def start() -> web.AppRunner:
@@ -66,7 +66,7 @@ class EmulatorThread:
         self._thread.join()
         self._loop.close()
 
-    def __enter__(self) -> "EmulatorThread":
+    def __enter__(self) -> EmulatorThread:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -140,7 +140,9 @@ class GeminiBatchOperator(BaseOperator):
         return {"status": "error" if bad else "success", "jobs": jobs,
                 "message": f"batch jobs did not succeed: {', '.join(bad)}" if bad else "all batch jobs succeeded"}
 
-    def execute_complete(self, context: Context, event: dict[str, Any], input_file: str | None = None) -> dict[str, Any]:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], input_file: str | None = None
+    ) -> dict[str, Any]:
         """Resume after the wait: fail on a bad ending, else download, join by key and land the results."""
         if event["status"] != "success":
             raise AirflowException(f"{self.task_id}: {event['message']}")

@@ -1,0 +1,62 @@
+"""Shared fixtures: an emulator on a free port, SDK clients pointed at it, an Airflow home in a tmp dir.
+
+AIRFLOW_HOME and the metadata DB are set before anything imports Airflow, so tests never touch a
+user's ~/airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="gemini-batch-tests-airflow-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+
+import pytest  # noqa: E402
+from google import genai  # noqa: E402
+from google.genai import types  # noqa: E402
+
+from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread  # noqa: E402
+
+API_KEY = "test-key-0123456789"
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorThread]:
+    """A fresh emulator whose batch jobs take 0.3 s pending and 0.5 s running."""
+    with EmulatorThread(EmulatorConfig(batch_pending_s=0.3, batch_running_s=0.5, page_size=2)) as emu:
+        yield emu
+
+
+@pytest.fixture
+def client(emulator: EmulatorThread) -> genai.Client:
+    return genai.Client(
+        api_key=API_KEY, http_options=types.HttpOptions(base_url=emulator.base_url, api_version="v1beta")
+    )
+
+
+@pytest.fixture
+def gemini_conn(emulator: EmulatorThread, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``gemini_default`` (as an environment connection) pointing at the emulator."""
+    import json
+
+    conn = {"conn_type": "gemini", "password": API_KEY, "extra": {"base_url": emulator.base_url}}
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
+    return "gemini_default"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB in this session's AIRFLOW_HOME (for ``dag.test()``)."""
+    import subprocess
+    import sys
+
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    return Path(_AIRFLOW_HOME)

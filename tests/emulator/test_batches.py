@@ -1,0 +1,122 @@
+"""Batches of the emulator, driven by the unmodified google-genai SDK (sync and client.aio)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+import urllib.request
+
+import pytest
+from google.genai import errors
+
+pytestmark = pytest.mark.integration
+
+MODEL = "gemini-2.5-flash"
+
+
+def _input_file(client, lines):
+    data = "".join(line if isinstance(line, str) else json.dumps(line) + "\n" for line in lines)
+    return client.files.upload(file=io.BytesIO(data.encode()), config={"mime_type": "jsonl"}).name
+
+
+def _request(text):
+    return {"contents": [{"parts": [{"text": text}], "role": "user"}]}
+
+
+def _wait(client, name, timeout=10):
+    deadline = time.monotonic() + timeout
+    states = []
+    while time.monotonic() < deadline:
+        job = client.batches.get(name=name)
+        if not states or states[-1] != job.state.value:
+            states.append(job.state.value)
+        if job.done:
+            return job, states
+        time.sleep(0.05)
+    raise TimeoutError(name)
+
+
+def test_file_batch_goes_pending_running_succeeded_with_one_output_line_per_input(client):
+    src = _input_file(
+        client,
+        [
+            {"key": "a", "request": _request("The first row. It talks about cats.")},
+            "{not json\n",
+            {"key": "c", "request": {"contents": "not a list"}},
+            {"key": "d", "request": _request("The last row.")},
+        ],
+    )
+    job = client.batches.create(model=MODEL, src=src, config={"display_name": "nightly"})
+    assert job.name.startswith("batches/")
+    assert job.display_name == "nightly"
+    assert job.state.value == "JOB_STATE_PENDING"
+    job, states = _wait(client, job.name)
+    assert states == ["JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
+    assert job.dest.file_name == f"files/batch-{job.name.removeprefix('batches/')}"
+    lines = [json.loads(line) for line in client.files.download(file=job.dest.file_name).splitlines()]
+    assert [line["key"] for line in lines] == ["a", None, "c", "d"]
+    assert lines[0]["response"]["candidates"][0]["content"]["parts"][0]["text"] == "The first row."
+    assert lines[0]["response"]["usageMetadata"]["totalTokenCount"] > 0
+    assert lines[1]["error"]["status"] == "INVALID_ARGUMENT"
+    assert lines[2]["error"]["code"] == 400 and "contents" in lines[2]["error"]["message"]
+    assert "response" in lines[3]
+
+
+def test_operation_wrapping_and_batch_stats_on_the_wire(client, emulator):
+    job = client.batches.create(model=MODEL, src=_input_file(client, [{"key": "a", "request": _request("Hi.")}]))
+    _wait(client, job.name)
+    request = urllib.request.Request(f"{emulator.base_url}/v1beta/{job.name}", headers={"x-goog-api-key": "k"})
+    with urllib.request.urlopen(request) as response:
+        op = json.loads(response.read())
+    assert op["done"] is True
+    assert op["metadata"]["state"] == "BATCH_STATE_SUCCEEDED"
+    assert op["metadata"]["batchStats"] == {
+        "requestCount": "1", "pendingRequestCount": "0", "successfulRequestCount": "1",
+    }
+    assert op["response"]["responsesFile"] == op["metadata"]["output"]["responsesFile"]
+
+
+async def test_inline_batch_async_echoes_metadata_in_order(client):
+    src = [
+        {"contents": "Why is the sky blue? Because of scattering.", "metadata": {"key": "r1"}},
+        {"contents": "Tell me a joke.", "metadata": {"key": "r2"}},
+    ]
+    job = await client.aio.batches.create(model=MODEL, src=src)
+    while not (job := await client.aio.batches.get(name=job.name)).done:
+        await asyncio.sleep(0.05)
+    responses = job.dest.inlined_responses
+    assert [r.metadata for r in responses] == [{"key": "r1"}, {"key": "r2"}]
+    assert responses[1].response.text == "Tell me a joke."
+
+
+def test_cancel_then_delete(client):
+    job = client.batches.create(model=MODEL, src=_input_file(client, [{"key": "a", "request": _request("Hi.")}]))
+    client.batches.cancel(name=job.name)
+    assert client.batches.get(name=job.name).state.value == "JOB_STATE_CANCELLED"
+    client.batches.delete(name=job.name)
+    with pytest.raises(errors.ClientError) as info:
+        client.batches.get(name=job.name)
+    assert info.value.code == 404
+
+
+async def test_list_pages_async_and_sync(client):
+    src = _input_file(client, [{"key": "a", "request": _request("Hi.")}])
+    names = {(await client.aio.batches.create(model=MODEL, src=src)).name for _ in range(3)}
+    assert {j.name async for j in await client.aio.batches.list(config={"page_size": 2})} == names
+    assert {j.name for j in client.batches.list(config={"page_size": 2})} == names
+    for name in names:
+        await client.aio.batches.cancel(name=name)
+        await client.aio.batches.delete(name=name)
+    assert [j async for j in await client.aio.batches.list()] == []
+
+
+def test_create_from_missing_file_or_unknown_model_is_refused(client):
+    with pytest.raises(errors.ClientError) as info:
+        client.batches.create(model=MODEL, src="files/doesnotexist")
+    assert info.value.code == 400 and "does not exist" in info.value.message
+    src = _input_file(client, [{"key": "a", "request": _request("Hi.")}])
+    with pytest.raises(errors.ClientError) as info:
+        client.batches.create(model="no-such-model", src=src)
+    assert info.value.code == 404

@@ -1,0 +1,87 @@
+"""generateContent, countTokens, models and API-key checks of the emulator, through the real SDK."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread
+
+pytestmark = pytest.mark.integration
+
+TEXT = (
+    "The json module encodes and decodes JSON. It is small. "
+    "The json module offers dumps and loads for JSON text and JSON files."
+)
+
+
+def test_generate_content_is_an_extractive_deterministic_summary(client):
+    first = client.models.generate_content(model="gemini-2.5-flash", contents=TEXT)
+    again = client.models.generate_content(model="gemini-2.5-flash", contents=TEXT)
+    assert first.text == again.text
+    assert first.text in TEXT and first.text.endswith(".")
+    assert first.text != "It is small."  # the sentence with the most frequent content words wins
+    usage = first.usage_metadata
+    assert usage.prompt_token_count > 0 and usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
+
+
+async def test_generate_content_async_with_json_schema(client):
+    config = types.GenerateContentConfig(
+        system_instruction="Summarize and categorize.",
+        response_mime_type="application/json",
+        response_schema={
+            "type": "OBJECT",
+            "properties": {
+                "summary": {"type": "STRING"},
+                "category": {"type": "STRING", "enum": ["networking", "data formats"]},
+                "tags": {"type": "ARRAY", "items": {"type": "STRING"}},
+            },
+        },
+    )
+    response = await client.aio.models.generate_content(model="gemini-2.5-flash", contents=TEXT, config=config)
+    parsed = json.loads(response.text)
+    assert set(parsed) == {"summary", "category", "tags"}
+    assert parsed["category"] == "data formats"  # the option whose words the prompt shares
+    assert isinstance(parsed["tags"], list) and parsed["summary"] in TEXT
+
+
+def test_count_tokens_sync_and_async(client):
+    import asyncio
+
+    counted = client.models.count_tokens(model="gemini-2.5-flash", contents="x" * 40)
+    assert counted.total_tokens == 10
+    assert asyncio.run(client.aio.models.count_tokens(model="gemini-2.5-flash", contents="x" * 40)).total_tokens == 10
+
+
+def test_models_list_and_get(client):
+    names = [m.name for m in client.models.list()]
+    assert "models/gemini-2.5-flash" in names
+    assert client.models.get(model="gemini-2.5-pro").input_token_limit == 1048576
+
+
+def test_keys_are_required_and_checked():
+    with EmulatorThread(EmulatorConfig(api_keys=frozenset({"good-key-123"}))) as emu:
+        def make(key):
+            return genai.Client(api_key=key, http_options=types.HttpOptions(base_url=emu.base_url))
+
+        good = make("good-key-123")
+        assert good.models.count_tokens(model="gemini-2.5-flash", contents="abcd").total_tokens == 1
+        bad = make("bad-key-456")
+        with pytest.raises(errors.ClientError) as info:
+            bad.models.count_tokens(model="gemini-2.5-flash", contents="abcd")
+        assert info.value.code == 400 and "API key not valid" in info.value.message
+        assert "bad-key-456" not in str(info.value)
+
+
+def test_missing_key_is_refused(emulator):
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{emulator.base_url}/v1beta/models", method="GET")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request)
+    assert info.value.code == 403
+    assert json.loads(info.value.read())["error"]["status"] == "PERMISSION_DENIED"
