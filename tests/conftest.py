@@ -15,6 +15,8 @@ _AIRFLOW_HOME = tempfile.mkdtemp(prefix="gemini-batch-tests-airflow-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+DAGS_FOLDER = str(Path(__file__).parent / "airflow" / "dags")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = DAGS_FOLDER
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 

@@ -25,7 +25,8 @@ def test_generate_content_is_an_extractive_deterministic_summary(client):
     assert first.text in TEXT and first.text.endswith(".")
     assert first.text != "It is small."  # the sentence with the most frequent content words wins
     usage = first.usage_metadata
-    assert usage.prompt_token_count > 0 and usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
+    assert usage.prompt_token_count > 0
+    assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
 
 
 async def test_generate_content_async_with_json_schema(client):

@@ -15,9 +15,11 @@ from gemini_batch_provider.core.jsonl import write_batch_input
 from gemini_batch_provider.core.records import InputError, iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests
 from gemini_batch_provider.core.results import STATUSES, ResultsWriter, join_results
-from gemini_batch_provider.core.states import SUCCEEDED, TERMINAL, state_name
+from gemini_batch_provider.core.states import SUCCEEDED, TERMINAL, job_summary, state_name
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
+
+INPUT_FILES_XCOM = "gemini_batch_input_files"
 
 
 class GeminiBatchOperator(BaseOperator):
@@ -118,15 +120,16 @@ class GeminiBatchOperator(BaseOperator):
         job = hook.create_batch_job(self.model, src=str(uploaded.name), display_name=display_name)
         self.log.info("Created batch job %s from %s (%d requests).", job.name, uploaded.name, batch_input.requests)
         job_names = [str(job.name)]
+        # Kept in XCom, not in the trigger: the job resource does not name its input file.
+        context["ti"].xcom_push(key=INPUT_FILES_XCOM, value=[uploaded.name])
         if self.deferrable:
             self.defer(
                 trigger=GeminiBatchJobTrigger(
                     job_names=job_names, gemini_conn_id=self.gemini_conn_id, poll_interval=self.poll_interval
                 ),
                 method_name="execute_complete",
-                kwargs={"input_file": uploaded.name},
             )
-        return self.execute_complete(context, self._wait(hook, job_names), input_file=uploaded.name)
+        return self.execute_complete(context, self._wait(hook, job_names))
 
     def _wait(self, hook: GeminiHook, job_names: list[str]) -> dict[str, Any]:
         """Poll in the worker (``deferrable=False``); returns an event shaped like the trigger's."""
@@ -135,14 +138,12 @@ class GeminiBatchOperator(BaseOperator):
             while (state := state_name((job := hook.get_batch_job(name)).state)) not in TERMINAL:
                 self.log.info("%s is %s; next poll in %.0f s", name, state, self.poll_interval)
                 time.sleep(self.poll_interval)
-            jobs.append({"name": name, "state": state, "output_file": job.dest.file_name if job.dest else None})
+            jobs.append(job_summary(job))
         bad = [f"{j['name']} {j['state']}" for j in jobs if j["state"] != SUCCEEDED]
         return {"status": "error" if bad else "success", "jobs": jobs,
                 "message": f"batch jobs did not succeed: {', '.join(bad)}" if bad else "all batch jobs succeeded"}
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any], input_file: str | None = None
-    ) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the wait: fail on a bad ending, else download, join by key and land the results."""
         if event["status"] != "success":
             raise AirflowException(f"{self.task_id}: {event['message']}")
@@ -151,8 +152,9 @@ class GeminiBatchOperator(BaseOperator):
         for job in event["jobs"]:
             output_lines.extend(hook.download_file(job["output_file"]).splitlines())
         summary = self._land([key for key, _ in self._requests()], output_lines, [j["name"] for j in event["jobs"]])
-        if input_file and self.delete_input_file:
-            hook.delete_file(input_file)
+        if self.delete_input_file:
+            for name in context["ti"].xcom_pull(task_ids=self.task_id, key=INPUT_FILES_XCOM) or []:
+                hook.delete_file(name)
         return summary
 
     def _land(self, keys: list[str], output_lines: list[bytes], job_names: list[str]) -> dict[str, Any]:

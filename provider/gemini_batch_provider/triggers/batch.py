@@ -16,7 +16,7 @@ import aiohttp
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from google.genai import errors
 
-from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL, state_name
+from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL, job_summary, state_name
 from gemini_batch_provider.hooks.gemini import GeminiHook
 
 TRANSIENT_CODES = frozenset({408, 429, 500, 502, 503, 504})
@@ -32,8 +32,8 @@ def is_transient(exc: BaseException) -> bool:
 class GeminiBatchJobTrigger(BaseTrigger):
     """Poll batch jobs until all have ended; yield one event.
 
-    Event payload: ``{"status": "success" | "error", "message": str, "jobs": [{"name", "state",
-    "output_file"}]}``; ``status`` is ``success`` only when every job is ``JOB_STATE_SUCCEEDED``.
+    Event payload: ``{"status": "success" | "error", "message": str, "jobs": [job_summary(job)]}``;
+    ``status`` is ``success`` only when every job is ``JOB_STATE_SUCCEEDED``.
 
     :param job_names: batch job names, ``batches/<id>``.
     :param gemini_conn_id: connection to poll with.
@@ -73,8 +73,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
                     job = await client.aio.batches.get(name=name)
                     state = state_name(job.state)
                     if state in TERMINAL:
-                        output = job.dest.file_name if job.dest else None
-                        ended[name] = {"name": name, "state": state, "output_file": output}
+                        ended[name] = job_summary(job)
                         self.log.info("%s ended: %s", name, state)
                 errors_in_row = 0
             except Exception as exc:

@@ -1,0 +1,50 @@
+"""GeminiBatchOperator run by Airflow itself (``dag.test()``, triggers run in line) against the emulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from tests.conftest import API_KEY
+
+pytestmark = pytest.mark.integration
+
+RECORDS = [{"id": f"doc-{i}", "text": f"Document {i} is about topic {i % 3}. It has two sentences."} for i in range(7)]
+
+
+def _run(tmp_path, dag_id, records):
+    source, output = tmp_path / "in.jsonl", tmp_path / "results.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    from tests.conftest import DAGS_FOLDER
+
+    dag = DagBag(dag_folder=DAGS_FOLDER).get_dag(dag_id)
+    dag_run = dag.test(run_conf={"in": str(source), "out": str(output)})
+    return dag_run, output
+
+
+@pytest.mark.parametrize("dag_id", ["gemini_op_deferrable", "gemini_op_polling"])
+def test_lands_one_row_per_record(airflow_db, emulator, gemini_conn, tmp_path, dag_id):
+    dag_run, output = _run(tmp_path, dag_id, RECORDS)
+    assert dag_run.state == "success"
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
+    prompts = {r["id"]: f"Summarize: {r['text']}" for r in RECORDS}
+    assert all(r["status"] == "succeeded" and r["text"] and r["text"] in prompts[r["key"]] for r in rows)
+    summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
+    assert summary["rows"] == 7 and summary["counts"] == {"succeeded": 7, "failed": 0, "missing": 0}
+    assert summary["usage"]["total_token_count"] == sum(r["usage"]["total_token_count"] for r in rows)
+    [job] = summary["batch_jobs"]
+    job_id = job.removeprefix("batches/")
+    assert emulator.state.store.batches[job_id].resource["displayName"] == f"airflow:{dag_id}:batch:{dag_run.run_id}:-1"
+    # The uploaded input file was deleted; only the job's output file remains.
+    assert list(emulator.state.store.files) == [f"batch-{job_id}"]
+    assert API_KEY not in json.dumps(summary)
+
+
+def test_bad_input_fails_before_anything_is_uploaded(airflow_db, emulator, gemini_conn, tmp_path):
+    dag_run, output = _run(tmp_path, "gemini_op_deferrable", [*RECORDS, {"id": "doc-0", "text": "a duplicate"}])
+    assert dag_run.state == "failed"
+    assert emulator.state.store.files == {} and emulator.state.store.batches == {}
+    assert not output.exists()

@@ -1,0 +1,76 @@
+"""GeminiBatchJobTrigger against the emulator: it waits, never creates, never carries the key."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
+from tests.conftest import API_KEY
+
+pytestmark = pytest.mark.integration
+
+
+def _job(client, rows=2):
+    data = "".join(
+        json.dumps({"key": str(i), "request": {"contents": [{"parts": [{"text": f"Row {i}."}]}]}}) + "\n"
+        for i in range(rows)
+    )
+    src = client.files.upload(file=io.BytesIO(data.encode()), config={"mime_type": "jsonl"}).name
+    return client.batches.create(model="gemini-2.5-flash", src=src).name
+
+
+async def _events(trigger):
+    return [event.payload async for event in trigger.run()]
+
+
+def test_serializes_conn_id_not_key():
+    trigger = GeminiBatchJobTrigger(job_names=["batches/a"], gemini_conn_id="gemini_default", poll_interval=5)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "gemini_batch_provider.triggers.batch.GeminiBatchJobTrigger"
+    assert kwargs == {"job_names": ["batches/a"], "gemini_conn_id": "gemini_default", "poll_interval": 5,
+                      "max_poll_errors": 10}
+    assert GeminiBatchJobTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+async def test_waits_for_every_job_and_yields_one_success_event(client, emulator, gemini_conn):
+    names = [_job(client), _job(client, rows=3)]
+    jobs_before = len(emulator.state.store.batches)
+    trigger = GeminiBatchJobTrigger(job_names=names, gemini_conn_id=gemini_conn, poll_interval=0.1)
+    [event] = await _events(trigger)
+    assert event["status"] == "success"
+    assert [j["name"] for j in event["jobs"]] == names
+    assert all(j["state"] == "JOB_STATE_SUCCEEDED" for j in event["jobs"])
+    assert all(j["output_file"] == f"files/batch-{j['name'].removeprefix('batches/')}" for j in event["jobs"])
+    assert len(emulator.state.store.batches) == jobs_before  # the trigger created nothing
+    assert API_KEY not in json.dumps(event)
+
+
+async def test_a_cancelled_job_is_an_error_event(client, gemini_conn):
+    name = _job(client)
+    client.batches.cancel(name=name)
+    [event] = await _events(GeminiBatchJobTrigger(job_names=[name], gemini_conn_id=gemini_conn, poll_interval=0.1))
+    assert event["status"] == "error"
+    assert event["jobs"][0]["state"] == "JOB_STATE_CANCELLED"
+    assert f"{name} JOB_STATE_CANCELLED" in event["message"]
+
+
+async def test_a_missing_job_fails_fast(gemini_conn):
+    trigger = GeminiBatchJobTrigger(job_names=["batches/nosuchjob"], gemini_conn_id=gemini_conn, poll_interval=0.1)
+    [event] = await _events(trigger)
+    assert event["status"] == "error" and "1 errors in a row" in event["message"] and "404" in event["message"]
+
+
+async def test_transient_errors_are_tolerated_up_to_the_limit(monkeypatch):
+    from gemini_batch_provider.emulator import free_port
+
+    unreachable = f"http://127.0.0.1:{free_port()}"  # nothing listens: connection refused each poll
+    conn = {"conn_type": "gemini", "password": API_KEY, "extra": {"base_url": unreachable}}
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DOWN", json.dumps(conn))
+    trigger = GeminiBatchJobTrigger(job_names=["batches/x"], gemini_conn_id="gemini_down", poll_interval=0.01,
+                                    max_poll_errors=2)
+    [event] = await _events(trigger)
+    assert event["status"] == "error" and "3 errors in a row" in event["message"]
+    assert API_KEY not in event["message"]

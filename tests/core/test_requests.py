@@ -1,0 +1,114 @@
+"""Records -> GenerateContentRequest, validated before anything is uploaded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from google.genai import types
+
+from gemini_batch_provider.core.jsonl import write_batch_input
+from gemini_batch_provider.core.records import InputError, iter_records
+from gemini_batch_provider.core.requests import RequestSpec, build_requests, user_content
+
+
+def test_user_content_matches_the_sdk_serialization():
+    sdk = types.Content(role="user", parts=[types.Part(text="héllo")]).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+    assert user_content("héllo") == sdk
+
+
+def test_requests_carry_prompt_system_instruction_and_camelcase_config():
+    spec = RequestSpec(
+        prompt_template="Summarize {name}: {body}",
+        key_field="name",
+        system_instruction="Be brief.",
+        generation_config={"temperature": 0.1, "max_output_tokens": 50, "response_mime_type": "application/json"},
+    )
+    [(key, request)] = build_requests([{"name": "os", "body": "OS routines."}], spec)
+    assert key == "os"
+    assert request == {
+        "contents": [{"parts": [{"text": "Summarize os: OS routines."}], "role": "user"}],
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "generationConfig": {"temperature": 0.1, "maxOutputTokens": 50, "responseMimeType": "application/json"},
+    }
+    # The SDK accepts what we built as its own request type.
+    types.GenerateContentConfig.model_validate(request["generationConfig"])
+
+
+def test_keys_default_to_the_row_index():
+    keys = [k for k, _ in build_requests([{"t": "a"}, {"t": "b"}], RequestSpec(prompt_template="{t}"))]
+    assert keys == ["0", "1"]
+
+
+@pytest.mark.parametrize(
+    ("records", "spec", "message"),
+    [
+        ([{"t": "a"}, {"u": "b"}], RequestSpec(prompt_template="{t}"), "row 1: field 't'"),
+        ([{"t": None}], RequestSpec(prompt_template="{t}"), "row 0: field 't' used by prompt_template is missing"),
+        ([{"t": "  "}], RequestSpec(prompt_template="{t}"), "row 0: the prompt is empty"),
+        ([{"k": "x", "t": "a"}, {"k": "x", "t": "b"}], RequestSpec(prompt_template="{t}", key_field="k"),
+         "row 1: key 'x' already used by row 0"),
+        ([{"t": "a"}], RequestSpec(prompt_template="{t}", key_field="id"), "row 0: key field 'id' is missing"),
+    ],
+)
+def test_bad_rows_name_the_row_and_field(records, spec, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        list(build_requests(records, spec))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prompt_template": ""}, "prompt_template is empty"),
+        ({"prompt_template": "{unclosed"}, "does not parse"),
+        ({"prompt_template": "{a.b}"}, "plain names"),
+        ({"prompt_template": "{t}", "generation_config": {"temprature": 1}}, "generation_config is not a valid"),
+        ({"prompt_template": "{t}", "generation_config": {"temperature": "hot"}}, "temperature"),
+    ],
+)
+def test_bad_specs_are_refused(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        RequestSpec(**kwargs)
+
+
+def test_records_from_jsonl_and_csv(tmp_path):
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"t": "a"}\n\n{"t": "b"}\n')
+    csv_file = tmp_path / "in.csv"
+    csv_file.write_text('t,n\n"a, with comma",1\nb,2\n')
+    assert list(iter_records(jsonl)) == [{"t": "a"}, {"t": "b"}]
+    assert list(iter_records(str(csv_file))) == [{"t": "a, with comma", "n": "1"}, {"t": "b", "n": "2"}]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("bad.jsonl", '{"t": "a"}\n{oops\n', "line 2: not valid JSON"),
+        ("list.jsonl", "[1, 2]\n", "line 1: expected a JSON object"),
+        ("in.txt", "x", "unknown extension"),
+    ],
+)
+def test_bad_files_name_the_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(InputError, match=message):
+        list(iter_records(path))
+
+
+def test_missing_file_is_refused(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        list(iter_records(tmp_path / "nope.jsonl"))
+
+
+def test_write_batch_input_streams_lines_and_removes_a_partial_file(tmp_path):
+    path = tmp_path / "requests.jsonl"
+    written = write_batch_input(build_requests([{"t": "a"}, {"t": "é"}], RequestSpec(prompt_template="{t}")), path)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert written.requests == 2 and written.size_bytes == path.stat().st_size
+    assert [line["key"] for line in lines] == ["0", "1"]
+    assert lines[1]["request"]["contents"][0]["parts"][0]["text"] == "é"
+    with pytest.raises(InputError):
+        write_batch_input(build_requests([{"t": "a"}, {}], RequestSpec(prompt_template="{t}")), path)
+    assert not path.exists()

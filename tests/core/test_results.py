@@ -1,0 +1,81 @@
+"""Batch output parsed and joined back by key: exactly one results row per input key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gemini_batch_provider.core.results import ResultsWriter, join_results, parse_output_line
+
+
+def _response(text, finish="STOP"):
+    return {
+        "candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": finish}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5},
+    }
+
+
+def _lines(*items):
+    return [(json.dumps(i) if not isinstance(i, str) else i).encode() for i in items]
+
+
+def _land(tmp_path, keys, lines):
+    writer = ResultsWriter(tmp_path / "out" / "results.jsonl")
+    skipped = join_results(keys, lines, writer)
+    writer.close()
+    rows = [json.loads(line) for line in writer.path.read_text().splitlines()]
+    return rows, skipped, writer
+
+
+def test_every_key_lands_exactly_once(tmp_path):
+    lines = _lines(
+        {"key": "b", "response": _response("B.")},
+        {"key": "a", "error": {"code": 400, "message": "bad request", "status": "INVALID_ARGUMENT"}},
+        {"key": "b", "response": _response("B again.")},  # repeated: the first wins
+        {"key": "zzz", "response": _response("unknown key")},
+        "{truncated",
+        "",
+    )
+    rows, skipped, writer = _land(tmp_path, ["a", "b", "c"], lines)
+    assert [r["key"] for r in rows] == ["b", "a", "c"]
+    assert rows[0] == {
+        "key": "b", "status": "succeeded", "text": "B.",
+        "usage": {"prompt_token_count": 3, "candidates_token_count": 2, "total_token_count": 5}, "error": None,
+    }
+    assert rows[1]["status"] == "failed" and rows[1]["error"] == {
+        "code": 400, "message": "bad request", "status": "INVALID_ARGUMENT",
+    }
+    assert rows[2]["status"] == "missing"
+    assert skipped == {"unknown_keys": 1, "duplicate_keys": 1, "unreadable_lines": 1}
+    assert dict(writer.counts) == {"succeeded": 1, "failed": 1, "missing": 1}
+    assert writer.usage["total_token_count"] == 5
+
+
+def test_a_response_without_text_is_a_failed_row():
+    blocked = {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 4}}
+    row = parse_output_line({"key": "k", "response": blocked})
+    assert row["status"] == "failed" and "SAFETY" in row["error"]["message"]
+    assert row["usage"] == {"prompt_token_count": 4}
+
+
+def test_unreadable_response_is_a_failed_row():
+    row = parse_output_line({"key": "k", "response": {"candidates": "nope"}})
+    assert row["status"] == "failed" and row["error"]["status"] == "INVALID_RESPONSE"
+
+
+def test_results_are_written_atomically(tmp_path):
+    writer = ResultsWriter(tmp_path / "results.jsonl")
+    writer.write({"key": "a", "status": "missing", "text": None, "usage": None, "error": None})
+    assert not writer.path.exists()
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("count", [0, 1, 250])
+def test_counts_add_up_to_the_input(tmp_path, count):
+    keys = [str(i) for i in range(count)]
+    lines = _lines(*({"key": k, "response": _response(f"row {k}.")} for k in keys[::2]))
+    rows, _, writer = _land(tmp_path, keys, lines)
+    assert sorted(r["key"] for r in rows) == sorted(keys)
+    assert sum(writer.counts.values()) == count
