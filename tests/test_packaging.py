@@ -81,4 +81,4 @@ def test_missing_api_key_is_a_clear_error_without_secrets(monkeypatch, missing):
         conn["password"] = missing
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_NOKEY", json.dumps(conn))
     with pytest.raises(AirflowException, match="has no API key: put the Gemini API key in its password field"):
-        GeminiHook("gemini_nokey").client
+        GeminiHook("gemini_nokey").get_conn()

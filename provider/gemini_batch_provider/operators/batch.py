@@ -76,7 +76,8 @@ class GeminiBatchOperator(BaseOperator):
             raise ValueError(f"{self.task_id}: poll_interval must be positive seconds, got {poll_interval}")
         self.prompt_template = prompt_template
         self.output_path = output_path
-        self.records = records
+        # A list, not any iterable: execute and execute_complete each read the records once.
+        self.records = list(records) if records is not None else None
         self.input_path = input_path
         self.model = model
         self.key_field = key_field

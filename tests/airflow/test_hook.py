@@ -1,0 +1,48 @@
+"""GeminiHook against the emulator: connection parsing, connection test, the batch calls it wraps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread
+from gemini_batch_provider.hooks.gemini import GeminiHook
+
+pytestmark = pytest.mark.integration
+
+
+def test_connection_test_lists_models(gemini_conn):
+    ok, message = GeminiHook(gemini_conn).test_connection()
+    assert ok and "models visible" in message and "models/gemini-2.5-flash" in message
+
+
+def test_connection_test_reports_a_refused_key_without_it(monkeypatch):
+    with EmulatorThread(EmulatorConfig(api_keys=frozenset({"the-right-key"}))) as emu:
+        conn = {"conn_type": "gemini", "password": "wrong-key-abcdef", "extra": {"base_url": emu.base_url}}
+        monkeypatch.setenv("AIRFLOW_CONN_GEMINI_WRONG", json.dumps(conn))
+        ok, message = GeminiHook("gemini_wrong").test_connection()
+    assert not ok and "API key not valid" in message and "wrong-key-abcdef" not in message
+
+
+def test_api_version_extra_is_used(emulator, monkeypatch):
+    extra = {"base_url": emulator.base_url, "api_version": "v1"}
+    conn = {"conn_type": "gemini", "password": "k-123456", "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_V1", json.dumps(conn))
+    hook = GeminiHook("gemini_v1")
+    assert hook.client._api_client._http_options.api_version == "v1"
+    assert hook.client.models.count_tokens(model="gemini-2.5-flash", contents="abcdefgh").total_tokens == 2
+
+
+def test_upload_create_get_cancel_download(gemini_conn, emulator, tmp_path):
+    hook = GeminiHook(gemini_conn)
+    path = tmp_path / "requests.jsonl"
+    path.write_text(json.dumps({"key": "a", "request": {"contents": [{"parts": [{"text": "Hi."}]}]}}) + "\n")
+    uploaded = hook.upload_file(path, display_name="in")
+    assert hook.download_file(uploaded.name) == path.read_bytes()
+    job = hook.create_batch_job("gemini-2.5-flash", src=uploaded.name, display_name="job-1")
+    assert hook.get_batch_job(job.name).display_name == "job-1"
+    hook.cancel_batch_job(job.name)
+    assert hook.get_batch_job(job.name).state.value == "JOB_STATE_CANCELLED"
+    hook.delete_file(uploaded.name)
+    assert uploaded.name.removeprefix("files/") not in emulator.state.store.files
