@@ -48,3 +48,16 @@ def test_bad_input_fails_before_anything_is_uploaded(airflow_db, emulator, gemin
     assert dag_run.state == "failed"
     assert emulator.state.store.files == {} and emulator.state.store.batches == {}
     assert not output.exists()
+
+
+@pytest.mark.parametrize("state", ["JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"])
+def test_a_job_that_did_not_succeed_fails_the_task_with_its_state(state):
+    from airflow.sdk.exceptions import AirflowException
+
+    from gemini_batch_provider.triggers.batch import finish_event
+    from tests.conftest import DAGS_FOLDER
+
+    task = DagBag(dag_folder=DAGS_FOLDER).get_dag("gemini_op_deferrable").get_task("batch")
+    event = finish_event([{"name": "batches/abc", "state": state, "output_file": None}])
+    with pytest.raises(AirflowException, match=f"batch: batch jobs did not succeed: batches/abc {state}"):
+        task.execute_complete(context={}, event=event)

@@ -15,9 +15,9 @@ from gemini_batch_provider.core.jsonl import write_batch_input
 from gemini_batch_provider.core.records import InputError, iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests
 from gemini_batch_provider.core.results import STATUSES, ResultsWriter, join_results
-from gemini_batch_provider.core.states import SUCCEEDED, TERMINAL, job_summary, state_name
+from gemini_batch_provider.core.states import TERMINAL, job_summary, state_name
 from gemini_batch_provider.hooks.gemini import GeminiHook
-from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
+from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger, finish_event
 
 INPUT_FILES_XCOM = "gemini_batch_input_files"
 
@@ -140,9 +140,7 @@ class GeminiBatchOperator(BaseOperator):
                 self.log.info("%s is %s; next poll in %.0f s", name, state, self.poll_interval)
                 time.sleep(self.poll_interval)
             jobs.append(job_summary(job))
-        bad = [f"{j['name']} {j['state']}" for j in jobs if j["state"] != SUCCEEDED]
-        return {"status": "error" if bad else "success", "jobs": jobs,
-                "message": f"batch jobs did not succeed: {', '.join(bad)}" if bad else "all batch jobs succeeded"}
+        return finish_event(jobs)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the wait: fail on a bad ending, else download, join by key and land the results."""

@@ -29,6 +29,16 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError))
 
 
+def finish_event(jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The event payload for jobs that have all ended (``job_summary`` dicts, in order)."""
+    bad = [f"{j['name']} {j['state']}" for j in jobs if j["state"] in ENDED_BADLY]
+    return {
+        "status": "error" if bad else "success",
+        "jobs": jobs,
+        "message": f"batch jobs did not succeed: {', '.join(bad)}" if bad else "all batch jobs succeeded",
+    }
+
+
 class GeminiBatchJobTrigger(BaseTrigger):
     """Poll batch jobs until all have ended; yield one event.
 
@@ -92,9 +102,4 @@ class GeminiBatchJobTrigger(BaseTrigger):
                 len(ended), len(self.job_names), time.monotonic() - started, self.poll_interval,
             )
             await asyncio.sleep(self.poll_interval)
-        jobs = [ended[name] for name in self.job_names]
-        bad = [f"{j['name']} {j['state']}" for j in jobs if j["state"] in ENDED_BADLY]
-        yield TriggerEvent(
-            {"status": "error" if bad else "success", "jobs": jobs,
-             "message": f"batch jobs did not succeed: {', '.join(bad)}" if bad else "all batch jobs succeeded"}
-        )
+        yield TriggerEvent(finish_event([ended[name] for name in self.job_names]))
