@@ -42,7 +42,7 @@ def test_file_batch_goes_pending_running_succeeded_with_one_output_line_per_inpu
     src = _input_file(
         client,
         [
-            {"key": "a", "request": _request("The first row. It talks about cats.")},
+            {"key": "a", "request": _request("The first row is here. It talks about cats.")},
             "{not json\n",
             {"key": "c", "request": {"contents": "not a list"}},
             {"key": "d", "request": _request("The last row.")},
@@ -57,7 +57,7 @@ def test_file_batch_goes_pending_running_succeeded_with_one_output_line_per_inpu
     assert job.dest.file_name == f"files/batch-{job.name.removeprefix('batches/')}"
     lines = [json.loads(line) for line in client.files.download(file=job.dest.file_name).splitlines()]
     assert [line["key"] for line in lines] == ["a", None, "c", "d"]
-    assert lines[0]["response"]["candidates"][0]["content"]["parts"][0]["text"] == "The first row."
+    assert lines[0]["response"]["candidates"][0]["content"]["parts"][0]["text"] == "The first row is here."
     assert lines[0]["response"]["usageMetadata"]["totalTokenCount"] > 0
     assert lines[1]["error"]["status"] == "INVALID_ARGUMENT"
     assert lines[2]["error"]["code"] == 400 and "contents" in lines[2]["error"]["message"]

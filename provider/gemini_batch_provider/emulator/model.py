@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_PARAGRAPH = re.compile(r"\n\s*\n")
 _WORD = re.compile(r"[a-z][a-z0-9_]{2,}")
 _STOPWORDS = frozenset(
     """the and for are but not you all any can had her was one our out has him his how its may new now
@@ -23,6 +24,7 @@ _STOPWORDS = frozenset(
     what when your which their there than then them these those into more some such only also each
     other about would could should over under very just like most many much used uses using""".split()
 )
+MIN_SUMMARY_WORDS = 4
 MAX_SUMMARY_WORDS = 40
 
 
@@ -63,17 +65,22 @@ def request_text(request: dict[str, Any]) -> str:
 
 
 def summarize(text: str) -> str:
-    """The sentence whose content words are most frequent in the whole text (first one on ties)."""
-    sentences = [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+    """The sentence whose content words are most frequent in the whole text, earlier sentences
+    weighted up (leads summarize well); the first one on ties."""
+    paragraphs = (" ".join(p.split()) for p in _PARAGRAPH.split(text))
+    sentences = [s for p in paragraphs for s in _SENTENCE_END.split(p) if s]
     if not sentences:
         return ""
+    # A heading or label ("Module: os") is no summary: prefer sentences of a few words or more.
+    sentences = [s for s in sentences if len(s.split()) >= MIN_SUMMARY_WORDS] or sentences
     freq = Counter(w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS)
 
     def score(sentence: str) -> float:
         words = [w for w in _WORD.findall(sentence.lower()) if w not in _STOPWORDS]
         return sum(freq[w] for w in words) / math.sqrt(len(words)) if words else 0.0
 
-    best = max(sentences, key=score)  # max() keeps the first of equal scores
+    weighted = [score(sentence) / (1 + 0.2 * position) for position, sentence in enumerate(sentences)]
+    best = sentences[weighted.index(max(weighted))]  # index() finds the first of equal scores
     words = best.split()
     return " ".join(words[:MAX_SUMMARY_WORDS]) + (" ..." if len(words) > MAX_SUMMARY_WORDS else "")
 
