@@ -7,6 +7,7 @@ nothing else in this project.
 """
 
 from .app import EmulatorConfig, create_app
+from .faults import FaultConfig
 from .server import EmulatorThread, free_port
 
-__all__ = ["EmulatorConfig", "EmulatorThread", "create_app", "free_port"]
+__all__ = ["EmulatorConfig", "EmulatorThread", "FaultConfig", "create_app", "free_port"]

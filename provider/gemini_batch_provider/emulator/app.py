@@ -9,7 +9,9 @@ status}}`` with ``Content-Type: application/json``, which the SDK turns into ``e
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections import Counter
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ from aiohttp import web
 
 from . import model as synthetic
 from .batches import BatchRunner, operation
+from .faults import FaultConfig, Faults
+from .quota import Quota
 from .store import Store
 
 Handler = Callable[[web.Request, "State", re.Match[str]], Awaitable[web.StreamResponse]]
@@ -38,6 +42,9 @@ class EmulatorConfig:
     ``api_keys``: the keys it accepts; empty means any non-empty key. ``batch_pending_s`` and
     ``batch_running_s``: seconds a batch job spends in PENDING and RUNNING. ``data_dir``: where file
     contents are kept (a temporary folder when None). ``page_size``: the default list page size.
+    ``rpm``/``tpm``: requests and tokens per minute per key and model for ``generateContent``
+    (None: unlimited); over quota it answers 429 RESOURCE_EXHAUSTED with ``RetryInfo`` and
+    ``Retry-After``. ``faults``: latency and injected faults of ``generateContent``.
     """
 
     api_keys: frozenset[str] = frozenset()
@@ -45,6 +52,9 @@ class EmulatorConfig:
     batch_running_s: float = 2.0
     data_dir: Path | None = None
     page_size: int = 50
+    rpm: int | None = None
+    tpm: int | None = None
+    faults: FaultConfig = field(default_factory=FaultConfig)
 
 
 @dataclass
@@ -53,6 +63,9 @@ class State:
     store: Store
     batches: BatchRunner
     base_url: str
+    quota: Quota
+    faults: Faults
+    counters: Counter[str] = field(default_factory=Counter)
     _tmp: Any = field(default=None, repr=False)
 
 
@@ -191,12 +204,40 @@ async def model_get(request: web.Request, state: State, match: re.Match[str]) ->
     return _json(_model_resource(_model_name(match["model"]).removeprefix("models/")))
 
 
-async def generate_content(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+async def generate_content(request: web.Request, state: State, match: re.Match[str]) -> web.StreamResponse:
     model = _model_name(match["model"])
+    body = await _body(request)
     try:
-        return _json(synthetic.generate(await _body(request), model))
+        answer = synthetic.generate(body, model)
     except synthetic.InvalidRequest as exc:
         raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
+    key = request.headers.get("x-goog-api-key") or request.query.get("key", "")
+    wait = state.quota.admit(key, model, answer["usageMetadata"]["totalTokenCount"])
+    if wait > 0:
+        state.counters["429"] += 1
+        return _quota_exceeded(wait)
+    fault = state.faults.draw()
+    await state.faults.delay(fault)
+    state.counters[fault or "ok"] += 1
+    if fault == "reset":
+        assert request.transport is not None
+        request.transport.abort()  # the client sees the connection dropped, with no response
+        return web.Response()
+    if fault in ("500", "503"):
+        status = "INTERNAL" if fault == "500" else "UNAVAILABLE"
+        raise ApiError(int(fault), status, "An injected fault of the emulator.")
+    return _json(answer)
+
+
+def _quota_exceeded(wait: float) -> web.Response:
+    """429 as the Gemini API sends it: ``RetryInfo.retryDelay`` in the body and ``Retry-After``."""
+    body = {"error": {
+        "code": 429, "status": "RESOURCE_EXHAUSTED",
+        "message": "Resource has been exhausted (e.g. check quota).",
+        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{wait:.3f}s"}],
+    }}
+    return web.Response(status=429, text=json.dumps(body), content_type="application/json",
+                        headers={"Retry-After": str(math.ceil(wait))})
 
 
 async def count_tokens(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
@@ -311,7 +352,8 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
     store = Store(data_dir)
     runner = BatchRunner(store, pending_s=config.batch_pending_s, running_s=config.batch_running_s,
                          base_url=base_url)
-    app[STATE] = State(config=config, store=store, batches=runner, base_url=base_url, _tmp=tmp)
+    app[STATE] = State(config=config, store=store, batches=runner, base_url=base_url,
+                       quota=Quota(config.rpm, config.tpm), faults=Faults(config.faults), _tmp=tmp)
 
     async def shutdown(app: web.Application) -> None:
         await runner.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .app import EmulatorConfig, create_app
+from .faults import FaultConfig
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,10 +23,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-running-seconds", type=float, default=2.0,
                         help="time a batch job stays in BATCH_STATE_RUNNING (at least the time it takes)")
     parser.add_argument("--data-dir", type=Path, help="where file contents are kept (default: a temp folder)")
+    parser.add_argument("--rpm", type=int, help="requests per minute per key and model (generateContent)")
+    parser.add_argument("--tpm", type=int, help="tokens per minute per key and model (generateContent)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds each generateContent takes")
+    parser.add_argument("--latency-jitter", type=float, default=0.0, help="± seconds, uniform, around --latency")
+    parser.add_argument("--error-500-rate", type=float, default=0.0, help="share of calls answered 500")
+    parser.add_argument("--error-503-rate", type=float, default=0.0, help="share of calls answered 503")
+    parser.add_argument("--reset-rate", type=float, default=0.0, help="share of calls whose connection is reset")
+    parser.add_argument("--slow-rate", type=float, default=0.0, help="share of calls slowed by --slow-seconds")
+    parser.add_argument("--slow-seconds", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
     args = parser.parse_args(argv)
     if args.port <= 0 or args.batch_pending_seconds < 0 or args.batch_running_seconds < 0:
         parser.error("--port must be positive and the batch durations not negative")
+    try:
+        faults = FaultConfig(
+            latency_s=args.latency, latency_jitter_s=args.latency_jitter, error_500_rate=args.error_500_rate,
+            error_503_rate=args.error_503_rate, reset_rate=args.reset_rate, slow_rate=args.slow_rate,
+            slow_s=args.slow_seconds, seed=args.seed,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     config = EmulatorConfig(
+        rpm=args.rpm,
+        tpm=args.tpm,
+        faults=faults,
         api_keys=frozenset(args.api_key),
         batch_pending_s=args.batch_pending_seconds,
         batch_running_s=args.batch_running_seconds,

@@ -1,0 +1,39 @@
+"""Per-key, per-model request and token quotas over a sliding minute, as the Gemini API enforces
+RPM and TPM (https://ai.google.dev/gemini-api/docs/rate-limits)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+WINDOW_S = 60.0
+
+
+class Quota:
+    """Admits a call or says how many seconds to wait. ``rpm``/``tpm`` of None mean no limit."""
+
+    def __init__(self, rpm: int | None, tpm: int | None) -> None:
+        self.rpm, self.tpm = rpm, tpm
+        self._calls: dict[tuple[str, str], deque[tuple[float, int]]] = {}
+
+    def admit(self, key: str, model: str, tokens: int) -> float:
+        """0.0 and the call is counted, or the seconds until it would fit (nothing counted)."""
+        now = time.monotonic()
+        calls = self._calls.setdefault((key, model), deque())
+        while calls and calls[0][0] <= now - WINDOW_S:
+            calls.popleft()
+        wait = 0.0
+        if self.rpm is not None and len(calls) >= self.rpm:
+            wait = calls[len(calls) - self.rpm][0] + WINDOW_S - now
+        if self.tpm is not None:
+            used = sum(t for _, t in calls)
+            freed = 0
+            for moment, spent in calls:
+                if used - freed + tokens <= self.tpm:
+                    break
+                freed += spent
+                wait = max(wait, moment + WINDOW_S - now)
+        if wait > 0:
+            return wait
+        calls.append((now, tokens))
+        return 0.0
