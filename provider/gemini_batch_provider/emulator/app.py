@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
 import tempfile
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
