@@ -49,7 +49,13 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": "Google Gemini", "python-modules": ["gemini_batch_provider.hooks.gemini"]}],
         "operators": [
-            {"integration-name": "Google Gemini", "python-modules": ["gemini_batch_provider.operators.batch"]}
+            {
+                "integration-name": "Google Gemini",
+                "python-modules": [
+                    "gemini_batch_provider.operators.batch",
+                    "gemini_batch_provider.operators.concurrent",
+                ],
+            }
         ],
         "triggers": [
             {"integration-name": "Google Gemini", "python-modules": ["gemini_batch_provider.triggers.batch"]}

@@ -34,6 +34,7 @@ def test_lands_one_row_per_record(airflow_db, emulator, gemini_conn, tmp_path, d
     assert all(r["status"] == "succeeded" and r["text"] and r["text"] in prompts[r["key"]] for r in rows)
     summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
     assert summary["rows"] == 7 and summary["counts"] == {"succeeded": 7, "failed": 0, "missing": 0}
+    assert summary["path"] == "batch"
     assert summary["usage"]["total_token_count"] == sum(r["usage"]["total_token_count"] for r in rows)
     [job] = summary["batch_jobs"]
     job_id = job.removeprefix("batches/")
@@ -61,3 +62,22 @@ def test_a_job_that_did_not_succeed_fails_the_task_with_its_state(state):
     event = finish_event([{"name": "batches/abc", "state": state, "output_file": None}])
     with pytest.raises(AirflowException, match=f"batch: batch jobs did not succeed: batches/abc {state}"):
         task.execute_complete(context={}, event=event)
+
+
+def test_online_operator_lands_the_same_schema_and_summary(airflow_db, emulator, gemini_conn, tmp_path):
+    emulator.state.faults.config.error_503_rate = 0.3  # some calls fail and are retried
+    source, output = tmp_path / "in.jsonl", tmp_path / "online.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    from tests.conftest import DAGS_FOLDER
+
+    dag_run = DagBag(dag_folder=DAGS_FOLDER).get_dag("gemini_op_online").test(
+        run_conf={"in": str(source), "out": str(output)}
+    )
+    assert dag_run.state == "success"
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
+    assert all(set(r) == {"key", "status", "text", "usage", "error"} and r["status"] == "succeeded" for r in rows)
+    summary = dag_run.get_task_instance("online").xcom_pull(task_ids="online")
+    assert summary["path"] == "online" and summary["batch_jobs"] == []
+    assert summary["counts"] == {"succeeded": 7, "failed": 0, "missing": 0}
+    assert emulator.state.counters["503"] > 0 and emulator.state.store.batches == {}

@@ -50,16 +50,26 @@ def _usage(response: types.GenerateContentResponse) -> dict[str, int] | None:
     return {name: getattr(meta, name) for name in USAGE_FIELDS if getattr(meta, name) is not None}
 
 
+def error_row(key: str, message: str, status: str, code: int | None = None) -> dict[str, Any]:
+    """A ``failed`` results row for an error the API (or the transport) gave for this row."""
+    return _row(key, FAILED, error=_error(message, status, code))
+
+
 def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
     """One output line (``{"key", "response"}`` or ``{"key", "error"}``) as a results row."""
     key = str(item.get("key"))
     if isinstance(item.get("error"), dict):
         err = item["error"]
-        return _row(key, FAILED, error=_error(str(err.get("message", "")), str(err.get("status", "")), err.get("code")))
+        return error_row(key, str(err.get("message", "")), str(err.get("status", "")), err.get("code"))
     try:
         response = types.GenerateContentResponse.model_validate(item.get("response"))
     except pydantic.ValidationError as exc:
-        return _row(key, FAILED, error=_error(f"unreadable response: {exc.errors()[0]['msg']}", "INVALID_RESPONSE"))
+        return error_row(key, f"unreadable response: {exc.errors()[0]['msg']}", "INVALID_RESPONSE")
+    return response_row(key, response)
+
+
+def response_row(key: str, response: types.GenerateContentResponse) -> dict[str, Any]:
+    """The results row for a ``GenerateContentResponse``: ``succeeded`` with its text, else ``failed``."""
     usage = _usage(response)
     text = response.text if response.candidates else None
     if text is None:

@@ -43,7 +43,7 @@ class EmulatorConfig:
     ``batch_running_s``: seconds a batch job spends in PENDING and RUNNING. ``data_dir``: where file
     contents are kept (a temporary folder when None). ``page_size``: the default list page size.
     ``rpm``/``tpm``: requests and tokens per minute per key and model for ``generateContent``
-    (None: unlimited); over quota it answers 429 RESOURCE_EXHAUSTED with ``RetryInfo`` and
+    (None: unlimited), counted over ``quota_window_s``; over quota it answers 429 RESOURCE_EXHAUSTED with ``RetryInfo`` and
     ``Retry-After``. ``faults``: latency and injected faults of ``generateContent``.
     """
 
@@ -54,6 +54,7 @@ class EmulatorConfig:
     page_size: int = 50
     rpm: int | None = None
     tpm: int | None = None
+    quota_window_s: float = 60.0
     faults: FaultConfig = field(default_factory=FaultConfig)
 
 
@@ -353,7 +354,7 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
     runner = BatchRunner(store, pending_s=config.batch_pending_s, running_s=config.batch_running_s,
                          base_url=base_url)
     app[STATE] = State(config=config, store=store, batches=runner, base_url=base_url,
-                       quota=Quota(config.rpm, config.tpm), faults=Faults(config.faults), _tmp=tmp)
+                       quota=Quota(config.rpm, config.tpm, config.quota_window_s), faults=Faults(config.faults), _tmp=tmp)
 
     async def shutdown(app: web.Application) -> None:
         await runner.close()

@@ -51,7 +51,8 @@ class EmulatorThread:
         self._thread.start()
 
         async def start() -> web.AppRunner:
-            runner = web.AppRunner(create_app(self.config, self.base_url), access_log=None)
+            # Calls still in flight at stop (slow answers on purpose) are cut after a moment.
+            runner = web.AppRunner(create_app(self.config, self.base_url), access_log=None, shutdown_timeout=0.5)
             await runner.setup()
             await web.TCPSite(runner, self.host, self.port).start()
             return runner

@@ -1,9 +1,10 @@
-"""DAGs for tests/airflow/test_operator.py: GeminiBatchOperator on a JSONL file given in the run's conf."""
+"""DAGs for the operator tests: each operator on a JSONL file and an output path given in the run's conf."""
 
 import pendulum
 from airflow.sdk import DAG
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
+from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
 
 for dag_id, deferrable in (("gemini_op_deferrable", True), ("gemini_op_polling", False)):
     with DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1), params={"in": "", "out": ""}):
@@ -16,3 +17,16 @@ for dag_id, deferrable in (("gemini_op_deferrable", True), ("gemini_op_polling",
             deferrable=deferrable,
             poll_interval=0.2,
         )
+
+with DAG(dag_id="gemini_op_online", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
+         params={"in": "", "out": ""}):
+    GeminiConcurrentGenerateOperator(
+        task_id="online",
+        input_path="{{ params.in }}",
+        output_path="{{ params.out }}",
+        prompt_template="Summarize: {text}",
+        key_field="id",
+        concurrency=4,
+        rpm=600,
+        max_attempts=20,
+    )

@@ -1,0 +1,236 @@
+"""The online engine: requests sent one by one through ``client.aio``, as fast as the quota allows.
+
+For sets too small or too urgent for the Batch API. A fixed pool of ``concurrency`` workers pulls
+``(key, request)`` pairs from the input (so memory stays bounded whatever its size), and every call
+passes a requests-per-minute and a tokens-per-minute limiter first (aiolimiter). Calls that fail
+with HTTP 408/429/500/502/503/504, a timeout or a dropped connection are retried with exponential
+backoff and jitter (tenacity); when the server says how long to wait (``RetryInfo.retryDelay`` in
+the body or ``Retry-After``, both of which the SDK ignores) that delay is honoured instead. Other
+4xx answers are final at once. Each row lands (``write``) as soon as it is done; a row whose
+retries run out lands ``failed`` with its last error, so no row is ever lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import tenacity
+from aiolimiter import AsyncLimiter
+from google import genai
+from google.genai import errors, types
+
+from .results import error_row, response_row
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_CODES = frozenset({408, 429, 500, 502, 503, 504})
+# One attempt per SDK call: the SDK's own aiohttp path would otherwise retry a dropped connection
+# after sleeping 1-10 s; retries are this engine's job.
+_ONE_ATTEMPT = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))
+
+
+@dataclass(frozen=True)
+class OnlineSettings:
+    """Limits of the online engine.
+
+    :param concurrency: calls in flight at most.
+    :param rpm: requests per minute at most (None: no limit); spread over the minute, not bursted.
+    :param tpm: tokens per minute at most (None: no limit); each call is charged its estimated
+        tokens before it is sent and the difference once ``usage_metadata`` tells the real count.
+    :param request_timeout_s: seconds one call may take before it is abandoned and retried.
+    :param max_attempts: calls per row at most, the first included.
+    :param initial_backoff_s: first backoff when the server gives no delay; doubles per attempt.
+    :param max_backoff_s: longest backoff.
+    :param progress_interval_s: seconds between progress log lines.
+    :raises ValueError: for a limit that is not positive.
+    """
+
+    concurrency: int = 32
+    rpm: int | None = None
+    tpm: int | None = None
+    request_timeout_s: float = 120.0
+    max_attempts: int = 10
+    initial_backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+    progress_interval_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "rpm", "tpm", "request_timeout_s", "max_attempts", "initial_backoff_s",
+                     "max_backoff_s", "progress_interval_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+@dataclass
+class OnlineStats:
+    """What a run did: rows done, calls made, 429s and other retried errors seen."""
+
+    total: int | None = None
+    done: int = 0
+    calls: int = 0
+    responses_429: int = 0
+    retried_errors: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def progress(self) -> str:
+        elapsed = time.monotonic() - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        if self.total:
+            eta = f"{(self.total - self.done) / rate:.0f} s" if rate else "unknown"
+            head = f"{self.done}/{self.total} rows"
+        else:
+            eta, head = "unknown", f"{self.done} rows"
+        return f"{head}, {rate:.1f} rows/s, ETA {eta}, {self.responses_429} responses 429, {self.calls} calls"
+
+
+def server_retry_delay(exc: BaseException) -> float | None:
+    """Seconds the server asked to wait: ``RetryInfo.retryDelay`` (e.g. ``"2.5s"``) or ``Retry-After``."""
+    if not isinstance(exc, errors.APIError):
+        return None
+    body = exc.details if isinstance(exc.details, dict) else {}
+    details = (body.get("error") or {}).get("details") or []
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            try:
+                return float(str(detail.get("retryDelay", "")).rstrip("s"))
+            except ValueError:
+                pass
+    headers = getattr(exc.response, "headers", None) or {}
+    try:
+        return float(headers.get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, errors.APIError):
+        return exc.code in RETRYABLE_CODES
+    return isinstance(exc, (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError))
+
+
+def estimate_tokens(request: dict[str, Any]) -> int:
+    """Tokens a request will cost, estimated at 4 characters a token (Google's rule of thumb) for its
+    text plus its ``maxOutputTokens`` (or as many output tokens as input when it sets none)."""
+    chars = sum(len(part.get("text", "")) for content in request.get("contents", []) for part in content["parts"])
+    system = request.get("systemInstruction") or {}
+    chars += sum(len(part.get("text", "")) for part in system.get("parts", []))
+    prompt = math.ceil(chars / 4)
+    return prompt + int((request.get("generationConfig") or {}).get("maxOutputTokens") or prompt)
+
+
+def _config(request: dict[str, Any]) -> types.GenerateContentConfig:
+    fields = dict(request.get("generationConfig") or {})
+    if request.get("systemInstruction"):
+        fields["systemInstruction"] = request["systemInstruction"]
+    # No automatic function calling: these requests declare no tools, and it logs a line per call.
+    fields["automaticFunctionCalling"] = {"disable": True}
+    return types.GenerateContentConfig.model_validate({**fields, "httpOptions": _ONE_ATTEMPT})
+
+
+def _rate_limiter(per_minute: int | None) -> AsyncLimiter | None:
+    """A limiter that spreads ``per_minute`` evenly: bursts of at most a second's worth."""
+    if per_minute is None:
+        return None
+    burst = max(1.0, per_minute / 60)
+    return AsyncLimiter(burst, 60 * burst / per_minute)
+
+
+class OnlineEngine:
+    """Runs ``(key, request)`` pairs through ``client.aio.models.generate_content``; see the module doc."""
+
+    def __init__(self, client: genai.Client, model: str, settings: OnlineSettings | None = None) -> None:
+        self.client = client
+        self.model = model
+        self.settings = settings or OnlineSettings()
+        self._rpm = _rate_limiter(self.settings.rpm)
+        self._tpm = AsyncLimiter(self.settings.tpm, 60) if self.settings.tpm else None
+        self.stats = OnlineStats()
+
+    async def _charge_tokens(self, tokens: int) -> None:
+        if self._tpm is not None and tokens > 0:
+            await self._tpm.acquire(min(tokens, self.settings.tpm or tokens))
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        server = server_retry_delay(exc) if exc else None
+        if server is not None:
+            return server + random.uniform(0, 0.1 * server + 0.05)  # spread the herd a little
+        backoff = self.settings.initial_backoff_s * 2 ** (state.attempt_number - 1)
+        return random.uniform(0, min(self.settings.max_backoff_s, backoff))  # "full jitter"
+
+    async def _call(self, request: dict[str, Any], estimate: int) -> types.GenerateContentResponse:
+        if self._rpm is not None:
+            await self._rpm.acquire()
+        await self._charge_tokens(estimate)
+        self.stats.calls += 1
+        try:
+            return await asyncio.wait_for(
+                self.client.aio.models.generate_content(
+                    model=self.model, contents=request["contents"], config=_config(request)
+                ),
+                self.settings.request_timeout_s,
+            )
+        except Exception as exc:
+            if isinstance(exc, errors.APIError) and exc.code == 429:
+                self.stats.responses_429 += 1
+            elif is_retryable(exc):
+                self.stats.retried_errors += 1
+            raise
+
+    async def run_one(self, key: str, request: dict[str, Any]) -> dict[str, Any]:
+        """The results row for one request; never raises for API or transport errors."""
+        estimate = estimate_tokens(request)
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(is_retryable),
+            wait=self._wait,
+            stop=tenacity.stop_after_attempt(self.settings.max_attempts),
+            reraise=True,
+        )
+        try:
+            response = await retrying(self._call, request, estimate)
+        except errors.APIError as exc:
+            return error_row(key, str(exc.message), str(exc.status), exc.code)
+        except asyncio.TimeoutError:
+            return error_row(key, f"no answer within {self.settings.request_timeout_s} s", "DEADLINE_EXCEEDED")
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            return error_row(key, f"{type(exc).__name__}: {exc}", "UNAVAILABLE")
+        usage = response.usage_metadata
+        if usage is not None and usage.total_token_count:
+            await self._charge_tokens(usage.total_token_count - estimate)
+        return response_row(key, response)
+
+    async def run(self, requests: Iterable[tuple[str, dict[str, Any]]], write: Callable[[dict[str, Any]], None],
+                  total: int | None = None) -> OnlineStats:
+        """Run every request, calling ``write(row)`` as each row is done; returns the stats.
+
+        Cancelling the returned coroutine cancels every call in flight.
+        """
+        self.stats = OnlineStats(total=total)
+        pending = iter(requests)
+
+        async def worker() -> None:
+            for key, request in pending:  # one shared iterator: each pair goes to one worker
+                write(await self.run_one(key, request))
+                self.stats.done += 1
+
+        async def report() -> None:
+            while True:
+                await asyncio.sleep(self.settings.progress_interval_s)
+                log.info("Online progress: %s", self.stats.progress())
+
+        reporter = asyncio.create_task(report())
+        try:
+            await asyncio.gather(*(worker() for _ in range(self.settings.concurrency)))
+        finally:
+            reporter.cancel()
+        log.info("Online run done: %s", self.stats.progress())
+        return self.stats

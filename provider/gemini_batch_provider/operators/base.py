@@ -1,0 +1,98 @@
+"""What every operator of this provider shares: records in, requests built and checked, results out.
+
+Both paths (batch and online) take the same input parameters and write the same results file and
+summary, so a DAG can switch between them without changing anything downstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from gemini_batch_provider.core.records import InputError, iter_records
+from gemini_batch_provider.core.requests import RequestSpec, build_requests
+from gemini_batch_provider.core.results import STATUSES, ResultsWriter
+from gemini_batch_provider.hooks.gemini import GeminiHook
+
+
+class GeminiRequestsOperator(BaseOperator):
+    """Base of the operators that run one Gemini request per record.
+
+    :param prompt_template: ``str.format`` template; each ``{field}`` names a record field.
+    :param output_path: local path of the results JSONL (templated); written atomically, one row per
+        record: ``{"key", "status", "text", "usage", "error"}`` (see ``core.results``).
+    :param records: the input as a list of dicts (small sets; larger ones belong in ``input_path``).
+    :param input_path: the input as a local ``.jsonl`` or ``.csv`` file (templated).
+    :param model: Gemini model, e.g. ``gemini-2.5-flash`` (templated).
+    :param key_field: record field holding each row's unique key; the 0-based row index when None.
+    :param system_instruction: text sent as ``system_instruction`` with every request (templated).
+    :param generation_config: fields of ``google.genai.types.GenerationConfig``.
+    :param gemini_conn_id: connection of type ``gemini``.
+    """
+
+    template_fields: Sequence[str] = ("input_path", "output_path", "model", "prompt_template", "system_instruction")
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        prompt_template: str,
+        output_path: str,
+        records: Iterable[dict[str, Any]] | None = None,
+        input_path: str | None = None,
+        model: str = "gemini-2.5-flash",
+        key_field: str | None = None,
+        system_instruction: str | None = None,
+        generation_config: dict[str, Any] | None = None,
+        gemini_conn_id: str = GeminiHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (records is None) == (input_path is None):
+            raise ValueError(f"{self.task_id}: give exactly one of records= or input_path=")
+        self.prompt_template = prompt_template
+        self.output_path = output_path
+        # A list, not any iterable: the records are read more than once (checked, then sent).
+        self.records = list(records) if records is not None else None
+        self.input_path = input_path
+        self.model = model
+        self.key_field = key_field
+        self.system_instruction = system_instruction
+        self.generation_config = generation_config
+        self.gemini_conn_id = gemini_conn_id
+
+    def requests(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(key, GenerateContentRequest)`` per record, checked as they are built (InputError)."""
+        spec = RequestSpec(
+            prompt_template=self.prompt_template,
+            key_field=self.key_field,
+            system_instruction=self.system_instruction,
+            generation_config=self.generation_config,
+        )
+        source = self.records if self.records is not None else self.input_path
+        return build_requests(iter_records(source), spec)  # type: ignore[arg-type]
+
+    def bad_input(self, exc: InputError) -> AirflowFailException:
+        """The task's error for bad input: no retry can help, and nothing was sent."""
+        return AirflowFailException(f"{self.task_id}: bad input, nothing was uploaded or billed: {exc}")
+
+    def results_writer(self) -> ResultsWriter:
+        return ResultsWriter(Path(self.output_path).expanduser())
+
+    def summary(self, writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str]) -> dict[str, Any]:
+        """The XCom summary shared by both paths; never the rows themselves."""
+        summary = {
+            "rows": rows,
+            "counts": {status: writer.counts[status] for status in STATUSES},
+            "usage": dict(writer.usage),
+            "path": path,
+            "batch_jobs": batch_jobs,
+            "output_path": str(writer.path),
+            "model": self.model,
+        }
+        self.log.info("Results landed: %s", summary)
+        return summary

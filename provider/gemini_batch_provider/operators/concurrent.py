@@ -1,0 +1,59 @@
+"""GeminiConcurrentGenerateOperator: the same requests as a batch, run online for small urgent sets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from airflow.sdk import Context
+
+from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
+from gemini_batch_provider.core.records import InputError
+from gemini_batch_provider.hooks.gemini import GeminiHook
+from gemini_batch_provider.operators.base import GeminiRequestsOperator
+
+
+class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
+    """Run one ``generateContent`` call per record through the online engine and land the results.
+
+    Same input, results file and summary as
+    :class:`~gemini_batch_provider.operators.batch.GeminiBatchOperator`, at the interactive price,
+    done in seconds to minutes. Every row is checked before the first call. Takes the parameters of
+    :class:`~gemini_batch_provider.operators.base.GeminiRequestsOperator` and:
+
+    :param concurrency: calls in flight at most.
+    :param rpm: requests per minute at most, e.g. the model's quota (None: no client-side limit).
+    :param tpm: tokens per minute at most (None: no client-side limit).
+    :param request_timeout: seconds a call may take before it is retried.
+    :param max_attempts: calls per row at most; a row whose attempts run out lands ``failed``.
+    :return: (XCom) the summary, with ``path`` ``online`` and no ``batch_jobs``.
+    :raises AirflowFailException: bad input, naming the row and the fix; nothing was sent.
+    """
+
+    def __init__(self, *, concurrency: int = 32, rpm: int | None = None, tpm: int | None = None,
+                 request_timeout: float = 120.0, max_attempts: int = 10, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = OnlineSettings(
+            concurrency=concurrency, rpm=rpm, tpm=tpm, request_timeout_s=request_timeout, max_attempts=max_attempts
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            rows = sum(1 for _ in self.requests())  # every row checked before the first call
+        except InputError as exc:
+            raise self.bad_input(exc) from None
+        writer = self.results_writer()
+        try:
+            asyncio.run(self._run(writer, rows))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        return self.summary(writer, rows, "online", [])
+
+    async def _run(self, writer: Any, rows: int) -> None:
+        client = GeminiHook(self.gemini_conn_id).client
+        engine = OnlineEngine(client, self.model, self.settings)
+        stats = await engine.run(self.requests(), writer.write, total=rows)
+        self.log.info("%d calls for %d rows; %d responses 429, %d other retried errors",
+                      stats.calls, rows, stats.responses_429, stats.retried_errors)
