@@ -43,8 +43,8 @@ class EmulatorConfig:
     ``batch_running_s``: seconds a batch job spends in PENDING and RUNNING. ``data_dir``: where file
     contents are kept (a temporary folder when None). ``page_size``: the default list page size.
     ``rpm``/``tpm``: requests and tokens per minute per key and model for ``generateContent``
-    (None: unlimited), counted over ``quota_window_s``; over quota it answers 429 RESOURCE_EXHAUSTED with ``RetryInfo`` and
-    ``Retry-After``. ``faults``: latency and injected faults of ``generateContent``.
+    (None: unlimited), counted over ``quota_window_s``; over quota it answers 429
+    RESOURCE_EXHAUSTED with ``RetryInfo`` and ``Retry-After``. ``faults``: latency and injected faults of ``generateContent``.
     """
 
     api_keys: frozenset[str] = frozenset()
@@ -353,8 +353,9 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
     store = Store(data_dir)
     runner = BatchRunner(store, pending_s=config.batch_pending_s, running_s=config.batch_running_s,
                          base_url=base_url)
-    app[STATE] = State(config=config, store=store, batches=runner, base_url=base_url,
-                       quota=Quota(config.rpm, config.tpm, config.quota_window_s), faults=Faults(config.faults), _tmp=tmp)
+    quota = Quota(config.rpm, config.tpm, config.quota_window_s)
+    app[STATE] = State(config=config, store=store, batches=runner, base_url=base_url, quota=quota,
+                       faults=Faults(config.faults), _tmp=tmp)
 
     async def shutdown(app: web.Application) -> None:
         await runner.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
+
 class Quota:
     """Admits a call or says how many seconds to wait. ``rpm``/``tpm`` of None mean no limit; they
     count over ``window_s`` (a minute, as the API does; tests shorten it)."""
