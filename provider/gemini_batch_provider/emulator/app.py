@@ -44,7 +44,8 @@ class EmulatorConfig:
     contents are kept (a temporary folder when None). ``page_size``: the default list page size.
     ``rpm``/``tpm``: requests and tokens per minute per key and model for ``generateContent``
     (None: unlimited), counted over ``quota_window_s``; over quota it answers 429
-    RESOURCE_EXHAUSTED with ``RetryInfo`` and ``Retry-After``. ``faults``: latency and injected faults of ``generateContent``.
+    RESOURCE_EXHAUSTED with ``RetryInfo`` and ``Retry-After``. ``faults``: latency and injected
+    faults of ``generateContent``.
     """
 
     api_keys: frozenset[str] = frozenset()
