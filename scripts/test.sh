@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-.venv/bin/ruff check provider tests dags scripts
+.venv/bin/ruff check provider tests dags scripts benchmarks
 exec .venv/bin/python -m pytest "$@"

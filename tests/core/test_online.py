@@ -45,9 +45,9 @@ def test_every_row_lands_once_through_5xx_and_resets():
 
 
 def test_the_servers_retry_delay_is_honoured():
-    """4 calls per 1 s window; 8 at once: 4 get a 429 saying when the window frees, and waiting
+    """240 RPM over a 1 s window is 4 calls a second; 8 at once: 4 get a 429 saying when the window frees, and waiting
     exactly that long makes their single retry succeed (an earlier retry would be refused again)."""
-    landed, stats, counters = _run(EmulatorConfig(rpm=4, quota_window_s=1.0), rows=8, concurrency=8)
+    landed, stats, counters = _run(EmulatorConfig(rpm=240, quota_window_s=1.0), rows=8, concurrency=8)
     assert _keys(landed) == list(range(8))
     assert all(row["status"] == "succeeded" for row in landed)
     assert stats.responses_429 == counters["429"] == 4
@@ -55,7 +55,7 @@ def test_the_servers_retry_delay_is_honoured():
 
 
 def test_client_side_rpm_limit_keeps_under_the_quota():
-    quota = EmulatorConfig(rpm=4, quota_window_s=1.0)  # 240 per minute at most
+    quota = EmulatorConfig(rpm=240, quota_window_s=1.0)  # 4 in any second
     _, unlimited, _ = _run(quota, rows=10, concurrency=10)
     landed, limited, _ = _run(quota, rows=10, concurrency=10, rpm=120)
     assert unlimited.responses_429 > 0  # without the limiter the burst is refused...

@@ -42,7 +42,7 @@ class OnlineSettings:
     """Limits of the online engine.
 
     :param concurrency: calls in flight at most.
-    :param rpm: requests per minute at most (None: no limit); spread over the minute, not bursted.
+    :param rpm: requests per minute at most (None: no limit); calls are spaced evenly, not bursted.
     :param tpm: tokens per minute at most (None: no limit); each call is charged its estimated
         tokens before it is sent and the difference once ``usage_metadata`` tells the real count.
     :param request_timeout_s: seconds one call may take before it is abandoned and retried.
@@ -137,11 +137,11 @@ def _config(request: dict[str, Any]) -> types.GenerateContentConfig:
 
 
 def _rate_limiter(per_minute: int | None) -> AsyncLimiter | None:
-    """A limiter that spreads ``per_minute`` evenly: bursts of at most a second's worth."""
+    """A limiter that spaces calls evenly at ``per_minute``, with no burst: a quota enforced over
+    any window shorter than a minute is then never exceeded."""
     if per_minute is None:
         return None
-    burst = max(1.0, per_minute / 60)
-    return AsyncLimiter(burst, 60 * burst / per_minute)
+    return AsyncLimiter(1, 60 / per_minute)
 
 
 class OnlineEngine:
@@ -154,6 +154,15 @@ class OnlineEngine:
         self._rpm = _rate_limiter(self.settings.rpm)
         self._tpm = AsyncLimiter(self.settings.tpm, 60) if self.settings.tpm else None
         self.stats = OnlineStats()
+        # Requests built from one RequestSpec share their config objects: validate each once.
+        self._configs: dict[tuple[int, int], tuple[Any, Any, types.GenerateContentConfig]] = {}
+
+    def _config_for(self, request: dict[str, Any]) -> types.GenerateContentConfig:
+        shared = (request.get("generationConfig"), request.get("systemInstruction"))
+        ids = (id(shared[0]), id(shared[1]))
+        if ids not in self._configs:  # the objects are kept with the config, so their ids stay theirs
+            self._configs[ids] = (*shared, _config(request))
+        return self._configs[ids][2]
 
     async def _charge_tokens(self, tokens: int) -> None:
         if self._tpm is not None and tokens > 0:
@@ -175,7 +184,7 @@ class OnlineEngine:
         try:
             return await asyncio.wait_for(
                 self.client.aio.models.generate_content(
-                    model=self.model, contents=request["contents"], config=_config(request)
+                    model=self.model, contents=request["contents"], config=self._config_for(request)
                 ),
                 self.settings.request_timeout_s,
             )

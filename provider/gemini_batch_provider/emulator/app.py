@@ -43,7 +43,7 @@ class EmulatorConfig:
     ``batch_running_s``: seconds a batch job spends in PENDING and RUNNING. ``data_dir``: where file
     contents are kept (a temporary folder when None). ``page_size``: the default list page size.
     ``rpm``/``tpm``: requests and tokens per minute per key and model for ``generateContent``
-    (None: unlimited), counted over ``quota_window_s``; over quota it answers 429
+    (None: unlimited), enforced over a sliding ``quota_window_s``; over quota it answers 429
     RESOURCE_EXHAUSTED with ``RetryInfo`` and ``Retry-After``. ``faults``: latency and injected
     faults of ``generateContent``.
     """

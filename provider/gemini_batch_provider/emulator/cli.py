@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, help="where file contents are kept (default: a temp folder)")
     parser.add_argument("--rpm", type=int, help="requests per minute per key and model (generateContent)")
     parser.add_argument("--tpm", type=int, help="tokens per minute per key and model (generateContent)")
+    parser.add_argument("--quota-window-seconds", type=float, default=60.0,
+                        help="sliding window the quotas are enforced over (shorter: the same rate, more evenly)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds each generateContent takes")
     parser.add_argument("--latency-jitter", type=float, default=0.0, help="± seconds, uniform, around --latency")
     parser.add_argument("--error-500-rate", type=float, default=0.0, help="share of calls answered 500")
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     config = EmulatorConfig(
         rpm=args.rpm,
         tpm=args.tpm,
+        quota_window_s=args.quota_window_seconds,
         faults=faults,
         api_keys=frozenset(args.api_key),
         batch_pending_s=args.batch_pending_seconds,

@@ -8,11 +8,16 @@ from collections import deque
 
 
 class Quota:
-    """Admits a call or says how many seconds to wait. ``rpm``/``tpm`` of None mean no limit; they
-    count over ``window_s`` (a minute, as the API does; tests shorten it)."""
+    """Admits a call or says how many seconds to wait. ``rpm``/``tpm`` of None mean no limit.
+
+    Calls are counted over a sliding ``window_s`` that admits ``rpm * window_s / 60`` requests
+    (likewise tokens): a minute by default; a shorter window enforces the same rate more evenly.
+    """
 
     def __init__(self, rpm: int | None, tpm: int | None, window_s: float = 60.0) -> None:
-        self.rpm, self.tpm, self.window_s = rpm, tpm, window_s
+        self.window_s = window_s
+        self.rpm = None if rpm is None else max(1, int(rpm * window_s / 60))
+        self.tpm = None if tpm is None else max(1, int(tpm * window_s / 60))
         self._calls: dict[tuple[str, str], deque[tuple[float, int]]] = {}
 
     def admit(self, key: str, model: str, tokens: int) -> float:

@@ -1,0 +1,161 @@
+"""Benchmark of the online engine against two common patterns, on the local emulator.
+
+Prints one JSON object per scenario on stdout: ``scenario``, ``rows``, ``bound_s`` (the fastest
+the scenario allows), ``wall_s``, ``efficiency`` (bound_s / wall_s), ``responses_429``,
+``rows_lost``, and the same figures for the baselines under ``baselines``: ``sequential`` (a for
+loop; run on a 50-row sample and scaled to the scenario's rows) and ``semaphore_gather``
+(``asyncio.gather`` under a Semaphore, retrying 429/5xx three times after ``2**attempt`` s, as the
+Gemini async cookbook does). Each scenario starts its own emulator process.
+
+    .venv/bin/python benchmarks/online.py [--scenario latency|quota|faults]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from google import genai
+from google.genai import errors, types
+
+from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
+from gemini_batch_provider.core.requests import RequestSpec, build_requests
+from gemini_batch_provider.emulator import free_port
+
+MODEL = "gemini-2.5-flash"
+SEQUENTIAL_SAMPLE = 50
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "latency": {"rows": 1000, "latency": 0.5, "concurrency": 100, "emulator": []},
+    "quota": {"rows": 600, "latency": 0.2, "concurrency": 100, "rpm": 3000,
+              "emulator": ["--rpm", "3000", "--quota-window-seconds", "1"]},
+    "faults": {"rows": 1000, "latency": 0.5, "concurrency": 100,
+               "emulator": ["--error-503-rate", "0.05", "--reset-rate", "0.02"]},
+}
+
+
+def bound(spec: dict[str, Any]) -> float:
+    if "rpm" in spec:
+        return spec["rows"] / (spec["rpm"] / 60)
+    return spec["rows"] * spec["latency"] / spec["concurrency"]
+
+
+class Emulator:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        binary = Path(sys.executable).parent / "gemini-batch-emulator"
+        self.proc = subprocess.Popen(
+            [str(binary), "--port", str(self.port), "--latency", str(spec["latency"]), *spec["emulator"]],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                probe = urllib.request.Request(f"{self.url}/v1beta/models", headers={"x-goog-api-key": "b"})
+                urllib.request.urlopen(probe)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError("the emulator did not start")
+
+    def client(self) -> genai.Client:
+        options = types.HttpOptions(base_url=self.url, retry_options=types.HttpRetryOptions(attempts=1))
+        return genai.Client(api_key=f"bench-{time.monotonic_ns()}", http_options=options)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def requests(rows: int) -> list[tuple[str, dict[str, Any]]]:
+    records = [{"t": f"Row {i} of the benchmark. It asks about topic {i % 17}."} for i in range(rows)]
+    return list(build_requests(records, RequestSpec(prompt_template="{t}")))
+
+
+async def cookbook_call(client: genai.Client, request: dict[str, Any], counts: dict[str, int]) -> bool:
+    """One call with the cookbook's retry: 3 retries after 2**attempt s on 429/5xx; False if lost."""
+    for attempt in range(4):
+        try:
+            await client.aio.models.generate_content(model=MODEL, contents=request["contents"])
+            return True
+        except errors.APIError as exc:
+            counts["429"] += exc.code == 429
+            if exc.code not in (429, 500, 503) or attempt == 3:
+                return False
+        except Exception:
+            if attempt == 3:
+                return False
+        await asyncio.sleep(2**attempt)
+    return False
+
+
+async def sequential(client: genai.Client, reqs: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+    counts = {"429": 0, "lost": 0}
+    for _, request in reqs:
+        counts["lost"] += not await cookbook_call(client, request, counts)
+    return counts
+
+
+async def semaphore_gather(client: genai.Client, reqs: list[tuple[str, dict[str, Any]]], n: int) -> dict[str, int]:
+    counts = {"429": 0, "lost": 0}
+    semaphore = asyncio.Semaphore(n)
+
+    async def one(request: dict[str, Any]) -> bool:
+        async with semaphore:
+            return await cookbook_call(client, request, counts)
+
+    results = await asyncio.gather(*(one(r) for _, r in reqs))
+    counts["lost"] = results.count(False)
+    return counts
+
+
+def figures(rows: int, bound_s: float, wall_s: float, responses_429: int, lost: int, **extra: Any) -> dict[str, Any]:
+    return {"rows": rows, "bound_s": round(bound_s, 3), "wall_s": round(wall_s, 3),
+            "efficiency": round(bound_s / wall_s, 3), "responses_429": responses_429, "rows_lost": lost, **extra}
+
+
+def run(name: str) -> dict[str, Any]:
+    spec = SCENARIOS[name]
+    rows, bound_s, reqs = spec["rows"], bound(spec), requests(spec["rows"])
+    emulator = Emulator(spec)
+    try:
+        settings = OnlineSettings(concurrency=spec["concurrency"], rpm=spec.get("rpm"), progress_interval_s=3600)
+        engine = OnlineEngine(emulator.client(), MODEL, settings)
+        landed: list[dict[str, Any]] = []
+        started = time.monotonic()
+        stats = asyncio.run(engine.run(reqs, landed.append, total=rows))
+        wall = time.monotonic() - started
+        lost = rows - len({row["key"] for row in landed if row["status"] == "succeeded"})
+        result = {"scenario": name, **figures(rows, bound_s, wall, stats.responses_429, lost)}
+
+        started = time.monotonic()
+        counts = asyncio.run(semaphore_gather(emulator.client(), reqs, spec["concurrency"]))
+        gather = figures(rows, bound_s, time.monotonic() - started, counts["429"], counts["lost"])
+
+        sample = reqs[:SEQUENTIAL_SAMPLE]
+        started = time.monotonic()
+        counts = asyncio.run(sequential(emulator.client(), sample))
+        scaled = (time.monotonic() - started) * rows / len(sample)
+        seq = figures(rows, bound_s, scaled, counts["429"], counts["lost"], sampled_rows=len(sample))
+        result["baselines"] = {"sequential": seq, "semaphore_gather": gather}
+        return result
+    finally:
+        emulator.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append")
+    for name in parser.parse_args().scenario or list(SCENARIOS):
+        print(json.dumps(run(name)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
