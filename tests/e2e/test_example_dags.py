@@ -1,4 +1,4 @@
-"""The nightly example DAG through a real Airflow deployment: api-server, scheduler, dag-processor and
+"""The example DAGs through a real Airflow deployment: api-server, scheduler, dag-processor and
 triggerer as separate processes (LocalExecutor, SQLite), the emulator as its own process."""
 
 from __future__ import annotations
@@ -76,3 +76,17 @@ def test_row_limit_param_from_the_trigger_conf(stack):
     assert summary["rows"] == 25
     assert len(Path(summary["output_path"]).read_text().splitlines()) == 25
 
+
+
+def test_urgent_dag_runs_online_and_lands_one_row_per_topic(stack):
+    from pydoc_data.topics import topics
+
+    run_id = stack.trigger("gemini_urgent", conf={"topic_limit": 1000})
+    result = stack.wait_for_run("gemini_urgent", run_id, timeout=600)
+    assert result["state"] == "success", stack.task_log("gemini_urgent", run_id, "explain_topics")
+    assert "deferred" not in result["task_states_seen"]["explain_topics"]
+    summary = stack.xcom("gemini_urgent", run_id, "explain_topics")
+    rows = [json.loads(line) for line in Path(summary["output_path"]).read_text().splitlines()]
+    assert sorted(r["key"] for r in rows) == sorted(topics)
+    assert all(r["status"] == "succeeded" and r["text"].strip() for r in rows)
+    assert summary["path"] == "online" and summary["counts"]["succeeded"] == len(topics)
