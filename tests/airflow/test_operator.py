@@ -14,27 +14,28 @@ pytestmark = pytest.mark.integration
 RECORDS = [{"id": f"doc-{i}", "text": f"Document {i} is about topic {i % 3}. It has two sentences."} for i in range(7)]
 
 
-def _run(tmp_path, dag_id, records):
+def _run_dag(tmp_path, dag_id, records):
+    tmp_path.mkdir(exist_ok=True)
     source, output = tmp_path / "in.jsonl", tmp_path / "results.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
     from tests.conftest import DAGS_FOLDER
 
-    dag = DagBag(dag_folder=DAGS_FOLDER).get_dag(dag_id)
-    dag_run = dag.test(run_conf={"in": str(source), "out": str(output)})
-    return dag_run, output
+    dag_run = DagBag(dag_folder=DAGS_FOLDER).get_dag(dag_id).test(run_conf={"in": str(source), "out": str(output)})
+    rows = [json.loads(line) for line in output.read_text().splitlines()] if output.exists() else []
+    return dag_run, rows
+
 
 
 @pytest.mark.parametrize("dag_id", ["gemini_op_deferrable", "gemini_op_polling"])
 def test_lands_one_row_per_record(airflow_db, emulator, gemini_conn, tmp_path, dag_id):
-    dag_run, output = _run(tmp_path, dag_id, RECORDS)
+    dag_run, rows = _run_dag(tmp_path, dag_id, RECORDS)
     assert dag_run.state == "success"
-    rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
     prompts = {r["id"]: f"Summarize: {r['text']}" for r in RECORDS}
     assert all(r["status"] == "succeeded" and r["text"] and r["text"] in prompts[r["key"]] for r in rows)
     summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
     assert summary["rows"] == 7 and summary["counts"] == {"succeeded": 7, "failed": 0, "missing": 0}
-    assert summary["path"] == "batch"
+    assert summary["path"] == "batch" and summary["rows_by_path"] == {"batch": 7}
     assert summary["usage"]["total_token_count"] == sum(r["usage"]["total_token_count"] for r in rows)
     [job] = summary["batch_jobs"]
     job_id = job.removeprefix("batches/")
@@ -45,10 +46,10 @@ def test_lands_one_row_per_record(airflow_db, emulator, gemini_conn, tmp_path, d
 
 
 def test_bad_input_fails_before_anything_is_uploaded(airflow_db, emulator, gemini_conn, tmp_path):
-    dag_run, output = _run(tmp_path, "gemini_op_deferrable", [*RECORDS, {"id": "doc-0", "text": "a duplicate"}])
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_deferrable", [*RECORDS, {"id": "doc-0", "text": "a duplicate"}])
     assert dag_run.state == "failed"
     assert emulator.state.store.files == {} and emulator.state.store.batches == {}
-    assert not output.exists()
+    assert rows == [] and list(tmp_path.glob("results.jsonl*")) == []
 
 
 @pytest.mark.parametrize("state", ["JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"])
@@ -66,18 +67,34 @@ def test_a_job_that_did_not_succeed_fails_the_task_with_its_state(state):
 
 def test_online_operator_lands_the_same_schema_and_summary(airflow_db, emulator, gemini_conn, tmp_path):
     emulator.state.faults.config.error_503_rate = 0.3  # some calls fail and are retried
-    source, output = tmp_path / "in.jsonl", tmp_path / "online.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    from tests.conftest import DAGS_FOLDER
-
-    dag_run = DagBag(dag_folder=DAGS_FOLDER).get_dag("gemini_op_online").test(
-        run_conf={"in": str(source), "out": str(output)}
-    )
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_online", RECORDS)
     assert dag_run.state == "success"
-    rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
-    assert all(set(r) == {"key", "status", "text", "usage", "error"} and r["status"] == "succeeded" for r in rows)
+    assert all(set(r) == {"key", "status", "path", "text", "usage", "error"} for r in rows)
+    assert all(r["status"] == "succeeded" and r["path"] == "online" for r in rows)
     summary = dag_run.get_task_instance("online").xcom_pull(task_ids="online")
     assert summary["path"] == "online" and summary["batch_jobs"] == []
     assert summary["counts"] == {"succeeded": 7, "failed": 0, "missing": 0}
     assert emulator.state.counters["503"] > 0 and emulator.state.store.batches == {}
+
+
+def test_auto_mode_routes_small_sets_online_and_large_ones_to_batch(airflow_db, emulator, gemini_conn, tmp_path):
+    small_run, small_rows = _run_dag(tmp_path / "small", "gemini_op_auto", RECORDS[:5])
+    assert small_run.state == "success" and {r["path"] for r in small_rows} == {"online"}
+    assert emulator.state.store.batches == {}
+    large_run, large_rows = _run_dag(tmp_path / "large", "gemini_op_auto", RECORDS)
+    assert large_run.state == "success" and {r["path"] for r in large_rows} == {"batch"}
+    assert len(emulator.state.store.batches) == 1
+
+
+def test_deadline_cancels_the_batch_and_finishes_every_row_online(airflow_db, emulator, gemini_conn, tmp_path):
+    emulator.state.batches.pending_s = 60  # the batch would not finish before the 1 s deadline
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_deadline", RECORDS)
+    assert dag_run.state == "success"
+    [batch] = emulator.state.store.batches.values()
+    assert batch.resource["state"] == "BATCH_STATE_CANCELLED"
+    assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)  # each row exactly once
+    assert all(r["status"] == "succeeded" and r["path"] == "online" for r in rows)
+    summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
+    assert summary["path"] == "batch+online" and summary["rows_by_path"] == {"online": 7}
+    assert sum(summary["counts"].values()) == summary["rows"] == 7

@@ -31,7 +31,7 @@ def test_serializes_conn_id_not_key():
     classpath, kwargs = trigger.serialize()
     assert classpath == "gemini_batch_provider.triggers.batch.GeminiBatchJobTrigger"
     assert kwargs == {"job_names": ["batches/a"], "gemini_conn_id": "gemini_default", "poll_interval": 5,
-                      "max_poll_errors": 10}
+                      "max_poll_errors": 10, "deadline": None}
     assert GeminiBatchJobTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
@@ -74,3 +74,16 @@ async def test_transient_errors_are_tolerated_up_to_the_limit(monkeypatch):
     [event] = await _events(trigger)
     assert event["status"] == "error" and "3 errors in a row" in event["message"]
     assert API_KEY not in event["message"]
+
+
+async def test_a_passed_deadline_yields_the_jobs_last_states_and_cancels_nothing(client, emulator, gemini_conn):
+    import time
+
+    emulator.state.batches.pending_s = 30  # the job stays pending past the deadline
+    name = _job(client)
+    trigger = GeminiBatchJobTrigger(job_names=[name], gemini_conn_id=gemini_conn, poll_interval=0.1,
+                                    deadline=time.time() + 0.5)
+    [event] = await _events(trigger)
+    assert event["status"] == "deadline"
+    assert event["jobs"] == [{"name": name, "state": "JOB_STATE_PENDING", "output_file": None}]
+    assert client.batches.get(name=name).state.value == "JOB_STATE_PENDING"  # waiting only; the task decides

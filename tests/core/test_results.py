@@ -22,7 +22,8 @@ def _lines(*items):
 
 def _land(tmp_path, keys, lines):
     writer = ResultsWriter(tmp_path / "out" / "results.jsonl")
-    skipped = join_results(keys, lines, writer)
+    skipped, again = join_results(keys, lines, writer)
+    assert again == set()
     writer.close()
     rows = [json.loads(line) for line in writer.path.read_text().splitlines()]
     return rows, skipped, writer
@@ -40,7 +41,7 @@ def test_every_key_lands_exactly_once(tmp_path):
     rows, skipped, writer = _land(tmp_path, ["a", "b", "c"], lines)
     assert [r["key"] for r in rows] == ["b", "a", "c"]
     assert rows[0] == {
-        "key": "b", "status": "succeeded", "text": "B.",
+        "key": "b", "status": "succeeded", "path": "batch", "text": "B.",
         "usage": {"prompt_token_count": 3, "candidates_token_count": 2, "total_token_count": 5}, "error": None,
     }
     assert rows[1]["status"] == "failed" and rows[1]["error"] == {
@@ -66,7 +67,7 @@ def test_unreadable_response_is_a_failed_row():
 
 def test_results_are_written_atomically(tmp_path):
     writer = ResultsWriter(tmp_path / "results.jsonl")
-    writer.write({"key": "a", "status": "missing", "text": None, "usage": None, "error": None})
+    writer.write({"key": "a", "status": "missing", "path": "batch", "text": None, "usage": None, "error": None})
     assert not writer.path.exists()
     writer.abort()
     assert list(tmp_path.iterdir()) == []
@@ -79,3 +80,18 @@ def test_counts_add_up_to_the_input(tmp_path, count):
     rows, _, writer = _land(tmp_path, keys, lines)
     assert sorted(r["key"] for r in rows) == sorted(keys)
     assert sum(writer.counts.values()) == count
+
+
+def test_rows_to_rerun_are_handed_back_not_written(tmp_path):
+    lines = _lines(
+        {"key": "a", "response": _response("A.")},
+        {"key": "b", "error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}},
+        {"key": "c", "error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}},
+    )
+    writer = ResultsWriter(tmp_path / "results.jsonl")
+    retryable = lambda row: row["status"] == "missing" or (row["error"] or {}).get("code") == 503  # noqa: E731
+    _, again = join_results(["a", "b", "c", "d"], lines, writer, rerun=retryable)
+    writer.close()
+    rows = [json.loads(line) for line in writer.path.read_text().splitlines()]
+    assert again == {"b", "d"}
+    assert [(r["key"], r["status"]) for r in rows] == [("a", "succeeded"), ("c", "failed")]

@@ -27,7 +27,7 @@ from aiolimiter import AsyncLimiter
 from google import genai
 from google.genai import errors, types
 
-from .results import error_row, response_row
+from .results import ONLINE, error_row, response_row
 
 log = logging.getLogger(__name__)
 
@@ -207,15 +207,15 @@ class OnlineEngine:
         try:
             response = await retrying(self._call, request, estimate)
         except errors.APIError as exc:
-            return error_row(key, str(exc.message), str(exc.status), exc.code)
+            return error_row(key, ONLINE, str(exc.message), str(exc.status), exc.code)
         except asyncio.TimeoutError:
-            return error_row(key, f"no answer within {self.settings.request_timeout_s} s", "DEADLINE_EXCEEDED")
+            return error_row(key, ONLINE, f"no answer within {self.settings.request_timeout_s} s", "DEADLINE_EXCEEDED")
         except (aiohttp.ClientError, ConnectionError) as exc:
-            return error_row(key, f"{type(exc).__name__}: {exc}", "UNAVAILABLE")
+            return error_row(key, ONLINE, f"{type(exc).__name__}: {exc}", "UNAVAILABLE")
         usage = response.usage_metadata
         if usage is not None and usage.total_token_count:
             await self._charge_tokens(usage.total_token_count - estimate)
-        return response_row(key, response)
+        return response_row(key, ONLINE, response)
 
     async def run(self, requests: Iterable[tuple[str, dict[str, Any]]], write: Callable[[dict[str, Any]], None],
                   total: int | None = None) -> OnlineStats:

@@ -3,11 +3,12 @@
 Every input key gets exactly one results row, whatever the output file holds: a row for each key
 found (the first line wins if a key repeats), then a ``missing`` row for each input key the output
 never mentioned. Lines for keys that were not in the input are counted and skipped. Result rows are
-written as they are read; memory holds only the set of keys.
+written as they are read; memory holds only the set of keys. Rows the caller wants to run again
+online (``rerun``) are not written but handed back, so that each key still lands once.
 
 Results row (one JSON object per line)::
 
-    {"key": str, "status": "succeeded" | "failed" | "missing",
+    {"key": str, "status": "succeeded" | "failed" | "missing", "path": "batch" | "online",
      "text": str | None, "usage": {usage_metadata fields} | None, "error": {code, message, status} | None}
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ SUCCEEDED = "succeeded"  # the model answered with text
 FAILED = "failed"  # the API answered this row with an error, or with no text (blocked, empty)
 MISSING = "missing"  # the output has no line for this key
 STATUSES = (SUCCEEDED, FAILED, MISSING)
+BATCH, ONLINE = "batch", "online"  # the path that produced a row
 
 USAGE_FIELDS = (
     "prompt_token_count", "candidates_token_count", "thoughts_token_count",
@@ -34,9 +36,9 @@ USAGE_FIELDS = (
 )
 
 
-def _row(key: str, status: str, *, text: str | None = None, usage: dict[str, int] | None = None,
+def _row(key: str, status: str, path: str, *, text: str | None = None, usage: dict[str, int] | None = None,
          error: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"key": key, "status": status, "text": text, "usage": usage, "error": error}
+    return {"key": key, "status": status, "path": path, "text": text, "usage": usage, "error": error}
 
 
 def _error(message: str, status: str, code: int | None = None) -> dict[str, Any]:
@@ -50,9 +52,9 @@ def _usage(response: types.GenerateContentResponse) -> dict[str, int] | None:
     return {name: getattr(meta, name) for name in USAGE_FIELDS if getattr(meta, name) is not None}
 
 
-def error_row(key: str, message: str, status: str, code: int | None = None) -> dict[str, Any]:
+def error_row(key: str, path: str, message: str, status: str, code: int | None = None) -> dict[str, Any]:
     """A ``failed`` results row for an error the API (or the transport) gave for this row."""
-    return _row(key, FAILED, error=_error(message, status, code))
+    return _row(key, FAILED, path, error=_error(message, status, code))
 
 
 def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
@@ -60,15 +62,15 @@ def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
     key = str(item.get("key"))
     if isinstance(item.get("error"), dict):
         err = item["error"]
-        return error_row(key, str(err.get("message", "")), str(err.get("status", "")), err.get("code"))
+        return error_row(key, BATCH, str(err.get("message", "")), str(err.get("status", "")), err.get("code"))
     try:
         response = types.GenerateContentResponse.model_validate(item.get("response"))
     except pydantic.ValidationError as exc:
-        return error_row(key, f"unreadable response: {exc.errors()[0]['msg']}", "INVALID_RESPONSE")
-    return response_row(key, response)
+        return error_row(key, BATCH, f"unreadable response: {exc.errors()[0]['msg']}", "INVALID_RESPONSE")
+    return response_row(key, BATCH, response)
 
 
-def response_row(key: str, response: types.GenerateContentResponse) -> dict[str, Any]:
+def response_row(key: str, path: str, response: types.GenerateContentResponse) -> dict[str, Any]:
     """The results row for a ``GenerateContentResponse``: ``succeeded`` with its text, else ``failed``."""
     usage = _usage(response)
     text = response.text if response.candidates else None
@@ -77,8 +79,8 @@ def response_row(key: str, response: types.GenerateContentResponse) -> dict[str,
         reason = (candidate and candidate.finish_reason) or (
             response.prompt_feedback and response.prompt_feedback.block_reason
         )
-        return _row(key, FAILED, usage=usage, error=_error(f"no text in the response ({reason})", "NO_TEXT"))
-    return _row(key, SUCCEEDED, text=text, usage=usage)
+        return _row(key, FAILED, path, usage=usage, error=_error(f"no text in the response ({reason})", "NO_TEXT"))
+    return _row(key, SUCCEEDED, path, text=text, usage=usage)
 
 
 class ResultsWriter:
@@ -91,10 +93,12 @@ class ResultsWriter:
         self._out = self._part.open("w", encoding="utf-8")
         self.counts: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.usage: Counter[str] = Counter()
+        self.paths: Counter[str] = Counter()
 
     def write(self, row: dict[str, Any]) -> None:
         self._out.write(json.dumps(row, ensure_ascii=False) + "\n")
         self.counts[row["status"]] += 1
+        self.paths[row["path"]] += 1
         self.usage.update(row["usage"] or {})
 
     def close(self) -> None:
@@ -106,15 +110,30 @@ class ResultsWriter:
         self._part.unlink(missing_ok=True)
 
 
-def join_results(keys: Sequence[str], output_lines: Iterable[bytes], writer: ResultsWriter) -> dict[str, int]:
+def join_results(
+    keys: Sequence[str],
+    output_lines: Iterable[bytes],
+    writer: ResultsWriter,
+    rerun: Callable[[dict[str, Any]], bool] | None = None,
+) -> tuple[dict[str, int], set[str]]:
     """Write one results row per key in ``keys``, from ``output_lines`` (raw batch output JSONL).
 
-    Returns ``{"unknown_keys": n, "duplicate_keys": n, "unreadable_lines": n}``: output lines that
-    were skipped because they name no input key, repeat a key, or are not JSON.
+    A row for which ``rerun(row)`` is true (a ``failed`` or ``missing`` one, say) is not written:
+    its key is returned, for the caller to land it another way. Returns ``(skipped, rerun_keys)``;
+    ``skipped`` counts output lines that name no input key, repeat a key, or are not JSON:
+    ``{"unknown_keys": n, "duplicate_keys": n, "unreadable_lines": n}``.
     """
     expected = set(keys)
-    landed: set[str] = set()
+    seen: set[str] = set()
+    again: set[str] = set()
     skipped = Counter({"unknown_keys": 0, "duplicate_keys": 0, "unreadable_lines": 0})
+
+    def land(row: dict[str, Any]) -> None:
+        if rerun is not None and rerun(row):
+            again.add(row["key"])
+        else:
+            writer.write(row)
+
     for raw in output_lines:
         if not raw.strip():
             continue
@@ -126,12 +145,12 @@ def join_results(keys: Sequence[str], output_lines: Iterable[bytes], writer: Res
         key = str(item.get("key")) if isinstance(item, dict) else None
         if key not in expected:
             skipped["unknown_keys"] += 1
-        elif key in landed:
+        elif key in seen:
             skipped["duplicate_keys"] += 1
         else:
-            landed.add(key)
-            writer.write(parse_output_line(item))
+            seen.add(key)
+            land(parse_output_line(item))
     for key in keys:
-        if key not in landed:
-            writer.write(_row(key, MISSING, error=_error("the batch output has no line for this key", "MISSING")))
-    return dict(skipped)
+        if key not in seen:
+            land(_row(key, MISSING, BATCH, error=_error("the batch output has no line for this key", "MISSING")))
+    return dict(skipped), again

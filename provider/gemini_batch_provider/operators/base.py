@@ -6,6 +6,7 @@ summary, so a DAG can switch between them without changing anything downstream.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
 from gemini_batch_provider.core.records import InputError, iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests
 from gemini_batch_provider.core.results import STATUSES, ResultsWriter
@@ -80,6 +82,18 @@ class GeminiRequestsOperator(BaseOperator):
         """The task's error for bad input: no retry can help, and nothing was sent."""
         return AirflowFailException(f"{self.task_id}: bad input, nothing was uploaded or billed: {exc}")
 
+    def run_online(self, writer: ResultsWriter, requests: Iterable[tuple[str, dict[str, Any]]], total: int,
+                   settings: OnlineSettings) -> None:
+        """Run ``requests`` through the online engine, each row written as soon as it is done."""
+
+        async def run() -> None:
+            engine = OnlineEngine(GeminiHook(self.gemini_conn_id).client, self.model, settings)
+            stats = await engine.run(requests, writer.write, total=total)
+            self.log.info("%d calls for %d rows online; %d responses 429, %d other retried errors",
+                          stats.calls, total, stats.responses_429, stats.retried_errors)
+
+        asyncio.run(run())
+
     def results_writer(self) -> ResultsWriter:
         return ResultsWriter(Path(self.output_path).expanduser())
 
@@ -90,6 +104,7 @@ class GeminiRequestsOperator(BaseOperator):
             "counts": {status: writer.counts[status] for status in STATUSES},
             "usage": dict(writer.usage),
             "path": path,
+            "rows_by_path": dict(writer.paths),
             "batch_jobs": batch_jobs,
             "output_path": str(writer.path),
             "model": self.model,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from airflow.sdk import Context
 
-from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
+from gemini_batch_provider.core.online import OnlineSettings
 from gemini_batch_provider.core.records import InputError
-from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.base import GeminiRequestsOperator
 
 
@@ -44,16 +42,9 @@ class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
             raise self.bad_input(exc) from None
         writer = self.results_writer()
         try:
-            asyncio.run(self._run(writer, rows))
+            self.run_online(writer, self.requests(), rows, self.settings)
         except BaseException:
             writer.abort()
             raise
         writer.close()
         return self.summary(writer, rows, "online", [])
-
-    async def _run(self, writer: Any, rows: int) -> None:
-        client = GeminiHook(self.gemini_conn_id).client
-        engine = OnlineEngine(client, self.model, self.settings)
-        stats = await engine.run(self.requests(), writer.write, total=rows)
-        self.log.info("%d calls for %d rows; %d responses 429, %d other retried errors",
-                      stats.calls, rows, stats.responses_429, stats.retried_errors)

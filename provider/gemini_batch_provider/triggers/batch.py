@@ -49,15 +49,18 @@ class GeminiBatchJobTrigger(BaseTrigger):
     :param gemini_conn_id: connection to poll with.
     :param poll_interval: seconds between polls.
     :param max_poll_errors: transient poll errors tolerated in a row before giving up.
+    :param deadline: Unix time (seconds) after which it stops waiting and yields ``status``
+        ``deadline`` with the jobs' last states; what to do with unfinished jobs is the task's call.
     """
 
     def __init__(self, job_names: list[str], gemini_conn_id: str, poll_interval: float = 30.0,
-                 max_poll_errors: int = 10) -> None:
+                 max_poll_errors: int = 10, deadline: float | None = None) -> None:
         super().__init__()
         self.job_names = list(job_names)
         self.gemini_conn_id = gemini_conn_id
         self.poll_interval = poll_interval
         self.max_poll_errors = max_poll_errors
+        self.deadline = deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -67,12 +70,14 @@ class GeminiBatchJobTrigger(BaseTrigger):
                 "gemini_conn_id": self.gemini_conn_id,
                 "poll_interval": self.poll_interval,
                 "max_poll_errors": self.max_poll_errors,
+                "deadline": self.deadline,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         client = await GeminiHook(self.gemini_conn_id).aget_client()
         ended: dict[str, dict[str, Any]] = {}
+        latest: dict[str, dict[str, Any]] = {}
         errors_in_row = 0
         started = time.monotonic()
         while True:
@@ -82,6 +87,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
                         continue
                     job = await client.aio.batches.get(name=name)
                     state = state_name(job.state)
+                    latest[name] = job_summary(job)
                     if state in TERMINAL:
                         ended[name] = job_summary(job)
                         self.log.info("%s ended: %s", name, state)
@@ -97,6 +103,13 @@ class GeminiBatchJobTrigger(BaseTrigger):
                 self.log.warning("poll error %d of %d tolerated: %s", errors_in_row, self.max_poll_errors, exc)
             if len(ended) == len(self.job_names):
                 break
+            if self.deadline is not None and time.time() >= self.deadline:
+                yield TriggerEvent(
+                    {"status": "deadline", "jobs": [latest.get(n, {"name": n, "state": None, "output_file": None})
+                                                    for n in self.job_names],
+                     "message": f"{len(self.job_names) - len(ended)} batch jobs unfinished at the deadline"}
+                )
+                return
             self.log.info(
                 "%d of %d batch jobs ended after %.0f s; next poll in %.0f s",
                 len(ended), len(self.job_names), time.monotonic() - started, self.poll_interval,

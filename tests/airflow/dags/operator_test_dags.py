@@ -30,3 +30,16 @@ with DAG(dag_id="gemini_op_online", schedule=None, start_date=pendulum.datetime(
         rpm=600,
         max_attempts=20,
     )
+
+for dag_id, routing in (("gemini_op_auto", {"mode": "auto", "online_threshold": 5}),
+                        ("gemini_op_deadline", {"deadline": 1.0})):
+    with DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1), params={"in": "", "out": ""}):
+        GeminiBatchOperator(
+            task_id="batch",
+            input_path="{{ params.in }}",
+            output_path="{{ params.out }}",
+            prompt_template="Summarize: {text}",
+            key_field="id",
+            poll_interval=0.2,
+            **routing,
+        )
