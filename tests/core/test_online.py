@@ -17,6 +17,11 @@ pytestmark = pytest.mark.integration
 MODEL = "gemini-2.5-flash"
 
 
+def _options(emu):
+    """As GeminiHook builds them: the SDK's own retries off."""
+    return types.HttpOptions(base_url=emu.base_url, retry_options=types.HttpRetryOptions(attempts=1))
+
+
 def _requests(n):
     records = [{"t": f"Row {i} asks a question about topic {i}."} for i in range(n)]
     return list(build_requests(records, RequestSpec(prompt_template="{t}")))
@@ -24,7 +29,7 @@ def _requests(n):
 
 def _run(config, rows=8, model=MODEL, **settings):
     with EmulatorThread(config) as emu:
-        client = genai.Client(api_key="online-key-1", http_options=types.HttpOptions(base_url=emu.base_url))
+        client = genai.Client(api_key="online-key-1", http_options=_options(emu))
         engine = OnlineEngine(client, model, OnlineSettings(initial_backoff_s=0.05, **settings))
         landed = []
         stats = asyncio.run(engine.run(_requests(rows), landed.append, total=rows))
@@ -85,7 +90,7 @@ def test_timeouts_are_retried_then_reported():
 
 def test_cancelling_the_run_cancels_calls_in_flight():
     with EmulatorThread(EmulatorConfig(faults=FaultConfig(latency_s=30.0))) as emu:
-        client = genai.Client(api_key="online-key-1", http_options=types.HttpOptions(base_url=emu.base_url))
+        client = genai.Client(api_key="online-key-1", http_options=_options(emu))
         engine = OnlineEngine(client, MODEL, OnlineSettings(concurrency=4))
         landed = []
 

@@ -32,9 +32,6 @@ from .results import ONLINE, error_row, response_row
 log = logging.getLogger(__name__)
 
 RETRYABLE_CODES = frozenset({408, 429, 500, 502, 503, 504})
-# One attempt per SDK call: the SDK's own aiohttp path would otherwise retry a dropped connection
-# after sleeping 1-10 s; retries are this engine's job.
-_ONE_ATTEMPT = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))
 
 
 @dataclass(frozen=True)
@@ -127,13 +124,17 @@ def estimate_tokens(request: dict[str, Any]) -> int:
     return prompt + int((request.get("generationConfig") or {}).get("maxOutputTokens") or prompt)
 
 
-def _config(request: dict[str, Any]) -> types.GenerateContentConfig:
+def _config(request: dict[str, Any]) -> types.GenerateContentConfig | None:
+    """The SDK config for a request's shared settings; None when it has none (the SDK's
+    conversion of a config costs about a millisecond a call)."""
     fields = dict(request.get("generationConfig") or {})
     if request.get("systemInstruction"):
         fields["systemInstruction"] = request["systemInstruction"]
+    if not fields:
+        return None
     # No automatic function calling: these requests declare no tools, and it logs a line per call.
     fields["automaticFunctionCalling"] = {"disable": True}
-    return types.GenerateContentConfig.model_validate({**fields, "httpOptions": _ONE_ATTEMPT})
+    return types.GenerateContentConfig.model_validate(fields)
 
 
 def _rate_limiter(per_minute: int | None) -> AsyncLimiter | None:
@@ -145,7 +146,12 @@ def _rate_limiter(per_minute: int | None) -> AsyncLimiter | None:
 
 
 class OnlineEngine:
-    """Runs ``(key, request)`` pairs through ``client.aio.models.generate_content``; see the module doc."""
+    """Runs ``(key, request)`` pairs through ``client.aio.models.generate_content``; see the module doc.
+
+    Give it a client whose own retries are off (``HttpRetryOptions(attempts=1)``, as GeminiHook
+    builds it): retrying is this engine's job, and the SDK's aiohttp path would otherwise retry a
+    dropped connection by itself after sleeping 1-10 s.
+    """
 
     def __init__(self, client: genai.Client, model: str, settings: OnlineSettings | None = None) -> None:
         self.client = client
@@ -155,9 +161,9 @@ class OnlineEngine:
         self._tpm = AsyncLimiter(self.settings.tpm, 60) if self.settings.tpm else None
         self.stats = OnlineStats()
         # Requests built from one RequestSpec share their config objects: validate each once.
-        self._configs: dict[tuple[int, int], tuple[Any, Any, types.GenerateContentConfig]] = {}
+        self._configs: dict[tuple[int, int], tuple[Any, Any, types.GenerateContentConfig | None]] = {}
 
-    def _config_for(self, request: dict[str, Any]) -> types.GenerateContentConfig:
+    def _config_for(self, request: dict[str, Any]) -> types.GenerateContentConfig | None:
         shared = (request.get("generationConfig"), request.get("systemInstruction"))
         ids = (id(shared[0]), id(shared[1]))
         if ids not in self._configs:  # the objects are kept with the config, so their ids stay theirs

@@ -27,7 +27,13 @@ def client_options(conn: Connection) -> dict[str, Any]:
             f"connection {conn.conn_id!r} has no API key: put the Gemini API key in its password field"
         )
     extra = conn.extra_dejson
-    http_options: dict[str, Any] = {"api_version": extra.get("api_version") or DEFAULT_API_VERSION}
+    http_options: dict[str, Any] = {
+        "api_version": extra.get("api_version") or DEFAULT_API_VERSION,
+        # One attempt per call: this provider retries where it knows what is safe (the trigger's
+        # polls, the online engine); the SDK's aiohttp path would also retry a dropped connection
+        # by itself after sleeping 1-10 s.
+        "retry_options": types.HttpRetryOptions(attempts=1),
+    }
     if extra.get("base_url"):
         http_options["base_url"] = extra["base_url"]
     return {"api_key": conn.password, "http_options": types.HttpOptions(**http_options)}
