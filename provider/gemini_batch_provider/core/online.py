@@ -1,8 +1,9 @@
 """The online engine: requests sent one by one through ``client.aio``, as fast as the quota allows.
 
-For sets too small or too urgent for the Batch API. A fixed pool of ``concurrency`` workers pulls
-``(key, request)`` pairs from the input (so memory stays bounded whatever its size), and every call
-passes a requests-per-minute and a tokens-per-minute limiter first (aiolimiter). Calls that fail
+For sets too small or too urgent for the Batch API. A fixed pool of ``2 * concurrency`` workers
+pulls ``(key, request)`` pairs from the input (so memory stays bounded whatever its size); at most
+``concurrency`` calls are in flight, so a row waiting out a backoff leaves its call slot to another
+row. Every call passes a requests-per-minute and a tokens-per-minute limiter first (aiolimiter). Calls that fail
 with HTTP 408/429/500/502/503/504, a timeout or a dropped connection are retried with exponential
 backoff and jitter (tenacity); when the server says how long to wait (``RetryInfo.retryDelay`` in
 the body or ``Retry-After``, both of which the SDK ignores) that delay is honoured instead. Other
@@ -38,7 +39,7 @@ RETRYABLE_CODES = frozenset({408, 429, 500, 502, 503, 504})
 class OnlineSettings:
     """Limits of the online engine.
 
-    :param concurrency: calls in flight at most.
+    :param concurrency: calls in flight at most (rows in progress: twice that).
     :param rpm: requests per minute at most (None: no limit); calls are spaced evenly, not bursted.
     :param tpm: tokens per minute at most (None: no limit); each call is charged its estimated
         tokens before it is sent and the difference once ``usage_metadata`` tells the real count.
@@ -159,6 +160,7 @@ class OnlineEngine:
         self.settings = settings or OnlineSettings()
         self._rpm = _rate_limiter(self.settings.rpm)
         self._tpm = AsyncLimiter(self.settings.tpm, 60) if self.settings.tpm else None
+        self._slots: asyncio.Semaphore | None = None  # made in run(), on the loop that uses it
         self.stats = OnlineStats()
         # Requests built from one RequestSpec share their config objects: validate each once.
         self._configs: dict[tuple[int, int], tuple[Any, Any, types.GenerateContentConfig | None]] = {}
@@ -183,23 +185,28 @@ class OnlineEngine:
         return random.uniform(0, min(self.settings.max_backoff_s, backoff))  # "full jitter"
 
     async def _call(self, request: dict[str, Any], estimate: int) -> types.GenerateContentResponse:
-        if self._rpm is not None:
-            await self._rpm.acquire()
-        await self._charge_tokens(estimate)
-        self.stats.calls += 1
-        try:
-            return await asyncio.wait_for(
-                self.client.aio.models.generate_content(
-                    model=self.model, contents=request["contents"], config=self._config_for(request)
-                ),
-                self.settings.request_timeout_s,
-            )
-        except Exception as exc:
-            if isinstance(exc, errors.APIError) and exc.code == 429:
-                self.stats.responses_429 += 1
-            elif is_retryable(exc):
-                self.stats.retried_errors += 1
-            raise
+        assert self._slots is not None, "call run() or run_one() inside run()"
+        async with self._slots:
+            if self._rpm is not None:
+                await self._rpm.acquire()
+            await self._charge_tokens(estimate)
+            self.stats.calls += 1
+            try:
+                return await asyncio.wait_for(
+                    self.client.aio.models.generate_content(
+                        model=self.model, contents=request["contents"], config=self._config_for(request)
+                    ),
+                    self.settings.request_timeout_s,
+                )
+            except Exception as exc:
+                self._count_error(exc)
+                raise
+
+    def _count_error(self, exc: BaseException) -> None:
+        if isinstance(exc, errors.APIError) and exc.code == 429:
+            self.stats.responses_429 += 1
+        elif is_retryable(exc):
+            self.stats.retried_errors += 1
 
     async def run_one(self, key: str, request: dict[str, Any]) -> dict[str, Any]:
         """The results row for one request; never raises for API or transport errors."""
@@ -230,6 +237,7 @@ class OnlineEngine:
         Cancelling the returned coroutine cancels every call in flight.
         """
         self.stats = OnlineStats(total=total)
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
         pending = iter(requests)
 
         async def worker() -> None:
@@ -244,7 +252,7 @@ class OnlineEngine:
 
         reporter = asyncio.create_task(report())
         try:
-            await asyncio.gather(*(worker() for _ in range(self.settings.concurrency)))
+            await asyncio.gather(*(worker() for _ in range(2 * self.settings.concurrency)))
         finally:
             reporter.cancel()
         log.info("Online run done: %s", self.stats.progress())
