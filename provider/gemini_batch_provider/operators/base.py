@@ -82,6 +82,24 @@ class GeminiRequestsOperator(BaseOperator):
         """The task's error for bad input: no retry can help, and nothing was sent."""
         return AirflowFailException(f"{self.task_id}: bad input, nothing was uploaded or billed: {exc}")
 
+    def checked_row_count(self) -> int:
+        """Build every request once, so that bad input fails before the first call."""
+        try:
+            return sum(1 for _ in self.requests())
+        except InputError as exc:
+            raise self.bad_input(exc) from None
+
+    def land_online(self, rows: int, settings: OnlineSettings) -> dict[str, Any]:
+        """Run every row online into the results file; returns the summary."""
+        writer = self.results_writer()
+        try:
+            self.run_online(writer, self.requests(), rows, settings)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        return self.summary(writer, rows, "online", [])
+
     def run_online(self, writer: ResultsWriter, requests: Iterable[tuple[str, dict[str, Any]]], total: int,
                    settings: OnlineSettings) -> None:
         """Run ``requests`` through the online engine, each row written as soon as it is done."""

@@ -97,13 +97,10 @@ class GeminiBatchOperator(GeminiRequestsOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self.mode != "batch":
-            try:
-                rows = sum(1 for _ in self.requests())  # every row checked before the first call
-            except InputError as exc:
-                raise self.bad_input(exc) from None
+            rows = self.checked_row_count()
             if self.mode == "online" or rows <= self.online_threshold:
                 self.log.info("%d rows, mode %s: running online.", rows, self.mode)
-                return self._land_online(rows)
+                return self.land_online(rows, self.online_settings)
         hook = GeminiHook(self.gemini_conn_id)
         with tempfile.TemporaryDirectory(prefix="gemini-batch-") as tmp:
             try:
@@ -200,13 +197,3 @@ class GeminiBatchOperator(GeminiRequestsOperator):
         if any(skipped.values()):
             self.log.warning("Output lines skipped: %s", skipped)
         return self.summary(writer, len(keys), "batch+online" if again else "batch", job_names)
-
-    def _land_online(self, rows: int) -> dict[str, Any]:
-        writer = self.results_writer()
-        try:
-            self.run_online(writer, self.requests(), rows, self.online_settings)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.close()
-        return self.summary(writer, rows, "online", [])

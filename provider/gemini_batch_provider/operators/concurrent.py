@@ -7,7 +7,6 @@ from typing import Any
 from airflow.sdk import Context
 
 from gemini_batch_provider.core.online import OnlineSettings
-from gemini_batch_provider.core.records import InputError
 from gemini_batch_provider.operators.base import GeminiRequestsOperator
 
 
@@ -36,15 +35,4 @@ class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        try:
-            rows = sum(1 for _ in self.requests())  # every row checked before the first call
-        except InputError as exc:
-            raise self.bad_input(exc) from None
-        writer = self.results_writer()
-        try:
-            self.run_online(writer, self.requests(), rows, self.settings)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.close()
-        return self.summary(writer, rows, "online", [])
+        return self.land_online(self.checked_row_count(), self.settings)

@@ -16,7 +16,7 @@ import aiohttp
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from google.genai import errors
 
-from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL, job_summary, state_name
+from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL, job_summary
 from gemini_batch_provider.hooks.gemini import GeminiHook
 
 TRANSIENT_CODES = frozenset({408, 429, 500, 502, 503, 504})
@@ -76,43 +76,38 @@ class GeminiBatchJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         client = await GeminiHook(self.gemini_conn_id).aget_client()
-        ended: dict[str, dict[str, Any]] = {}
-        latest: dict[str, dict[str, Any]] = {}
+        # The last job_summary seen of each job; a job not polled yet has no state.
+        latest = {name: {"name": name, "state": None, "output_file": None} for name in self.job_names}
         errors_in_row = 0
         started = time.monotonic()
         while True:
             try:
                 for name in self.job_names:
-                    if name in ended:
+                    if latest[name]["state"] in TERMINAL:
                         continue
-                    job = await client.aio.batches.get(name=name)
-                    state = state_name(job.state)
-                    latest[name] = job_summary(job)
-                    if state in TERMINAL:
-                        ended[name] = job_summary(job)
-                        self.log.info("%s ended: %s", name, state)
+                    latest[name] = job_summary(await client.aio.batches.get(name=name))
+                    if latest[name]["state"] in TERMINAL:
+                        self.log.info("%s ended: %s", name, latest[name]["state"])
                 errors_in_row = 0
             except Exception as exc:
                 errors_in_row += 1
                 if not is_transient(exc) or errors_in_row > self.max_poll_errors:
                     yield TriggerEvent(
-                        {"status": "error", "jobs": list(ended.values()),
+                        {"status": "error", "jobs": list(latest.values()),
                          "message": f"polling batch jobs failed ({errors_in_row} errors in a row): {exc}"}
                     )
                     return
                 self.log.warning("poll error %d of %d tolerated: %s", errors_in_row, self.max_poll_errors, exc)
-            if len(ended) == len(self.job_names):
-                break
+            unfinished = sum(job["state"] not in TERMINAL for job in latest.values())
+            if not unfinished:
+                yield TriggerEvent(finish_event(list(latest.values())))
+                return
             if self.deadline is not None and time.time() >= self.deadline:
-                yield TriggerEvent(
-                    {"status": "deadline", "jobs": [latest.get(n, {"name": n, "state": None, "output_file": None})
-                                                    for n in self.job_names],
-                     "message": f"{len(self.job_names) - len(ended)} batch jobs unfinished at the deadline"}
-                )
+                yield TriggerEvent({"status": "deadline", "jobs": list(latest.values()),
+                                    "message": f"{unfinished} batch jobs unfinished at the deadline"})
                 return
             self.log.info(
                 "%d of %d batch jobs ended after %.0f s; next poll in %.0f s",
-                len(ended), len(self.job_names), time.monotonic() - started, self.poll_interval,
+                len(latest) - unfinished, len(latest), time.monotonic() - started, self.poll_interval,
             )
             await asyncio.sleep(self.poll_interval)
-        yield TriggerEvent(finish_event([ended[name] for name in self.job_names]))
