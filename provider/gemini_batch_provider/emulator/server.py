@@ -61,8 +61,16 @@ class EmulatorThread:
         return self
 
     def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result()
+        async def stop() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+            # Handlers cut at shutdown (slow answers on purpose) end here, not as "destroyed" tasks.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
