@@ -147,7 +147,7 @@ class Stack:
 
     # --- REST API ----------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, body: Any = None) -> Any:
+    def _send(self, method: str, path: str, body: Any) -> Any:
         headers = {"Content-Type": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
@@ -155,6 +155,18 @@ class Stack:
         req = urllib.request.Request(self.api_url + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"null")
+
+    def _request(self, method: str, path: str, body: Any = None, attempts: int = 5) -> Any:
+        """One REST call. A 5xx is tried again (up to ``attempts`` times, 2 s apart): on SQLite the
+        api-server answers 500 when the database stays locked by another component's write."""
+        for _ in range(attempts - 1):
+            try:
+                return self._send(method, path, body)
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500:
+                    raise
+            time.sleep(2)
+        return self._send(method, path, body)
 
     def get(self, path: str) -> Any:
         return self._request("GET", path)
@@ -180,8 +192,12 @@ class Stack:
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
         run_id = f"manual__{time.strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(3)}"
-        self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                      {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}})
+        try:
+            self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+                          {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}})
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:  # 409: an attempt answered 500 had created the run after all
+                raise
         return run_id
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600, on_poll: Any = None) -> dict[str, Any]:
