@@ -29,10 +29,10 @@ from google import genai
 from google.genai import errors, types
 
 from .results import ONLINE, error_row, response_row
+from .transient import is_retryable
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -107,12 +107,6 @@ def server_retry_delay(exc: BaseException) -> float | None:
         return float(headers.get("Retry-After"))
     except (TypeError, ValueError):
         return None
-
-
-def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, errors.APIError):
-        return exc.code in RETRYABLE_CODES
-    return isinstance(exc, (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError))
 
 
 def estimate_tokens(request: dict[str, Any]) -> int:
@@ -223,7 +217,7 @@ class OnlineEngine:
             return error_row(key, ONLINE, str(exc.message), str(exc.status), exc.code)
         except asyncio.TimeoutError:
             return error_row(key, ONLINE, f"no answer within {self.settings.request_timeout_s} s", "DEADLINE_EXCEEDED")
-        except (aiohttp.ClientError, ConnectionError) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             return error_row(key, ONLINE, f"{type(exc).__name__}: {exc}", "UNAVAILABLE")
         usage = response.usage_metadata
         if usage is not None and usage.total_token_count:

@@ -13,13 +13,14 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowException
 
 from gemini_batch_provider.core.jsonl import write_batch_input
-from gemini_batch_provider.core.online import RETRYABLE_CODES, OnlineSettings
+from gemini_batch_provider.core.online import OnlineSettings
 from gemini_batch_provider.core.records import InputError
 from gemini_batch_provider.core.results import FAILED, MISSING, join_results
 from gemini_batch_provider.core.states import SUCCEEDED, TERMINAL, job_summary
+from gemini_batch_provider.core.transient import RETRYABLE_CODES
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.base import GeminiRequestsOperator
-from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger, finish_event
+from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger, deadline_event, finish_event
 
 INPUT_FILES_XCOM = "gemini_batch_input_files"
 
@@ -129,14 +130,18 @@ class GeminiBatchOperator(GeminiRequestsOperator):
             )
         return self.execute_complete(context, self._wait(hook, job_names, deadline))
 
+    @staticmethod
+    def _poll(hook: GeminiHook, job_names: list[str]) -> list[dict[str, Any]]:
+        return [job_summary(hook.get_batch_job(name)) for name in job_names]
+
     def _wait(self, hook: GeminiHook, job_names: list[str], deadline: float | None) -> dict[str, Any]:
         """Poll in the worker (``deferrable=False``); returns an event shaped like the trigger's."""
         while True:
-            jobs = [job_summary(hook.get_batch_job(name)) for name in job_names]
+            jobs = self._poll(hook, job_names)
             if all(job["state"] in TERMINAL for job in jobs):
                 return finish_event(jobs)
             if deadline is not None and time.time() >= deadline:
-                return {"status": "deadline", "jobs": jobs, "message": "batch jobs unfinished at the deadline"}
+                return deadline_event(jobs)
             self.log.info("Batch jobs: %s; next poll in %.0f s", jobs, self.poll_interval)
             time.sleep(self.poll_interval)
 
@@ -147,7 +152,7 @@ class GeminiBatchOperator(GeminiRequestsOperator):
                 self.log.warning("Deadline passed: cancelling %s (%s).", job["name"], job["state"])
                 hook.cancel_batch_job(job["name"])
         for _ in range(60):
-            jobs = [job_summary(hook.get_batch_job(job["name"])) for job in jobs]
+            jobs = self._poll(hook, [job["name"] for job in jobs])
             if all(job["state"] in TERMINAL for job in jobs):
                 break
             time.sleep(1)

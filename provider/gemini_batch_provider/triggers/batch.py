@@ -12,21 +12,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from google.genai import errors
 
 from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL, job_summary
+from gemini_batch_provider.core.transient import is_retryable
 from gemini_batch_provider.hooks.gemini import GeminiHook
-
-TRANSIENT_CODES = frozenset({408, 429, 500, 502, 503, 504})
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether a poll error is worth another try (the next poll) rather than failing the wait."""
-    if isinstance(exc, errors.APIError):
-        return exc.code in TRANSIENT_CODES
-    return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError))
 
 
 def finish_event(jobs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -37,6 +27,12 @@ def finish_event(jobs: list[dict[str, Any]]) -> dict[str, Any]:
         "jobs": jobs,
         "message": f"batch jobs did not succeed: {', '.join(bad)}" if bad else "all batch jobs succeeded",
     }
+
+
+def deadline_event(jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The event payload when the deadline passed with some jobs unfinished (their last states)."""
+    unfinished = sum(job["state"] not in TERMINAL for job in jobs)
+    return {"status": "deadline", "jobs": jobs, "message": f"{unfinished} batch jobs unfinished at the deadline"}
 
 
 class GeminiBatchJobTrigger(BaseTrigger):
@@ -91,7 +87,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
                 errors_in_row = 0
             except Exception as exc:
                 errors_in_row += 1
-                if not is_transient(exc) or errors_in_row > self.max_poll_errors:
+                if not is_retryable(exc) or errors_in_row > self.max_poll_errors:
                     yield TriggerEvent(
                         {"status": "error", "jobs": list(latest.values()),
                          "message": f"polling batch jobs failed ({errors_in_row} errors in a row): {exc}"}
@@ -103,8 +99,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
                 yield TriggerEvent(finish_event(list(latest.values())))
                 return
             if self.deadline is not None and time.time() >= self.deadline:
-                yield TriggerEvent({"status": "deadline", "jobs": list(latest.values()),
-                                    "message": f"{unfinished} batch jobs unfinished at the deadline"})
+                yield TriggerEvent(deadline_event(list(latest.values())))
                 return
             self.log.info(
                 "%d of %d batch jobs ended after %.0f s; next poll in %.0f s",
