@@ -67,3 +67,14 @@ async def test_faults_and_latency_at_the_configured_rates():
         assert set(counts) == {"ok", "503", "500", "reset"}
         assert 20 <= counts["503"] <= 60 and 5 <= counts["500"] <= 35 and counts["ok"] >= 90
         assert emu.state.counters["503"] == counts["503"]
+
+
+@pytest.mark.parametrize(("fault_latency_s", "low", "high"), [(0.0, 0.0, 0.3), (0.6, 0.6, 5.0)])
+def test_a_fault_comes_at_once_unless_told_to_take_its_time(fault_latency_s, low, high):
+    faults = FaultConfig(latency_s=0.6, error_503_rate=1.0, fault_latency_s=fault_latency_s)
+    with EmulatorThread(EmulatorConfig(faults=faults)) as emu:
+        client = _client(emu)
+        started = time.monotonic()
+        with pytest.raises(errors.ServerError):
+            client.models.generate_content(model="gemini-2.5-flash", contents="Hi there.")
+        assert low <= time.monotonic() - started < high

@@ -34,7 +34,6 @@ from .transient import is_retryable
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class OnlineSettings:
     """Limits of the online engine.
@@ -46,6 +45,9 @@ class OnlineSettings:
     :param request_timeout_s: seconds one call may take before it is abandoned and retried.
     :param max_attempts: calls per row at most, the first included.
     :param initial_backoff_s: first backoff when the server gives no delay; doubles per attempt.
+        Short by default: a retry takes a call slot and passes the limiters like any call, so it
+        adds no load; the doubling spaces out calls only when errors go on (about 0.1 x 2**11 s,
+        three minutes at most, of waiting before the last of 12 attempts).
     :param max_backoff_s: longest backoff.
     :param progress_interval_s: seconds between progress log lines.
     :raises ValueError: for a limit that is not positive.
@@ -55,8 +57,8 @@ class OnlineSettings:
     rpm: int | None = None
     tpm: int | None = None
     request_timeout_s: float = 120.0
-    max_attempts: int = 10
-    initial_backoff_s: float = 1.0
+    max_attempts: int = 12
+    initial_backoff_s: float = 0.1
     max_backoff_s: float = 60.0
     progress_interval_s: float = 10.0
 

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reset-rate", type=float, default=0.0, help="share of calls whose connection is reset")
     parser.add_argument("--slow-rate", type=float, default=0.0, help="share of calls slowed by --slow-seconds")
     parser.add_argument("--slow-seconds", type=float, default=30.0)
+    parser.add_argument("--fault-latency", type=float, default=0.0,
+                        help="seconds before a 500, 503 or reset is answered (default: at once)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
     args = parser.parse_args(argv)
     if args.port <= 0 or args.batch_pending_seconds < 0 or args.batch_running_seconds < 0:
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         faults = FaultConfig(
             latency_s=args.latency, latency_jitter_s=args.latency_jitter, error_500_rate=args.error_500_rate,
             error_503_rate=args.error_503_rate, reset_rate=args.reset_rate, slow_rate=args.slow_rate,
-            slow_s=args.slow_seconds, seed=args.seed,
+            slow_s=args.slow_seconds, fault_latency_s=args.fault_latency, seed=args.seed,
         )
     except ValueError as exc:
         parser.error(str(exc))

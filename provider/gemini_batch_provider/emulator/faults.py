@@ -3,6 +3,10 @@
 Each call draws, from one seeded random generator, its latency (uniform in ``latency_s`` ±
 ``latency_jitter_s``) and at most one fault: HTTP 500, HTTP 503, a connection reset, or a slow
 answer (``slow_s`` extra seconds), at the configured rates.
+
+A 500, 503 or reset comes after ``fault_latency_s`` (default 0: at once, as an overloaded front end
+rejects a call before any model runs it); set it to ``latency_s`` to model calls that fail only
+after taking their full time.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ class FaultConfig:
     reset_rate: float = 0.0
     slow_rate: float = 0.0
     slow_s: float = 30.0
+    fault_latency_s: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         rates = (self.error_500_rate, self.error_503_rate, self.reset_rate, self.slow_rate)
         if any(not 0 <= r <= 1 for r in rates) or sum(rates) > 1:
             raise ValueError("fault rates must lie in [0, 1] and add up to at most 1")
-        if self.latency_s < 0 or self.latency_jitter_s < 0 or self.slow_s < 0:
+        if min(self.latency_s, self.latency_jitter_s, self.slow_s, self.fault_latency_s) < 0:
             raise ValueError("latencies must not be negative")
 
 
@@ -52,4 +57,6 @@ class Faults:
     async def delay(self, fault: str | None) -> None:
         c = self.config
         latency = max(0.0, c.latency_s + self._random.uniform(-c.latency_jitter_s, c.latency_jitter_s))
+        if fault in ("500", "503", "reset"):
+            latency = c.fault_latency_s
         await asyncio.sleep(latency + (c.slow_s if fault == "slow" else 0.0))

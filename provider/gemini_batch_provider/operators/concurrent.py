@@ -28,7 +28,7 @@ class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
     """
 
     def __init__(self, *, concurrency: int = 32, rpm: int | None = None, tpm: int | None = None,
-                 request_timeout: float = 120.0, max_attempts: int = 10, **kwargs: Any) -> None:
+                 request_timeout: float = 120.0, max_attempts: int = 12, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = OnlineSettings(
             concurrency=concurrency, rpm=rpm, tpm=tpm, request_timeout_s=request_timeout, max_attempts=max_attempts
