@@ -98,3 +98,30 @@ def test_deadline_cancels_the_batch_and_finishes_every_row_online(airflow_db, em
     summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
     assert summary["path"] == "batch+online" and summary["rows_by_path"] == {"online": 7}
     assert sum(summary["counts"].values()) == summary["rows"] == 7
+
+
+@pytest.mark.parametrize(("code", "rerun"), [(503, True), (400, False)])
+def test_retryable_row_errors_of_the_batch_run_again_online(airflow_db, emulator, gemini_conn, tmp_path, code, rerun):
+    from gemini_batch_provider.emulator import RowErrors
+
+    emulator.state.batches.row_errors = errors = RowErrors(rate=0.4, code=code)
+    hit = {r["id"] for r in RECORDS if errors.hits(r["id"])}
+    assert 0 < len(hit) < len(RECORDS)  # the rate and keys give both kinds of row
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_rerun", RECORDS)
+    assert dag_run.state == "success"
+    assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)  # each row once
+    by_key = {r["key"]: r for r in rows}
+    for key, row in by_key.items():
+        if key not in hit:
+            assert (row["status"], row["path"]) == ("succeeded", "batch")
+        elif rerun:
+            assert (row["status"], row["path"], row["error"]) == ("succeeded", "online", None)
+        else:
+            assert (row["status"], row["path"], row["error"]["code"]) == ("failed", "batch", 400)
+    summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
+    assert summary["rows"] == 7 and sum(summary["counts"].values()) == 7
+    if rerun:
+        assert summary["path"] == "batch+online"
+        assert summary["rows_by_path"] == {"batch": 7 - len(hit), "online": len(hit)}
+    else:
+        assert summary["path"] == "batch" and summary["counts"]["failed"] == len(hit)

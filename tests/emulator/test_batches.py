@@ -120,3 +120,20 @@ def test_create_from_missing_file_or_unknown_model_is_refused(client):
     with pytest.raises(errors.ClientError) as info:
         client.batches.create(model="no-such-model", src=src)
     assert info.value.code == 404
+
+
+def test_row_errors_on_demand_hit_the_same_keys_in_every_job(client, emulator):
+    from gemini_batch_provider.emulator import RowErrors
+
+    emulator.state.batches.row_errors = RowErrors(rate=0.3, code=503)
+    lines = [{"key": f"k{i}", "request": _request(f"Row {i}.")} for i in range(40)]
+    failed_per_job = []
+    for _ in range(2):
+        job, _ = _wait(client, client.batches.create(model=MODEL, src=_input_file(client, lines)).name)
+        output = [json.loads(x) for x in client.files.download(file=job.dest.file_name).decode().splitlines()]
+        assert [o["key"] for o in output] == [f"k{i}" for i in range(40)]
+        failed = {o["key"] for o in output if "error" in o}
+        injected = {"code": 503, "status": "UNAVAILABLE", "message": "An injected row error of the emulator."}
+        assert all(o["error"] == injected for o in output if "error" in o)
+        failed_per_job.append(failed)
+    assert 4 <= len(failed_per_job[0]) <= 20 and failed_per_job[0] == failed_per_job[1]

@@ -7,7 +7,8 @@ nothing else in this project.
 """
 
 from .app import EmulatorConfig, create_app
+from .batches import RowErrors
 from .faults import FaultConfig
 from .server import EmulatorThread, free_port
 
-__all__ = ["EmulatorConfig", "EmulatorThread", "FaultConfig", "create_app", "free_port"]
+__all__ = ["EmulatorConfig", "EmulatorThread", "FaultConfig", "RowErrors", "create_app", "free_port"]

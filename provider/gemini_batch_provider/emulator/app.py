@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from . import model as synthetic
-from .batches import BatchRunner, operation
+from .batches import BatchRunner, RowErrors, operation
 from .faults import FaultConfig, Faults
 from .quota import Quota
 from .store import Store
@@ -45,7 +45,7 @@ class EmulatorConfig:
     ``rpm``/``tpm``: requests and tokens per minute per key and model for ``generateContent``
     (None: unlimited), enforced over a sliding ``quota_window_s``; over quota it answers 429
     RESOURCE_EXHAUSTED with ``RetryInfo`` and ``Retry-After``. ``faults``: latency and injected
-    faults of ``generateContent``.
+    faults of ``generateContent``. ``batch_row_errors``: rows of batch jobs answered with an error.
     """
 
     api_keys: frozenset[str] = frozenset()
@@ -57,6 +57,7 @@ class EmulatorConfig:
     tpm: int | None = None
     quota_window_s: float = 60.0
     faults: FaultConfig = field(default_factory=FaultConfig)
+    batch_row_errors: RowErrors = field(default_factory=RowErrors)
 
 
 @dataclass
@@ -353,7 +354,7 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
         data_dir = config.data_dir
     store = Store(data_dir)
     runner = BatchRunner(store, pending_s=config.batch_pending_s, running_s=config.batch_running_s,
-                         base_url=base_url)
+                         base_url=base_url, row_errors=config.batch_row_errors)
     quota = Quota(config.rpm, config.tpm, config.quota_window_s)
     app[STATE] = State(config=config, store=store, batches=runner, base_url=base_url, quota=quota,
                        faults=Faults(config.faults), _tmp=tmp)

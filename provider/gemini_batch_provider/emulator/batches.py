@@ -5,6 +5,8 @@ answers every request (in a worker thread, streaming the input file line by line
 BATCH_STATE_RUNNING, and turns BATCH_STATE_SUCCEEDED ``pending_s + running_s`` after creation.
 The output file ``files/batch-<id>`` holds one line per input line, in input order:
 ``{"response": GenerateContentResponse, "key": ...}`` or ``{"error": Status, "key": ...}``.
+Per-row errors come on demand (``RowErrors``): a row fails when the hash of its key (of its
+position, without a key) falls under a rate, so the same rows fail in every run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from . import model as synthetic
@@ -23,11 +26,36 @@ BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateCo
 OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
 
 
-def _answer(item: Any, model: str) -> dict[str, Any]:
+_STATUS = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
+           504: "DEADLINE_EXCEEDED"}
+
+
+@dataclass
+class RowErrors:
+    """Rows of a batch answered with an error: a share ``rate`` of them, with HTTP ``code``."""
+
+    rate: float = 0.0
+    code: int = 503
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rate <= 1 or self.code not in _STATUS:
+            raise ValueError(f"row error rate must lie in [0, 1] and code be one of {sorted(_STATUS)}")
+
+    def hits(self, identity: str) -> bool:
+        digest = hashlib.sha256(identity.encode()).digest()
+        return int.from_bytes(digest[:8], "big") < self.rate * 2**64
+
+    def error(self) -> dict[str, Any]:
+        return {"code": self.code, "message": "An injected row error of the emulator.", "status": _STATUS[self.code]}
+
+
+def _answer(item: Any, model: str, row_errors: RowErrors, position: int) -> dict[str, Any]:
     """``{"response": ...}`` or ``{"error": ...}`` for one input item (a file line or inline request)."""
     try:
         if not isinstance(item, dict) or "request" not in item:
             raise synthetic.InvalidRequest("each line must be an object with a 'request' field")
+        if row_errors.hits(str(item.get("key", position))):
+            return {"error": row_errors.error()}
         return {"response": synthetic.generate(item["request"], model)}
     except synthetic.InvalidRequest as exc:
         return {"error": {"code": 400, "message": str(exc), "status": "INVALID_ARGUMENT"}}
@@ -49,11 +77,13 @@ def operation(batch: Batch) -> dict[str, Any]:
 class BatchRunner:
     """Creates batch jobs in a Store and moves them through their states."""
 
-    def __init__(self, store: Store, *, pending_s: float, running_s: float, base_url: str) -> None:
+    def __init__(self, store: Store, *, pending_s: float, running_s: float, base_url: str,
+                 row_errors: RowErrors) -> None:
         self.store = store
         self.pending_s = pending_s
         self.running_s = running_s
         self.base_url = base_url
+        self.row_errors = row_errors
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def create(self, model: str, spec: dict[str, Any]) -> Batch:
@@ -126,8 +156,8 @@ class BatchRunner:
         model = batch.resource["model"]
         if batch.input_requests is not None:
             answers = []
-            for item in batch.input_requests:
-                answer = _answer(item, model)
+            for position, item in enumerate(batch.input_requests):
+                answer = _answer(item, model, self.row_errors, position)
                 self._count(batch, answer)
                 if isinstance(item, dict) and "metadata" in item:
                     answer["metadata"] = item["metadata"]
@@ -147,9 +177,7 @@ class BatchRunner:
         partial = self.store.root / "uploads" / output_id
         digest = hashlib.sha256()
         with source.open("rb") as lines, partial.open("wb") as out:
-            for raw in lines:
-                if not raw.strip():
-                    continue
+            for position, raw in enumerate(line for line in lines if line.strip()):
                 try:
                     item = json.loads(raw)
                 except ValueError as exc:
@@ -157,7 +185,7 @@ class BatchRunner:
                     answer = {"error": {"code": 400, "message": f"invalid JSON: {exc}", "status": "INVALID_ARGUMENT"}}
                 else:
                     key = item.get("key") if isinstance(item, dict) else None
-                    answer = _answer(item, model)
+                    answer = _answer(item, model, self.row_errors, position)
                 self._count(batch, answer)
                 line = (json.dumps({**answer, "key": key}) + "\n").encode()
                 digest.update(line)

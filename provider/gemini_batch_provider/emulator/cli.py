@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .app import EmulatorConfig, create_app
+from .batches import RowErrors
 from .faults import FaultConfig
 
 
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slow-seconds", type=float, default=30.0)
     parser.add_argument("--fault-latency", type=float, default=0.0,
                         help="seconds before a 500, 503 or reset is answered (default: at once)")
+    parser.add_argument("--batch-row-error-rate", type=float, default=0.0,
+                        help="share of batch rows answered with an error (the same rows in every run)")
+    parser.add_argument("--batch-row-error-code", type=int, default=503, help="HTTP code of those row errors")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
     args = parser.parse_args(argv)
     if args.port <= 0 or args.batch_pending_seconds < 0 or args.batch_running_seconds < 0:
@@ -46,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
             error_503_rate=args.error_503_rate, reset_rate=args.reset_rate, slow_rate=args.slow_rate,
             slow_s=args.slow_seconds, fault_latency_s=args.fault_latency, seed=args.seed,
         )
+        row_errors = RowErrors(rate=args.batch_row_error_rate, code=args.batch_row_error_code)
     except ValueError as exc:
         parser.error(str(exc))
     config = EmulatorConfig(
@@ -57,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_pending_s=args.batch_pending_seconds,
         batch_running_s=args.batch_running_seconds,
         data_dir=args.data_dir,
+        batch_row_errors=row_errors,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     base_url = f"http://{args.host}:{args.port}"

@@ -24,6 +24,7 @@ for dag_id, options in (
     ("gemini_op_polling", {"deferrable": False}),
     ("gemini_op_auto", {"mode": "auto", "online_threshold": 5}),
     ("gemini_op_deadline", {"deadline": 1.0}),
+    ("gemini_op_rerun", {"rerun_failed_online": True}),
 ):
     with _dag(dag_id):
         GeminiBatchOperator(task_id="batch", poll_interval=0.2, **COMMON, **options)
