@@ -128,3 +128,12 @@ def test_token_estimate_counts_prompt_system_and_output_budget():
 def test_settings_refuse_non_positive_limits(bad):
     with pytest.raises(ValueError, match="must be positive"):
         OnlineSettings(**bad)
+
+
+def test_client_side_tpm_limit_keeps_under_the_quota():
+    quota = EmulatorConfig(tpm=6000, quota_window_s=1.0)  # 100 tokens in any second; a row costs ~20
+    _, unlimited, _ = _run(quota, rows=20, concurrency=20)
+    landed, limited, _ = _run(quota, rows=20, concurrency=20, tpm=5400)  # 90%: the limiter may run 0.1 s ahead
+    assert unlimited.responses_429 > 0
+    assert limited.responses_429 == 0 and _keys(landed) == list(range(20))
+    assert all(row["status"] == "succeeded" for row in landed)

@@ -40,8 +40,10 @@ class OnlineSettings:
 
     :param concurrency: calls in flight at most (rows in progress: twice that).
     :param rpm: requests per minute at most (None: no limit); calls are spaced evenly, not bursted.
-    :param tpm: tokens per minute at most (None: no limit); each call is charged its estimated
-        tokens before it is sent and the difference once ``usage_metadata`` tells the real count.
+    :param tpm: tokens per minute at most (None: no limit), let through evenly, a tenth of a
+        second's worth at most at once (so set it a little under a quota enforced over short
+        windows); each call is charged its estimated tokens before it is sent and the difference
+        once ``usage_metadata`` tells the real count (aiolimiter has no refunds: an overestimate stays charged).
     :param request_timeout_s: seconds one call may take before it is abandoned and retried.
     :param max_attempts: calls per row at most, the first included.
     :param initial_backoff_s: first backoff when the server gives no delay; doubles per attempt.
@@ -142,6 +144,14 @@ def _rate_limiter(per_minute: int | None) -> AsyncLimiter | None:
     return AsyncLimiter(1, 60 / per_minute)
 
 
+def _token_limiter(per_minute: int | None) -> AsyncLimiter | None:
+    """A limiter that lets tokens through evenly at ``per_minute``, at most a tenth of a second's
+    worth at once: like the RPM limiter, it never bursts a minute's budget into a shorter window."""
+    if per_minute is None:
+        return None
+    return AsyncLimiter(per_minute / 600, 0.1)
+
+
 class OnlineEngine:
     """Runs ``(key, request)`` pairs through ``client.aio.models.generate_content``; see the module doc.
 
@@ -155,8 +165,9 @@ class OnlineEngine:
         self.model = model
         self.settings = settings or OnlineSettings()
         self._rpm = _rate_limiter(self.settings.rpm)
-        self._tpm = AsyncLimiter(self.settings.tpm, 60) if self.settings.tpm else None
-        self._slots: asyncio.Semaphore | None = None  # made in run(), on the loop that uses it
+        self._tpm = _token_limiter(self.settings.tpm)
+        self._slots: asyncio.Semaphore | None = None  # these two made in run(), on the loop that uses them
+        self._tokens_turn: asyncio.Lock | None = None
         self.stats = OnlineStats()
         # Requests built from one RequestSpec share their config objects: validate each once.
         self._configs: dict[tuple[int, int], tuple[Any, Any, types.GenerateContentConfig | None]] = {}
@@ -169,8 +180,16 @@ class OnlineEngine:
         return self._configs[ids][2]
 
     async def _charge_tokens(self, tokens: int) -> None:
-        if self._tpm is not None and tokens > 0:
-            await self._tpm.acquire(min(tokens, self.settings.tpm or tokens))
+        if self._tpm is None or tokens <= 0:
+            return
+        assert self._tokens_turn is not None, "call run() or run_one() inside run()"
+        # aiolimiter takes at most its bucket at once; one request takes its chunks at a time, in
+        # turn, or the chunks of all waiting requests interleave and every one of them goes late.
+        async with self._tokens_turn:
+            while tokens > 0:
+                chunk = min(tokens, self._tpm.max_rate)
+                await self._tpm.acquire(chunk)
+                tokens -= chunk
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -234,6 +253,7 @@ class OnlineEngine:
         """
         self.stats = OnlineStats(total=total)
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._tokens_turn = asyncio.Lock()
         pending = iter(requests)
 
         async def worker() -> None:
