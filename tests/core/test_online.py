@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from google import genai
@@ -137,3 +138,11 @@ def test_client_side_tpm_limit_keeps_under_the_quota():
     assert unlimited.responses_429 > 0
     assert limited.responses_429 == 0 and _keys(landed) == list(range(20))
     assert all(row["status"] == "succeeded" for row in landed)
+
+
+def test_no_log_line_per_call_from_the_sdk(caplog):
+    caplog.set_level(logging.INFO)
+    landed, _, _ = _run(EmulatorConfig(), rows=3)
+    assert len(landed) == 3
+    sdk_lines = [r.getMessage() for r in caplog.records if r.name.startswith("google_genai")]
+    assert sdk_lines == []

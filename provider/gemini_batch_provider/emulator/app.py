@@ -12,6 +12,7 @@ import json
 import math
 import re
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -208,6 +209,7 @@ async def model_get(request: web.Request, state: State, match: re.Match[str]) ->
 
 
 async def generate_content(request: web.Request, state: State, match: re.Match[str]) -> web.StreamResponse:
+    started = time.monotonic()
     model = _model_name(match["model"])
     body = await _body(request)
     try:
@@ -220,7 +222,7 @@ async def generate_content(request: web.Request, state: State, match: re.Match[s
         state.counters["429"] += 1
         return _quota_exceeded(wait)
     fault = state.faults.draw()
-    await state.faults.delay(fault)
+    await state.faults.delay(fault, started)
     state.counters[fault or "ok"] += 1
     if fault == "reset":
         assert request.transport is not None

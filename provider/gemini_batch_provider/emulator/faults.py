@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 
 
@@ -54,9 +55,12 @@ class Faults:
             roll -= rate
         return None
 
-    async def delay(self, fault: str | None) -> None:
+    async def delay(self, fault: str | None, started: float) -> None:
+        """Sleep until the call, begun at ``started`` (``time.monotonic()``), has taken its latency:
+        the emulator's own work counts toward it, as a real service's does."""
         c = self.config
         latency = max(0.0, c.latency_s + self._random.uniform(-c.latency_jitter_s, c.latency_jitter_s))
         if fault in ("500", "503", "reset"):
             latency = c.fault_latency_s
-        await asyncio.sleep(latency + (c.slow_s if fault == "slow" else 0.0))
+        latency += c.slow_s if fault == "slow" else 0.0
+        await asyncio.sleep(max(0.0, started + latency - time.monotonic()))
