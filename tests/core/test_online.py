@@ -9,8 +9,10 @@ import pytest
 from google import genai
 from google.genai import types
 
-from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings, estimate_tokens, server_retry_delay
+from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
 from gemini_batch_provider.core.requests import RequestSpec, build_requests
+from gemini_batch_provider.core.tokens import estimate_tokens
+from gemini_batch_provider.core.transient import server_retry_delay
 from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread, FaultConfig
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +28,8 @@ from google import genai
 from google.genai import errors, types
 
 from .results import ONLINE, error_row, response_row
-from .transient import is_retryable
+from .tokens import estimate_tokens
+from .transient import is_retryable, server_retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -104,35 +104,6 @@ class OnlineStats:
         else:
             eta, head = "unknown", f"{self.done} rows"
         return f"{head}, {rate:.1f} rows/s, ETA {eta}, {self.responses_429} responses 429, {self.calls} calls"
-
-
-def server_retry_delay(exc: BaseException) -> float | None:
-    """Seconds the server asked to wait: ``RetryInfo.retryDelay`` (e.g. ``"2.5s"``) or ``Retry-After``."""
-    if not isinstance(exc, errors.APIError):
-        return None
-    body = exc.details if isinstance(exc.details, dict) else {}
-    details = (body.get("error") or {}).get("details") or []
-    for detail in details if isinstance(details, list) else []:
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
-            try:
-                return float(str(detail.get("retryDelay", "")).rstrip("s"))
-            except ValueError:
-                pass
-    headers = getattr(exc.response, "headers", None) or {}
-    try:
-        return float(headers.get("Retry-After"))
-    except (TypeError, ValueError):
-        return None
-
-
-def estimate_tokens(request: dict[str, Any]) -> int:
-    """Tokens a request will cost, estimated at 4 characters a token (Google's rule of thumb) for its
-    text plus its ``maxOutputTokens`` (or as many output tokens as input when it sets none)."""
-    chars = sum(len(part.get("text", "")) for content in request.get("contents", []) for part in content["parts"])
-    system = request.get("systemInstruction") or {}
-    chars += sum(len(part.get("text", "")) for part in system.get("parts", []))
-    prompt = math.ceil(chars / 4)
-    return prompt + int((request.get("generationConfig") or {}).get("maxOutputTokens") or prompt)
 
 
 def _config(request: dict[str, Any]) -> types.GenerateContentConfig | None:

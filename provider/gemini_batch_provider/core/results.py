@@ -8,7 +8,8 @@ online (``rerun``) are not written but handed back, so that each key still lands
 
 Results row (one JSON object per line)::
 
-    {"key": str, "status": "succeeded" | "failed" | "missing", "path": "batch" | "online",
+    {"key": str, "status": "succeeded" | "failed" | "missing" | "expired" | "cancelled",
+     "path": "batch" | "online",
      "text": str | None, "usage": {usage_metadata fields} | None, "error": {code, message, status} | None}
 """
 
@@ -26,8 +27,10 @@ from google.genai import types
 
 SUCCEEDED = "succeeded"  # the model answered with text
 FAILED = "failed"  # the API answered this row with an error, or with no text (blocked, empty)
-MISSING = "missing"  # the output has no line for this key
-STATUSES = (SUCCEEDED, FAILED, MISSING)
+MISSING = "missing"  # the output has no line for this key (its job failed, or the line is lost)
+EXPIRED = "expired"  # its job expired before answering it
+CANCELLED = "cancelled"  # its job was cancelled before answering it
+STATUSES = (SUCCEEDED, FAILED, MISSING, EXPIRED, CANCELLED)
 BATCH, ONLINE = "batch", "online"  # the path that produced a row
 
 USAGE_FIELDS = (
@@ -110,18 +113,25 @@ class ResultsWriter:
         self._part.unlink(missing_ok=True)
 
 
+def no_result_row(key: str, status: str, message: str) -> dict[str, Any]:
+    """The row of a key the batch gave no answer for: ``missing``, ``expired`` or ``cancelled``."""
+    return _row(key, status, BATCH, error=_error(message, status.upper()))
+
+
 def join_results(
     keys: Sequence[str],
     output_lines: Iterable[bytes],
     writer: ResultsWriter,
     rerun: Callable[[dict[str, Any]], bool] | None = None,
+    why_missing: Callable[[str], tuple[str, str]] | None = None,
 ) -> tuple[dict[str, int], set[str]]:
     """Write one results row per key in ``keys``, from ``output_lines`` (raw batch output JSONL).
 
-    A row for which ``rerun(row)`` is true (a ``failed`` or ``missing`` one, say) is not written:
-    its key is returned, for the caller to land it another way. Returns ``(skipped, rerun_keys)``;
-    ``skipped`` counts output lines that name no input key, repeat a key, or are not JSON:
-    ``{"unknown_keys": n, "duplicate_keys": n, "unreadable_lines": n}``.
+    A key with no output line gets the ``(status, message)`` that ``why_missing(key)`` gives
+    (default: ``missing``). A row for which ``rerun(row)`` is true (a ``failed`` or ``missing``
+    one, say) is not written: its key is returned, for the caller to land it another way. Returns
+    ``(skipped, rerun_keys)``; ``skipped`` counts output lines that name no input key, repeat a
+    key, or are not JSON: ``{"unknown_keys": n, "duplicate_keys": n, "unreadable_lines": n}``.
     """
     expected = set(keys)
     seen: set[str] = set()
@@ -152,5 +162,6 @@ def join_results(
             land(parse_output_line(item))
     for key in keys:
         if key not in seen:
-            land(_row(key, MISSING, BATCH, error=_error("the batch output has no line for this key", "MISSING")))
+            status, message = why_missing(key) if why_missing else (MISSING, "the batch output has no line for this key")
+            land(no_result_row(key, status, message))
     return dict(skipped), again

@@ -10,13 +10,35 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import httpx
 from google.genai import errors
 
 RETRYABLE_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def is_retryable(exc: BaseException) -> bool:
+    """True for HTTP 408/429/5xx and transport failures of the async (aiohttp) and sync (httpx) clients."""
     if isinstance(exc, errors.APIError):
         return exc.code in RETRYABLE_CODES
     # OSError covers ConnectionError and, since Python 3.11, asyncio.TimeoutError too.
-    return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, OSError))
+    return isinstance(exc, (aiohttp.ClientError, httpx.TransportError, asyncio.TimeoutError, OSError))
+
+
+def server_retry_delay(exc: BaseException) -> float | None:
+    """Seconds the server asked to wait: ``RetryInfo.retryDelay`` (e.g. ``"2.5s"``) or ``Retry-After``
+    (https://ai.google.dev/gemini-api/docs/troubleshooting, error 429). The SDK reads neither."""
+    if not isinstance(exc, errors.APIError):
+        return None
+    body = exc.details if isinstance(exc.details, dict) else {}
+    details = (body.get("error") or {}).get("details") or []
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            try:
+                return float(str(detail.get("retryDelay", "")).rstrip("s"))
+            except ValueError:
+                pass
+    headers = getattr(exc.response, "headers", None) or {}
+    try:
+        return float(headers.get("Retry-After"))
+    except (TypeError, ValueError):
+        return None

@@ -11,10 +11,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import tenacity
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowException
 from google import genai
-from google.genai import types
+from google.genai import errors, types
+
+from gemini_batch_provider.core.transient import server_retry_delay
 
 DEFAULT_API_VERSION = "v1beta"
 
@@ -39,6 +42,12 @@ def client_options(conn: Connection) -> dict[str, Any]:
     return {"api_key": conn.password, "http_options": types.HttpOptions(**http_options)}
 
 
+def _create_429_wait(state: tenacity.RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    server = server_retry_delay(exc) if exc else None
+    return server if server is not None else min(600.0, 30.0 * 2 ** (state.attempt_number - 1))
+
+
 class GeminiHook(BaseHook):
     """Interact with the Gemini API (Files, Batches, Models) through the google-genai SDK.
 
@@ -53,9 +62,10 @@ class GeminiHook(BaseHook):
     conn_type = "gemini"
     hook_name = "Google Gemini"
 
-    def __init__(self, gemini_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, gemini_conn_id: str = default_conn_name, create_429_attempts: int = 8, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gemini_conn_id = gemini_conn_id
+        self.create_429_attempts = create_429_attempts
 
     @cached_property
     def client(self) -> genai.Client:
@@ -84,8 +94,30 @@ class GeminiHook(BaseHook):
         self.client.files.delete(name=name)
 
     def create_batch_job(self, model: str, src: str, display_name: str) -> types.BatchJob:
-        """Create a batch job from an uploaded input file ``files/<id>``; returns the job (``batches/<id>``)."""
-        return self.client.batches.create(model=model, src=src, config={"display_name": display_name})
+        """Create a batch job from an uploaded input file ``files/<id>``; returns the job (``batches/<id>``).
+
+        A 429 (a quota, such as the enqueued-token limit, is full) was refused, so it is safe to
+        try again: waits the server's ``RetryInfo``/``Retry-After`` delay (else 30 s, doubling to
+        10 min) for up to ``create_429_attempts`` calls. Other errors propagate; a 5xx or a dropped
+        connection may have created the job anyway, which the caller must look up before creating again.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, errors.APIError) and exc.code == 429),
+            wait=_create_429_wait,
+            stop=tenacity.stop_after_attempt(self.create_429_attempts),
+            before_sleep=lambda state: self.log.warning(
+                "Batch create refused (429, quota full); trying again in %.0f s", state.upcoming_sleep),
+            reraise=True,
+        )
+        return retrying(self.client.batches.create, model=model, src=src, config={"display_name": display_name})
+
+    def find_batch_job(self, display_name: str) -> types.BatchJob | None:
+        """The newest batch job with this display name, listing every job of the project (the
+        Developer API takes no list filter), or None."""
+        for job in self.client.batches.list(config={"page_size": 100}):
+            if job.display_name == display_name:
+                return job
+        return None
 
     def get_batch_job(self, name: str) -> types.BatchJob:
         return self.client.batches.get(name=name)
@@ -93,6 +125,7 @@ class GeminiHook(BaseHook):
     def cancel_batch_job(self, name: str) -> None:
         self.client.batches.cancel(name=name)
 
-    def download_file(self, name: str) -> bytes:
-        """The content of a file from the Files API (e.g. a batch's ``files/batch-<id>`` output)."""
-        return self.client.files.download(file=name)
+    def download_file(self, name: str, destination: Path) -> None:
+        """Stream a file from the Files API (e.g. a batch's ``files/batch-<id>`` output) to a local
+        path, in 1 MiB chunks: memory does not grow with the file."""
+        self.client.files.download(file=name, destination=str(destination))

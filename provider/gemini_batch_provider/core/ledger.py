@@ -1,0 +1,75 @@
+"""The submission ledger: what a task instance has uploaded and created, kept next to its output.
+
+A retry, a worker killed after a create call, or a cleared task reads it to reattach to the jobs
+it already created instead of paying twice. It is written (atomically) before and after every
+create call, so a ``creating`` shard with no job name means the create may have gone through:
+look the job up by its display name before creating another.
+
+Shape (JSON)::
+
+    {"identity": str, "fingerprint": str, "first_submitted_at": float | null,
+     "shards": [{"index": int, "requests": int, "display_name": str, "input_file": str | null,
+                 "job": str | null, "status": "pending" | "creating" | "created"}]}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PENDING, CREATING, CREATED = "pending", "creating", "created"
+
+
+def ledger_path(output_path: Path) -> Path:
+    """Where the ledger of the task writing ``output_path`` lives: beside it."""
+    return output_path.with_name(output_path.name + ".gemini-batch.json")
+
+
+def display_name(identity: str, fingerprint: str, index: int, shards: int) -> str:
+    """A batch job's display name: readable, at most 128 characters, and unique to the task instance,
+    its input and the shard (the last 16 characters are a hash of all three)."""
+    tag = hashlib.sha256(f"{identity}\n{fingerprint}\n{index}".encode()).hexdigest()[:16]
+    suffix = f" {index + 1}/{shards} {tag}"
+    return identity[: 128 - len(suffix)] + suffix
+
+
+@dataclass
+class ShardRecord:
+    index: int
+    requests: int
+    display_name: str
+    input_file: str | None = None
+    job: str | None = None
+    status: str = PENDING
+
+
+@dataclass
+class Ledger:
+    identity: str
+    fingerprint: str
+    shards: list[ShardRecord] = field(default_factory=list)
+    first_submitted_at: float | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> Ledger | None:
+        """The ledger at ``path``; None when there is none (or it is unreadable: a fresh start)."""
+        try:
+            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            shards = [ShardRecord(**shard) for shard in data.pop("shards")]
+            return cls(shards=shards, **data)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.name + ".part")
+        part.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+        os.replace(part, path)
+
+    @property
+    def job_names(self) -> list[str]:
+        return [shard.job for shard in self.shards if shard.job]

@@ -1,0 +1,133 @@
+"""The Batch API's input files, split into shards: one batch job per shard.
+
+Each line is ``{"key": ..., "request": GenerateContentRequest}`` (format per
+https://ai.google.dev/gemini-api/docs/batch-mode#input-file). Lines go to the current shard until
+the next one would pass a limit: requests per job, bytes per file (the Files API takes up to 2 GB
+a file, https://ai.google.dev/gemini-api/docs/files), or estimated tokens per job (the Batch API
+limits the tokens a project may have enqueued per model, https://ai.google.dev/gemini-api/docs/rate-limits#batch-mode).
+Files are written as a stream; the shard of each key is a pure function of the input and the
+limits, so landing the results can tell which job a row went to without keeping the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .records import InputError
+from .tokens import estimate_tokens
+
+DEFAULT_MAX_BYTES = 1_000_000_000  # half the Files API's 2 GB per file
+
+
+@dataclass(frozen=True)
+class ShardLimits:
+    """Limits of one batch job's input.
+
+    :param max_requests: requests per job at most (None: no limit).
+    :param max_bytes: bytes of JSONL per input file at most; default 1 GB (the limit is 2 GB).
+    :param max_tokens: estimated tokens per job at most (None: no limit); set it under your tier's
+        batch enqueued-token limit for the model.
+    :raises ValueError: for a limit that is not positive.
+    """
+
+    max_requests: int | None = None
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_requests", "max_bytes", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+
+
+@dataclass
+class Shard:
+    """One shard: its index, file, number of requests, bytes and estimated tokens."""
+
+    index: int
+    path: Path | None = None
+    requests: int = 0
+    size_bytes: int = 0
+    tokens: int = 0
+
+
+@dataclass
+class ShardedInput:
+    """What ``write_shards`` wrote; ``fingerprint`` hashes every line and the ``salt``."""
+
+    shards: list[Shard] = field(default_factory=list)
+    requests: int = 0
+    fingerprint: str = ""
+
+
+def _lines(requests: Iterable[tuple[str, dict[str, Any]]],
+           limits: ShardLimits) -> Iterator[tuple[int, str, bytes, int]]:
+    """``(shard_index, key, line, tokens)`` per request, in input order."""
+    index, count, size, tokens = 0, 0, 0, 0
+    for key, request in requests:
+        line = (json.dumps({"key": key, "request": request}, ensure_ascii=False) + "\n").encode()
+        cost = estimate_tokens(request) if limits.max_tokens is not None else 0
+        if len(line) > limits.max_bytes:
+            raise InputError(f"row with key {key!r}: its request takes {len(line)} bytes, more than max_bytes "
+                             f"({limits.max_bytes}) per input file; shorten it or raise the limit")
+        if limits.max_tokens is not None and cost > limits.max_tokens:
+            raise InputError(f"row with key {key!r}: about {cost} tokens, more than max_tokens ({limits.max_tokens}) "
+                             "per job; shorten it or raise the limit")
+        full = (
+            (limits.max_requests is not None and count + 1 > limits.max_requests)
+            or size + len(line) > limits.max_bytes
+            or (limits.max_tokens is not None and tokens + cost > limits.max_tokens)
+        )
+        if count and full:
+            index, count, size, tokens = index + 1, 0, 0, 0
+        count, size, tokens = count + 1, size + len(line), tokens + cost
+        yield index, key, line, cost
+
+
+def shard_of_keys(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardLimits) -> Iterator[tuple[str, int]]:
+    """``(key, shard_index)`` per request: the shards ``write_shards`` put them in."""
+    for index, key, _, _ in _lines(requests, limits):
+        yield key, index
+
+
+def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, limits: ShardLimits,
+                 salt: str = "") -> ShardedInput:
+    """Write ``(key, request)`` pairs as batch input JSONL files ``requests-NNNNN.jsonl`` in ``folder``.
+
+    Errors raised by ``requests`` (InputError for bad rows) or by the limits propagate, and the
+    files written so far are removed: files that exist are complete.
+    """
+    written = ShardedInput()
+    digest = hashlib.sha256(salt.encode())
+    out = None
+    try:
+        for index, _, line, cost in _lines(requests, limits):
+            if index == len(written.shards):
+                if out is not None:
+                    out.close()
+                shard = Shard(index=index, path=folder / f"requests-{index:05d}.jsonl")
+                written.shards.append(shard)
+                out = shard.path.open("wb")  # type: ignore[union-attr]
+            shard = written.shards[index]
+            out.write(line)  # type: ignore[union-attr]
+            digest.update(line)
+            shard.requests += 1
+            shard.size_bytes += len(line)
+            shard.tokens += cost
+            written.requests += 1
+    except BaseException:
+        if out is not None:
+            out.close()
+        for shard in written.shards:
+            shard.path.unlink(missing_ok=True)  # type: ignore[union-attr]
+        raise
+    if out is not None:
+        out.close()
+    written.fingerprint = digest.hexdigest()
+    return written

@@ -1,0 +1,17 @@
+"""Token estimates made before anything is sent (for the TPM limiter and the batch token budget)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def estimate_tokens(request: dict[str, Any]) -> int:
+    """Tokens a ``GenerateContentRequest`` (wire shape) will cost, estimated at 4 characters a token
+    (Google's rule of thumb, https://ai.google.dev/gemini-api/docs/tokens) for its text plus its
+    ``maxOutputTokens`` (or as many output tokens as input when it sets none)."""
+    chars = sum(len(part.get("text", "")) for content in request.get("contents", []) for part in content["parts"])
+    system = request.get("systemInstruction") or {}
+    chars += sum(len(part.get("text", "")) for part in system.get("parts", []))
+    prompt = math.ceil(chars / 4)
+    return prompt + int((request.get("generationConfig") or {}).get("maxOutputTokens") or prompt)
