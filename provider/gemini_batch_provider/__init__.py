@@ -53,9 +53,14 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Google Gemini",
                 "python-modules": [
                     "gemini_batch_provider.operators.batch",
+                    "gemini_batch_provider.operators.submit",
+                    "gemini_batch_provider.operators.results",
                     "gemini_batch_provider.operators.concurrent",
                 ],
             }
+        ],
+        "sensors": [
+            {"integration-name": "Google Gemini", "python-modules": ["gemini_batch_provider.sensors.batch"]}
         ],
         "triggers": [
             {"integration-name": "Google Gemini", "python-modules": ["gemini_batch_provider.triggers.batch"]}

@@ -39,9 +39,13 @@ def test_upload_create_get_cancel_download(gemini_conn, emulator, tmp_path):
     path = tmp_path / "requests.jsonl"
     path.write_text(json.dumps({"key": "a", "request": {"contents": [{"parts": [{"text": "Hi."}]}]}}) + "\n")
     uploaded = hook.upload_file(path, display_name="in")
-    assert hook.download_file(uploaded.name) == path.read_bytes()
+    hook.download_file(uploaded.name, tmp_path / "copy.jsonl")
+    assert (tmp_path / "copy.jsonl").read_bytes() == path.read_bytes()
     job = hook.create_batch_job("gemini-2.5-flash", src=uploaded.name, display_name="job-1")
     assert hook.get_batch_job(job.name).display_name == "job-1"
+    others = [hook.create_batch_job("gemini-2.5-flash", src=uploaded.name, display_name=f"other-{i}") for i in range(4)]
+    assert hook.find_batch_job("job-1").name == job.name  # found across list pages (page size 2)
+    assert hook.find_batch_job("other-3").name == others[-1].name and hook.find_batch_job("nope") is None
     hook.cancel_batch_job(job.name)
     assert hook.get_batch_job(job.name).state.value == "JOB_STATE_CANCELLED"
     hook.delete_file(uploaded.name)

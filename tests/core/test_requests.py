@@ -7,7 +7,6 @@ import json
 import pytest
 from google.genai import types
 
-from gemini_batch_provider.core.jsonl import write_batch_input
 from gemini_batch_provider.core.records import InputError, iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests, user_content
 
@@ -100,15 +99,3 @@ def test_bad_files_name_the_line(tmp_path, name, content, message):
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         list(iter_records(tmp_path / "nope.jsonl"))
-
-
-def test_write_batch_input_streams_lines_and_removes_a_partial_file(tmp_path):
-    path = tmp_path / "requests.jsonl"
-    written = write_batch_input(build_requests([{"t": "a"}, {"t": "é"}], RequestSpec(prompt_template="{t}")), path)
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert written.requests == 2 and written.size_bytes == path.stat().st_size
-    assert [line["key"] for line in lines] == ["0", "1"]
-    assert lines[1]["request"]["contents"][0]["parts"][0]["text"] == "é"
-    with pytest.raises(InputError):
-        write_batch_input(build_requests([{"t": "a"}, {}], RequestSpec(prompt_template="{t}")), path)
-    assert not path.exists()

@@ -49,7 +49,7 @@ def test_every_key_lands_exactly_once(tmp_path):
     }
     assert rows[2]["status"] == "missing"
     assert skipped == {"unknown_keys": 1, "duplicate_keys": 1, "unreadable_lines": 1}
-    assert dict(writer.counts) == {"succeeded": 1, "failed": 1, "missing": 1}
+    assert dict(writer.counts) == {"succeeded": 1, "failed": 1, "missing": 1, "expired": 0, "cancelled": 0}
     assert writer.usage["total_token_count"] == 5
 
 
@@ -95,3 +95,15 @@ def test_rows_to_rerun_are_handed_back_not_written(tmp_path):
     rows = [json.loads(line) for line in writer.path.read_text().splitlines()]
     assert again == {"b", "d"}
     assert [(r["key"], r["status"]) for r in rows] == [("a", "succeeded"), ("c", "failed")]
+
+
+def test_keys_without_an_answer_get_the_status_their_job_ending_gives(tmp_path):
+    writer = ResultsWriter(tmp_path / "results.jsonl")
+    why = {"b": ("expired", "batches/2 ended JOB_STATE_EXPIRED"), "c": ("cancelled", "batches/3 cancelled")}
+    join_results(["a", "b", "c"], _lines({"key": "a", "response": _response("A.")}), writer, why_missing=why.get)
+    writer.close()
+    rows = {r["key"]: r for r in map(json.loads, writer.path.read_text().splitlines())}
+    assert rows["a"]["status"] == "succeeded"
+    assert rows["b"]["status"] == "expired" and rows["b"]["error"]["message"] == "batches/2 ended JOB_STATE_EXPIRED"
+    assert rows["c"]["status"] == "cancelled" and rows["c"]["error"]["status"] == "CANCELLED"
+    assert writer.counts["expired"] == writer.counts["cancelled"] == 1

@@ -72,9 +72,7 @@ def test_operation_wrapping_and_batch_stats_on_the_wire(client, emulator):
         op = json.loads(response.read())
     assert op["done"] is True
     assert op["metadata"]["state"] == "BATCH_STATE_SUCCEEDED"
-    assert op["metadata"]["batchStats"] == {
-        "requestCount": "1", "pendingRequestCount": "0", "successfulRequestCount": "1",
-    }
+    assert op["metadata"]["batchStats"] == {"requestCount": "1", "successfulRequestCount": "1"}  # zeros left out
     assert op["response"]["responsesFile"] == op["metadata"]["output"]["responsesFile"]
 
 
@@ -137,3 +135,62 @@ def test_row_errors_on_demand_hit_the_same_keys_in_every_job(client, emulator):
         assert all(o["error"] == injected for o in output if "error" in o)
         failed_per_job.append(failed)
     assert 4 <= len(failed_per_job[0]) <= 20 and failed_per_job[0] == failed_per_job[1]
+
+
+@pytest.mark.parametrize(("outcome", "state"), [("fail", "JOB_STATE_FAILED"), ("expire", "JOB_STATE_EXPIRED")])
+def test_jobs_fail_or_expire_on_demand_without_results(client, emulator, outcome, state):
+    emulator.state.batches.outcome = outcome
+    job, states = _wait(client, client.batches.create(model=MODEL, src=_input_file(client, [
+        {"key": "a", "request": _request("Hi.")}])).name)
+    assert job.state.value == state and job.dest is None
+    assert ("JOB_STATE_RUNNING" in states) == (outcome == "fail")
+
+
+def test_a_stalled_job_runs_until_cancelled(client, emulator):
+    emulator.state.batches.outcome = "stall"
+    name = client.batches.create(model=MODEL, src=_input_file(client, [{"key": "a", "request": _request("Hi.")}])).name
+    time.sleep(emulator.state.batches.pending_s + emulator.state.batches.running_s + 0.3)
+    assert client.batches.get(name=name).state.value == "JOB_STATE_RUNNING"
+    client.batches.cancel(name=name)
+    assert client.batches.get(name=name).state.value == "JOB_STATE_CANCELLED"
+
+
+def test_enqueued_token_limit_answers_429_on_create_until_a_job_ends(client, emulator):
+    emulator.state.batches.max_enqueued_tokens = 150
+    lines = [{"key": str(i), "request": _request("word " * 10)} for i in range(4)]  # ~440 bytes: ~110 tokens
+    first = client.batches.create(model=MODEL, src=_input_file(client, lines)).name
+    second_file = _input_file(client, lines)
+    with pytest.raises(errors.ClientError) as refused:
+        client.batches.create(model=MODEL, src=second_file)
+    assert refused.value.code == 429 and refused.value.status == "RESOURCE_EXHAUSTED"
+    delay = refused.value.details["error"]["details"][0]["retryDelay"]
+    assert 0 < float(delay.rstrip("s")) <= emulator.state.batches.pending_s + emulator.state.batches.running_s
+    _wait(client, first)
+    assert client.batches.create(model=MODEL, src=second_file).name  # room again
+
+
+def test_uploads_over_the_file_limit_are_refused(client, emulator):
+    emulator.state.config.max_file_bytes = 100
+    with pytest.raises(errors.ClientError) as refused:
+        _input_file(client, [{"key": str(i), "request": _request("x" * 50)} for i in range(3)])
+    assert refused.value.code == 400 and "larger than the limit" in refused.value.message
+    assert emulator.state.store.files == {}
+
+
+def test_files_and_jobs_survive_a_restart_and_jobs_carry_on(tmp_path):
+    from google import genai
+    from google.genai import types
+
+    from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread
+
+    config = EmulatorConfig(data_dir=tmp_path, batch_pending_s=0.5, batch_running_s=0.5)
+    lines = [{"key": "a", "request": _request("One sentence. Another one.")}]
+    with EmulatorThread(config) as emu:
+        client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=emu.base_url))
+        name = client.batches.create(model=MODEL, src=_input_file(client, lines)).name
+        port = emu.port
+    with EmulatorThread(config, port=port) as emu:  # the same folder and address: clients carry on
+        job, _ = _wait(client, name)
+        assert job.state.value == "JOB_STATE_SUCCEEDED"
+        [line] = client.files.download(file=job.dest.file_name).decode().splitlines()
+        assert json.loads(line)["key"] == "a"

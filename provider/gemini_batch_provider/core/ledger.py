@@ -9,7 +9,7 @@ Shape (JSON)::
 
     {"identity": str, "fingerprint": str, "first_submitted_at": float | null,
      "shards": [{"index": int, "requests": int, "display_name": str, "input_file": str | null,
-                 "job": str | null, "status": "pending" | "creating" | "created"}]}
+                 "job": str | null, "status": "pending" | "creating" | "created", "attempt": int}]}
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ def ledger_path(output_path: Path) -> Path:
     return output_path.with_name(output_path.name + ".gemini-batch.json")
 
 
-def display_name(identity: str, fingerprint: str, index: int, shards: int) -> str:
+def display_name(identity: str, fingerprint: str, index: int, shards: int, attempt: int = 0) -> str:
     """A batch job's display name: readable, at most 128 characters, and unique to the task instance,
-    its input and the shard (the last 16 characters are a hash of all three)."""
-    tag = hashlib.sha256(f"{identity}\n{fingerprint}\n{index}".encode()).hexdigest()[:16]
+    its input, the shard and the shard's submission attempt (the last 16 characters hash them)."""
+    tag = hashlib.sha256(f"{identity}\n{fingerprint}\n{index}\n{attempt}".encode()).hexdigest()[:16]
     suffix = f" {index + 1}/{shards} {tag}"
     return identity[: 128 - len(suffix)] + suffix
 
@@ -45,6 +45,7 @@ class ShardRecord:
     input_file: str | None = None
     job: str | None = None
     status: str = PENDING
+    attempt: int = 0  # how many times this shard was submitted anew after its job failed or expired
 
 
 @dataclass

@@ -160,8 +160,8 @@ def join_results(
         else:
             seen.add(key)
             land(parse_output_line(item))
+    why = why_missing or (lambda _: (MISSING, "the batch output has no line for this key"))
     for key in keys:
         if key not in seen:
-            status, message = why_missing(key) if why_missing else (MISSING, "the batch output has no line for this key")
-            land(no_result_row(key, status, message))
+            land(no_result_row(key, *why(key)))
     return dict(skipped), again

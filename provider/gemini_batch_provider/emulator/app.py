@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from . import model as synthetic
-from .batches import BatchRunner, RowErrors, operation
+from .batches import BatchRunner, QuotaExceeded, RowErrors, operation
 from .faults import FaultConfig, Faults
 from .quota import Quota
 from .store import Store
@@ -47,6 +47,9 @@ class EmulatorConfig:
     (None: unlimited), enforced over a sliding ``quota_window_s``; over quota it answers 429
     RESOURCE_EXHAUSTED with ``RetryInfo`` and ``Retry-After``. ``faults``: latency and injected
     faults of ``generateContent``. ``batch_row_errors``: rows of batch jobs answered with an error.
+    ``batch_outcome``: how new batch jobs end (``succeed``, ``fail``, ``expire``, ``stall``).
+    ``max_enqueued_tokens``: estimated tokens of a model's unfinished batch jobs at most (None: no
+    limit); ``max_file_bytes``: the largest upload (2 GB, as the Files API).
     """
 
     api_keys: frozenset[str] = frozenset()
@@ -59,6 +62,9 @@ class EmulatorConfig:
     quota_window_s: float = 60.0
     faults: FaultConfig = field(default_factory=FaultConfig)
     batch_row_errors: RowErrors = field(default_factory=RowErrors)
+    batch_outcome: str = "succeed"
+    max_enqueued_tokens: int | None = None
+    max_file_bytes: int = 2 * 1024**3
 
 
 @dataclass
@@ -125,6 +131,10 @@ def _model_name(name: str) -> str:
 
 async def upload_start(request: web.Request, state: State, _: re.Match[str]) -> web.Response:
     meta = (await _body(request)).get("file") or {}
+    size = int(request.headers.get("X-Goog-Upload-Header-Content-Length") or meta.get("size_bytes") or 0)
+    if size > state.config.max_file_bytes:
+        raise ApiError(400, "INVALID_ARGUMENT", f"The file ({size} bytes) is larger than the limit of "
+                       f"{state.config.max_file_bytes} bytes.")
     upload = state.store.start_upload(
         {
             "display_name": meta.get("display_name") or meta.get("displayName"),
@@ -150,6 +160,7 @@ async def upload_chunk(request: web.Request, state: State) -> web.Response:
             out.write(chunk)
             upload.sha256.update(chunk)
             upload.received += len(chunk)
+
     if "finalize" not in request.headers.get("X-Goog-Upload-Command", ""):
         return web.Response(text="", headers={"X-Goog-Upload-Status": "active"})
     del state.store.uploads[upload.id]
@@ -265,6 +276,9 @@ async def batch_create(request: web.Request, state: State, match: re.Match[str])
         raise ApiError(400, "INVALID_ARGUMENT", "The request needs a 'batch' object.")
     try:
         batch = state.batches.create(model, spec)
+    except QuotaExceeded as exc:
+        state.counters["429"] += 1
+        return _quota_exceeded(exc.retry_after)
     except synthetic.InvalidRequest as exc:
         raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
     except KeyError as exc:
@@ -356,7 +370,8 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
         data_dir = config.data_dir
     store = Store(data_dir)
     runner = BatchRunner(store, pending_s=config.batch_pending_s, running_s=config.batch_running_s,
-                         base_url=base_url, row_errors=config.batch_row_errors)
+                         base_url=base_url, row_errors=config.batch_row_errors, outcome=config.batch_outcome,
+                         max_enqueued_tokens=config.max_enqueued_tokens)
     quota = Quota(config.rpm, config.tpm, config.quota_window_s)
     app[STATE] = State(config=config, store=store, batches=runner, base_url=base_url, quota=quota,
                        faults=Faults(config.faults), _tmp=tmp)
@@ -366,6 +381,10 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
         if tmp is not None:
             tmp.cleanup()
 
+    async def startup(app: web.Application) -> None:
+        runner.resume()
+
+    app.on_startup.append(startup)
     app.on_shutdown.append(shutdown)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -1,12 +1,19 @@
 """Batch jobs in the emulator: create, the PENDING -> RUNNING -> SUCCEEDED progression, the output.
 
-A job's life is driven by one asyncio task: it waits ``pending_s`` in BATCH_STATE_PENDING, then
-answers every request (in a worker thread, streaming the input file line by line) while
-BATCH_STATE_RUNNING, and turns BATCH_STATE_SUCCEEDED ``pending_s + running_s`` after creation.
-The output file ``files/batch-<id>`` holds one line per input line, in input order:
+A job's life is driven by one asyncio task and timed from its creation: ``pending_s`` in
+BATCH_STATE_PENDING, then it answers every request (in a worker thread, streaming the input file
+line by line) while BATCH_STATE_RUNNING, and turns BATCH_STATE_SUCCEEDED ``pending_s + running_s``
+after creation. The output file ``files/batch-<id>`` holds one line per input line, in input order:
 ``{"response": GenerateContentResponse, "key": ...}`` or ``{"error": Status, "key": ...}``.
 Per-row errors come on demand (``RowErrors``): a row fails when the hash of its key (of its
-position, without a key) falls under a rate, so the same rows fail in every run.
+position, without a key) falls under a rate, so the same rows fail in every run. So do whole
+endings (``outcome`` at creation): ``fail`` (FAILED when it would have succeeded), ``expire``
+(EXPIRED instead of RUNNING, as after 48 h), ``stall`` (RUNNING until cancelled); none of them
+leaves results, as the API documents for EXPIRED. Jobs carry on after an emulator restart.
+
+Limits (https://ai.google.dev/gemini-api/docs/batch-mode): inline requests under 20 MB in all, and,
+when ``max_enqueued_tokens`` is set, the estimated tokens of a model's unfinished jobs: a create
+beyond it is refused with 429 RESOURCE_EXHAUSTED and a ``RetryInfo`` delay until the next job ends.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 from . import model as synthetic
 from .store import Batch, Store, new_id, now, timestamp
 
+INLINE_LIMIT_BYTES = 20 * 1024 * 1024
 TERMINAL = {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
@@ -28,6 +36,14 @@ OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateC
 
 _STATUS = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
            504: "DEADLINE_EXCEEDED"}
+
+
+class QuotaExceeded(Exception):
+    """A create refused by a quota; ``retry_after`` seconds until it may fit."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"retry after {retry_after:.1f} s")
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -78,16 +94,28 @@ class BatchRunner:
     """Creates batch jobs in a Store and moves them through their states."""
 
     def __init__(self, store: Store, *, pending_s: float, running_s: float, base_url: str,
-                 row_errors: RowErrors) -> None:
+                 row_errors: RowErrors, outcome: str = "succeed", max_enqueued_tokens: int | None = None) -> None:
         self.store = store
         self.pending_s = pending_s
         self.running_s = running_s
         self.base_url = base_url
         self.row_errors = row_errors
+        self.outcome = outcome
+        self.max_enqueued_tokens = max_enqueued_tokens
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
+    def resume(self) -> None:
+        """Carry on the jobs a previous run of the emulator left unfinished (call on the loop)."""
+        for batch in self.store.batches.values():
+            if batch.resource["state"] not in TERMINAL:
+                self._start(batch)
+
+    def _start(self, batch: Batch) -> None:
+        self._tasks[batch.id] = asyncio.get_running_loop().create_task(self._run(batch))
+
     def create(self, model: str, spec: dict[str, Any]) -> Batch:
-        """Register a job from a ``batch`` body; raises InvalidRequest or KeyError (missing file)."""
+        """Register a job from a ``batch`` body; raises InvalidRequest, KeyError (missing file) or
+        QuotaExceeded (the enqueued-token limit)."""
         input_config = spec.get("inputConfig") or {}
         file_name = input_config.get("fileName") or input_config.get("file_name")
         inline = (input_config.get("requests") or {}).get("requests")
@@ -97,9 +125,16 @@ class BatchRunner:
             file_id = file_name.removeprefix("files/")
             if file_id not in self.store.files:
                 raise KeyError(file_name)
-            count = sum(1 for line in self.store.file_path(file_id).open("rb") if line.strip())
+            path = self.store.file_path(file_id)
+            count = sum(1 for line in path.open("rb") if line.strip())
+            size = path.stat().st_size
         else:
             count = len(inline)
+            size = len(json.dumps(inline))
+            if size > INLINE_LIMIT_BYTES:
+                raise synthetic.InvalidRequest(f"inline requests take {size} bytes; the limit is 20 MB: use a file")
+        tokens = size // 4  # about 4 bytes a token, prompt and answer alike
+        self._check_enqueued(model, tokens)
         batch_id = new_id()
         created = timestamp(now())
         resource: dict[str, Any] = {
@@ -113,10 +148,20 @@ class BatchRunner:
         }
         if spec.get("displayName"):
             resource["displayName"] = spec["displayName"]
-        batch = Batch(id=batch_id, resource=resource, input_requests=inline)
+        batch = Batch(id=batch_id, resource=resource, input_requests=inline, outcome=self.outcome, tokens=tokens)
         self.store.batches[batch_id] = batch
-        self._tasks[batch_id] = asyncio.get_running_loop().create_task(self._run(batch))
+        self.store.save()
+        self._start(batch)
         return batch
+
+    def _check_enqueued(self, model: str, tokens: int) -> None:
+        if self.max_enqueued_tokens is None:
+            return
+        running = [b for b in self.store.batches.values()
+                   if b.resource["model"] == model and b.resource["state"] not in TERMINAL]
+        if sum(b.tokens for b in running) + tokens > self.max_enqueued_tokens:
+            ends = [b.created + self.pending_s + self.running_s - time.time() for b in running]
+            raise QuotaExceeded(max(0.1, min(ends, default=1.0)))
 
     def cancel(self, batch: Batch) -> None:
         if batch.resource["state"] in TERMINAL:
@@ -129,6 +174,7 @@ class BatchRunner:
     def delete(self, batch: Batch) -> None:
         self.cancel(batch)
         del self.store.batches[batch.id]
+        self.store.save()
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())
@@ -139,36 +185,58 @@ class BatchRunner:
     def _finish(self, batch: Batch, state: str) -> None:
         moment = timestamp(now())
         batch.resource.update(state=state, updateTime=moment, endTime=moment)
+        self.store.save()
 
     def _set_state(self, batch: Batch, state: str) -> None:
         batch.resource.update(state=state, updateTime=timestamp(now()))
+        self.store.save()
+
+    async def _until(self, batch: Batch, seconds_after_creation: float) -> None:
+        await asyncio.sleep(max(0.0, batch.created + seconds_after_creation - time.time()))
 
     def _count(self, batch: Batch, answer: dict[str, Any]) -> None:
-        stats = batch.resource["batchStats"]
+        counts = {name: int(value) for name, value in batch.resource["batchStats"].items()}
         field = "successfulRequestCount" if "response" in answer else "failedRequestCount"
-        stats[field] = str(int(stats.get(field, "0")) + 1)
-        stats["pendingRequestCount"] = str(int(stats["pendingRequestCount"]) - 1)
+        counts[field] = counts.get(field, 0) + 1
+        counts["pendingRequestCount"] -= 1
+        # A new dict, zero counts left out as the API does; replacing it whole is safe while the
+        # loop thread writes state.json from the old one.
+        batch.resource["batchStats"] = {name: str(value) for name, value in counts.items() if value}
 
     async def _run(self, batch: Batch) -> None:
-        started = time.monotonic()
-        await asyncio.sleep(self.pending_s)
-        self._set_state(batch, "BATCH_STATE_RUNNING")
-        model = batch.resource["model"]
-        if batch.input_requests is not None:
-            answers = []
-            for position, item in enumerate(batch.input_requests):
-                answer = _answer(item, model, self.row_errors, position)
-                self._count(batch, answer)
-                if isinstance(item, dict) and "metadata" in item:
-                    answer["metadata"] = item["metadata"]
-                answers.append(answer)
-            output: dict[str, Any] = {"inlinedResponses": {"inlinedResponses": answers}}
-        else:
-            output = {"responsesFile": await asyncio.to_thread(self._answer_file, batch, model)}
-        await asyncio.sleep(max(0.0, self.pending_s + self.running_s - (time.monotonic() - started)))
-        batch.resource["output"] = output
-        self._finish(batch, "BATCH_STATE_SUCCEEDED")
+        await self._until(batch, self.pending_s)
+        ending = {"fail": "BATCH_STATE_FAILED", "expire": "BATCH_STATE_EXPIRED"}.get(batch.outcome)
+        if batch.outcome == "expire":
+            await self._until(batch, self.pending_s + self.running_s)
+            self._finish(batch, "BATCH_STATE_EXPIRED")
+            return
+        if batch.resource["state"] != "BATCH_STATE_RUNNING":
+            self._set_state(batch, "BATCH_STATE_RUNNING")
+        if batch.outcome == "stall":
+            return  # RUNNING until cancelled
+        if ending is None:
+            output = await self._answer(batch)
+        await self._until(batch, self.pending_s + self.running_s)
+        if ending is None:
+            batch.resource["output"] = output
+        self._finish(batch, ending or "BATCH_STATE_SUCCEEDED")
         self._tasks.pop(batch.id, None)
+
+    async def _answer(self, batch: Batch) -> dict[str, Any]:
+        """Answer every request; the job's ``output``."""
+        model = batch.resource["model"]
+        count = batch.resource["batchStats"]["requestCount"]  # from zero: a resumed job answers again
+        batch.resource["batchStats"] = {"requestCount": count, "pendingRequestCount": count}
+        if batch.input_requests is None:
+            return {"responsesFile": await asyncio.to_thread(self._answer_file, batch, model)}
+        answers = []
+        for position, item in enumerate(batch.input_requests):
+            answer = _answer(item, model, self.row_errors, position)
+            self._count(batch, answer)
+            if isinstance(item, dict) and "metadata" in item:
+                answer["metadata"] = item["metadata"]
+            answers.append(answer)
+        return {"inlinedResponses": {"inlinedResponses": answers}}
 
     def _answer_file(self, batch: Batch, model: str) -> str:
         """Stream the input file into the output file; returns the output file's name."""

@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-row-error-rate", type=float, default=0.0,
                         help="share of batch rows answered with an error (the same rows in every run)")
     parser.add_argument("--batch-row-error-code", type=int, default=503, help="HTTP code of those row errors")
+    parser.add_argument("--batch-outcome", choices=["succeed", "fail", "expire", "stall"], default="succeed",
+                        help="how batch jobs end")
+    parser.add_argument("--max-enqueued-tokens", type=int,
+                        help="estimated tokens of a model's unfinished batch jobs at most (429 on create beyond)")
+    parser.add_argument("--max-file-bytes", type=int, default=2 * 1024**3, help="the largest upload")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
     args = parser.parse_args(argv)
     if args.port <= 0 or args.batch_pending_seconds < 0 or args.batch_running_seconds < 0:
@@ -63,6 +68,9 @@ def main(argv: list[str] | None = None) -> None:
         batch_running_s=args.batch_running_seconds,
         data_dir=args.data_dir,
         batch_row_errors=row_errors,
+        batch_outcome=args.batch_outcome,
+        max_enqueued_tokens=args.max_enqueued_tokens,
+        max_file_bytes=args.max_file_bytes,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     base_url = f"http://{args.host}:{args.port}"

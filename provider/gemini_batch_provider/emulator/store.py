@@ -1,4 +1,6 @@
-"""The emulator's resources: files kept on disk, their metadata and batch jobs kept in memory.
+"""The emulator's resources: files kept on disk, their metadata and batch jobs in memory, saved to
+``state.json`` under the data folder after each change, so that an emulator started again on the
+same folder carries on (uploads in progress are lost, as a dropped connection loses them).
 
 Resources are stored in the wire shape the Gemini API returns (camelCase, int64 as strings), so the
 handlers answer with them as they are.
@@ -8,8 +10,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import secrets
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -48,7 +53,9 @@ class Batch:
     id: str
     resource: dict[str, Any]
     input_requests: list[dict[str, Any]] | None = None  # inline batches only
-    inlined_responses: list[dict[str, Any]] | None = None
+    outcome: str = "succeed"  # how it ends: succeed, fail, expire or stall (see BatchRunner)
+    created: float = field(default_factory=time.time)  # Unix time; its timeline runs from here
+    tokens: int = 0  # estimated, for the enqueued-token limit
 
 
 class Store:
@@ -61,6 +68,17 @@ class Store:
         self.files: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, Upload] = {}
         self.batches: dict[str, Batch] = {}
+        saved = root / "state.json"
+        if saved.exists():
+            data = json.loads(saved.read_text())
+            self.files = data["files"]
+            self.batches = {b["id"]: Batch(**b) for b in data["batches"]}
+
+    def save(self) -> None:
+        """Write the files' metadata and the batches to ``state.json`` (atomically)."""
+        part = self.root / "state.json.part"
+        part.write_text(json.dumps({"files": self.files, "batches": [asdict(b) for b in self.batches.values()]}))
+        os.replace(part, self.root / "state.json")
 
     def file_path(self, file_id: str) -> Path:
         return self.root / "files" / file_id
@@ -92,8 +110,10 @@ class Store:
         if display_name:
             resource["displayName"] = display_name
         self.files[file_id] = resource
+        self.save()
         return resource
 
     def delete_file(self, file_id: str) -> None:
         del self.files[file_id]
         self.file_path(file_id).unlink(missing_ok=True)
+        self.save()

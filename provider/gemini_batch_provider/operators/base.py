@@ -14,10 +14,12 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from gemini_batch_provider.core.ledger import ledger_path
 from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
 from gemini_batch_provider.core.records import InputError, iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests
 from gemini_batch_provider.core.results import STATUSES, ResultsWriter
+from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES, ShardLimits
 from gemini_batch_provider.hooks.gemini import GeminiHook
 
 
@@ -129,3 +131,33 @@ class GeminiRequestsOperator(BaseOperator):
         }
         self.log.info("Results landed: %s", summary)
         return summary
+
+
+class GeminiBatchRequestsOperator(GeminiRequestsOperator):
+    """Base of the batch operators: how the input is split over jobs.
+
+    Takes the parameters of :class:`GeminiRequestsOperator` and:
+
+    :param max_requests_per_job: requests per batch job at most (None: no limit).
+    :param max_bytes_per_job: bytes of input JSONL per job at most (default 1 GB; the Files API
+        takes 2 GB a file).
+    :param max_tokens_per_job: estimated tokens per job at most (None: no limit); keep it under
+        your tier's batch enqueued-token limit for the model.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_requests_per_job: int | None = None,
+        max_bytes_per_job: int = DEFAULT_MAX_BYTES,
+        max_tokens_per_job: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        try:
+            self.shard_limits = ShardLimits(max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        except ValueError as exc:
+            raise ValueError(f"{self.task_id}: {exc} (the per-job limits)") from None
+
+    def ledger_path(self) -> Path:
+        return ledger_path(Path(self.output_path).expanduser())

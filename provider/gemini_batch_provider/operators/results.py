@@ -1,0 +1,153 @@
+"""GeminiBatchResultsOperator: download what batch jobs produced, join it to the input, land it."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowException
+
+from gemini_batch_provider.core.ledger import Ledger
+from gemini_batch_provider.core.online import OnlineSettings
+from gemini_batch_provider.core.results import CANCELLED, EXPIRED, FAILED, MISSING, join_results
+from gemini_batch_provider.core.shards import shard_of_keys
+from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL, job_summary
+from gemini_batch_provider.core.transient import RETRYABLE_CODES
+from gemini_batch_provider.hooks.gemini import GeminiHook
+from gemini_batch_provider.operators.base import GeminiBatchRequestsOperator
+
+NO_RESULT = {  # the status of a row its job gave no answer for, by the job's ending
+    "JOB_STATE_EXPIRED": EXPIRED,
+    "JOB_STATE_CANCELLED": CANCELLED,
+    "JOB_STATE_FAILED": MISSING,
+    "JOB_STATE_SUCCEEDED": MISSING,
+}
+
+
+def _lines(paths: Sequence[Path]) -> Iterator[bytes]:
+    for path in paths:
+        with path.open("rb") as lines:
+            yield from lines
+
+
+def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dict[str, Any]], *,
+               rerun_failed_online: bool, online_after_deadline: bool, online_settings: OnlineSettings,
+               delete_input_files: bool) -> dict[str, Any]:
+    """Download each job's output, join it by key to ``op``'s input and write one row per record;
+    rows answered with a retryable error go online when ``rerun_failed_online``, and rows without
+    an answer when ``online_after_deadline`` (jobs cut short by our deadline). Returns the summary."""
+    writer = op.results_writer()
+    again: set[str] = set()
+    try:
+        with tempfile.TemporaryDirectory(prefix="gemini-results-") as tmp:
+            outputs = []
+            for index, job in enumerate(jobs):
+                if job["output_file"]:
+                    outputs.append(Path(tmp) / f"output-{index:05d}.jsonl")
+                    hook.download_file(job["output_file"], outputs[-1])
+            keys = [key for key, _ in op.requests()]
+            rerun = _rerun(rerun_failed_online, online_after_deadline)
+            skipped, again = join_results(keys, _lines(outputs), writer, rerun, _why_missing(op, jobs))
+        if any(skipped.values()):
+            op.log.warning("Output lines skipped: %s", skipped)
+        if again:
+            op.log.info("%d rows go online (deadline passed, or retryable errors).", len(again))
+            op.run_online(writer, ((k, r) for k, r in op.requests() if k in again), len(again), online_settings)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    if delete_input_files:
+        _delete_input_files(op, hook)
+    return op.summary(writer, sum(writer.counts.values()), "batch+online" if again else "batch",
+                      [job["name"] for job in jobs])
+
+
+def _rerun(failed: bool, unanswered: bool) -> Callable[[dict[str, Any]], bool]:
+    def rerun(row: dict[str, Any]) -> bool:
+        if row["status"] in (MISSING, EXPIRED, CANCELLED):
+            return unanswered
+        return failed and row["status"] == FAILED and (row["error"] or {}).get("code") in RETRYABLE_CODES
+
+    return rerun
+
+
+def _why_missing(op: GeminiBatchRequestsOperator, jobs: list[dict[str, Any]]) -> Callable[[str], tuple[str, str]]:
+    """The status and message of a key that its job's output does not mention."""
+    shard_of = {} if len(jobs) == 1 else dict(shard_of_keys(op.requests(), op.shard_limits))
+
+    def why(key: str) -> tuple[str, str]:
+        job = jobs[shard_of.get(key, 0)]
+        if job["state"] == "JOB_STATE_SUCCEEDED":
+            return MISSING, f"the output of {job['name']} has no line for this key"
+        return NO_RESULT.get(job["state"], MISSING), f"{job['name']} ended {job['state']} before answering this row"
+
+    return why
+
+
+def _delete_input_files(op: GeminiBatchRequestsOperator, hook: GeminiHook) -> None:
+    ledger = Ledger.load(op.ledger_path())
+    if ledger is None:
+        return
+    for shard in ledger.shards:
+        if shard.input_file:
+            hook.delete_file(shard.input_file)
+            shard.input_file = None
+    ledger.save(op.ledger_path())
+
+
+def fail_on_bad_endings(op: GeminiBatchRequestsOperator, jobs: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Fail the task (after landing) when a job ended FAILED, CANCELLED or EXPIRED."""
+    bad = [f"{job['name']} {job['state']}" for job in jobs if job["state"] in ENDED_BADLY]
+    if bad:
+        raise AirflowException(f"{op.task_id}: batch jobs did not succeed: {', '.join(bad)}; what they produced "
+                               f"landed in {summary['output_path']} (counts {summary['counts']})")
+
+
+class GeminiBatchResultsOperator(GeminiBatchRequestsOperator):
+    """Land the results of ended batch jobs: one row per input record in ``output_path``.
+
+    Give it the same input, request and per-job parameters as the
+    :class:`~gemini_batch_provider.operators.submit.GeminiSubmitBatchOperator` that created the jobs
+    (so each key's job is known), and the job names it returned, in order. Each job's output file
+    is streamed to disk and joined by key; whatever a FAILED, CANCELLED or EXPIRED job produced
+    lands too, and rows with no answer get ``missing``, ``cancelled`` or ``expired``. Uploaded
+    input files named in the ledger are deleted afterwards unless ``delete_input_files`` is False.
+
+    :param job_names: batch job names, ``batches/<id>``, in shard order (templated; e.g. the
+        submit task's XCom).
+    :param rerun_failed_online: run again online the rows answered with a retryable error
+        (HTTP 408/429/5xx), with ``online_concurrency``, ``online_rpm`` and ``online_tpm``.
+    :param delete_input_files: delete the uploaded input files once the results have landed.
+    :return: (XCom) the summary (see GeminiRequestsOperator.summary).
+    :raises AirflowException: a job has not ended yet, or ended FAILED, CANCELLED or EXPIRED
+        (raised after the results have landed).
+    """
+
+    template_fields: Sequence[str] = (*GeminiBatchRequestsOperator.template_fields, "job_names")
+
+    def __init__(self, *, job_names: list[str] | str, rerun_failed_online: bool = False, online_concurrency: int = 32,
+                 online_rpm: int | None = None, online_tpm: int | None = None, delete_input_files: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_names = job_names
+        self.rerun_failed_online = rerun_failed_online
+        self.online_settings = OnlineSettings(concurrency=online_concurrency, rpm=online_rpm, tpm=online_tpm)
+        self.delete_input_files = delete_input_files
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = GeminiHook(self.gemini_conn_id)
+        names = [self.job_names] if isinstance(self.job_names, str) else list(self.job_names)
+        jobs = [job_summary(hook.get_batch_job(name)) for name in names]
+        unfinished = [job["name"] for job in jobs if job["state"] not in TERMINAL]
+        if unfinished:
+            raise AirflowException(f"{self.task_id}: batch jobs not ended yet: {unfinished}; wait with "
+                                   "GeminiBatchJobSensor first")
+        summary = land_batch(self, hook, jobs, rerun_failed_online=self.rerun_failed_online,
+                             online_after_deadline=False, online_settings=self.online_settings,
+                             delete_input_files=self.delete_input_files)
+        fail_on_bad_endings(self, jobs, summary)
+        return summary

@@ -1,0 +1,159 @@
+"""GeminiSubmitBatchOperator: build, upload and submit batch jobs once per task instance."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowFailException
+
+from gemini_batch_provider.core.ledger import CREATED, CREATING, PENDING, Ledger, ShardRecord, display_name
+from gemini_batch_provider.core.records import InputError
+from gemini_batch_provider.core.shards import ShardedInput, write_shards
+from gemini_batch_provider.core.states import TERMINAL, state_name
+from gemini_batch_provider.core.transient import is_retryable
+from gemini_batch_provider.hooks.gemini import GeminiHook
+from gemini_batch_provider.operators.base import GeminiBatchRequestsOperator
+
+# A retry submits these shards anew: the job ended without answering, through no choice of ours.
+# A CANCELLED job was somebody's decision (ours at a deadline, or a user's): it is reattached to.
+RESUBMIT_STATES = frozenset({"JOB_STATE_FAILED", "JOB_STATE_EXPIRED"})
+
+
+def run_identity(context: Context) -> str:
+    """The task instance's run-stable identity: the same for every try, never the try number."""
+    ti = context["ti"]
+    return f"airflow:{ti.dag_id}:{ti.task_id}:{ti.run_id}:{ti.map_index}"
+
+
+class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
+    """Build the requests, split them over batch jobs, upload each shard and create its job, once.
+
+    Every row is checked before anything is uploaded. What was created is kept in a ledger next to
+    ``output_path`` (``<output_path>.gemini-batch.json``) and in each job's display name, written
+    before and after each create call: a retry, a worker killed right after a create, or a cleared
+    task reattaches to the jobs of the same task instance (dag, task, run, map index) instead of
+    paying twice. Jobs that ended FAILED or EXPIRED are submitted anew by the next try. Takes the
+    parameters of :class:`~gemini_batch_provider.operators.base.GeminiBatchRequestsOperator` and:
+
+    :param on_changed_input: what a try does when the input or request settings differ from what
+        the task instance already submitted: ``fail`` (default) or ``submit`` (new jobs; the old
+        ones are left as they are, and logged).
+    :return: (XCom) the job names, ``["batches/<id>", ...]``, in shard order.
+    :raises AirflowFailException: bad input (nothing uploaded), or a changed input under ``fail``.
+    """
+
+    ON_CHANGED_INPUT = ("fail", "submit")
+
+    def __init__(self, *, on_changed_input: str = "fail", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if on_changed_input not in self.ON_CHANGED_INPUT:
+            raise ValueError(f"{self.task_id}: on_changed_input must be one of {self.ON_CHANGED_INPUT}, "
+                             f"got {on_changed_input!r}")
+        self.on_changed_input = on_changed_input
+        self._ledger: Ledger | None = None
+
+    def execute(self, context: Context) -> list[str]:
+        ledger = self.submit(context)
+        return ledger.job_names if ledger else []
+
+    def submit(self, context: Context) -> Ledger | None:
+        """Submit every shard not submitted yet; returns the ledger (None when the input has no rows)."""
+        with tempfile.TemporaryDirectory(prefix="gemini-batch-") as tmp:
+            try:
+                sharded = write_shards(self.requests(), Path(tmp), self.shard_limits,
+                                       salt=f"{self.model}\n{self.shard_limits}")
+            except InputError as exc:
+                raise self.bad_input(exc) from None
+            if sharded.requests == 0:
+                self.log.warning("The input has no records: no batch job is created.")
+                return None
+            self.log.info("Built %d requests in %d shard(s): %s", sharded.requests, len(sharded.shards),
+                          [(s.requests, s.size_bytes) for s in sharded.shards])
+            hook = GeminiHook(self.gemini_conn_id)
+            ledger, fresh = self._ledger_for(run_identity(context), sharded)
+            self._ledger = ledger
+            # A fresh ledger on a later try may be another machine's first: look jobs up by name.
+            look_up = not fresh or context["ti"].try_number > 1
+            for shard, record in zip(sharded.shards, ledger.shards, strict=True):
+                self._submit_shard(hook, ledger, record, shard.path, look_up)  # type: ignore[arg-type]
+        return ledger
+
+    def _ledger_for(self, identity: str, sharded: ShardedInput) -> tuple[Ledger, bool]:
+        """The ledger to go on with, and whether it is new."""
+        path = self.ledger_path()
+        old = Ledger.load(path)
+        if old is not None and old.identity == identity:
+            if old.fingerprint == sharded.fingerprint:
+                self.log.info("Ledger %s: this task instance already submitted %s; reattaching.", path, old.job_names)
+                return old, False
+            if self.on_changed_input == "fail":
+                raise AirflowFailException(
+                    f"{self.task_id}: the input or request settings changed since this task instance created "
+                    f"{old.job_names} (ledger {path}); set on_changed_input='submit' to submit anew, or delete the "
+                    "ledger"
+                )
+            self.log.warning("Input changed since %s were created; submitting anew and leaving them as they are.",
+                             old.job_names)
+        shards = len(sharded.shards)
+        ledger = Ledger(identity=identity, fingerprint=sharded.fingerprint, shards=[
+            ShardRecord(index=s.index, requests=s.requests,
+                        display_name=display_name(identity, sharded.fingerprint, s.index, shards))
+            for s in sharded.shards
+        ])
+        ledger.save(path)
+        return ledger, True
+
+    def _submit_shard(self, hook: GeminiHook, ledger: Ledger, record: ShardRecord, shard_path: Path,
+                      look_up: bool) -> None:
+        path = self.ledger_path()
+        if record.job:
+            state = state_name(hook.get_batch_job(record.job).state)
+            if state not in RESUBMIT_STATES:
+                self.log.info("Shard %d: reattached to %s (%s).", record.index, record.job, state)
+                return
+            self.log.warning("Shard %d: %s ended %s; submitting it anew.", record.index, record.job, state)
+            record.attempt += 1
+            record.display_name = display_name(ledger.identity, ledger.fingerprint, record.index,
+                                               len(ledger.shards), record.attempt)
+            record.job, record.status, record.input_file = None, PENDING, None
+        elif record.status == CREATING or look_up:
+            found = hook.find_batch_job(record.display_name)
+            if found is not None:
+                self._record_job(ledger, record, str(found.name), "found by display name")
+                return
+        if record.input_file is None:
+            uploaded = hook.upload_file(shard_path, display_name=record.display_name)
+            record.input_file = str(uploaded.name)
+        record.status = CREATING
+        ledger.save(path)
+        try:
+            job = hook.create_batch_job(self.model, src=record.input_file, display_name=record.display_name)
+        except Exception as exc:
+            # A 5xx or a dropped connection may hide a job that was created: look before giving up.
+            found = hook.find_batch_job(record.display_name) if is_retryable(exc) else None
+            if found is None:
+                raise
+            job = found
+        self._record_job(ledger, record, str(job.name), f"created from {record.input_file}")
+
+    def _record_job(self, ledger: Ledger, record: ShardRecord, job: str, how: str) -> None:
+        record.job, record.status = job, CREATED
+        if ledger.first_submitted_at is None:
+            ledger.first_submitted_at = time.time()
+        ledger.save(self.ledger_path())
+        self.log.info("Shard %d (%d requests): %s, %s.", record.index, record.requests, job, how)
+
+    def on_kill(self) -> None:
+        """Cancel the jobs this task created that have not ended."""
+        if self._ledger is None:
+            return
+        hook = GeminiHook(self.gemini_conn_id)
+        for name in self._ledger.job_names:
+            if state_name(hook.get_batch_job(name).state) not in TERMINAL:
+                self.log.warning("Task killed: cancelling %s.", name)
+                hook.cancel_batch_job(name)
+

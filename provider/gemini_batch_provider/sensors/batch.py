@@ -1,0 +1,67 @@
+"""GeminiBatchJobSensor: wait, deferred, for batch jobs that something else created."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException
+
+from gemini_batch_provider.core.states import TERMINAL, job_summary
+from gemini_batch_provider.hooks.gemini import GeminiHook
+from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
+
+
+class GeminiBatchJobSensor(BaseSensorOperator):
+    """Wait until every given batch job has ended (succeeded or not); never cancels anything.
+
+    Deferrable by default: the wait runs in the triggerer (``GeminiBatchJobTrigger``), holding no
+    worker slot; the sensor's ``timeout`` bounds it. With ``deferrable=False`` it pokes every
+    ``poke_interval`` seconds like any sensor.
+
+    :param job_names: batch job names, ``batches/<id>`` (templated; e.g. another task's XCom).
+    :param gemini_conn_id: connection of type ``gemini``.
+    :param deferrable: wait in the triggerer (default).
+    :param max_poll_interval: longest wait between the trigger's polls, seconds (polls start
+        ``poke_interval`` apart and back off).
+    :return: (XCom) ``[{"name", "state", "output_file"}]`` per job, in the order given.
+    :raises AirflowException: polling failed (a permanent error, or too many transient ones in a row).
+    """
+
+    template_fields: Sequence[str] = ("job_names",)
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, job_names: list[str] | str, gemini_conn_id: str = GeminiHook.default_conn_name,
+                 deferrable: bool = True, max_poll_interval: float = 300.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_names = job_names
+        self.gemini_conn_id = gemini_conn_id
+        self.deferrable = deferrable
+        self.max_poll_interval = max_poll_interval
+
+    def _names(self) -> list[str]:
+        return [self.job_names] if isinstance(self.job_names, str) else list(self.job_names)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        self.defer(
+            trigger=GeminiBatchJobTrigger(job_names=self._names(), gemini_conn_id=self.gemini_conn_id,
+                                          poll_interval=self.poke_interval, max_poll_interval=self.max_poll_interval),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+
+    def poke(self, context: Context) -> Any:
+        hook = GeminiHook(self.gemini_conn_id)
+        jobs = [job_summary(hook.get_batch_job(name)) for name in self._names()]
+        self.log.info("Batch jobs: %s", [(job["name"], job["state"]) for job in jobs])
+        return PokeReturnValue(is_done=all(job["state"] in TERMINAL for job in jobs), xcom_value=jobs)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
+        if event["status"] == "error":
+            raise AirflowException(f"{self.task_id}: {event['message']}")
+        self.log.info("Batch jobs ended: %s", [(job["name"], job["state"]) for job in event["jobs"]])
+        return event["jobs"]
