@@ -12,6 +12,7 @@ from tests.conftest import API_KEY
 pytestmark = pytest.mark.integration
 
 RECORDS = [{"id": f"doc-{i}", "text": f"Document {i} is about topic {i % 3}. It has two sentences."} for i in range(7)]
+NONE = {"succeeded": 0, "failed": 0, "missing": 0, "expired": 0, "cancelled": 0}
 
 
 def _run_dag(tmp_path, dag_id, records):
@@ -34,12 +35,13 @@ def test_lands_one_row_per_record(airflow_db, emulator, gemini_conn, tmp_path, d
     prompts = {r["id"]: f"Summarize: {r['text']}" for r in RECORDS}
     assert all(r["status"] == "succeeded" and r["text"] and r["text"] in prompts[r["key"]] for r in rows)
     summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
-    assert summary["rows"] == 7 and summary["counts"] == {"succeeded": 7, "failed": 0, "missing": 0}
+    assert summary["rows"] == 7 and summary["counts"] == {**NONE, "succeeded": 7}
     assert summary["path"] == "batch" and summary["rows_by_path"] == {"batch": 7}
     assert summary["usage"]["total_token_count"] == sum(r["usage"]["total_token_count"] for r in rows)
     [job] = summary["batch_jobs"]
     job_id = job.removeprefix("batches/")
-    assert emulator.state.store.batches[job_id].resource["displayName"] == f"airflow:{dag_id}:batch:{dag_run.run_id}:-1"
+    assert emulator.state.store.batches[job_id].resource["displayName"].startswith(
+        f"airflow:{dag_id}:batch:{dag_run.run_id}:-1 1/1 ")
     # The uploaded input file was deleted; only the job's output file remains.
     assert list(emulator.state.store.files) == [f"batch-{job_id}"]
     assert API_KEY not in json.dumps(summary)
@@ -52,17 +54,15 @@ def test_bad_input_fails_before_anything_is_uploaded(airflow_db, emulator, gemin
     assert rows == [] and list(tmp_path.glob("results.jsonl*")) == []
 
 
-@pytest.mark.parametrize("state", ["JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"])
-def test_a_job_that_did_not_succeed_fails_the_task_with_its_state(state):
-    from airflow.sdk.exceptions import AirflowException
-
-    from gemini_batch_provider.triggers.batch import finish_event
-    from tests.conftest import DAGS_FOLDER
-
-    task = DagBag(dag_folder=DAGS_FOLDER).get_dag("gemini_op_deferrable").get_task("batch")
-    event = finish_event([{"name": "batches/abc", "state": state, "output_file": None}])
-    with pytest.raises(AirflowException, match=f"batch: batch jobs did not succeed: batches/abc {state}"):
-        task.execute_complete(context={}, event=event)
+@pytest.mark.parametrize(("outcome", "status"), [("fail", "missing"), ("expire", "expired")])
+def test_a_job_that_did_not_succeed_lands_every_row_then_fails_the_task(airflow_db, emulator, gemini_conn, tmp_path,
+                                                                       outcome, status):
+    emulator.state.batches.outcome = outcome
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_deferrable", RECORDS)
+    assert dag_run.state == "failed"
+    assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
+    [job] = emulator.state.store.batches.values()
+    assert all(r["status"] == status and f"batches/{job.id} ended" in r["error"]["message"] for r in rows)
 
 
 def test_online_operator_lands_the_same_schema_and_summary(airflow_db, emulator, gemini_conn, tmp_path):
@@ -74,7 +74,7 @@ def test_online_operator_lands_the_same_schema_and_summary(airflow_db, emulator,
     assert all(r["status"] == "succeeded" and r["path"] == "online" for r in rows)
     summary = dag_run.get_task_instance("online").xcom_pull(task_ids="online")
     assert summary["path"] == "online" and summary["batch_jobs"] == []
-    assert summary["counts"] == {"succeeded": 7, "failed": 0, "missing": 0}
+    assert summary["counts"] == {**NONE, "succeeded": 7}
     assert emulator.state.counters["503"] > 0 and emulator.state.store.batches == {}
 
 
@@ -125,3 +125,65 @@ def test_retryable_row_errors_of_the_batch_run_again_online(airflow_db, emulator
         assert summary["rows_by_path"] == {"batch": 7 - len(hit), "online": len(hit)}
     else:
         assert summary["path"] == "batch" and summary["counts"]["failed"] == len(hit)
+
+
+def test_deadline_with_cancel_lands_cancelled_rows_and_fails(airflow_db, emulator, gemini_conn, tmp_path):
+    emulator.state.batches.pending_s = 60
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_deadline_cancel", RECORDS)
+    assert dag_run.state == "failed"
+    assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
+    assert {(r["status"], r["path"]) for r in rows} == {("cancelled", "batch")}
+
+
+def test_input_is_split_over_jobs_and_joined_back(airflow_db, emulator, gemini_conn, tmp_path):
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_sharded", RECORDS)
+    assert dag_run.state == "success"
+    assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
+    assert all(r["status"] == "succeeded" for r in rows)
+    jobs = sorted(emulator.state.store.batches.values(), key=lambda b: b.resource["displayName"])
+    assert [int(b.resource["batchStats"]["requestCount"]) for b in jobs] == [3, 3, 1]
+    summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
+    assert summary["batch_jobs"] == [b.resource["name"] for b in jobs]
+
+
+def test_a_retry_after_a_lost_worker_reattaches_instead_of_paying_twice(airflow_db, emulator, gemini_conn, tmp_path):
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_retry", RECORDS)
+    assert dag_run.state == "success"
+    assert dag_run.get_task_instance("batch").try_number == 2
+    assert len(emulator.state.store.batches) == 1  # one job: the second try found the first try's
+    assert [r["key"] for r in rows] == [r["id"] for r in RECORDS] and all(r["status"] == "succeeded" for r in rows)
+
+
+def test_the_same_run_again_reattaches_and_a_changed_input_fails(airflow_db, emulator, gemini_conn, tmp_path):
+    import pendulum
+
+    from tests.conftest import DAGS_FOLDER
+
+    source, output = tmp_path / "in.jsonl", tmp_path / "results.jsonl"
+    dag = DagBag(dag_folder=DAGS_FOLDER).get_dag("gemini_op_deferrable")
+    conf, when = {"in": str(source), "out": str(output)}, pendulum.datetime(2026, 2, 1, tz="UTC")
+
+    def run(records):
+        source.write_text("".join(json.dumps(r) + "\n" for r in records))
+        return dag.test(run_conf=conf, logical_date=when, run_after=when)  # one run id each time: a cleared task
+
+    assert run(RECORDS).state == "success"
+    first = output.read_text()
+    assert run(RECORDS).state == "success"  # reattached to the job it already created and landed again
+    assert len(emulator.state.store.batches) == 1 and output.read_text() == first
+    changed = run([*RECORDS, {"id": "doc-new", "text": "A row added since."}])
+    assert changed.state == "failed"  # on_changed_input="fail": nothing new uploaded or billed
+    assert len(emulator.state.store.batches) == 1 and len(emulator.state.store.files) == 1
+
+
+def test_granular_submit_sensor_results(airflow_db, emulator, gemini_conn, tmp_path):
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_granular", RECORDS)
+    assert dag_run.state == "success"
+    job_names = dag_run.get_task_instance("submit").xcom_pull(task_ids="submit")
+    assert len(job_names) == 2 == len(emulator.state.store.batches)
+    ended = dag_run.get_task_instance("wait").xcom_pull(task_ids="wait")
+    assert [j["name"] for j in ended] == job_names and {j["state"] for j in ended} == {"JOB_STATE_SUCCEEDED"}
+    assert [r["key"] for r in rows] == [r["id"] for r in RECORDS] and all(r["status"] == "succeeded" for r in rows)
+    summary = dag_run.get_task_instance("land").xcom_pull(task_ids="land")
+    assert summary["batch_jobs"] == job_names and summary["counts"]["succeeded"] == 7
+    assert list(emulator.state.store.files) == [f"batch-{name.removeprefix('batches/')}" for name in job_names]

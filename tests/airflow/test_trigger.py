@@ -31,16 +31,19 @@ def test_serializes_conn_id_not_key():
     classpath, kwargs = trigger.serialize()
     assert classpath == "gemini_batch_provider.triggers.batch.GeminiBatchJobTrigger"
     assert kwargs == {"job_names": ["batches/a"], "gemini_conn_id": "gemini_default", "poll_interval": 5,
-                      "max_poll_errors": 10, "deadline": None}
+                      "max_poll_interval": 300.0, "max_poll_errors": 10, "deadline": None}
     assert GeminiBatchJobTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
-async def test_waits_for_every_job_and_yields_one_success_event(client, emulator, gemini_conn):
+async def test_waits_for_every_job_and_yields_one_event(client, emulator, gemini_conn, capsys):
     names = [_job(client), _job(client, rows=3)]
     jobs_before = len(emulator.state.store.batches)
     trigger = GeminiBatchJobTrigger(job_names=names, gemini_conn_id=gemini_conn, poll_interval=0.1)
     [event] = await _events(trigger)
-    assert event["status"] == "success"
+    assert event["status"] == "ended" and event["message"] == "all batch jobs succeeded"
+    # Progress from batchStats while the jobs were pending/running (the SDK does not give them);
+    # Airflow's logging writes the trigger's log lines to stdout here.
+    assert f"{names[1]}: 0/3 requests done (0.0%), 0 failed, 3 pending" in capsys.readouterr().out
     assert [j["name"] for j in event["jobs"]] == names
     assert all(j["state"] == "JOB_STATE_SUCCEEDED" for j in event["jobs"])
     assert all(j["output_file"] == f"files/batch-{j['name'].removeprefix('batches/')}" for j in event["jobs"])
@@ -48,11 +51,11 @@ async def test_waits_for_every_job_and_yields_one_success_event(client, emulator
     assert API_KEY not in json.dumps(event)
 
 
-async def test_a_cancelled_job_is_an_error_event(client, gemini_conn):
+async def test_a_cancelled_job_ends_the_wait_and_is_named(client, gemini_conn):
     name = _job(client)
     client.batches.cancel(name=name)
     [event] = await _events(GeminiBatchJobTrigger(job_names=[name], gemini_conn_id=gemini_conn, poll_interval=0.1))
-    assert event["status"] == "error"
+    assert event["status"] == "ended"
     assert event["jobs"][0]["state"] == "JOB_STATE_CANCELLED"
     assert f"{name} JOB_STATE_CANCELLED" in event["message"]
 
@@ -87,3 +90,25 @@ async def test_a_passed_deadline_yields_the_jobs_last_states_and_cancels_nothing
     assert event["status"] == "deadline"
     assert event["jobs"] == [{"name": name, "state": "JOB_STATE_PENDING", "output_file": None}]
     assert client.batches.get(name=name).state.value == "JOB_STATE_PENDING"  # waiting only; the task decides
+
+
+async def test_polls_back_off_to_the_maximum(client, emulator, gemini_conn, monkeypatch):
+    import asyncio
+
+    emulator.state.batches.outcome = "stall"
+    name = _job(client)
+    waits = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds):
+        waits.append(seconds)
+        if len(waits) == 6:
+            client.batches.cancel(name=name)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    trigger = GeminiBatchJobTrigger(job_names=[name], gemini_conn_id=gemini_conn, poll_interval=1.0,
+                                    max_poll_interval=3.0)
+    [event] = await _events(trigger)
+    assert event["jobs"][0]["state"] == "JOB_STATE_CANCELLED"
+    assert waits[:6] == [1.0, 1.5, 2.25, 3.0, 3.0, 3.0]

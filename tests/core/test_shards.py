@@ -57,9 +57,9 @@ def test_the_fingerprint_changes_with_the_input_and_the_salt(tmp_path):
 
 def test_a_row_over_a_limit_is_refused_by_key_and_no_file_is_left(tmp_path):
     requests = [*_requests(3), *build_requests([{"k": "huge", "t": "x" * 5000}], SPEC)]
-    with pytest.raises(InputError, match="row with key 'huge'.*max_bytes"):
+    with pytest.raises(InputError, match=r"row with key 'huge'.*max_bytes"):
         write_shards(requests, tmp_path, ShardLimits(max_bytes=1000))
-    with pytest.raises(InputError, match="row with key 'huge'.*max_tokens"):
+    with pytest.raises(InputError, match=r"row with key 'huge'.*max_tokens"):
         write_shards(requests, tmp_path, ShardLimits(max_tokens=1000))
     assert list(tmp_path.iterdir()) == []
 

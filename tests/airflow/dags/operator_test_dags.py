@@ -1,10 +1,15 @@
 """DAGs for the operator tests: each operator on a JSONL file and an output path given in the run's conf."""
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import DAG
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
 from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
+from gemini_batch_provider.operators.results import GeminiBatchResultsOperator
+from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
+from gemini_batch_provider.sensors.batch import GeminiBatchJobSensor
 
 # Every task reads {{ params.in }} and writes {{ params.out }}, with the same prompt.
 COMMON = {
@@ -19,15 +24,40 @@ def _dag(dag_id: str) -> DAG:
     return DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1), params={"in": "", "out": ""})
 
 
+class LoseWorkerAfterCreate(GeminiBatchOperator):
+    """Fails its first try right after the create call went through and before the ledger recorded
+    the job: what a worker lost at that moment leaves behind."""
+
+    def execute(self, context):
+        self._first_try = context["ti"].try_number == 1
+        return super().execute(context)
+
+    def _record_job(self, ledger, record, job, how):
+        if self._first_try:
+            raise RuntimeError(f"worker lost right after creating {job}")
+        super()._record_job(ledger, record, job, how)
+
+
 for dag_id, options in (
     ("gemini_op_deferrable", {"deferrable": True}),
     ("gemini_op_polling", {"deferrable": False}),
     ("gemini_op_auto", {"mode": "auto", "online_threshold": 5}),
     ("gemini_op_deadline", {"deadline": 1.0}),
+    ("gemini_op_deadline_cancel", {"deadline": 1.0, "on_deadline": "cancel"}),
     ("gemini_op_rerun", {"rerun_failed_online": True}),
+    ("gemini_op_sharded", {"max_requests_per_job": 3}),
 ):
     with _dag(dag_id):
         GeminiBatchOperator(task_id="batch", poll_interval=0.2, **COMMON, **options)
 
+with _dag("gemini_op_retry"):
+    LoseWorkerAfterCreate(task_id="batch", poll_interval=0.2, retries=1, retry_delay=timedelta(0), **COMMON)
+
 with _dag("gemini_op_online"):
     GeminiConcurrentGenerateOperator(task_id="online", concurrency=4, rpm=600, max_attempts=20, **COMMON)
+
+with _dag("gemini_op_granular"):
+    submit = GeminiSubmitBatchOperator(task_id="submit", max_requests_per_job=4, **COMMON)
+    wait = GeminiBatchJobSensor(task_id="wait", job_names=submit.output, poke_interval=0.2)
+    land = GeminiBatchResultsOperator(task_id="land", job_names=submit.output, max_requests_per_job=4, **COMMON)
+    submit >> wait >> land
