@@ -50,7 +50,8 @@ def test_nightly_dag_defers_and_lands_one_row_per_module(stack):
     # The wait happened in the triggerer, not in a worker slot.
     assert "deferred" in result["task_states_seen"]["summarize_modules"]
     [trigger_log] = stack.trigger_logs(DAG_ID, run_id, "summarize_modules")
-    assert "ended: JOB_STATE_SUCCEEDED" in trigger_log.read_text()
+    trigger_text = trigger_log.read_text()
+    assert "ended: JOB_STATE_SUCCEEDED" in trigger_text and "requests done" in trigger_text  # progress logged
 
     input_path = Path(stack.xcom(DAG_ID, run_id, "prepare_input"))
     modules = [json.loads(line)["module"] for line in input_path.read_text().splitlines()]
@@ -61,7 +62,7 @@ def test_nightly_dag_defers_and_lands_one_row_per_module(stack):
     assert all(r["status"] == "succeeded" for r in rows)
     parsed = [json.loads(r["text"]) for r in rows]
     assert all(p["summary"].strip() and p["category"] for p in parsed)
-    assert summary["counts"] == {"succeeded": len(modules), "failed": 0, "missing": 0}
+    assert summary["counts"] == {"succeeded": len(modules), "failed": 0, "missing": 0, "expired": 0, "cancelled": 0}
     assert len(summary["batch_jobs"]) == 1
 
     # The API key is in no log or result the run left behind.
