@@ -43,7 +43,8 @@ class Stack:
     COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 
     def __init__(self, home: Path, *, api_key: str = "emulator-demo-key", use_emulator: bool = True,
-                 env: dict[str, str] | None = None, emulator_args: tuple[str, ...] = ()) -> None:
+                 env: dict[str, str] | None = None, emulator_args: tuple[str, ...] = (),
+                 dags_folder: Path = REPO / "dags") -> None:
         self.home = home.resolve()
         self.logs = self.home / "process-logs"
         self.api_port = free_port()
@@ -51,12 +52,13 @@ class Stack:
         self.emulator_url = f"http://127.0.0.1:{free_port()}" if use_emulator else None
         self.emulator_args = emulator_args
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.argv: dict[str, list[str]] = {}
         self._token: str | None = None
         extra = {"base_url": self.emulator_url} if self.emulator_url else {}
         self.env = {
             **os.environ,
             "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": "4",
@@ -84,6 +86,7 @@ class Stack:
     def _spawn(self, name: str, argv: list[str]) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = (self.logs / f"{name}.log").open("ab")
+        self.argv[name] = argv
         self.procs[name] = subprocess.Popen(
             argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=self.home,
@@ -93,7 +96,9 @@ class Stack:
         self.home.mkdir(parents=True, exist_ok=True)
         if self.emulator_url:
             port = self.emulator_url.rsplit(":", 1)[1]
-            self._spawn("emulator", [str(BIN / "gemini-batch-emulator"), "--port", port, *self.emulator_args])
+            # Its state lives in a folder, so that a restarted emulator carries on where it stopped.
+            self._spawn("emulator", [str(BIN / "gemini-batch-emulator"), "--port", port,
+                                     "--data-dir", str(self.home / "emulator-data"), *self.emulator_args])
         subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=self.env, check=True, cwd=self.home,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self._spawn("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.api_port),
@@ -102,6 +107,20 @@ class Stack:
             self._spawn(name, [str(BIN / "airflow"), name])
         self._wait_healthy()
         return self
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a component (and its children), as a lost machine would end it."""
+        proc = self.procs.pop(name)  # no longer watched by _check_alive
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def restart(self, name: str) -> None:
+        """Start a killed component again, as it was started."""
+        self._spawn(name, self.argv[name])
+
+    def add_triggerer(self, name: str = "triggerer-2") -> None:
+        """Run one more triggerer beside the first (Airflow's HA setup)."""
+        self._spawn(name, [str(BIN / "airflow"), "triggerer"])
 
     def stop(self) -> None:
         for proc in self.procs.values():

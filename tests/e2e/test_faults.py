@@ -1,0 +1,105 @@
+"""Faults through a real Airflow deployment: a lost worker, a killed triggerer, two triggerers, an
+emulator restarted mid-job. Each run must succeed with exactly one batch job created and every
+input row in the output once."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from google import genai
+from google.genai import types
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from stack import Stack  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "gemini_faults"
+ROWS = [{"id": f"row-{i}", "text": f"Row {i} talks about topic {i % 7}. It has a second sentence."} for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with Stack(tmp_path_factory.mktemp("airflow"), dags_folder=Path(__file__).parent / "dags",
+               emulator_args=("--batch-pending-seconds", "4", "--batch-running-seconds", "6")) as running:
+        running.wait_for_dag(DAG_ID)
+        yield running
+
+
+def _client(stack):
+    return genai.Client(api_key="emulator-demo-key", http_options=types.HttpOptions(base_url=stack.emulator_url))
+
+
+def _start(stack, name, **conf):
+    source, output = stack.home / f"{name}.jsonl", stack.home / "results" / f"{name}.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    return stack.trigger(DAG_ID, conf={"in": str(source), "out": str(output), **conf}), output
+
+
+def _wait_for_state(stack, run_id, state, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        [ti] = stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        if ti["state"] == state:
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"the task of {run_id} was never {state}")
+
+
+def _check(stack, run_id, output):
+    result = stack.wait_for_run(DAG_ID, run_id, timeout=300)
+    assert result["state"] == "success", stack.task_log(DAG_ID, run_id, "batch")
+    client = _client(stack)  # kept in a name: a client collected mid-listing closes its connection
+    jobs = [job for job in client.batches.list(config={"page_size": 100}) if run_id in (job.display_name or "")]
+    assert len(jobs) == 1, [job.name for job in jobs]  # exactly one job for the one shard: nothing paid twice
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in ROWS)  # every row, once
+    assert all(r["status"] == "succeeded" for r in rows)
+    return result
+
+
+def _trigger_log_text(stack, run_id):
+    return "".join(path.read_text() for path in stack.trigger_logs(DAG_ID, run_id, "batch"))
+
+
+def test_a_worker_killed_right_after_the_create_call(stack):
+    run_id, output = _start(stack, "killed-worker", kill_worker_after_create=True)
+    result = _check(stack, run_id, output)
+    assert "up_for_retry" in result["task_states_seen"]["batch"]  # the first try died; the second reattached
+    assert "found by display name" in stack.task_log(DAG_ID, run_id, "batch", try_number=2)
+
+
+def test_the_triggerer_killed_mid_wait_and_restarted(stack):
+    run_id, output = _start(stack, "killed-triggerer")
+    _wait_for_state(stack, run_id, "deferred")
+    time.sleep(2)  # the trigger is polling
+    stack.kill("triggerer")
+    time.sleep(3)
+    stack.restart("triggerer")
+    _check(stack, run_id, output)
+    logs = _trigger_log_text(stack, run_id)
+    assert logs.count(") starting") >= 2  # the restarted triggerer ran the same trigger again
+
+
+def test_two_triggerers_at_once(stack):
+    stack.add_triggerer()
+    runs = [_start(stack, f"two-triggerers-{i}") for i in range(3)]
+    for run_id, output in runs:
+        _check(stack, run_id, output)
+
+
+def test_the_emulator_restarted_mid_job(stack):
+    run_id, output = _start(stack, "restarted-emulator")
+    _wait_for_state(stack, run_id, "deferred")
+    time.sleep(2)
+    stack.kill("emulator")  # its jobs and files are saved in its data folder
+    time.sleep(3)  # polls fail meanwhile: transient errors, tolerated
+    stack.restart("emulator")
+    _check(stack, run_id, output)
+    assert "poll error 1 of 10 tolerated" in _trigger_log_text(stack, run_id)
