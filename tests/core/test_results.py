@@ -22,7 +22,7 @@ def _lines(*items):
 
 def _land(tmp_path, keys, lines):
     writer = ResultsWriter(tmp_path / "out" / "results.jsonl")
-    skipped, again = join_results(keys, lines, writer)
+    skipped, again = join_results([(key, 0) for key in keys], lines, writer)
     assert again == set()
     writer.close()
     rows = [json.loads(line) for line in writer.path.read_text().splitlines()]
@@ -90,7 +90,7 @@ def test_rows_to_rerun_are_handed_back_not_written(tmp_path):
     )
     writer = ResultsWriter(tmp_path / "results.jsonl")
     retryable = lambda row: row["status"] == "missing" or (row["error"] or {}).get("code") == 503  # noqa: E731
-    _, again = join_results(["a", "b", "c", "d"], lines, writer, rerun=retryable)
+    _, again = join_results([(k, 0) for k in "abcd"], lines, writer, rerun=retryable)
     writer.close()
     rows = [json.loads(line) for line in writer.path.read_text().splitlines()]
     assert again == {"b", "d"}
@@ -99,11 +99,49 @@ def test_rows_to_rerun_are_handed_back_not_written(tmp_path):
 
 def test_keys_without_an_answer_get_the_status_their_job_ending_gives(tmp_path):
     writer = ResultsWriter(tmp_path / "results.jsonl")
-    why = {"b": ("expired", "batches/2 ended JOB_STATE_EXPIRED"), "c": ("cancelled", "batches/3 cancelled")}
-    join_results(["a", "b", "c"], _lines({"key": "a", "response": _response("A.")}), writer, why_missing=why.get)
+    why = {1: ("expired", "batches/2 ended JOB_STATE_EXPIRED"), 2: ("cancelled", "batches/3 cancelled")}
+    keys = [("a", 0), ("b", 1), ("c", 2)]  # one job (shard) each
+    join_results(keys, _lines({"key": "a", "response": _response("A.")}), writer, why_missing=lambda _k, s: why[s])
     writer.close()
     rows = {r["key"]: r for r in map(json.loads, writer.path.read_text().splitlines())}
     assert rows["a"]["status"] == "succeeded"
     assert rows["b"]["status"] == "expired" and rows["b"]["error"]["message"] == "batches/2 ended JOB_STATE_EXPIRED"
     assert rows["c"]["status"] == "cancelled" and rows["c"]["error"]["status"] == "CANCELLED"
     assert writer.counts["expired"] == writer.counts["cancelled"] == 1
+
+
+@pytest.mark.parametrize("response", [
+    _response("Plain."),
+    {**_response("x"), "candidates": [{"content": {"parts": [{"text": "A", "thought": True}, {"text": "B"},
+                                                             {"text": "C"}], "role": "model"}}]},
+    {**_response("x"), "usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3, "trafficType": "ON_DEMAND",
+                                         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 3}]}},
+    {"candidates": [{"content": {"parts": [{"text": "No usage."}]}}]},
+    {"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": {}}}, {"text": "T"}]}}]},
+    {"candidates": [{"content": {"parts": [{"text": "only a thought", "thought": True}]}}]},
+    {"candidates": [], "promptFeedback": {"blockReason": "SAFETY"}},
+    {"candidates": [{"finishReason": "SAFETY"}]},
+    {"candidates": [{"content": {"parts": [{"text": 7}]}}]},
+    {"candidates": "not a list"},
+])
+def test_the_fast_reading_of_common_responses_gives_the_rows_the_sdk_type_gives(response):
+    from google.genai import types
+
+    from gemini_batch_provider.core.results import response_row
+
+    fast = parse_output_line({"key": "k", "response": response})
+    try:
+        expected = response_row("k", "batch", types.GenerateContentResponse.model_validate(response))
+    except Exception:  # the SDK's type refuses the shape: the row says the response is unreadable
+        assert fast["status"] == "failed" and fast["error"]["status"] == "INVALID_RESPONSE"
+        return
+    assert fast == expected
+
+
+def test_the_key_index_keeps_order_and_tells_new_duplicate_unknown():
+    from gemini_batch_provider.core.keys import KeyIndex
+
+    with KeyIndex() as index:
+        assert index.add("b", 1) and index.add("a", 0) and not index.add("b", 5)
+        assert [index.mark_seen(k) for k in ("a", "a", "zz")] == ["new", "duplicate", "unknown"]
+        assert list(index.unseen()) == [("b", 1)]

@@ -15,6 +15,7 @@ from typing import Any
 import pydantic
 from google.genai import types
 
+from .keys import KeyIndex
 from .records import InputError
 
 
@@ -101,12 +102,17 @@ class RequestSpec:
 def build_requests(records: Iterable[dict[str, Any]], spec: RequestSpec) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(key, GenerateContentRequest)`` per record, in order; raises InputError on the first bad row.
 
-    Keys must be unique: memory grows with the number of keys seen (a few dozen bytes each).
+    Keys must be unique; the keys seen are kept on disk (``KeyIndex``), not in memory.
     """
-    seen: dict[str, int] = {}
+    with KeyIndex() as seen:
+        for row, record in enumerate(records):
+            key = spec.key(record, row)
+            if not seen.add(key, row):
+                raise InputError(f"row {row}: key {key!r} already used by row {seen.value(key)}; keys must be unique")
+            yield key, spec.request(record, row)
+
+
+def iter_keys(records: Iterable[dict[str, Any]], spec: RequestSpec) -> Iterator[str]:
+    """Each record's key, in order, without building its request: what landing results needs."""
     for row, record in enumerate(records):
-        key = spec.key(record, row)
-        if key in seen:
-            raise InputError(f"row {row}: key {key!r} already used by row {seen[key]}; keys must be unique")
-        seen[key] = row
-        yield key, spec.request(record, row)
+        yield spec.key(record, row)

@@ -3,8 +3,9 @@
 Every input key gets exactly one results row, whatever the output file holds: a row for each key
 found (the first line wins if a key repeats), then a ``missing`` row for each input key the output
 never mentioned. Lines for keys that were not in the input are counted and skipped. Result rows are
-written as they are read; memory holds only the set of keys. Rows the caller wants to run again
-online (``rerun``) are not written but handed back, so that each key still lands once.
+written as they are read; the keys are kept on disk (``KeyIndex``), so memory stays flat. Rows the
+caller wants to run again online (``rerun``) are not written but handed back, so that each key
+still lands once.
 
 Results row (one JSON object per line)::
 
@@ -15,15 +16,17 @@ Results row (one JSON object per line)::
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pydantic
 from google.genai import types
+
+from .keys import NEW, UNKNOWN, KeyIndex
 
 SUCCEEDED = "succeeded"  # the model answered with text
 FAILED = "failed"  # the API answered this row with an error, or with no text (blocked, empty)
@@ -60,12 +63,43 @@ def error_row(key: str, path: str, message: str, status: str, code: int | None =
     return _row(key, FAILED, path, error=_error(message, status, code))
 
 
+_TEXT_PART_FIELDS = frozenset({"text", "thought", "thoughtSignature"})
+_WIRE_USAGE = {"promptTokenCount": "prompt_token_count", "candidatesTokenCount": "candidates_token_count",
+               "thoughtsTokenCount": "thoughts_token_count", "cachedContentTokenCount": "cached_content_token_count",
+               "totalTokenCount": "total_token_count"}
+
+
+def _plain_text_row(key: str, response: Any) -> dict[str, Any] | None:
+    """The row of a response of the common shape (a first candidate made of text parts and plain
+    int usage counts) read straight from the wire dict; None for any other shape.
+
+    The same row the SDK's type gives (``GenerateContentResponse.text`` joins the first
+    candidate's non-thought text parts), about five times faster: validating the SDK type costs
+    ~20 us a row, a third of a million-row landing's time.
+    """
+    try:
+        parts = response["candidates"][0]["content"]["parts"]
+        if not parts or any(not _TEXT_PART_FIELDS.issuperset(part) for part in parts):
+            return None
+        text = "".join(part["text"] for part in parts if "text" in part and not part.get("thought"))
+        if not all(isinstance(part.get("text", ""), str) for part in parts) or not text:
+            return None
+        meta = response.get("usageMetadata")
+        usage = None if meta is None else {_WIRE_USAGE[k]: int(v) for k, v in meta.items() if k in _WIRE_USAGE}
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return None
+    return _row(key, SUCCEEDED, BATCH, text=text, usage=usage)
+
+
 def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
     """One output line (``{"key", "response"}`` or ``{"key", "error"}``) as a results row."""
     key = str(item.get("key"))
     if isinstance(item.get("error"), dict):
         err = item["error"]
         return error_row(key, BATCH, str(err.get("message", "")), str(err.get("status", "")), err.get("code"))
+    row = _plain_text_row(key, item.get("response"))
+    if row is not None:
+        return row
     try:
         response = types.GenerateContentResponse.model_validate(item.get("response"))
     except pydantic.ValidationError as exc:
@@ -93,13 +127,13 @@ class ResultsWriter:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._part = path.with_name(path.name + ".part")
-        self._out = self._part.open("w", encoding="utf-8")
+        self._out = self._part.open("wb")
         self.counts: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.usage: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
 
     def write(self, row: dict[str, Any]) -> None:
-        self._out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))  # UTF-8, as json.dumps would
         self.counts[row["status"]] += 1
         self.paths[row["path"]] += 1
         self.usage.update(row["usage"] or {})
@@ -119,22 +153,22 @@ def no_result_row(key: str, status: str, message: str) -> dict[str, Any]:
 
 
 def join_results(
-    keys: Sequence[str],
+    keys: Iterable[tuple[str, int]],
     output_lines: Iterable[bytes],
     writer: ResultsWriter,
     rerun: Callable[[dict[str, Any]], bool] | None = None,
-    why_missing: Callable[[str], tuple[str, str]] | None = None,
+    why_missing: Callable[[str, int], tuple[str, str]] | None = None,
 ) -> tuple[dict[str, int], set[str]]:
-    """Write one results row per key in ``keys``, from ``output_lines`` (raw batch output JSONL).
+    """Write one results row per input key, from ``output_lines`` (raw batch output JSONL).
 
-    A key with no output line gets the ``(status, message)`` that ``why_missing(key)`` gives
-    (default: ``missing``). A row for which ``rerun(row)`` is true (a ``failed`` or ``missing``
-    one, say) is not written: its key is returned, for the caller to land it another way. Returns
-    ``(skipped, rerun_keys)``; ``skipped`` counts output lines that name no input key, repeat a
-    key, or are not JSON: ``{"unknown_keys": n, "duplicate_keys": n, "unreadable_lines": n}``.
+    ``keys`` gives ``(key, shard_index)`` per input row. A key with no output line gets the
+    ``(status, message)`` that ``why_missing(key, shard_index)`` gives (default: ``missing``). A row
+    for which ``rerun(row)`` is true (a ``failed`` or ``missing`` one, say) is not written: its key
+    is returned, for the caller to land it another way (rows re-run are few by design; the other
+    keys are kept on disk, not in memory). Returns ``(skipped, rerun_keys)``; ``skipped`` counts
+    output lines that name no input key, repeat a key, or are not JSON:
+    ``{"unknown_keys": n, "duplicate_keys": n, "unreadable_lines": n}``.
     """
-    expected = set(keys)
-    seen: set[str] = set()
     again: set[str] = set()
     skipped = Counter({"unknown_keys": 0, "duplicate_keys": 0, "unreadable_lines": 0})
 
@@ -144,24 +178,22 @@ def join_results(
         else:
             writer.write(row)
 
-    for raw in output_lines:
-        if not raw.strip():
-            continue
-        try:
-            item = json.loads(raw)
-        except ValueError:
-            skipped["unreadable_lines"] += 1
-            continue
-        key = str(item.get("key")) if isinstance(item, dict) else None
-        if key not in expected:
-            skipped["unknown_keys"] += 1
-        elif key in seen:
-            skipped["duplicate_keys"] += 1
-        else:
-            seen.add(key)
-            land(parse_output_line(item))
-    why = why_missing or (lambda _: (MISSING, "the batch output has no line for this key"))
-    for key in keys:
-        if key not in seen:
-            land(no_result_row(key, *why(key)))
+    with KeyIndex() as index:
+        index.add_all(keys)
+        for raw in output_lines:
+            if not raw.strip():
+                continue
+            try:
+                item = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                skipped["unreadable_lines"] += 1
+                continue
+            mark = index.mark_seen(str(item.get("key"))) if isinstance(item, dict) else UNKNOWN
+            if mark == NEW:
+                land(parse_output_line(item))
+            else:
+                skipped["unknown_keys" if mark == UNKNOWN else "duplicate_keys"] += 1
+        why = why_missing or (lambda _key, _shard: (MISSING, "the batch output has no line for this key"))
+        for key, shard in index.unseen():
+            land(no_result_row(key, *why(key, shard)))
     return dict(skipped), again

@@ -12,11 +12,12 @@ limits, so landing the results can tell which job a row went to without keeping 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from .records import InputError
 from .tokens import estimate_tokens
@@ -71,7 +72,7 @@ def _lines(requests: Iterable[tuple[str, dict[str, Any]]],
     """``(shard_index, key, line, tokens)`` per request, in input order."""
     index, count, size, tokens = 0, 0, 0, 0
     for key, request in requests:
-        line = (json.dumps({"key": key, "request": request}, ensure_ascii=False) + "\n").encode()
+        line = orjson.dumps({"key": key, "request": request}, option=orjson.OPT_APPEND_NEWLINE)
         cost = estimate_tokens(request) if limits.max_tokens is not None else 0
         if len(line) > limits.max_bytes:
             raise InputError(f"row with key {key!r}: its request takes {len(line)} bytes, more than max_bytes "

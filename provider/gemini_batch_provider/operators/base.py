@@ -17,7 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from gemini_batch_provider.core.ledger import ledger_path
 from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
 from gemini_batch_provider.core.records import InputError, iter_records
-from gemini_batch_provider.core.requests import RequestSpec, build_requests
+from gemini_batch_provider.core.requests import RequestSpec, build_requests, iter_keys
 from gemini_batch_provider.core.results import STATUSES, ResultsWriter
 from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES, ShardLimits
 from gemini_batch_provider.hooks.gemini import GeminiHook
@@ -69,16 +69,24 @@ class GeminiRequestsOperator(BaseOperator):
         self.generation_config = generation_config
         self.gemini_conn_id = gemini_conn_id
 
-    def requests(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """``(key, GenerateContentRequest)`` per record, checked as they are built (InputError)."""
-        spec = RequestSpec(
+    def _spec(self) -> RequestSpec:
+        return RequestSpec(
             prompt_template=self.prompt_template,
             key_field=self.key_field,
             system_instruction=self.system_instruction,
             generation_config=self.generation_config,
         )
-        source = self.records if self.records is not None else self.input_path
-        return build_requests(iter_records(source), spec)  # type: ignore[arg-type]
+
+    def _records(self) -> Iterator[dict[str, Any]]:
+        return iter_records(self.records if self.records is not None else self.input_path)  # type: ignore[arg-type]
+
+    def requests(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(key, GenerateContentRequest)`` per record, checked as they are built (InputError)."""
+        return build_requests(self._records(), self._spec())
+
+    def keys(self) -> Iterator[str]:
+        """Each record's key, in order, without building the requests."""
+        return iter_keys(self._records(), self._spec())
 
     def bad_input(self, exc: InputError) -> AirflowFailException:
         """The task's error for bad input: no retry can help, and nothing was sent."""

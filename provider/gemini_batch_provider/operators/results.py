@@ -48,9 +48,10 @@ def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dic
                 if job["output_file"]:
                     outputs.append(Path(tmp) / f"output-{index:05d}.jsonl")
                     hook.download_file(job["output_file"], outputs[-1])
-            keys = [key for key, _ in op.requests()]
+            # One job: every key is its; several: the shards are worked out again from the input.
+            keys = ((key, 0) for key in op.keys()) if len(jobs) == 1 else shard_of_keys(op.requests(), op.shard_limits)
             rerun = _rerun(rerun_failed_online, online_after_deadline)
-            skipped, again = join_results(keys, _lines(outputs), writer, rerun, _why_missing(op, jobs))
+            skipped, again = join_results(keys, _lines(outputs), writer, rerun, _why_missing(jobs))
         if any(skipped.values()):
             op.log.warning("Output lines skipped: %s", skipped)
         if again:
@@ -75,12 +76,14 @@ def _rerun(failed: bool, unanswered: bool) -> Callable[[dict[str, Any]], bool]:
     return rerun
 
 
-def _why_missing(op: GeminiBatchRequestsOperator, jobs: list[dict[str, Any]]) -> Callable[[str], tuple[str, str]]:
+def _why_missing(jobs: list[dict[str, Any]]) -> Callable[[str, int], tuple[str, str]]:
     """The status and message of a key that its job's output does not mention."""
-    shard_of = {} if len(jobs) == 1 else dict(shard_of_keys(op.requests(), op.shard_limits))
 
-    def why(key: str) -> tuple[str, str]:
-        job = jobs[shard_of.get(key, 0)]
+    def why(key: str, shard: int) -> tuple[str, str]:
+        if shard >= len(jobs):
+            return MISSING, (f"this row belongs to shard {shard + 1} but only {len(jobs)} jobs were given; give the "
+                             "results task the same per-job limits as the submit task")
+        job = jobs[shard]
         if job["state"] == "JOB_STATE_SUCCEEDED":
             return MISSING, f"the output of {job['name']} has no line for this key"
         return NO_RESULT.get(job["state"], MISSING), f"{job['name']} ended {job['state']} before answering this row"

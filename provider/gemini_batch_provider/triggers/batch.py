@@ -18,10 +18,14 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from google import genai
+from google.genai import types
 
 from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL, job_summary
 from gemini_batch_provider.core.transient import is_retryable
 from gemini_batch_provider.hooks.gemini import GeminiHook
+
+# No poll may hang the wait: an unanswered one is a transient error after this long.
+POLL_OPTIONS = types.HttpOptions(timeout=60_000)  # milliseconds
 
 
 def finish_event(jobs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -44,7 +48,7 @@ async def batch_stats(client: genai.Client, name: str) -> dict[str, int]:
     """A job's ``batchStats`` (requestCount, successfulRequestCount, failedRequestCount,
     pendingRequestCount; https://ai.google.dev/api/batch-mode#BatchStats) as ints, read from the raw
     response through the SDK's own transport: the SDK drops them in Developer API mode."""
-    response = await client.aio._api_client.async_request("get", name, {})
+    response = await client.aio._api_client.async_request("get", name, {}, POLL_OPTIONS)
     operation = json.loads(response.body or "{}")
     stats = (operation.get("metadata") or {}).get("batchStats") or {}
     return {field: int(value) for field, value in stats.items()}
@@ -101,7 +105,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
         for name in self.job_names:
             if latest[name]["state"] in TERMINAL:
                 continue
-            latest[name] = job_summary(await client.aio.batches.get(name=name))
+            latest[name] = job_summary(await client.aio.batches.get(name=name, config={"http_options": POLL_OPTIONS}))
             if latest[name]["state"] in TERMINAL:
                 self.log.info("%s ended: %s", name, latest[name]["state"])
                 continue
