@@ -4,14 +4,16 @@ It only waits: it never creates or cancels jobs (duplicates of a trigger may run
 carries the connection id (never the key) in its kwargs, uses the SDK's async client only, and
 rides out transient poll errors (HTTP 408/429/5xx and connection failures) up to
 ``max_poll_errors`` in a row; any other error ends it at once. Polls start ``poll_interval`` apart
-and back off by half each time up to ``max_poll_interval``. While jobs run it logs their progress
-from ``batchStats``.
+and back off by half each time up to ``max_poll_interval``, each wait a random quarter longer or
+shorter so that many triggers spread their polls. While jobs run it logs their progress from
+``batchStats``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -116,6 +118,9 @@ class GeminiBatchJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         client = await GeminiHook(self.gemini_conn_id).aget_client()
+        # Triggers started together (a triggerer restart resumes them all at once) poll apart:
+        # a random start within a quarter interval, and every wait a quarter longer or shorter.
+        await asyncio.sleep(random.uniform(0, self.poll_interval / 4))
         # The last job_summary seen of each job; a job not polled yet has no state.
         latest: dict[str, dict[str, Any]] = {name: {"name": name, "state": None, "output_file": None}
                                              for name in self.job_names}
@@ -137,7 +142,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
             if all(job["state"] in TERMINAL for job in latest.values()):
                 yield TriggerEvent(finish_event(list(latest.values())))
                 return
-            wait = interval
+            wait = interval * random.uniform(0.75, 1.25)
             if self.deadline is not None:
                 left = self.deadline - time.time()
                 if left <= 0:
