@@ -187,3 +187,22 @@ def test_granular_submit_sensor_results(airflow_db, emulator, gemini_conn, tmp_p
     summary = dag_run.get_task_instance("land").xcom_pull(task_ids="land")
     assert summary["batch_jobs"] == job_names and summary["counts"]["succeeded"] == 7
     assert list(emulator.state.store.files) == [f"batch-{name.removeprefix('batches/')}" for name in job_names]
+
+
+def test_on_kill_cancels_the_jobs_the_task_created(emulator, gemini_conn, tmp_path):
+    from types import SimpleNamespace
+
+    from gemini_batch_provider.operators.batch import GeminiBatchOperator
+
+    emulator.state.batches.outcome = "stall"
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    task = GeminiBatchOperator(task_id="batch", input_path=str(source), output_path=str(tmp_path / "out.jsonl"),
+                               prompt_template="Summarize: {text}", key_field="id", max_requests_per_job=4)
+    # What Airflow hands execute(): the task instance's identity (a stand-in holding just that).
+    ti = SimpleNamespace(dag_id="d", task_id="batch", run_id="r", map_index=-1, try_number=1)
+    ledger = task.submit({"ti": ti})
+    assert len(ledger.job_names) == 2
+    task.on_kill()
+    states = {b.resource["state"] for b in emulator.state.store.batches.values()}
+    assert states == {"BATCH_STATE_CANCELLED"}
