@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
 import pytest
 
@@ -31,7 +32,8 @@ def test_serializes_conn_id_not_key():
     classpath, kwargs = trigger.serialize()
     assert classpath == "gemini_batch_provider.triggers.batch.GeminiBatchJobTrigger"
     assert kwargs == {"job_names": ["batches/a"], "gemini_conn_id": "gemini_default", "poll_interval": 5,
-                      "max_poll_interval": 300.0, "max_poll_errors": 10, "deadline": None}
+                      "max_poll_interval": 300.0, "max_poll_errors": 10, "deadline": None,
+                      "cancel_on_kill": False}
     assert GeminiBatchJobTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
@@ -100,7 +102,11 @@ async def test_polls_back_off_to_the_maximum(client, emulator, gemini_conn, monk
     waits = []
     real_sleep = asyncio.sleep
 
+    test_thread = threading.current_thread()
+
     async def sleep(seconds):
+        if threading.current_thread() is not test_thread:  # the emulator's own sleeps run as they are
+            return await real_sleep(seconds)
         waits.append(seconds)
         if len(waits) == 7:
             client.batches.cancel(name=name)
@@ -114,3 +120,13 @@ async def test_polls_back_off_to_the_maximum(client, emulator, gemini_conn, monk
     assert 0 <= waits[0] <= 0.25  # a random start, within a quarter interval
     for wait, expected in zip(waits[1:6], [1.0, 1.5, 2.25, 3.0, 3.0], strict=True):
         assert 0.75 * expected <= wait <= 1.25 * expected  # backed off, each a random quarter either way
+
+
+@pytest.mark.parametrize("cancel_on_kill", [True, False])
+async def test_on_kill_cancels_only_for_the_task_that_created_the_jobs(client, emulator, gemini_conn, cancel_on_kill):
+    emulator.state.batches.outcome = "stall"
+    name = _job(client)
+    trigger = GeminiBatchJobTrigger(job_names=[name], gemini_conn_id=gemini_conn, cancel_on_kill=cancel_on_kill)
+    await trigger.on_kill()
+    expected = "JOB_STATE_CANCELLED" if cancel_on_kill else "JOB_STATE_PENDING"
+    assert client.batches.get(name=name).state.value == expected

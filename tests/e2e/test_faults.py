@@ -103,3 +103,20 @@ def test_the_emulator_restarted_mid_job(stack):
     stack.restart("emulator")
     _check(stack, run_id, output)
     assert "poll error 1 of 10 tolerated" in _trigger_log_text(stack, run_id)
+
+
+def test_marking_the_deferred_task_failed_cancels_its_job(stack):
+    run_id, _ = _start(stack, "killed-by-user")
+    _wait_for_state(stack, run_id, "deferred")
+    deadline = time.monotonic() + 60  # Airflow calls on_kill only for a trigger already running
+    while "requests done" not in _trigger_log_text(stack, run_id) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    stack._request("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/batch", {"new_state": "failed"})
+    client = _client(stack)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        [job] = [j for j in client.batches.list(config={"page_size": 100}) if run_id in (j.display_name or "")]
+        if job.state.value == "JOB_STATE_CANCELLED":
+            return  # the trigger's on_kill cancelled the job the task had created
+        time.sleep(0.5)
+    raise AssertionError(f"{job.name} is still {job.state.value}")

@@ -110,7 +110,7 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
             self.defer(
                 trigger=GeminiBatchJobTrigger(
                     job_names=ledger.job_names, gemini_conn_id=self.gemini_conn_id, poll_interval=self.poll_interval,
-                    max_poll_interval=self.max_poll_interval, deadline=deadline,
+                    max_poll_interval=self.max_poll_interval, deadline=deadline, cancel_on_kill=True,
                 ),
                 method_name="execute_complete",
             )

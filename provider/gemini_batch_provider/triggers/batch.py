@@ -1,7 +1,9 @@
 """GeminiBatchJobTrigger: waits in the triggerer until every given batch job has ended.
 
-It only waits: it never creates or cancels jobs (duplicates of a trigger may run at once),
-carries the connection id (never the key) in its kwargs, uses the SDK's async client only, and
+It only waits: it never creates jobs (duplicates of a trigger may run at once) and cancels them
+only when a user kills the deferred task that created them (``cancel_on_kill``; Airflow calls
+``on_kill`` then, never on a triggerer restart), carries the connection id (never the key) in its
+kwargs, uses the SDK's async client only, and
 rides out transient poll errors (HTTP 408/429/5xx and connection failures) up to
 ``max_poll_errors`` in a row; any other error ends it at once. Polls start ``poll_interval`` apart
 and back off by half each time up to ``max_poll_interval``, each wait a random quarter longer or
@@ -22,7 +24,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from google import genai
 from google.genai import types
 
-from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL, job_summary
+from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL, job_summary, state_name
 from gemini_batch_provider.core.transient import is_retryable
 from gemini_batch_provider.hooks.gemini import GeminiHook
 
@@ -78,11 +80,15 @@ class GeminiBatchJobTrigger(BaseTrigger):
     :param max_poll_errors: transient poll errors tolerated in a row before giving up.
     :param deadline: Unix time (seconds) after which it stops waiting and yields ``deadline``;
         what to do with unfinished jobs is the task's call.
+    :param cancel_on_kill: cancel the unfinished jobs when a user kills the deferred task (mark
+        failed, clear, mark succeeded): for the task that created them, never for a sensor.
     """
 
     def __init__(self, job_names: list[str], gemini_conn_id: str, poll_interval: float = 30.0,
-                 max_poll_interval: float = 300.0, max_poll_errors: int = 10, deadline: float | None = None) -> None:
+                 max_poll_interval: float = 300.0, max_poll_errors: int = 10, deadline: float | None = None,
+                 cancel_on_kill: bool = False) -> None:
         super().__init__()
+        self.cancel_on_kill = cancel_on_kill
         self.job_names = list(job_names)
         self.gemini_conn_id = gemini_conn_id
         self.poll_interval = poll_interval
@@ -100,8 +106,20 @@ class GeminiBatchJobTrigger(BaseTrigger):
                 "max_poll_interval": self.max_poll_interval,
                 "max_poll_errors": self.max_poll_errors,
                 "deadline": self.deadline,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
+
+    async def on_kill(self) -> None:
+        """The user killed the deferred task: cancel its unfinished jobs (``cancel_on_kill`` only)."""
+        if not self.cancel_on_kill:
+            return
+        client = await GeminiHook(self.gemini_conn_id).aget_client()
+        for name in self.job_names:
+            job = await client.aio.batches.get(name=name, config={"http_options": POLL_OPTIONS})
+            if state_name(job.state) not in TERMINAL:
+                self.log.warning("Task killed: cancelling %s.", name)
+                await client.aio.batches.cancel(name=name, config={"http_options": POLL_OPTIONS})
 
     async def _poll(self, client: genai.Client, latest: dict[str, dict[str, Any]]) -> None:
         for name in self.job_names:
