@@ -21,12 +21,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import model as synthetic
 from .store import Batch, Store, new_id, now, timestamp
+
+log = logging.getLogger(__name__)
 
 INLINE_LIMIT_BYTES = 20 * 1024 * 1024
 TERMINAL = {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
@@ -215,7 +219,11 @@ class BatchRunner:
         if batch.outcome == "stall":
             return  # RUNNING until cancelled
         if ending is None:
-            output = await self._answer(batch)
+            try:
+                output = await self._answer(batch)
+            except Exception:  # a job must end, never hang RUNNING: fail it and say why in the log
+                log.exception("batch %s: answering failed", batch.id)
+                ending = "BATCH_STATE_FAILED"
         await self._until(batch, self.pending_s + self.running_s)
         if ending is None:
             batch.resource["output"] = output
@@ -228,7 +236,13 @@ class BatchRunner:
         count = batch.resource["batchStats"]["requestCount"]  # from zero: a resumed job answers again
         batch.resource["batchStats"] = {"requestCount": count, "pendingRequestCount": count}
         if batch.input_requests is None:
-            return {"responsesFile": await asyncio.to_thread(self._answer_file, batch, model)}
+            output_id = f"batch-{batch.id}"
+            partial = self.store.root / "uploads" / output_id
+            digest = await asyncio.to_thread(self._answer_file, batch, model, partial)
+            # Registered here, on the loop, not in the worker thread: the store is the loop's alone.
+            self.store.add_file(output_id, partial, display_name=None, mime_type="application/jsonl",
+                                sha256=digest, source="GENERATED", base_url=self.base_url)
+            return {"responsesFile": f"files/{output_id}"}
         answers = []
         for position, item in enumerate(batch.input_requests):
             answer = _answer(item, model, self.row_errors, position)
@@ -238,11 +252,9 @@ class BatchRunner:
             answers.append(answer)
         return {"inlinedResponses": {"inlinedResponses": answers}}
 
-    def _answer_file(self, batch: Batch, model: str) -> str:
-        """Stream the input file into the output file; returns the output file's name."""
+    def _answer_file(self, batch: Batch, model: str, partial: Path) -> bytes:
+        """Stream the input file into the output file ``partial``; returns its SHA-256 digest."""
         source = self.store.file_path(batch.resource["inputConfig"]["fileName"].removeprefix("files/"))
-        output_id = f"batch-{batch.id}"
-        partial = self.store.root / "uploads" / output_id
         digest = hashlib.sha256()
         with source.open("rb") as lines, partial.open("wb") as out:
             for position, raw in enumerate(line for line in lines if line.strip()):
@@ -258,6 +270,4 @@ class BatchRunner:
                 line = (json.dumps({**answer, "key": key}) + "\n").encode()
                 digest.update(line)
                 out.write(line)
-        self.store.add_file(output_id, partial, display_name=None, mime_type="application/jsonl",
-                            sha256=digest.digest(), source="GENERATED", base_url=self.base_url)
-        return f"files/{output_id}"
+        return digest.digest()

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -68,6 +69,7 @@ class Store:
         self.files: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, Upload] = {}
         self.batches: dict[str, Batch] = {}
+        self._saving = threading.Lock()
         saved = root / "state.json"
         if saved.exists():
             data = json.loads(saved.read_text())
@@ -75,10 +77,12 @@ class Store:
             self.batches = {b["id"]: Batch(**b) for b in data["batches"]}
 
     def save(self) -> None:
-        """Write the files' metadata and the batches to ``state.json`` (atomically)."""
-        part = self.root / "state.json.part"
-        part.write_text(json.dumps({"files": self.files, "batches": [asdict(b) for b in self.batches.values()]}))
-        os.replace(part, self.root / "state.json")
+        """Write the files' metadata and the batches to ``state.json`` (atomically), one writer at a
+        time (the emulator's loop, and EmulatorThread's caller in tests)."""
+        with self._saving:
+            part = self.root / "state.json.part"
+            part.write_text(json.dumps({"files": self.files, "batches": [asdict(b) for b in self.batches.values()]}))
+            os.replace(part, self.root / "state.json")
 
     def file_path(self, file_id: str) -> Path:
         return self.root / "files" / file_id
