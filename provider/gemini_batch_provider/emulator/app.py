@@ -25,11 +25,11 @@ from . import model as synthetic
 from .batches import BatchRunner, QuotaExceeded, RowErrors, operation
 from .faults import FaultConfig, Faults
 from .quota import Quota
-from .store import Store
+from .store import Store, new_id
 
 Handler = Callable[[web.Request, "State", re.Match[str]], Awaitable[web.StreamResponse]]
 
-_VERSION = r"(?:/v1|/v1beta|/v1alpha)?"
+_VERSION = r"(?:/v1|/v1beta|/v1alpha|/v1beta1)?"
 _MODELS = [
     "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-3-flash-preview",
     "gemini-3-pro-preview",
@@ -310,10 +310,25 @@ async def batch_delete(request: web.Request, state: State, match: re.Match[str])
     return _json({})
 
 
+# --- OAuth --------------------------------------------------------------------------------------
+
+
+async def oauth_token(request: web.Request, state: State, _: re.Match[str]) -> web.Response:
+    """Google's token endpoint as a service-account key's ``token_uri`` reaches it: a JWT-bearer
+    grant in, an access token out (the assertion's signature is not checked)."""
+    form = await request.post()
+    if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not form.get("assertion"):
+        return web.json_response({"error": "invalid_grant", "error_description": "a JWT-bearer assertion is needed"},
+                                 status=400)
+    return web.json_response({"access_token": f"emulator-token-{new_id()}", "expires_in": 3600,
+                              "token_type": "Bearer"})
+
+
 # Routes matched on the tail of the path, first match wins; (method, pattern, handler, needs key).
 _ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     (m, re.compile(p + "$"), h, auth)
     for m, p, h, auth in [
+        ("POST", r"^/token", oauth_token, False),
         ("POST", r"/upload" + _VERSION + r"/files", upload_start, True),
         ("GET", r"(?:/download)?" + _VERSION + r"/files/(?P<id>[a-z0-9-]+):download", file_download, True),
         ("GET", _VERSION + r"/files/(?P<id>[a-z0-9-]+)", file_get, True),
@@ -333,6 +348,10 @@ _ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
 
 
 def _check_key(request: web.Request, config: EmulatorConfig) -> None:
+    if "/projects/" in request.path:  # Vertex AI: an OAuth access token, as /token hands out
+        if not request.headers.get("Authorization", "").removeprefix("Bearer ").strip():
+            raise ApiError(401, "UNAUTHENTICATED", "Request is missing required authentication credential.")
+        return
     key = request.headers.get("x-goog-api-key") or request.query.get("key")
     if not key:
         raise ApiError(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers. Please use an API key.")
