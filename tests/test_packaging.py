@@ -22,8 +22,8 @@ def test_entry_point_declares_the_gemini_connection():
     [conn] = info["connection-types"]
     assert conn["connection-type"] == GeminiHook.conn_type == "gemini"
     assert conn["hook-class-name"] == f"{GeminiHook.__module__}.{GeminiHook.__qualname__}"
-    assert set(conn["conn-fields"]) == {"base_url", "api_version"}
-    assert conn["ui-field-behaviour"]["relabeling"] == {"password": "API key"}
+    assert set(conn["conn-fields"]) == {"base_url", "api_version", "vertexai", "project", "location"}
+    assert conn["ui-field-behaviour"]["relabeling"] == {"password": "API key, or service-account key JSON (Vertex AI)"}
 
 
 def _compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -36,14 +36,33 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "api_version": {
                         "label": "API version",
-                        "schema": {"type": ["string", "null"], "default": "v1beta"},
-                        "description": "Gemini API version, e.g. v1beta.",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "API version; empty: v1beta (Gemini API) or the SDK's default (Vertex AI).",
+                    },
+                    "vertexai": {
+                        "label": "Vertex AI",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                        "description": "Use Vertex AI (IAM, Cloud Storage) instead of the Gemini API (API key).",
+                    },
+                    "project": {
+                        "label": "Project (Vertex AI)",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "Google Cloud project id; Vertex AI only.",
+                    },
+                    "location": {
+                        "label": "Location (Vertex AI)",
+                        "schema": {"type": ["string", "null"], "default": "us-central1"},
+                        "description": "Vertex AI region, e.g. us-central1; Vertex AI only.",
                     },
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["host", "schema", "port", "login", "extra"],
-                    "relabeling": {"password": "API key"},
-                    "placeholders": {"password": "Gemini API key from Google AI Studio"},
+                    "relabeling": {"password": "API key, or service-account key JSON (Vertex AI)"},
+                    "placeholders": {
+                        "password": "Gemini API key from Google AI Studio; for Vertex AI a service-account key's "
+                        "JSON, or empty for the machine's default credentials",
+                        "project": "my-gcp-project",
+                    },
                 },
             }
         ],

@@ -50,3 +50,38 @@ def test_upload_create_get_cancel_download(gemini_conn, emulator, tmp_path):
     assert hook.get_batch_job(job.name).state.value == "JOB_STATE_CANCELLED"
     hook.delete_file(uploaded.name)
     assert uploaded.name.removeprefix("files/") not in emulator.state.store.files
+
+
+def _vertex_conn(monkeypatch, emulator, conn_id="gemini_vertex", **extra):
+    from tests.emulator.test_vertex import service_account_info
+
+    key = json.dumps(service_account_info(f"{emulator.base_url}/token"))
+    extras = {"vertexai": True, "project": "emu-project", "location": "europe-west4", "base_url": emulator.base_url,
+              **extra}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}",
+                       json.dumps({"conn_type": "gemini", "password": key, "extra": extras}))
+    return conn_id, key
+
+
+def test_a_vertex_connection_uses_the_service_account_key(emulator, monkeypatch):
+    conn_id, _ = _vertex_conn(monkeypatch, emulator)
+    hook = GeminiHook(conn_id)
+    ok, message = hook.test_connection()
+    assert ok, message
+    assert hook.client.vertexai and hook.client.models.generate_content(model="gemini-2.5-flash",
+                                                                        contents="Via Vertex. Fine.").text
+
+
+@pytest.mark.parametrize(("password", "extra", "expected"), [
+    ('{"type": "service_account"}', {"project": "p"}, "must be a service-account key"),
+    ("not json at all", {"project": "p"}, "must be a service-account key"),
+    ("", {}, "without a project"),
+])
+def test_a_bad_vertex_connection_is_refused_without_its_secret(monkeypatch, password, extra, expected):
+    from airflow.sdk.exceptions import AirflowException
+
+    conn = {"conn_type": "gemini", "password": password, "extra": {"vertexai": "true", **extra}}
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_BAD", json.dumps(conn))
+    with pytest.raises(AirflowException, match=expected) as refused:
+        GeminiHook("gemini_bad").client  # noqa: B018
+    assert not password or password not in str(refused.value)

@@ -40,7 +40,7 @@ def test_api_server_serves_the_connection_form(stack):
     [gemini] = [h for h in stack.get("/ui/connections/hook_meta") if h["connection_type"] == "gemini"]
     assert gemini["hook_name"] == "Google Gemini"
     form = json.dumps(gemini)
-    assert "base_url" in form and "api_version" in form and "API key" in form
+    assert all(field in form for field in ("base_url", "api_version", "vertexai", "project", "location", "API key"))
 
 
 def test_nightly_dag_defers_and_lands_one_row_per_module(stack):

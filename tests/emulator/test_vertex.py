@@ -54,3 +54,8 @@ def test_an_api_key_client_is_unaffected(client):
     with pytest.raises(errors.ClientError):
         client.models.generate_content(model="no-such-model", contents="x")
     assert client.models.generate_content(model=MODEL, contents="Still fine. Yes.").text
+
+
+def test_base_models_are_listed_for_vertex(vertex_client):
+    names = [m.name for m in vertex_client.models.list(config={"query_base": True, "page_size": 50})]
+    assert any(name.endswith("gemini-2.5-flash") for name in names)

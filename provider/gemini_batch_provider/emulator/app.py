@@ -348,10 +348,10 @@ _ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
 
 
 def _check_key(request: web.Request, config: EmulatorConfig) -> None:
-    if "/projects/" in request.path:  # Vertex AI: an OAuth access token, as /token hands out
-        if not request.headers.get("Authorization", "").removeprefix("Bearer ").strip():
-            raise ApiError(401, "UNAUTHENTICATED", "Request is missing required authentication credential.")
-        return
+    if request.headers.get("Authorization", "").removeprefix("Bearer ").strip():
+        return  # Vertex AI: an OAuth access token, as /token hands out
+    if "/projects/" in request.path:
+        raise ApiError(401, "UNAUTHENTICATED", "Request is missing required authentication credential.")
     key = request.headers.get("x-goog-api-key") or request.query.get("key")
     if not key:
         raise ApiError(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers. Please use an API key.")

@@ -1,8 +1,15 @@
 """GeminiHook: a ``google.genai.Client`` built from an Airflow connection of type ``gemini``.
 
-The connection holds the API key in its password field and, in its extras, ``base_url`` (leave
-empty for Google's endpoint; the local emulator's URL otherwise) and ``api_version`` (default
-``v1beta``, the version the Batch API is documented on: https://ai.google.dev/api/batch-mode).
+Two modes, chosen by the connection:
+
+- Gemini Developer API (default): the API key in the password field; extras ``base_url`` (empty
+  for Google's endpoint; the local emulator's URL otherwise) and ``api_version`` (default
+  ``v1beta``, the version the Batch API is documented on: https://ai.google.dev/api/batch-mode).
+- Vertex AI (extra ``vertexai: true``): extras ``project`` and ``location`` (default
+  ``us-central1``); the password field holds a service-account key (its JSON), or stays empty to
+  use the machine's Application Default Credentials; ``base_url`` and ``api_version`` as above
+  (the SDK's Vertex default version when empty). IAM, not an API key:
+  https://cloud.google.com/vertex-ai/generative-ai/docs/multimodal/batch-prediction-gemini
 """
 
 from __future__ import annotations
@@ -24,22 +31,55 @@ from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowException
 from google import genai
 from google.genai import errors, types
+from google.oauth2 import service_account
 
 from gemini_batch_provider.core.transient import server_retry_delay
 
 DEFAULT_API_VERSION = "v1beta"
+DEFAULT_LOCATION = "us-central1"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+
+
+def is_vertex(conn: Connection) -> bool:
+    return str(conn.extra_dejson.get("vertexai", "")).lower() in ("true", "1", "yes")
+
+
+def _vertex_options(conn: Connection) -> dict[str, Any]:
+    """``vertexai``, ``project``, ``location`` and ``credentials`` for a Vertex AI connection."""
+    extra = conn.extra_dejson
+    if not extra.get("project"):
+        raise AirflowException(f"connection {conn.conn_id!r} is a Vertex AI connection without a project: set "
+                               "its 'project' extra to the Google Cloud project id")
+    credentials = None  # the SDK then loads Application Default Credentials
+    if conn.password:
+        try:
+            info = json.loads(conn.password)
+            credentials = service_account.Credentials.from_service_account_info(info, scopes=[CLOUD_PLATFORM])
+        except (ValueError, TypeError, KeyError):
+            raise AirflowException(  # the message never quotes the field: it is a secret
+                f"connection {conn.conn_id!r}: its password must be a service-account key (the JSON file's "
+                "content) or empty to use the machine's default credentials"
+            ) from None
+    return {"vertexai": True, "project": extra["project"], "location": extra.get("location") or DEFAULT_LOCATION,
+            "credentials": credentials}
 
 
 def client_options(conn: Connection) -> dict[str, Any]:
     """Keyword arguments for ``genai.Client`` from a ``gemini`` connection (the one parser for sync
-    and async use). Raises AirflowException, without the key in it, when the key is missing."""
-    if not conn.password:
-        raise AirflowException(
-            f"connection {conn.conn_id!r} has no API key: put the Gemini API key in its password field"
-        )
+    and async use). Raises AirflowException, without the secret in it, for a missing API key, a
+    Vertex AI connection without a project, or a password that is not a service-account key."""
     extra = conn.extra_dejson
+    if is_vertex(conn):
+        auth = _vertex_options(conn)
+    elif conn.password:
+        auth = {"api_key": conn.password}
+    else:
+        raise AirflowException(
+            f"connection {conn.conn_id!r} has no API key: put the Gemini API key in its password field, or set "
+            "its 'vertexai' extra for Vertex AI"
+        )
     http_options: dict[str, Any] = {
-        "api_version": extra.get("api_version") or DEFAULT_API_VERSION,
+        "api_version": extra.get("api_version") or (None if is_vertex(conn) else DEFAULT_API_VERSION),
         # One attempt per call: this provider retries where it knows what is safe (the trigger's
         # polls, the online engine); the SDK's aiohttp path would also retry a dropped connection
         # by itself after sleeping 1-10 s.
@@ -51,7 +91,7 @@ def client_options(conn: Connection) -> dict[str, Any]:
     # three times per client (~60 ms of CPU that blocks a triggerer's loop for each trigger).
     http_options["client_args"] = {"verify": _tls_context()}
     http_options["async_client_args"] = {"ssl": _tls_context()}
-    return {"api_key": conn.password, "http_options": types.HttpOptions(**http_options)}
+    return {**auth, "http_options": types.HttpOptions(**http_options)}
 
 
 @functools.cache
@@ -121,7 +161,10 @@ class GeminiHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         try:
-            models = [m.name for m in self.client.models.list(config={"page_size": 50})]
+            vertex = is_vertex(self.get_connection(self.gemini_conn_id))
+            # Vertex AI lists the publisher's base models only when asked to.
+            config = {"page_size": 50, **({"query_base": True} if vertex else {})}
+            models = [m.name for m in self.client.models.list(config=config)]
         except Exception as exc:  # the UI shows the message; the SDK's errors never carry the key
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Connected; {len(models)} models visible, e.g. {', '.join(models[:3])}"
