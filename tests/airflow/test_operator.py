@@ -206,3 +206,13 @@ def test_on_kill_cancels_the_jobs_the_task_created(emulator, gemini_conn, tmp_pa
     task.on_kill()
     states = {b.resource["state"] for b in emulator.state.store.batches.values()}
     assert states == {"BATCH_STATE_CANCELLED"}
+
+
+def test_the_online_operator_runs_through_a_vertex_connection(airflow_db, emulator, monkeypatch, tmp_path):
+    from tests.airflow.test_hook import _vertex_conn
+
+    _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_online", RECORDS)
+    assert dag_run.state == "success"
+    assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
+    assert all(r["status"] == "succeeded" and r["path"] == "online" for r in rows)
