@@ -3,6 +3,9 @@ service-account key whose ``token_uri`` is the emulator (the real google-auth to
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -59,3 +62,79 @@ def test_an_api_key_client_is_unaffected(client):
 def test_base_models_are_listed_for_vertex(vertex_client):
     names = [m.name for m in vertex_client.models.list(config={"query_base": True, "page_size": 50})]
     assert any(name.endswith("gemini-2.5-flash") for name in names)
+
+
+@pytest.fixture
+def gcs(emulator):
+    """A Cloud Storage emulator (gcp-storage-emulator) with a bucket, wired to the Gemini emulator."""
+    from gcp_storage_emulator.server import create_server
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from gemini_batch_provider.emulator import free_port
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    emulator.state.vertex.gcs_endpoint = endpoint
+    client = storage.Client(project="emu-project", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": endpoint})
+    client.create_bucket("bkt")
+    yield client
+    server.stop()
+
+
+def _vertex_input(gcs, rows):
+    lines = [{"key": f"k{i}", "request": {"contents": [{"role": "user", "parts": [{"text": f"Row {i}. Two."}]}]}}
+             for i in range(rows)]
+    gcs.bucket("bkt").blob("in/requests.jsonl").upload_from_string("".join(json.dumps(x) + "\n" for x in lines))
+    return "gs://bkt/in/requests.jsonl"
+
+
+def _predictions(gcs, job):
+    folder = job.output_info.gcs_output_directory.removeprefix("gs://bkt/")
+    return [json.loads(line) for line in gcs.bucket("bkt").blob(f"{folder}/predictions.jsonl").download_as_text()
+            .splitlines()]
+
+
+def _wait(vertex_client, name, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = vertex_client.batches.get(name=name)
+        if job.state.value in {"JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED", "JOB_STATE_FAILED",
+                               "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}:
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(name)
+
+
+def test_a_vertex_batch_reads_gcs_and_writes_predictions(vertex_client, gcs):
+    job = vertex_client.batches.create(model=MODEL, src=_vertex_input(gcs, 5), config={"dest": "gs://bkt/out"})
+    assert job.name.endswith(job.name.rsplit("/", 1)[1]) and job.state.value == "JOB_STATE_PENDING"
+    job = _wait(vertex_client, job.name)
+    assert job.state.value == "JOB_STATE_SUCCEEDED"
+    assert job.completion_stats.successful_count == 5 and job.completion_stats.failed_count == 0
+    lines = _predictions(gcs, job)
+    assert [line["key"] for line in lines] == [f"k{i}" for i in range(5)]  # the key is echoed
+    assert all(line["status"] == "" and line["response"]["candidates"] for line in lines)
+    assert [j.name for j in vertex_client.batches.list(config={"page_size": 10})] == [job.name]
+
+
+def test_row_errors_make_a_partially_succeeded_job(vertex_client, gcs, emulator):
+    from gemini_batch_provider.emulator import RowErrors
+
+    emulator.state.vertex.row_errors = errors_ = RowErrors(rate=0.4)
+    job = _wait(vertex_client, vertex_client.batches.create(model=MODEL, src=_vertex_input(gcs, 10),
+                                                            config={"dest": "gs://bkt/out"}).name)
+    assert job.state.value == "JOB_STATE_PARTIALLY_SUCCEEDED"
+    failed = {line["key"] for line in _predictions(gcs, job) if line["status"]}
+    assert failed == {f"k{i}" for i in range(10) if errors_.hits(f"k{i}")}
+    assert job.completion_stats.failed_count == len(failed) > 0
+
+
+def test_a_vertex_job_can_be_cancelled(vertex_client, gcs, emulator):
+    emulator.state.vertex.outcome = "stall"
+    name = vertex_client.batches.create(model=MODEL, src=_vertex_input(gcs, 2), config={"dest": "gs://bkt/out"}).name
+    vertex_client.batches.cancel(name=name)
+    assert vertex_client.batches.get(name=name).state.value == "JOB_STATE_CANCELLED"

@@ -26,6 +26,7 @@ from .batches import BatchRunner, QuotaExceeded, RowErrors, operation
 from .faults import FaultConfig, Faults
 from .quota import Quota
 from .store import Store, new_id
+from .vertex import VertexRunner
 
 Handler = Callable[[web.Request, "State", re.Match[str]], Awaitable[web.StreamResponse]]
 
@@ -49,7 +50,8 @@ class EmulatorConfig:
     faults of ``generateContent``. ``batch_row_errors``: rows of batch jobs answered with an error.
     ``batch_outcome``: how new batch jobs end (``succeed``, ``fail``, ``expire``, ``stall``).
     ``max_enqueued_tokens``: estimated tokens of a model's unfinished batch jobs at most (None: no
-    limit); ``max_file_bytes``: the largest upload (2 GB, as the Files API).
+    limit); ``max_file_bytes``: the largest upload (2 GB, as the Files API). ``gcs_endpoint``: the
+    Cloud Storage (emulator) that Vertex AI batch prediction jobs read from and write to.
     """
 
     api_keys: frozenset[str] = frozenset()
@@ -65,6 +67,7 @@ class EmulatorConfig:
     batch_outcome: str = "succeed"
     max_enqueued_tokens: int | None = None
     max_file_bytes: int = 2 * 1024**3
+    gcs_endpoint: str | None = None
 
 
 @dataclass
@@ -75,6 +78,7 @@ class State:
     base_url: str
     quota: Quota
     faults: Faults
+    vertex: VertexRunner
     counters: Counter[str] = field(default_factory=Counter)
     _tmp: Any = field(default=None, repr=False)
 
@@ -310,6 +314,44 @@ async def batch_delete(request: web.Request, state: State, match: re.Match[str])
     return _json({})
 
 
+# --- Vertex AI batch prediction -----------------------------------------------------------------
+
+
+def _vertex_job(state: State, job_id: str) -> Any:
+    if job_id not in state.vertex.jobs:
+        raise _not_found(f"batchPredictionJobs/{job_id}")
+    return state.vertex.jobs[job_id]
+
+
+async def vertex_create(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    try:
+        job = state.vertex.create(match["project"], match["location"], await _body(request))
+    except synthetic.InvalidRequest as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
+    return _json(job.resource)
+
+
+async def vertex_get(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    return _json(_vertex_job(state, match["id"]).resource)
+
+
+async def vertex_list(request: web.Request, state: State, _: re.Match[str]) -> web.Response:
+    return _page(request, state, [job.resource for job in state.vertex.jobs.values()], "batchPredictionJobs")
+
+
+async def vertex_cancel(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    state.vertex.cancel(_vertex_job(state, match["id"]))
+    return _json({})
+
+
+async def vertex_delete(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    job = _vertex_job(state, match["id"])
+    state.vertex.cancel(job)
+    del state.vertex.jobs[job.id]
+    return _json({"name": f"{job.resource['name']}/operations/{new_id()}", "done": True,
+                  "response": {"@type": "type.googleapis.com/google.protobuf.Empty"}})
+
+
 # --- OAuth --------------------------------------------------------------------------------------
 
 
@@ -343,6 +385,12 @@ _ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
         ("GET", _VERSION + r"/batches/(?P<id>[a-z0-9-]+)", batch_get, True),
         ("DELETE", _VERSION + r"/batches/(?P<id>[a-z0-9-]+)", batch_delete, True),
         ("GET", _VERSION + r"/batches", batch_list, True),
+        ("POST", r"/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/batchPredictionJobs", vertex_create,
+         True),
+        ("POST", r"/batchPredictionJobs/(?P<id>[\w-]+):cancel", vertex_cancel, True),
+        ("GET", r"/batchPredictionJobs/(?P<id>[\w-]+)", vertex_get, True),
+        ("DELETE", r"/batchPredictionJobs/(?P<id>[\w-]+)", vertex_delete, True),
+        ("GET", r"/batchPredictionJobs", vertex_list, True),
     ]
 ]
 
@@ -392,11 +440,15 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
                          base_url=base_url, row_errors=config.batch_row_errors, outcome=config.batch_outcome,
                          max_enqueued_tokens=config.max_enqueued_tokens)
     quota = Quota(config.rpm, config.tpm, config.quota_window_s)
+    vertex = VertexRunner(gcs_endpoint=config.gcs_endpoint, pending_s=config.batch_pending_s,
+                          running_s=config.batch_running_s, row_errors=config.batch_row_errors,
+                          outcome=config.batch_outcome)
     app[STATE] = State(config=config, store=store, batches=runner, base_url=base_url, quota=quota,
-                       faults=Faults(config.faults), _tmp=tmp)
+                       faults=Faults(config.faults), vertex=vertex, _tmp=tmp)
 
     async def shutdown(app: web.Application) -> None:
         await runner.close()
+        await vertex.close()
         if tmp is not None:
             tmp.cleanup()
 

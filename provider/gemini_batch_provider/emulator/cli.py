@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-enqueued-tokens", type=int,
                         help="estimated tokens of a model's unfinished batch jobs at most (429 on create beyond)")
     parser.add_argument("--max-file-bytes", type=int, default=2 * 1024**3, help="the largest upload")
+    parser.add_argument("--gcs-endpoint", help="Cloud Storage (emulator) URL for Vertex AI batch prediction jobs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
     args = parser.parse_args(argv)
     if args.port <= 0 or args.batch_pending_seconds < 0 or args.batch_running_seconds < 0:
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_outcome=args.batch_outcome,
         max_enqueued_tokens=args.max_enqueued_tokens,
         max_file_bytes=args.max_file_bytes,
+        gcs_endpoint=args.gcs_endpoint,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     base_url = f"http://{args.host}:{args.port}"
