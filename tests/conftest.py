@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="gemini-batch-tests-airflow-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
@@ -62,3 +63,26 @@ def airflow_db() -> Path:
     airflow = Path(sys.executable).parent / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     return Path(_AIRFLOW_HOME)
+
+
+@pytest.fixture
+def gcs(emulator: EmulatorThread, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Cloud Storage emulator (gcp-storage-emulator) with a bucket ``bkt``, wired to the Gemini
+    emulator's Vertex AI jobs and, through ``STORAGE_EMULATOR_HOST``, to google-cloud-storage."""
+    from gcp_storage_emulator.server import create_server
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from gemini_batch_provider.emulator import free_port
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    emulator.state.vertex.gcs_endpoint = endpoint
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
+    client = storage.Client(project="emu-project", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": endpoint})
+    client.create_bucket("bkt")
+    yield client
+    server.stop()

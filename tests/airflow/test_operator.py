@@ -216,3 +216,25 @@ def test_the_online_operator_runs_through_a_vertex_connection(airflow_db, emulat
     assert dag_run.state == "success"
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
     assert all(r["status"] == "succeeded" and r["path"] == "online" for r in rows)
+
+
+@pytest.mark.parametrize("row_error_rate", [0.0, 0.4])
+def test_the_batch_operator_on_vertex_stages_in_cloud_storage(airflow_db, emulator, gcs, monkeypatch, tmp_path,
+                                                              row_error_rate):
+    from gemini_batch_provider.emulator import RowErrors
+    from tests.airflow.test_hook import _vertex_conn
+
+    _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
+    emulator.state.vertex.row_errors = errors = RowErrors(rate=row_error_rate)
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_vertex", RECORDS)
+    assert dag_run.state == "success"  # PARTIALLY_SUCCEEDED lands its failed rows and succeeds
+    assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
+    failed = {r["key"] for r in rows if r["status"] == "failed"}
+    assert failed == {r["id"] for r in RECORDS if errors.hits(r["id"])}
+    assert all(r["text"] for r in rows if r["key"] not in failed)
+    jobs = list(emulator.state.vertex.jobs.values())
+    assert len(jobs) == 2 and all(j.resource["inputConfig"]["gcsSource"]["uris"][0].startswith("gs://bkt/staging/")
+                                  for j in jobs)
+    staged = [blob.name for blob in gcs.list_blobs("bkt", prefix="staging/") if blob.name.endswith(".jsonl")
+              and "-out/" not in blob.name]
+    assert staged == []  # the staged inputs were deleted after landing

@@ -64,27 +64,6 @@ def test_base_models_are_listed_for_vertex(vertex_client):
     assert any(name.endswith("gemini-2.5-flash") for name in names)
 
 
-@pytest.fixture
-def gcs(emulator):
-    """A Cloud Storage emulator (gcp-storage-emulator) with a bucket, wired to the Gemini emulator."""
-    from gcp_storage_emulator.server import create_server
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    from gemini_batch_provider.emulator import free_port
-
-    port = free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    emulator.state.vertex.gcs_endpoint = endpoint
-    client = storage.Client(project="emu-project", credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": endpoint})
-    client.create_bucket("bkt")
-    yield client
-    server.stop()
-
-
 def _vertex_input(gcs, rows):
     lines = [{"key": f"k{i}", "request": {"contents": [{"role": "user", "parts": [{"text": f"Row {i}. Two."}]}]}}
              for i in range(rows)]

@@ -92,8 +92,11 @@ def _plain_text_row(key: str, response: Any) -> dict[str, Any] | None:
 
 
 def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
-    """One output line (``{"key", "response"}`` or ``{"key", "error"}``) as a results row."""
+    """One output line as a results row: ``{"key", "response"}`` or ``{"key", "error"}`` (Gemini
+    API), or ``{"key", "status", "response"}`` (Vertex AI; a non-empty ``status`` is the row's error)."""
     key = str(item.get("key"))
+    if isinstance(item.get("status"), str) and item["status"]:
+        return error_row(key, BATCH, item["status"], "ROW_FAILED")
     if isinstance(item.get("error"), dict):
         err = item["error"]
         return error_row(key, BATCH, str(err.get("message", "")), str(err.get("status", "")), err.get("code"))

@@ -1,5 +1,7 @@
-"""Batch job states as the SDK reports them (``JOB_STATE_*``; the wire's ``BATCH_STATE_*`` are
-rewritten by the SDK), per https://ai.google.dev/api/batch-mode#BatchState."""
+"""Batch job states as the SDK reports them (``JOB_STATE_*``; the Gemini API's ``BATCH_STATE_*`` are
+rewritten by the SDK), per https://ai.google.dev/api/batch-mode#BatchState, and Vertex AI's
+``JOB_STATE_PARTIALLY_SUCCEEDED`` (some rows failed; the SDK does not count it as done), per
+https://cloud.google.com/vertex-ai/docs/reference/rest/v1/JobState."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from typing import Any
 
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
 ENDED_BADLY = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
-TERMINAL = ENDED_BADLY | {SUCCEEDED}
+PARTIALLY_SUCCEEDED = "JOB_STATE_PARTIALLY_SUCCEEDED"
+TERMINAL = ENDED_BADLY | {SUCCEEDED, PARTIALLY_SUCCEEDED}
 
 
 def state_name(state: object) -> str:
@@ -16,6 +19,12 @@ def state_name(state: object) -> str:
 
 
 def job_summary(job: Any) -> dict[str, Any]:
-    """What the task needs of an ended ``types.BatchJob``: ``{"name", "state", "output_file"}``
-    (``files/batch-<id>``, None where the job has no output file)."""
-    return {"name": job.name, "state": state_name(job.state), "output_file": job.dest.file_name if job.dest else None}
+    """What the task needs of a ``types.BatchJob``: ``{"name", "state", "output_file"}``; the output
+    file is ``files/batch-<id>`` (Gemini API) or ``gs://.../predictions.jsonl`` (Vertex AI), None
+    while the job has none."""
+    output = None
+    if job.dest is not None and job.dest.file_name:
+        output = job.dest.file_name
+    elif job.output_info is not None and job.output_info.gcs_output_directory:
+        output = f"{job.output_info.gcs_output_directory.rstrip('/')}/predictions.jsonl"
+    return {"name": job.name, "state": state_name(job.state), "output_file": output}

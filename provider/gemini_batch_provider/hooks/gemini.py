@@ -30,6 +30,7 @@ import tenacity
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowException
 from google import genai
+from google.cloud import storage
 from google.genai import errors, types
 from google.oauth2 import service_account
 
@@ -176,8 +177,36 @@ class GeminiHook(BaseHook):
     def delete_file(self, name: str) -> None:
         self.client.files.delete(name=name)
 
-    def create_batch_job(self, model: str, src: str, display_name: str) -> types.BatchJob:
-        """Create a batch job from an uploaded input file ``files/<id>``; returns the job (``batches/<id>``).
+    @property
+    def vertex(self) -> bool:
+        """True for a Vertex AI connection (batch input and output then live in Cloud Storage)."""
+        return is_vertex(self.get_connection(self.gemini_conn_id))
+
+    @cached_property
+    def storage(self) -> storage.Client:
+        """A google-cloud-storage client with a Vertex AI connection's project and credentials
+        (``STORAGE_EMULATOR_HOST`` points it at a Cloud Storage emulator)."""
+        options = _vertex_options(self.get_connection(self.gemini_conn_id))
+        return storage.Client(project=options["project"], credentials=options["credentials"])
+
+    def _blob(self, uri: str) -> storage.Blob:
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        return self.storage.bucket(bucket).blob(name)
+
+    def upload_gcs(self, path: Path, uri: str) -> None:
+        """Upload a local file to ``gs://bucket/object`` (resumable, streamed from disk)."""
+        self._blob(uri).upload_from_filename(str(path), content_type="application/jsonl")
+
+    def download_gcs(self, uri: str, destination: Path) -> None:
+        """Stream ``gs://bucket/object`` to a local file."""
+        self._blob(uri).download_to_filename(str(destination))
+
+    def delete_gcs(self, uri: str) -> None:
+        self._blob(uri).delete()
+
+    def create_batch_job(self, model: str, src: str, display_name: str, dest: str | None = None) -> types.BatchJob:
+        """Create a batch job from an uploaded input file ``files/<id>`` (Gemini API; returns
+        ``batches/<id>``) or from ``gs://`` with results under the ``gs://`` prefix ``dest`` (Vertex AI).
 
         A 429 (a quota, such as the enqueued-token limit, is full) was refused, so it is safe to
         try again: waits the server's ``RetryInfo``/``Retry-After`` delay (else 30 s, doubling to
@@ -192,7 +221,8 @@ class GeminiHook(BaseHook):
                 "Batch create refused (429, quota full); trying again in %.0f s", state.upcoming_sleep),
             reraise=True,
         )
-        return retrying(self.client.batches.create, model=model, src=src, config={"display_name": display_name})
+        config = {"display_name": display_name, **({"dest": dest} if dest else {})}
+        return retrying(self.client.batches.create, model=model, src=src, config=config)
 
     def find_batch_job(self, display_name: str) -> types.BatchJob | None:
         """The newest batch job with this display name, listing every job of the project (the

@@ -24,6 +24,7 @@ NO_RESULT = {  # the status of a row its job gave no answer for, by the job's en
     "JOB_STATE_CANCELLED": CANCELLED,
     "JOB_STATE_FAILED": MISSING,
     "JOB_STATE_SUCCEEDED": MISSING,
+    "JOB_STATE_PARTIALLY_SUCCEEDED": MISSING,
 }
 
 
@@ -47,7 +48,8 @@ def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dic
             for index, job in enumerate(jobs):
                 if job["output_file"]:
                     outputs.append(Path(tmp) / f"output-{index:05d}.jsonl")
-                    hook.download_file(job["output_file"], outputs[-1])
+                    download = hook.download_gcs if job["output_file"].startswith("gs://") else hook.download_file
+                    download(job["output_file"], outputs[-1])
             # One job: every key is its; several: the shards are worked out again from the input.
             keys = ((key, 0) for key in op.keys()) if len(jobs) == 1 else shard_of_keys(op.requests(), op.shard_limits)
             rerun = _rerun(rerun_failed_online, online_after_deadline)
@@ -84,7 +86,7 @@ def _why_missing(jobs: list[dict[str, Any]]) -> Callable[[str, int], tuple[str, 
             return MISSING, (f"this row belongs to shard {shard + 1} but only {len(jobs)} jobs were given; give the "
                              "results task the same per-job limits as the submit task")
         job = jobs[shard]
-        if job["state"] == "JOB_STATE_SUCCEEDED":
+        if job["state"] in ("JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED"):
             return MISSING, f"the output of {job['name']} has no line for this key"
         return NO_RESULT.get(job["state"], MISSING), f"{job['name']} ended {job['state']} before answering this row"
 
@@ -97,7 +99,7 @@ def _delete_input_files(op: GeminiBatchRequestsOperator, hook: GeminiHook) -> No
         return
     for shard in ledger.shards:
         if shard.input_file:
-            hook.delete_file(shard.input_file)
+            (hook.delete_gcs if shard.input_file.startswith("gs://") else hook.delete_file)(shard.input_file)
             shard.input_file = None
     ledger.save(op.ledger_path())
 

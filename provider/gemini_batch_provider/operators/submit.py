@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +44,18 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
     :param on_changed_input: what a try does when the input or request settings differ from what
         the task instance already submitted: ``fail`` (default) or ``submit`` (new jobs; the old
         ones are left as they are, and logged).
+    :param gcs_staging_uri: ``gs://bucket/prefix`` where a Vertex AI connection's input files are
+        staged and its predictions written (templated; required with Vertex AI, unused otherwise).
     :return: (XCom) the job names, ``["batches/<id>", ...]``, in shard order.
     :raises AirflowFailException: bad input (nothing uploaded), or a changed input under ``fail``.
     """
 
     ON_CHANGED_INPUT = ("fail", "submit")
+    template_fields: Sequence[str] = (*GeminiBatchRequestsOperator.template_fields, "gcs_staging_uri")
 
-    def __init__(self, *, on_changed_input: str = "fail", **kwargs: Any) -> None:
+    def __init__(self, *, on_changed_input: str = "fail", gcs_staging_uri: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.gcs_staging_uri = gcs_staging_uri
         if on_changed_input not in self.ON_CHANGED_INPUT:
             raise ValueError(f"{self.task_id}: on_changed_input must be one of {self.ON_CHANGED_INPUT}, "
                              f"got {on_changed_input!r}")
@@ -62,6 +68,10 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
 
     def submit(self, context: Context) -> Ledger | None:
         """Submit every shard not submitted yet; returns the ledger (None when the input has no rows)."""
+        hook = GeminiHook(self.gemini_conn_id)
+        if hook.vertex and not str(self.gcs_staging_uri or "").startswith("gs://"):
+            raise AirflowFailException(f"{self.task_id}: a Vertex AI connection stages batch files in Cloud Storage: "
+                                       "set gcs_staging_uri='gs://<bucket>/<prefix>'")
         with tempfile.TemporaryDirectory(prefix="gemini-batch-") as tmp:
             try:
                 sharded = write_shards(self.requests(), Path(tmp), self.shard_limits,
@@ -73,7 +83,6 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
                 return None
             self.log.info("Built %d requests in %d shard(s): %s", sharded.requests, len(sharded.shards),
                           [(s.requests, s.size_bytes) for s in sharded.shards])
-            hook = GeminiHook(self.gemini_conn_id)
             ledger, fresh = self._ledger_for(run_identity(context), sharded)
             self._ledger = ledger
             # A fresh ledger on a later try may be another machine's first: look jobs up by name.
@@ -125,13 +134,18 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
             if found is not None:
                 self._record_job(ledger, record, str(found.name), "found by display name")
                 return
+        staged = self._staging(record) if hook.vertex else None
         if record.input_file is None:
-            uploaded = hook.upload_file(shard_path, display_name=record.display_name)
-            record.input_file = str(uploaded.name)
+            if staged:
+                hook.upload_gcs(shard_path, f"{staged}.jsonl")
+                record.input_file = f"{staged}.jsonl"
+            else:
+                record.input_file = str(hook.upload_file(shard_path, display_name=record.display_name).name)
         record.status = CREATING
         ledger.save(path)
         try:
-            job = hook.create_batch_job(self.model, src=record.input_file, display_name=record.display_name)
+            job = hook.create_batch_job(self.model, src=record.input_file, display_name=record.display_name,
+                                        dest=f"{staged}-out" if staged else None)
         except Exception as exc:
             # A 5xx or a dropped connection may hide a job that was created: look before giving up.
             found = hook.find_batch_job(record.display_name) if is_retryable(exc) else None
@@ -139,6 +153,11 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
                 raise
             job = found
         self._record_job(ledger, record, str(job.name), f"created from {record.input_file}")
+
+    def _staging(self, record: ShardRecord) -> str:
+        """The shard's Cloud Storage stem (Vertex AI): input ``<stem>.jsonl``, predictions under ``<stem>-out``."""
+        tag = hashlib.sha256(record.display_name.encode()).hexdigest()[:16]
+        return f"{str(self.gcs_staging_uri).rstrip('/')}/{tag}/shard-{record.index:05d}"
 
     def _record_job(self, ledger: Ledger, record: ShardRecord, job: str, how: str) -> None:
         record.job, record.status = job, CREATED

@@ -51,11 +51,17 @@ def deadline_event(jobs: list[dict[str, Any]]) -> dict[str, Any]:
 async def batch_stats(client: genai.Client, name: str) -> dict[str, int]:
     """A job's ``batchStats`` (requestCount, successfulRequestCount, failedRequestCount,
     pendingRequestCount; https://ai.google.dev/api/batch-mode#BatchStats) as ints, read from the raw
-    response through the SDK's own transport: the SDK drops them in Developer API mode."""
+    response through the SDK's own transport: the SDK drops them in Developer API mode. A Vertex AI
+    job's ``completionStats`` are given in the same terms."""
     response = await client.aio._api_client.async_request("get", name, {}, POLL_OPTIONS)
     operation = json.loads(response.body or "{}")
-    stats = (operation.get("metadata") or {}).get("batchStats") or {}
-    return {field: int(value) for field, value in stats.items()}
+    stats = (operation.get("metadata") or {}).get("batchStats")
+    if stats is None and "completionStats" in operation:  # Vertex AI's BatchPredictionJob
+        done = {name: int(operation["completionStats"].get(name, 0)) for name in
+                ("successfulCount", "failedCount", "incompleteCount")}
+        return {"requestCount": sum(done.values()), "successfulRequestCount": done["successfulCount"],
+                "failedRequestCount": done["failedCount"], "pendingRequestCount": done["incompleteCount"]}
+    return {field: int(value) for field, value in (stats or {}).items()}
 
 
 def progress_line(name: str, stats: dict[str, int]) -> str:
