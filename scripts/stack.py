@@ -1,8 +1,9 @@
 """A real Airflow deployment on this machine, for the demo and the end-to-end tests.
 
-Starts the Gemini API emulator and the Airflow 3 components (api-server, scheduler, dag-processor,
-triggerer; LocalExecutor on SQLite) as separate processes under one AIRFLOW_HOME, triggers DAG runs
-through the REST API and watches them. Every process is stopped when the ``Stack`` context exits.
+Starts the Gemini API emulator (with a Cloud Storage emulator for Vertex AI) and the Airflow 3
+components (api-server, scheduler, dag-processor, triggerer; LocalExecutor on SQLite) as separate
+processes under one AIRFLOW_HOME, triggers DAG runs through the REST API and watches them. Every
+process is stopped when the ``Stack`` context exits.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Stack:
         self.argv: dict[str, list[str]] = {}
         self._token: str | None = None
         extra = {"base_url": self.emulator_url} if self.emulator_url else {}
+        self.gcs_url = f"http://127.0.0.1:{free_port()}" if use_emulator else None
         self.env = {
             **os.environ,
             "AIRFLOW_HOME": str(self.home),
@@ -74,11 +76,32 @@ class Stack:
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW_CONN_GEMINI_DEFAULT": json.dumps({"conn_type": "gemini", "password": api_key, "extra": extra}),
+            **(self._vertex_env() if use_emulator else {}),
             "GEMINI_BATCH_OUTPUT_DIR": str(self.home / "results"),
             "GEMINI_BATCH_POLL_INTERVAL": "2",
             "NO_PROXY": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
+        }
+
+    def _vertex_env(self) -> dict[str, str]:
+        """The ``gemini_vertex`` connection (a fresh service-account key whose token exchange the
+        emulator answers) and the Cloud Storage emulator, for the Vertex AI example DAG."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+        key = {"type": "service_account", "project_id": "emulator-project", "private_key_id": "emulator",
+               "private_key": pem, "client_email": "airflow@emulator-project.iam.gserviceaccount.com",
+               "client_id": "1", "token_uri": f"{self.emulator_url}/token"}
+        extra = {"vertexai": True, "project": "emulator-project", "location": "us-central1",
+                 "base_url": self.emulator_url}
+        return {
+            "AIRFLOW_CONN_GEMINI_VERTEX": json.dumps({"conn_type": "gemini", "password": json.dumps(key),
+                                                      "extra": extra}),
+            "STORAGE_EMULATOR_HOST": str(self.gcs_url),
+            "GEMINI_VERTEX_STAGING_URI": "gs://gemini-batch-staging/airflow",
         }
 
     # --- processes ---------------------------------------------------------------------------
@@ -97,8 +120,12 @@ class Stack:
         if self.emulator_url:
             port = self.emulator_url.rsplit(":", 1)[1]
             # Its state lives in a folder, so that a restarted emulator carries on where it stopped.
+            self._spawn("gcs-emulator", [str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port",
+                                         str(self.gcs_url).rsplit(":", 1)[1], "--in-memory",
+                                         "--default-bucket", "gemini-batch-staging"])
             self._spawn("emulator", [str(BIN / "gemini-batch-emulator"), "--port", port,
-                                     "--data-dir", str(self.home / "emulator-data"), *self.emulator_args])
+                                     "--data-dir", str(self.home / "emulator-data"), "--gcs-endpoint",
+                                     str(self.gcs_url), *self.emulator_args])
         subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=self.env, check=True, cwd=self.home,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self._spawn("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.api_port),

@@ -91,3 +91,18 @@ def test_urgent_dag_runs_online_and_lands_one_row_per_topic(stack):
     assert sorted(r["key"] for r in rows) == sorted(topics)
     assert all(r["status"] == "succeeded" and r["text"].strip() for r in rows)
     assert summary["path"] == "online" and summary["counts"]["succeeded"] == len(topics)
+
+
+def test_vertex_dag_stages_in_cloud_storage_and_lands_one_row_per_builtin(stack):
+    import builtins
+
+    run_id = stack.trigger("gemini_vertex_batch")
+    result = stack.wait_for_run("gemini_vertex_batch", run_id, timeout=600)
+    assert result["state"] == "success", stack.task_log("gemini_vertex_batch", run_id, "summarize_builtins")
+    assert "deferred" in result["task_states_seen"]["summarize_builtins"]
+    names = sorted(n for n in vars(builtins) if not n.startswith("_") and (getattr(builtins, n).__doc__ or "").strip())
+    summary = stack.xcom("gemini_vertex_batch", run_id, "summarize_builtins")
+    rows = [json.loads(line) for line in Path(summary["output_path"]).read_text().splitlines()]
+    assert sorted(r["key"] for r in rows) == names and all(r["status"] == "succeeded" for r in rows)
+    assert len(summary["batch_jobs"]) == -(-len(names) // 50)  # 50 rows a job
+    assert all("/batchPredictionJobs/" in name for name in summary["batch_jobs"])
