@@ -85,3 +85,16 @@ def test_a_bad_vertex_connection_is_refused_without_its_secret(monkeypatch, pass
     with pytest.raises(AirflowException, match=expected) as refused:
         GeminiHook("gemini_bad").client  # noqa: B018
     assert not password or password not in str(refused.value)
+
+
+def test_a_bigquery_source_and_destination_pass_through_to_the_vertex_job(emulator, monkeypatch):
+    conn_id, _ = _vertex_conn(monkeypatch, emulator)
+    hook = GeminiHook(conn_id)
+    job = hook.create_batch_job("gemini-2.5-flash", src="bq://emu-project.reviews.input", display_name="from-bq",
+                                dest="bq://emu-project.reviews.scored")
+    [sent] = [j.resource for j in emulator.state.vertex.jobs.values()]
+    assert sent["inputConfig"] == {"instancesFormat": "bigquery",
+                                   "bigquerySource": {"inputUri": "bq://emu-project.reviews.input"}}
+    assert sent["outputConfig"] == {"predictionsFormat": "bigquery",
+                                    "bigqueryDestination": {"outputUri": "bq://emu-project.reviews.scored"}}
+    assert sent["displayName"] == "from-bq" and job.name.endswith(sent["name"].rsplit("/", 1)[1])

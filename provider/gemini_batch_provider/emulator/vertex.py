@@ -9,7 +9,8 @@ or ``status`` holding the error text and no ``response``, as Vertex AI documents
 Cloud Storage is reached with google-cloud-storage at ``gcs_endpoint`` (a Cloud Storage
 emulator). States are Vertex's ``JOB_STATE_*``: PENDING -> RUNNING -> SUCCEEDED, or
 PARTIALLY_SUCCEEDED when some rows failed; the same ``outcome`` and ``RowErrors`` as the
-Developer API's batches apply.
+Developer API's batches apply. BigQuery jobs (``bq://`` source and destination) are accepted and
+end SUCCEEDED without reading or writing anything: there is no BigQuery here.
 """
 
 from __future__ import annotations
@@ -68,12 +69,20 @@ class VertexRunner:
 
     def create(self, project: str, location: str, spec: dict[str, Any]) -> VertexJob:
         source = spec.get("inputConfig") or {}
-        destination = (spec.get("outputConfig") or {}).get("gcsDestination") or {}
-        uris = (source.get("gcsSource") or {}).get("uris") or []
-        if source.get("instancesFormat") != "jsonl" or len(uris) != 1 or not destination.get("outputUriPrefix"):
-            raise synthetic.InvalidRequest("the emulator runs jsonl jobs from one gs:// file to a gs:// prefix")
-        split_gs(uris[0])
-        split_gs(destination["outputUriPrefix"].rstrip("/") + "/x")
+        output = spec.get("outputConfig") or {}
+        if source.get("instancesFormat") == "bigquery":
+            # Passed through as given: no BigQuery here, so the job ends with no rows read or written.
+            if not str((source.get("bigquerySource") or {}).get("inputUri", "")).startswith("bq://") or not str(
+                    (output.get("bigqueryDestination") or {}).get("outputUri", "")).startswith("bq://"):
+                raise synthetic.InvalidRequest("a bigquery job needs bq:// bigquerySource.inputUri and "
+                                               "bigqueryDestination.outputUri")
+        else:
+            uris = (source.get("gcsSource") or {}).get("uris") or []
+            prefix = (output.get("gcsDestination") or {}).get("outputUriPrefix")
+            if source.get("instancesFormat") != "jsonl" or len(uris) != 1 or not prefix:
+                raise synthetic.InvalidRequest("the emulator runs jsonl jobs from one gs:// file to a gs:// prefix")
+            split_gs(uris[0])
+            split_gs(prefix.rstrip("/") + "/x")
         job_id = str(int(time.time() * 1000))[-10:] + new_id()[:6]
         created = timestamp(now())
         resource = {
@@ -123,7 +132,11 @@ class VertexRunner:
         if job.outcome == "stall":
             return
         state = "JOB_STATE_FAILED"
-        if job.outcome != "fail":
+        if job.outcome != "fail" and job.resource["inputConfig"].get("instancesFormat") == "bigquery":
+            state = "JOB_STATE_SUCCEEDED"
+            job.resource["outputInfo"] = {"bigqueryOutputTable": job.resource["outputConfig"]["bigqueryDestination"][
+                "outputUri"]}
+        elif job.outcome != "fail":
             try:
                 counts = await asyncio.to_thread(self._predict, job)
                 state = "JOB_STATE_PARTIALLY_SUCCEEDED" if counts["failedCount"] else "JOB_STATE_SUCCEEDED"
