@@ -238,3 +238,16 @@ def test_the_batch_operator_on_vertex_stages_in_cloud_storage(airflow_db, emulat
     staged = [blob.name for blob in gcs.list_blobs("bkt", prefix="staging/") if blob.name.endswith(".jsonl")
               and "-out/" not in blob.name]
     assert staged == []  # the staged inputs were deleted after landing
+
+
+@pytest.mark.parametrize(("outcome", "status"), [("fail", "missing"), ("expire", "expired")])
+def test_a_vertex_job_that_did_not_succeed_lands_every_row_then_fails(airflow_db, emulator, gcs, monkeypatch,
+                                                                      tmp_path, outcome, status):
+    from tests.airflow.test_hook import _vertex_conn
+
+    _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
+    emulator.state.vertex.outcome = outcome
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_vertex", RECORDS)
+    assert dag_run.state == "failed"
+    assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
+    assert all(r["status"] == status and "/batchPredictionJobs/" in r["error"]["message"] for r in rows)
