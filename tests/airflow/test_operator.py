@@ -251,3 +251,24 @@ def test_a_vertex_job_that_did_not_succeed_lands_every_row_then_fails(airflow_db
     assert dag_run.state == "failed"
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
     assert all(r["status"] == status and "/batchPredictionJobs/" in r["error"]["message"] for r in rows)
+
+
+@pytest.mark.parametrize("vertex", [False, True])
+def test_results_and_ledger_can_live_in_cloud_storage(airflow_db, emulator, gemini_conn, gcs, monkeypatch, tmp_path,
+                                                      vertex):
+    from tests.airflow.test_hook import _vertex_conn
+    from tests.conftest import DAGS_FOLDER
+
+    if vertex:
+        _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    dag_id = "gemini_op_vertex" if vertex else "gemini_op_deferrable"
+    out = "gs://bkt/results/run.jsonl"
+    dag_run = DagBag(dag_folder=DAGS_FOLDER).get_dag(dag_id).test(run_conf={"in": str(source), "out": out})
+    assert dag_run.state == "success"
+    rows = [json.loads(line) for line in gcs.bucket("bkt").blob("results/run.jsonl").download_as_text().splitlines()]
+    assert [r["key"] for r in rows] == [r["id"] for r in RECORDS] and all(r["status"] == "succeeded" for r in rows)
+    ledger = json.loads(gcs.bucket("bkt").blob("results/run.jsonl.gemini-batch.json").download_as_text())
+    summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
+    assert summary["output_path"] == out and [s["job"] for s in ledger["shards"]] == summary["batch_jobs"]

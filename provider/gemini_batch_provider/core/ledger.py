@@ -24,9 +24,9 @@ from typing import Any
 PENDING, CREATING, CREATED = "pending", "creating", "created"
 
 
-def ledger_path(output_path: Path) -> Path:
-    """Where the ledger of the task writing ``output_path`` lives: beside it."""
-    return output_path.with_name(output_path.name + ".gemini-batch.json")
+def ledger_location(output_path: str) -> str:
+    """Where the ledger of the task writing ``output_path`` (a local path or ``gs://``) lives: beside it."""
+    return f"{output_path}.gemini-batch.json"
 
 
 def display_name(identity: str, fingerprint: str, index: int, shards: int, attempt: int = 0) -> str:
@@ -56,19 +56,30 @@ class Ledger:
     first_submitted_at: float | None = None
 
     @classmethod
-    def load(cls, path: Path) -> Ledger | None:
-        """The ledger at ``path``; None when there is none (or it is unreadable: a fresh start)."""
+    def from_json(cls, text: str | None) -> Ledger | None:
+        """The ledger in ``text``; None for none (or an unreadable one: a fresh start)."""
         try:
-            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            data: dict[str, Any] = json.loads(text or "")
             shards = [ShardRecord(**shard) for shard in data.pop("shards")]
             return cls(shards=shards, **data)
-        except (OSError, ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def load(cls, path: Path) -> Ledger | None:
+        """The ledger at ``path``; None when there is none (or it is unreadable)."""
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except OSError:
             return None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(path.name + ".part")
-        part.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+        part.write_text(self.to_json(), encoding="utf-8")
         os.replace(part, path)
 
     @property

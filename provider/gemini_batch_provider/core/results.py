@@ -141,6 +141,11 @@ class ResultsWriter:
         self.paths[row["path"]] += 1
         self.usage.update(row["usage"] or {})
 
+    @property
+    def location(self) -> str:
+        """Where the results end up (the summary's ``output_path``)."""
+        return str(self.path)
+
     def close(self) -> None:
         self._out.close()
         os.replace(self._part, self.path)

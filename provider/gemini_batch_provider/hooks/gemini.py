@@ -30,6 +30,7 @@ import tenacity
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowException
 from google import genai
+from google.api_core.exceptions import NotFound
 from google.cloud import storage
 from google.genai import errors, types
 from google.oauth2 import service_account
@@ -184,8 +185,10 @@ class GeminiHook(BaseHook):
 
     @cached_property
     def storage(self) -> storage.Client:
-        """A google-cloud-storage client with a Vertex AI connection's project and credentials
-        (``STORAGE_EMULATOR_HOST`` points it at a Cloud Storage emulator)."""
+        """A google-cloud-storage client: a Vertex AI connection's project and credentials, else the
+        machine's default credentials (``STORAGE_EMULATOR_HOST`` points it at an emulator)."""
+        if not self.vertex:
+            return storage.Client()
         options = _vertex_options(self.get_connection(self.gemini_conn_id))
         return storage.Client(project=options["project"], credentials=options["credentials"])
 
@@ -203,6 +206,16 @@ class GeminiHook(BaseHook):
 
     def delete_gcs(self, uri: str) -> None:
         self._blob(uri).delete()
+
+    def read_gcs_text(self, uri: str) -> str | None:
+        """A small ``gs://`` object's text; None when it does not exist."""
+        try:
+            return self._blob(uri).download_as_text()
+        except NotFound:
+            return None
+
+    def write_gcs_text(self, uri: str, text: str) -> None:
+        self._blob(uri).upload_from_string(text, content_type="application/json")
 
     def create_batch_job(self, model: str, src: str, display_name: str, dest: str | None = None) -> types.BatchJob:
         """Create a batch job from an uploaded input file ``files/<id>`` (Gemini API; returns

@@ -7,6 +7,8 @@ summary, so a DAG can switch between them without changing anything downstream.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from gemini_batch_provider.core.ledger import ledger_path
+from gemini_batch_provider.core.ledger import Ledger, ledger_location
 from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
 from gemini_batch_provider.core.records import InputError, iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests, iter_keys
@@ -23,12 +25,39 @@ from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES, ShardLimits
 from gemini_batch_provider.hooks.gemini import GeminiHook
 
 
+class UploadingResultsWriter(ResultsWriter):
+    """Results for a ``gs://`` output: written to a local file, uploaded whole once complete (so a
+    reader never sees half a file), the local copy removed."""
+
+    def __init__(self, uri: str, hook: GeminiHook) -> None:
+        self._folder = tempfile.mkdtemp(prefix="gemini-results-")
+        super().__init__(Path(self._folder) / "results.jsonl")
+        self.uri, self._hook = uri, hook
+
+    @property
+    def location(self) -> str:
+        return self.uri
+
+    def close(self) -> None:
+        super().close()
+        try:
+            self._hook.upload_gcs(self.path, self.uri)
+        finally:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def abort(self) -> None:
+        super().abort()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
 class GeminiRequestsOperator(BaseOperator):
     """Base of the operators that run one Gemini request per record.
 
     :param prompt_template: ``str.format`` template; each ``{field}`` names a record field.
-    :param output_path: local path of the results JSONL (templated); written atomically, one row per
-        record: ``{"key", "status", "text", "usage", "error"}`` (see ``core.results``).
+    :param output_path: where the results JSONL goes (templated): a local path, or a ``gs://`` URI
+        (uploaded whole once complete; Cloud Storage is reached with the connection's Vertex AI
+        credentials, else the machine's default ones). Written atomically, one row per record:
+        ``{"key", "status", "path", "text", "usage", "error"}`` (see ``core.results``).
     :param records: the input as a list of dicts (small sets; larger ones belong in ``input_path``).
     :param input_path: the input as a local ``.jsonl`` or ``.csv`` file (templated).
     :param model: Gemini model, e.g. ``gemini-2.5-flash`` (templated).
@@ -123,6 +152,8 @@ class GeminiRequestsOperator(BaseOperator):
         asyncio.run(run())
 
     def results_writer(self) -> ResultsWriter:
+        if self.output_path.startswith("gs://"):
+            return UploadingResultsWriter(self.output_path, GeminiHook(self.gemini_conn_id))
         return ResultsWriter(Path(self.output_path).expanduser())
 
     def summary(self, writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str]) -> dict[str, Any]:
@@ -134,7 +165,7 @@ class GeminiRequestsOperator(BaseOperator):
             "path": path,
             "rows_by_path": dict(writer.paths),
             "batch_jobs": batch_jobs,
-            "output_path": str(writer.path),
+            "output_path": writer.location,
             "model": self.model,
         }
         self.log.info("Results landed: %s", summary)
@@ -167,5 +198,16 @@ class GeminiBatchRequestsOperator(GeminiRequestsOperator):
         except ValueError as exc:
             raise ValueError(f"{self.task_id}: {exc} (the per-job limits)") from None
 
-    def ledger_path(self) -> Path:
-        return ledger_path(Path(self.output_path).expanduser())
+    def load_ledger(self) -> Ledger | None:
+        """The ledger beside ``output_path`` (local or ``gs://``), None when there is none."""
+        where = ledger_location(self.output_path)
+        if where.startswith("gs://"):
+            return Ledger.from_json(GeminiHook(self.gemini_conn_id).read_gcs_text(where))
+        return Ledger.load(Path(where).expanduser())
+
+    def save_ledger(self, ledger: Ledger) -> None:
+        where = ledger_location(self.output_path)
+        if where.startswith("gs://"):
+            GeminiHook(self.gemini_conn_id).write_gcs_text(where, ledger.to_json())
+        else:
+            ledger.save(Path(where).expanduser())

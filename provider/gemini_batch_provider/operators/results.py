@@ -10,7 +10,6 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowException
 
-from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.online import OnlineSettings
 from gemini_batch_provider.core.results import CANCELLED, EXPIRED, FAILED, MISSING, join_results
 from gemini_batch_provider.core.shards import shard_of_keys
@@ -94,14 +93,14 @@ def _why_missing(jobs: list[dict[str, Any]]) -> Callable[[str, int], tuple[str, 
 
 
 def _delete_input_files(op: GeminiBatchRequestsOperator, hook: GeminiHook) -> None:
-    ledger = Ledger.load(op.ledger_path())
+    ledger = op.load_ledger()
     if ledger is None:
         return
     for shard in ledger.shards:
         if shard.input_file:
             (hook.delete_gcs if shard.input_file.startswith("gs://") else hook.delete_file)(shard.input_file)
             shard.input_file = None
-    ledger.save(op.ledger_path())
+    op.save_ledger(ledger)
 
 
 def fail_on_bad_endings(op: GeminiBatchRequestsOperator, jobs: list[dict[str, Any]], summary: dict[str, Any]) -> None:

@@ -12,7 +12,15 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from gemini_batch_provider.core.ledger import CREATED, CREATING, PENDING, Ledger, ShardRecord, display_name
+from gemini_batch_provider.core.ledger import (
+    CREATED,
+    CREATING,
+    PENDING,
+    Ledger,
+    ShardRecord,
+    display_name,
+    ledger_location,
+)
 from gemini_batch_provider.core.records import InputError
 from gemini_batch_provider.core.shards import ShardedInput, write_shards
 from gemini_batch_provider.core.states import TERMINAL, state_name
@@ -93,17 +101,16 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
 
     def _ledger_for(self, identity: str, sharded: ShardedInput) -> tuple[Ledger, bool]:
         """The ledger to go on with, and whether it is new."""
-        path = self.ledger_path()
-        old = Ledger.load(path)
+        old = self.load_ledger()
         if old is not None and old.identity == identity:
             if old.fingerprint == sharded.fingerprint:
-                self.log.info("Ledger %s: this task instance already submitted %s; reattaching.", path, old.job_names)
+                self.log.info("This task instance already submitted %s; reattaching.", old.job_names)
                 return old, False
             if self.on_changed_input == "fail":
                 raise AirflowFailException(
                     f"{self.task_id}: the input or request settings changed since this task instance created "
-                    f"{old.job_names} (ledger {path}); set on_changed_input='submit' to submit anew, or delete the "
-                    "ledger"
+                    f"{old.job_names} (ledger {ledger_location(self.output_path)}); set on_changed_input='submit' "
+                    "to submit anew, or delete the ledger"
                 )
             self.log.warning("Input changed since %s were created; submitting anew and leaving them as they are.",
                              old.job_names)
@@ -113,12 +120,11 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
                         display_name=display_name(identity, sharded.fingerprint, s.index, shards))
             for s in sharded.shards
         ])
-        ledger.save(path)
+        self.save_ledger(ledger)
         return ledger, True
 
     def _submit_shard(self, hook: GeminiHook, ledger: Ledger, record: ShardRecord, shard_path: Path,
                       look_up: bool) -> None:
-        path = self.ledger_path()
         if record.job:
             state = state_name(hook.get_batch_job(record.job).state)
             if state not in RESUBMIT_STATES:
@@ -142,7 +148,7 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
             else:
                 record.input_file = str(hook.upload_file(shard_path, display_name=record.display_name).name)
         record.status = CREATING
-        ledger.save(path)
+        self.save_ledger(ledger)
         try:
             job = hook.create_batch_job(self.model, src=record.input_file, display_name=record.display_name,
                                         dest=f"{staged}-out" if staged else None)
@@ -163,7 +169,7 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
         record.job, record.status = job, CREATED
         if ledger.first_submitted_at is None:
             ledger.first_submitted_at = time.time()
-        ledger.save(self.ledger_path())
+        self.save_ledger(ledger)
         self.log.info("Shard %d (%d requests): %s, %s.", record.index, record.requests, job, how)
 
     def on_kill(self) -> None:
