@@ -38,6 +38,10 @@ def test_lands_one_row_per_record(airflow_db, emulator, gemini_conn, tmp_path, d
     assert summary["rows"] == 7 and summary["counts"] == {**NONE, "succeeded": 7}
     assert summary["path"] == "batch" and summary["rows_by_path"] == {"batch": 7}
     assert summary["usage"]["total_token_count"] == sum(r["usage"]["total_token_count"] for r in rows)
+    # gemini-2.5-flash at the batch price (half of $0.30 in / $2.50 out per million), after the deferral too
+    prompt, output = summary["usage"]["prompt_token_count"], summary["usage"]["candidates_token_count"]
+    assert summary["cost_usd"] == pytest.approx((prompt * 0.30 + output * 2.50) / 2e6, abs=1e-6)
+    assert 0 < summary["estimated_cost_usd"] < 10 * summary["cost_usd"]
     [job] = summary["batch_jobs"]
     job_id = job.removeprefix("batches/")
     assert emulator.state.store.batches[job_id].resource["displayName"].startswith(
@@ -272,3 +276,26 @@ def test_results_and_ledger_can_live_in_cloud_storage(airflow_db, emulator, gemi
     ledger = json.loads(gcs.bucket("bkt").blob("results/run.jsonl.gemini-batch.json").download_as_text())
     summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
     assert summary["output_path"] == out and [s["job"] for s in ledger["shards"]] == summary["batch_jobs"]
+
+
+def test_a_budget_below_the_estimate_fails_before_anything_is_sent(airflow_db, emulator, gemini_conn, tmp_path):
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_budget", RECORDS)
+    assert dag_run.state == "failed"
+    assert emulator.state.store.files == {} and emulator.state.store.batches == {} and rows == []
+
+
+def test_the_budget_message_names_the_estimate_and_the_fix():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from gemini_batch_provider.core.cost import Estimate
+    from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
+
+    task = GeminiConcurrentGenerateOperator(task_id="t", records=[], prompt_template="{x}", output_path="/tmp/x",
+                                            max_cost_usd=1.0)
+    task.check_budget(Estimate(requests=10, prompt_tokens=1_000_000, output_tokens=100_000), batch=False)  # $0.55
+    with pytest.raises(AirflowFailException, match=r"estimated cost \$1\.3000 \(10 requests\) is over max_cost_usd "
+                                                   r"\$1\.0000; nothing was sent or billed"):
+        task.check_budget(Estimate(requests=10, prompt_tokens=1_000_000, output_tokens=400_000), batch=False)
+    task.model = "gemini-9-unknown"
+    with pytest.raises(AirflowFailException, match="has no known price; give its price with prices="):
+        task.check_budget(Estimate(requests=1, prompt_tokens=1, output_tokens=1), batch=False)

@@ -7,7 +7,7 @@ look the job up by its display name before creating another.
 
 Shape (JSON)::
 
-    {"identity": str, "fingerprint": str, "first_submitted_at": float | null,
+    {"identity": str, "fingerprint": str, "first_submitted_at": float | null, "estimated_cost_usd": float | null,
      "shards": [{"index": int, "requests": int, "display_name": str, "input_file": str | null,
                  "job": str | null, "status": "pending" | "creating" | "created", "attempt": int}]}
 """
@@ -54,6 +54,7 @@ class Ledger:
     fingerprint: str
     shards: list[ShardRecord] = field(default_factory=list)
     first_submitted_at: float | None = None
+    estimated_cost_usd: float | None = None  # for the summary of the try that lands, after a deferral
 
     @classmethod
     def from_json(cls, text: str | None) -> Ledger | None:

@@ -133,6 +133,7 @@ class ResultsWriter:
         self._out = self._part.open("wb")
         self.counts: Counter[str] = Counter({status: 0 for status in STATUSES})
         self.usage: Counter[str] = Counter()
+        self.usage_by_path: dict[str, Counter[str]] = {BATCH: Counter(), ONLINE: Counter()}
         self.paths: Counter[str] = Counter()
 
     def write(self, row: dict[str, Any]) -> None:
@@ -140,6 +141,7 @@ class ResultsWriter:
         self.counts[row["status"]] += 1
         self.paths[row["path"]] += 1
         self.usage.update(row["usage"] or {})
+        self.usage_by_path[row["path"]].update(row["usage"] or {})
 
     @property
     def location(self) -> str:

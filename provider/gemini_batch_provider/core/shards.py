@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from .cost import Estimate
 from .records import InputError
 from .tokens import estimate_tokens
 
@@ -60,19 +61,23 @@ class Shard:
 
 @dataclass
 class ShardedInput:
-    """What ``write_shards`` wrote; ``fingerprint`` hashes every line and the ``salt``."""
+    """What ``write_shards`` wrote; ``fingerprint`` hashes every line and the ``salt``; ``estimate``
+    adds up the requests' estimated tokens."""
 
     shards: list[Shard] = field(default_factory=list)
     requests: int = 0
     fingerprint: str = ""
+    estimate: Estimate = field(default_factory=Estimate)
 
 
-def _lines(requests: Iterable[tuple[str, dict[str, Any]]],
-           limits: ShardLimits) -> Iterator[tuple[int, str, bytes, int]]:
-    """``(shard_index, key, line, tokens)`` per request, in input order."""
+def _lines(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardLimits,
+           estimate: Estimate | None = None) -> Iterator[tuple[int, str, bytes, int]]:
+    """``(shard_index, key, line, tokens)`` per request, in input order; ``estimate`` adds them up."""
     index, count, size, tokens = 0, 0, 0, 0
     for key, request in requests:
         line = orjson.dumps({"key": key, "request": request}, option=orjson.OPT_APPEND_NEWLINE)
+        if estimate is not None:
+            estimate.add(request)
         cost = estimate_tokens(request) if limits.max_tokens is not None else 0
         if len(line) > limits.max_bytes:
             raise InputError(f"row with key {key!r}: its request takes {len(line)} bytes, more than max_bytes "
@@ -108,7 +113,7 @@ def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, l
     digest = hashlib.sha256(salt.encode())
     out = None
     try:
-        for index, _, line, cost in _lines(requests, limits):
+        for index, _, line, cost in _lines(requests, limits, written.estimate):
             if index == len(written.shards):
                 if out is not None:
                     out.close()

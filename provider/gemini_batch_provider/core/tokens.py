@@ -6,12 +6,17 @@ import math
 from typing import Any
 
 
-def estimate_tokens(request: dict[str, Any]) -> int:
-    """Tokens a ``GenerateContentRequest`` (wire shape) will cost, estimated at 4 characters a token
-    (Google's rule of thumb, https://ai.google.dev/gemini-api/docs/tokens) for its text plus its
-    ``maxOutputTokens`` (or as many output tokens as input when it sets none)."""
+def estimate_split(request: dict[str, Any]) -> tuple[int, int]:
+    """``(prompt, output)`` tokens a ``GenerateContentRequest`` (wire shape) will cost, estimated at
+    4 characters a token (Google's rule of thumb, https://ai.google.dev/gemini-api/docs/tokens) for
+    its text, and its ``maxOutputTokens`` (or as many output tokens as input when it sets none)."""
     chars = sum(len(part.get("text", "")) for content in request.get("contents", []) for part in content["parts"])
     system = request.get("systemInstruction") or {}
     chars += sum(len(part.get("text", "")) for part in system.get("parts", []))
     prompt = math.ceil(chars / 4)
-    return prompt + int((request.get("generationConfig") or {}).get("maxOutputTokens") or prompt)
+    return prompt, int((request.get("generationConfig") or {}).get("maxOutputTokens") or prompt)
+
+
+def estimate_tokens(request: dict[str, Any]) -> int:
+    """Prompt and output tokens of ``estimate_split`` together."""
+    return sum(estimate_split(request))

@@ -16,11 +16,12 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from gemini_batch_provider.core.cost import Estimate, cost_usd, estimate, price_of
 from gemini_batch_provider.core.ledger import Ledger, ledger_location
 from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
 from gemini_batch_provider.core.records import InputError, iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests, iter_keys
-from gemini_batch_provider.core.results import STATUSES, ResultsWriter
+from gemini_batch_provider.core.results import BATCH, STATUSES, ResultsWriter
 from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES, ShardLimits
 from gemini_batch_provider.hooks.gemini import GeminiHook
 
@@ -65,6 +66,10 @@ class GeminiRequestsOperator(BaseOperator):
     :param system_instruction: text sent as ``system_instruction`` with every request (templated).
     :param generation_config: fields of ``google.genai.types.GenerationConfig``.
     :param gemini_conn_id: connection of type ``gemini``.
+    :param max_cost_usd: a budget in US dollars: the task fails before anything is sent or billed
+        when the estimated cost is higher (or the model has no known price). None: no budget.
+    :param prices: per-model prices overriding ``core.cost.PRICES``, in US dollars per million
+        tokens: ``{"gemini-2.5-flash": {"input": 0.3, "output": 2.5, "cached": 0.075}}``.
     """
 
     template_fields: Sequence[str] = ("input_path", "output_path", "model", "prompt_template", "system_instruction")
@@ -82,9 +87,16 @@ class GeminiRequestsOperator(BaseOperator):
         system_instruction: str | None = None,
         generation_config: dict[str, Any] | None = None,
         gemini_conn_id: str = GeminiHook.default_conn_name,
+        max_cost_usd: float | None = None,
+        prices: dict[str, dict[str, float]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if max_cost_usd is not None and max_cost_usd < 0:
+            raise ValueError(f"{self.task_id}: max_cost_usd must not be negative, got {max_cost_usd}")
+        self.max_cost_usd = max_cost_usd
+        self.prices = prices
+        self.estimated_cost_usd: float | None = None
         if (records is None) == (input_path is None):
             raise ValueError(f"{self.task_id}: give exactly one of records= or input_path=")
         self.prompt_template = prompt_template
@@ -121,12 +133,32 @@ class GeminiRequestsOperator(BaseOperator):
         """The task's error for bad input: no retry can help, and nothing was sent."""
         return AirflowFailException(f"{self.task_id}: bad input, nothing was uploaded or billed: {exc}")
 
-    def checked_row_count(self) -> int:
-        """Build every request once, so that bad input fails before the first call."""
+    def checked_estimate(self) -> Estimate:
+        """Build every request once, so that bad input fails before the first call; their estimate."""
         try:
-            return sum(1 for _ in self.requests())
+            return estimate(self.requests())
         except InputError as exc:
             raise self.bad_input(exc) from None
+
+    def check_budget(self, found: Estimate, batch: bool) -> None:
+        """Log the estimated cost; fail before anything is sent when it passes ``max_cost_usd``."""
+        price = price_of(self.model, self.prices)
+        self.estimated_cost_usd = found.usd(price, batch)
+        cost = "no known price" if self.estimated_cost_usd is None else f"${self.estimated_cost_usd:.4f}"
+        self.log.info("Estimated cost: %s for %d requests (~%d prompt and ~%d output tokens, %s price of %s).",
+                      cost, found.requests, found.prompt_tokens, found.output_tokens,
+                      "batch" if batch else "interactive", self.model)
+        if self.max_cost_usd is None:
+            return
+        if self.estimated_cost_usd is None:
+            raise AirflowFailException(f"{self.task_id}: max_cost_usd is set but {self.model} has no known price; "
+                                       "give its price with prices={...}; nothing was sent or billed")
+        if self.estimated_cost_usd > self.max_cost_usd:
+            raise AirflowFailException(
+                f"{self.task_id}: the estimated cost ${self.estimated_cost_usd:.4f} ({found.requests} requests) is "
+                f"over max_cost_usd ${self.max_cost_usd:.4f}; nothing was sent or billed. Raise the budget, or send "
+                "fewer rows or shorter prompts"
+            )
 
     def land_online(self, rows: int, settings: OnlineSettings) -> dict[str, Any]:
         """Run every row online into the results file; returns the summary."""
@@ -156,6 +188,14 @@ class GeminiRequestsOperator(BaseOperator):
             return UploadingResultsWriter(self.output_path, GeminiHook(self.gemini_conn_id))
         return ResultsWriter(Path(self.output_path).expanduser())
 
+    def _actual_cost(self, writer: ResultsWriter) -> float | None:
+        """The cost of what the rows report in ``usage_metadata``: batch rows at the batch price."""
+        price = price_of(self.model, self.prices)
+        if price is None:
+            return None
+        return round(sum(cost_usd(usage, price, batch=path == BATCH) for path, usage in writer.usage_by_path.items()),
+                     6)
+
     def summary(self, writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str]) -> dict[str, Any]:
         """The XCom summary shared by both paths; never the rows themselves."""
         summary = {
@@ -167,6 +207,8 @@ class GeminiRequestsOperator(BaseOperator):
             "batch_jobs": batch_jobs,
             "output_path": writer.location,
             "model": self.model,
+            "estimated_cost_usd": self.estimated_cost_usd,
+            "cost_usd": self._actual_cost(writer),
         }
         self.log.info("Results landed: %s", summary)
         return summary

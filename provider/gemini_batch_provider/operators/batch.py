@@ -46,8 +46,10 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
     :param delete_input_files: delete the uploaded input files once the results have landed.
     :return: (XCom) summary: ``rows``, ``counts`` by status, ``usage`` token totals, ``path``
         (``batch``, ``online`` or ``batch+online``), ``rows_by_path``, ``batch_jobs``,
-        ``output_path``, ``model``. Never the rows themselves. Each row lands exactly once.
-    :raises AirflowFailException: bad input (no retry helps), naming the row and the fix.
+        ``output_path``, ``model``, ``estimated_cost_usd``, ``cost_usd`` (US dollars; None for a
+        model without a known price). Never the rows themselves. Each row lands exactly once.
+    :raises AirflowFailException: bad input (no retry helps), naming the row and the fix, or an
+        estimated cost over ``max_cost_usd``; nothing was uploaded or billed.
     :raises AirflowException: a job ended FAILED, CANCELLED or EXPIRED (after what it produced
         landed), or polling failed.
     """
@@ -98,10 +100,11 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self.mode != "batch":
-            rows = self.checked_row_count()
-            if self.mode == "online" or rows <= self.online_threshold:
-                self.log.info("%d rows, mode %s: running online.", rows, self.mode)
-                return self.land_online(rows, self.online_settings)
+            found = self.checked_estimate()
+            if self.mode == "online" or found.requests <= self.online_threshold:
+                self.log.info("%d rows, mode %s: running online.", found.requests, self.mode)
+                self.check_budget(found, batch=False)
+                return self.land_online(found.requests, self.online_settings)
         ledger = self.submit(context)
         if ledger is None:
             return self._land(GeminiHook(self.gemini_conn_id), [], past_deadline=False)

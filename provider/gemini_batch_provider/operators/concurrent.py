@@ -35,4 +35,6 @@ class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        return self.land_online(self.checked_row_count(), self.settings)
+        found = self.checked_estimate()
+        self.check_budget(found, batch=False)
+        return self.land_online(found.requests, self.settings)

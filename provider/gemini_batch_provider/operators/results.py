@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowException
 
+from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.online import OnlineSettings
 from gemini_batch_provider.core.results import CANCELLED, EXPIRED, FAILED, MISSING, join_results
 from gemini_batch_provider.core.shards import shard_of_keys
@@ -62,8 +63,12 @@ def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dic
         writer.abort()
         raise
     writer.close()
-    if delete_input_files:
-        _delete_input_files(op, hook)
+    ledger = op.load_ledger()
+    if ledger is not None:
+        if op.estimated_cost_usd is None:  # a task resumed after deferral: the estimate of its submit
+            op.estimated_cost_usd = ledger.estimated_cost_usd
+        if delete_input_files:
+            _delete_input_files(op, hook, ledger)
     return op.summary(writer, sum(writer.counts.values()), "batch+online" if again else "batch",
                       [job["name"] for job in jobs])
 
@@ -92,10 +97,7 @@ def _why_missing(jobs: list[dict[str, Any]]) -> Callable[[str, int], tuple[str, 
     return why
 
 
-def _delete_input_files(op: GeminiBatchRequestsOperator, hook: GeminiHook) -> None:
-    ledger = op.load_ledger()
-    if ledger is None:
-        return
+def _delete_input_files(op: GeminiBatchRequestsOperator, hook: GeminiHook, ledger: Ledger) -> None:
     for shard in ledger.shards:
         if shard.input_file:
             (hook.delete_gcs if shard.input_file.startswith("gs://") else hook.delete_file)(shard.input_file)

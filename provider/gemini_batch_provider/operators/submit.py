@@ -89,9 +89,11 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
             if sharded.requests == 0:
                 self.log.warning("The input has no records: no batch job is created.")
                 return None
+            self.check_budget(sharded.estimate, batch=True)
             self.log.info("Built %d requests in %d shard(s): %s", sharded.requests, len(sharded.shards),
                           [(s.requests, s.size_bytes) for s in sharded.shards])
             ledger, fresh = self._ledger_for(run_identity(context), sharded)
+            ledger.estimated_cost_usd = self.estimated_cost_usd
             self._ledger = ledger
             # A fresh ledger on a later try may be another machine's first: look jobs up by name.
             look_up = not fresh or context["ti"].try_number > 1

@@ -47,6 +47,7 @@ for dag_id, options in (
     ("gemini_op_rerun", {"rerun_failed_online": True}),
     ("gemini_op_sharded", {"max_requests_per_job": 3}),
     ("gemini_op_vertex", {"max_requests_per_job": 4, "gcs_staging_uri": "gs://bkt/staging"}),
+    ("gemini_op_budget", {"max_cost_usd": 0.00001}),  # a hundredth of a cent
 ):
     with _dag(dag_id):
         GeminiBatchOperator(task_id="batch", poll_interval=0.2, **COMMON, **options)
