@@ -5,12 +5,18 @@ https://cloud.google.com/vertex-ai/docs/reference/rest/v1/JobState."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
 ENDED_BADLY = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
 PARTIALLY_SUCCEEDED = "JOB_STATE_PARTIALLY_SUCCEEDED"
 TERMINAL = ENDED_BADLY | {SUCCEEDED, PARTIALLY_SUCCEEDED}
+
+
+def as_job_names(names: str | Iterable[str]) -> list[str]:
+    """One job name or several (as a templated XCom may give them), as a list."""
+    return [names] if isinstance(names, str) else list(names)
 
 
 def state_name(state: object) -> str:

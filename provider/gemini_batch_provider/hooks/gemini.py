@@ -21,6 +21,7 @@ import json
 import os
 import ssl
 import weakref
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from google.cloud import storage
 from google.genai import errors, types
 from google.oauth2 import service_account
 
+from gemini_batch_provider.core.states import as_job_names, job_summary
 from gemini_batch_provider.core.transient import server_retry_delay
 
 DEFAULT_API_VERSION = "v1beta"
@@ -142,8 +144,13 @@ class GeminiHook(BaseHook):
         self.create_429_attempts = create_429_attempts
 
     @cached_property
+    def connection(self) -> Connection:
+        """The connection, read once per hook (in a task each read is a round trip to the supervisor)."""
+        return self.get_connection(self.gemini_conn_id)
+
+    @cached_property
     def client(self) -> genai.Client:
-        return genai.Client(**client_options(self.get_connection(self.gemini_conn_id)))
+        return genai.Client(**client_options(self.connection))
 
     def get_conn(self) -> genai.Client:
         return self.client
@@ -163,9 +170,8 @@ class GeminiHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         try:
-            vertex = is_vertex(self.get_connection(self.gemini_conn_id))
             # Vertex AI lists the publisher's base models only when asked to.
-            config = {"page_size": 50, **({"query_base": True} if vertex else {})}
+            config = {"page_size": 50, **({"query_base": True} if self.vertex else {})}
             models = [m.name for m in self.client.models.list(config=config)]
         except Exception as exc:  # the UI shows the message; the SDK's errors never carry the key
             return False, f"{type(exc).__name__}: {exc}"
@@ -178,10 +184,10 @@ class GeminiHook(BaseHook):
     def delete_file(self, name: str) -> None:
         self.client.files.delete(name=name)
 
-    @property
+    @cached_property
     def vertex(self) -> bool:
         """True for a Vertex AI connection (batch input and output then live in Cloud Storage)."""
-        return is_vertex(self.get_connection(self.gemini_conn_id))
+        return is_vertex(self.connection)
 
     @cached_property
     def storage(self) -> storage.Client:
@@ -189,7 +195,7 @@ class GeminiHook(BaseHook):
         machine's default credentials (``STORAGE_EMULATOR_HOST`` points it at an emulator)."""
         if not self.vertex:
             return storage.Client()
-        options = _vertex_options(self.get_connection(self.gemini_conn_id))
+        options = _vertex_options(self.connection)
         return storage.Client(project=options["project"], credentials=options["credentials"])
 
     def _blob(self, uri: str) -> storage.Blob:
@@ -247,6 +253,10 @@ class GeminiHook(BaseHook):
 
     def get_batch_job(self, name: str) -> types.BatchJob:
         return self.client.batches.get(name=name)
+
+    def job_summaries(self, names: str | Iterable[str]) -> list[dict[str, Any]]:
+        """``job_summary`` of each job (one name or several), in order."""
+        return [job_summary(self.get_batch_job(name)) for name in as_job_names(names)]
 
     def cancel_batch_job(self, name: str) -> None:
         self.client.batches.cancel(name=name)

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.online import OnlineSettings
-from gemini_batch_provider.core.states import TERMINAL, job_summary
+from gemini_batch_provider.core.states import TERMINAL
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.results import fail_on_bad_endings, land_batch
 from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
@@ -125,15 +125,11 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
             return None
         return ledger.first_submitted_at + self.deadline
 
-    @staticmethod
-    def _poll(hook: GeminiHook, job_names: list[str]) -> list[dict[str, Any]]:
-        return [job_summary(hook.get_batch_job(name)) for name in job_names]
-
     def _wait(self, hook: GeminiHook, job_names: list[str], deadline: float | None) -> dict[str, Any]:
         """Poll in the worker (``deferrable=False``); returns an event shaped like the trigger's."""
         interval = self.poll_interval
         while True:
-            jobs = self._poll(hook, job_names)
+            jobs = hook.job_summaries(job_names)
             if all(job["state"] in TERMINAL for job in jobs):
                 return finish_event(jobs)
             if deadline is not None and time.time() >= deadline:
@@ -149,7 +145,7 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
                 self.log.warning("Deadline passed: cancelling %s (%s).", job["name"], job["state"])
                 hook.cancel_batch_job(job["name"])
         for _ in range(60):
-            jobs = self._poll(hook, [job["name"] for job in jobs])
+            jobs = hook.job_summaries([job["name"] for job in jobs])
             if all(job["state"] in TERMINAL for job in jobs):
                 break
             time.sleep(1)

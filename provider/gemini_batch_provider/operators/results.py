@@ -14,7 +14,7 @@ from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.online import OnlineSettings
 from gemini_batch_provider.core.results import CANCELLED, EXPIRED, FAILED, MISSING, join_results
 from gemini_batch_provider.core.shards import shard_of_keys
-from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL, job_summary
+from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL
 from gemini_batch_provider.core.transient import RETRYABLE_CODES
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.base import GeminiBatchRequestsOperator
@@ -146,8 +146,7 @@ class GeminiBatchResultsOperator(GeminiBatchRequestsOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = GeminiHook(self.gemini_conn_id)
-        names = [self.job_names] if isinstance(self.job_names, str) else list(self.job_names)
-        jobs = [job_summary(hook.get_batch_job(name)) for name in names]
+        jobs = hook.job_summaries(self.job_names)
         unfinished = [job["name"] for job in jobs if job["state"] not in TERMINAL]
         if unfinished:
             raise AirflowException(f"{self.task_id}: batch jobs not ended yet: {unfinished}; wait with "

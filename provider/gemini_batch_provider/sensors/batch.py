@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
-from gemini_batch_provider.core.states import TERMINAL, job_summary
+from gemini_batch_provider.core.states import TERMINAL, as_job_names
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
 
@@ -41,22 +41,18 @@ class GeminiBatchJobSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.max_poll_interval = max_poll_interval
 
-    def _names(self) -> list[str]:
-        return [self.job_names] if isinstance(self.job_names, str) else list(self.job_names)
-
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         self.defer(
-            trigger=GeminiBatchJobTrigger(job_names=self._names(), gemini_conn_id=self.gemini_conn_id,
+            trigger=GeminiBatchJobTrigger(job_names=as_job_names(self.job_names), gemini_conn_id=self.gemini_conn_id,
                                           poll_interval=self.poke_interval, max_poll_interval=self.max_poll_interval),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) if self.timeout else None,
         )
 
     def poke(self, context: Context) -> Any:
-        hook = GeminiHook(self.gemini_conn_id)
-        jobs = [job_summary(hook.get_batch_job(name)) for name in self._names()]
+        jobs = GeminiHook(self.gemini_conn_id).job_summaries(self.job_names)
         self.log.info("Batch jobs: %s", [(job["name"], job["state"]) for job in jobs])
         return PokeReturnValue(is_done=all(job["state"] in TERMINAL for job in jobs), xcom_value=jobs)
 
