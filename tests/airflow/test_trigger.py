@@ -38,6 +38,8 @@ def test_serializes_conn_id_not_key():
 
 
 async def test_waits_for_every_job_and_yields_one_event(client, emulator, gemini_conn, capsys):
+    # Pending long enough that the first poll sees the jobs unanswered, however slowly they were created.
+    emulator.state.batches.pending_s = 1.5
     names = [_job(client), _job(client, rows=3)]
     jobs_before = len(emulator.state.store.batches)
     trigger = GeminiBatchJobTrigger(job_names=names, gemini_conn_id=gemini_conn, poll_interval=0.1)
