@@ -243,13 +243,23 @@ class GeminiHook(BaseHook):
         config = {"display_name": display_name, **({"dest": dest} if dest else {})}
         return retrying(self.client.batches.create, model=model, src=src, config=config)
 
-    def find_batch_job(self, display_name: str) -> types.BatchJob | None:
-        """The newest batch job with this display name, listing every job of the project (the
-        Developer API takes no list filter), or None."""
+    def find_batch_jobs(self, display_names: Iterable[str]) -> dict[str, types.BatchJob]:
+        """The batch job with each of these display names (the first listed, newest first), by
+        name; names with no job are left out. One listing of the project's jobs, stopped once
+        every name is found (the Developer API takes no list filter)."""
+        wanted, found = set(display_names), {}
+        if not wanted:
+            return found
         for job in self.client.batches.list(config={"page_size": 100}):
-            if job.display_name == display_name:
-                return job
-        return None
+            if job.display_name in wanted and job.display_name not in found:
+                found[job.display_name] = job
+                if len(found) == len(wanted):
+                    break
+        return found
+
+    def find_batch_job(self, display_name: str) -> types.BatchJob | None:
+        """The batch job with this display name, or None (see ``find_batch_jobs``)."""
+        return self.find_batch_jobs([display_name]).get(display_name)
 
     def get_batch_job(self, name: str) -> types.BatchJob:
         return self.client.batches.get(name=name)

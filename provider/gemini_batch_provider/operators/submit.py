@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
+from google.genai import types
 
 from gemini_batch_provider.core.ledger import (
     CREATED,
@@ -95,10 +96,14 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
             ledger, fresh = self._ledger_for(run_identity(context), sharded)
             ledger.estimated_cost_usd = self.estimated_cost_usd
             self._ledger = ledger
-            # A fresh ledger on a later try may be another machine's first: look jobs up by name.
+            # A create may have gone through unrecorded: on a shard marked creating, and on any shard
+            # of a later try (a fresh ledger may be another machine's first), look its job up by name,
+            # all in one listing.
             look_up = not fresh or context["ti"].try_number > 1
+            found = hook.find_batch_jobs(r.display_name for r in ledger.shards
+                                         if not r.job and (r.status == CREATING or look_up))
             for shard, record in zip(sharded.shards, ledger.shards, strict=True):
-                self._submit_shard(hook, ledger, record, shard.path, look_up)  # type: ignore[arg-type]
+                self._submit_shard(hook, ledger, record, shard.path, found.get(record.display_name))  # type: ignore[arg-type]
         return ledger
 
     def _ledger_for(self, identity: str, sharded: ShardedInput) -> tuple[Ledger, bool]:
@@ -126,7 +131,8 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
         return ledger, True
 
     def _submit_shard(self, hook: GeminiHook, ledger: Ledger, record: ShardRecord, shard_path: Path,
-                      look_up: bool) -> None:
+                      found: types.BatchJob | None) -> None:
+        """Reattach to the shard's job, or to ``found`` (its job looked up by display name), or create it."""
         if record.job:
             state = state_name(hook.get_batch_job(record.job).state)
             if state not in RESUBMIT_STATES:
@@ -137,11 +143,9 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
             record.display_name = display_name(ledger.identity, ledger.fingerprint, record.index,
                                                len(ledger.shards), record.attempt)
             record.job, record.status, record.input_file = None, PENDING, None
-        elif record.status == CREATING or look_up:
-            found = hook.find_batch_job(record.display_name)
-            if found is not None:
-                self._record_job(ledger, record, str(found.name), "found by display name")
-                return
+        elif found is not None:
+            self._record_job(ledger, record, str(found.name), "found by display name")
+            return
         staged = self._staging(record) if hook.vertex else None
         if record.input_file is None:
             if staged:
@@ -156,10 +160,10 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
                                         dest=f"{staged}-out" if staged else None)
         except Exception as exc:
             # A 5xx or a dropped connection may hide a job that was created: look before giving up.
-            found = hook.find_batch_job(record.display_name) if is_retryable(exc) else None
-            if found is None:
+            created = hook.find_batch_job(record.display_name) if is_retryable(exc) else None
+            if created is None:
                 raise
-            job = found
+            job = created
         self._record_job(ledger, record, str(job.name), f"created from {record.input_file}")
 
     def _staging(self, record: ShardRecord) -> str:
