@@ -60,8 +60,8 @@ class Estimate:
     prompt_tokens: int = 0
     output_tokens: int = 0
 
-    def add(self, request: dict[str, Any]) -> None:
-        prompt, output = estimate_split(request)
+    def add(self, prompt: int, output: int) -> None:
+        """Count one request of ``prompt`` and ``output`` estimated tokens (``estimate_split``)."""
         self.requests += 1
         self.prompt_tokens += prompt
         self.output_tokens += output
@@ -76,5 +76,5 @@ class Estimate:
 def estimate(requests: Iterable[tuple[str, dict[str, Any]]]) -> Estimate:
     found = Estimate()
     for _, request in requests:
-        found.add(request)
+        found.add(*estimate_split(request))
     return found

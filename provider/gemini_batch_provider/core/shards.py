@@ -21,7 +21,7 @@ import orjson
 
 from .cost import Estimate
 from .records import InputError
-from .tokens import estimate_tokens
+from .tokens import estimate_split
 
 DEFAULT_MAX_BYTES = 1_000_000_000  # half the Files API's 2 GB per file
 
@@ -65,9 +65,12 @@ class ShardedInput:
     adds up the requests' estimated tokens."""
 
     shards: list[Shard] = field(default_factory=list)
-    requests: int = 0
     fingerprint: str = ""
     estimate: Estimate = field(default_factory=Estimate)
+
+    @property
+    def requests(self) -> int:
+        return sum(shard.requests for shard in self.shards)
 
 
 def _lines(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardLimits,
@@ -76,9 +79,10 @@ def _lines(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardLimits,
     index, count, size, tokens = 0, 0, 0, 0
     for key, request in requests:
         line = orjson.dumps({"key": key, "request": request}, option=orjson.OPT_APPEND_NEWLINE)
+        prompt, output = estimate_split(request)
         if estimate is not None:
-            estimate.add(request)
-        cost = estimate_tokens(request) if limits.max_tokens is not None else 0
+            estimate.add(prompt, output)
+        cost = prompt + output if limits.max_tokens is not None else 0
         if len(line) > limits.max_bytes:
             raise InputError(f"row with key {key!r}: its request takes {len(line)} bytes, more than max_bytes "
                              f"({limits.max_bytes}) per input file; shorten it or raise the limit")
@@ -126,7 +130,6 @@ def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, l
             shard.requests += 1
             shard.size_bytes += len(line)
             shard.tokens += cost
-            written.requests += 1
     except BaseException:
         if out is not None:
             out.close()
