@@ -447,8 +447,8 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
                        faults=Faults(config.faults), vertex=vertex, _tmp=tmp)
 
     async def shutdown(app: web.Application) -> None:
-        await runner.close()
-        await vertex.close()
+        await runner.tasks.close()
+        await vertex.tasks.close()
         if tmp is not None:
             tmp.cleanup()
 

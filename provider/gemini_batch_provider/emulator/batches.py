@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,32 @@ def operation(batch: Batch) -> dict[str, Any]:
     return op
 
 
+class JobTasks:
+    """The asyncio task that drives each unfinished job, by job id (for both kinds of batch job)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, job_id: str, run: Coroutine[Any, Any, None]) -> None:
+        self._tasks[job_id] = asyncio.get_running_loop().create_task(run)
+
+    def stop(self, job_id: str) -> None:
+        """Cancel the job's task, if it still runs."""
+        task = self._tasks.pop(job_id, None)
+        if task:
+            task.cancel()
+
+    def forget(self, job_id: str) -> None:
+        """The job's task has ended by itself."""
+        self._tasks.pop(job_id, None)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class BatchRunner:
     """Creates batch jobs in a Store and moves them through their states."""
 
@@ -106,7 +133,7 @@ class BatchRunner:
         self.row_errors = row_errors
         self.outcome = outcome
         self.max_enqueued_tokens = max_enqueued_tokens
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.tasks = JobTasks()
 
     def resume(self) -> None:
         """Carry on the jobs a previous run of the emulator left unfinished (call on the loop)."""
@@ -115,7 +142,7 @@ class BatchRunner:
                 self._start(batch)
 
     def _start(self, batch: Batch) -> None:
-        self._tasks[batch.id] = asyncio.get_running_loop().create_task(self._run(batch))
+        self.tasks.start(batch.id, self._run(batch))
 
     def create(self, model: str, spec: dict[str, Any]) -> Batch:
         """Register a job from a ``batch`` body; raises InvalidRequest, KeyError (missing file) or
@@ -170,21 +197,13 @@ class BatchRunner:
     def cancel(self, batch: Batch) -> None:
         if batch.resource["state"] in TERMINAL:
             return
-        task = self._tasks.pop(batch.id, None)
-        if task:
-            task.cancel()
+        self.tasks.stop(batch.id)
         self._finish(batch, "BATCH_STATE_CANCELLED")
 
     def delete(self, batch: Batch) -> None:
         self.cancel(batch)
         del self.store.batches[batch.id]
         self.store.save()
-
-    async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _finish(self, batch: Batch, state: str) -> None:
         moment = timestamp(now())
@@ -228,7 +247,7 @@ class BatchRunner:
         if ending is None:
             batch.resource["output"] = output
         self._finish(batch, ending or "BATCH_STATE_SUCCEEDED")
-        self._tasks.pop(batch.id, None)
+        self.tasks.forget(batch.id)
 
     async def _answer(self, batch: Batch) -> dict[str, Any]:
         """Answer every request; the job's ``output``."""

@@ -25,7 +25,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from . import model as synthetic
-from .batches import RowErrors
+from .batches import JobTasks, RowErrors
 from .store import new_id, now, timestamp
 
 TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
@@ -59,7 +59,7 @@ class VertexRunner:
         self.row_errors = row_errors
         self.outcome = outcome
         self.jobs: dict[str, VertexJob] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.tasks = JobTasks()
 
     def _storage(self) -> storage.Client:
         if not self.gcs_endpoint:
@@ -97,22 +97,14 @@ class VertexRunner:
         }
         job = VertexJob(id=job_id, resource=resource, outcome=self.outcome)
         self.jobs[job_id] = job
-        self._tasks[job_id] = asyncio.get_running_loop().create_task(self._run(job))
+        self.tasks.start(job_id, self._run(job))
         return job
 
     def cancel(self, job: VertexJob) -> None:
         if job.resource["state"] in TERMINAL:
             return
-        task = self._tasks.pop(job.id, None)
-        if task:
-            task.cancel()
+        self.tasks.stop(job.id)
         self._set(job, "JOB_STATE_CANCELLED", ended=True)
-
-    async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _set(self, job: VertexJob, state: str, ended: bool = False) -> None:
         moment = timestamp(now())
@@ -145,7 +137,7 @@ class VertexRunner:
                 job.resource["error"] = {"code": 13, "message": f"{type(exc).__name__}: {exc}"}
         await asyncio.sleep(max(0.0, job.created + self.pending_s + self.running_s - time.time()))
         self._set(job, state, ended=True)
-        self._tasks.pop(job.id, None)
+        self.tasks.forget(job.id)
 
     def _predict(self, job: VertexJob) -> dict[str, int]:
         """Answer the input file into predictions.jsonl (streamed both ways); the completion counts."""

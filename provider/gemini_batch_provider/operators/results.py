@@ -19,12 +19,9 @@ from gemini_batch_provider.core.transient import RETRYABLE_CODES
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.base import GeminiBatchRequestsOperator
 
-NO_RESULT = {  # the status of a row its job gave no answer for, by the job's ending
+NO_RESULT = {  # the status of a row its job gave no answer for, by the job's ending (else missing)
     "JOB_STATE_EXPIRED": EXPIRED,
     "JOB_STATE_CANCELLED": CANCELLED,
-    "JOB_STATE_FAILED": MISSING,
-    "JOB_STATE_SUCCEEDED": MISSING,
-    "JOB_STATE_PARTIALLY_SUCCEEDED": MISSING,
 }
 
 
