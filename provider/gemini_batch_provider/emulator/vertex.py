@@ -19,14 +19,14 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
-
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
+from typing import TYPE_CHECKING, Any
 
 from . import model as synthetic
 from .batches import JobTasks, RowErrors
 from .store import new_id, now, timestamp
+
+if TYPE_CHECKING:
+    from google.cloud import storage
 
 TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
             "JOB_STATE_EXPIRED"}
@@ -62,6 +62,10 @@ class VertexRunner:
         self.tasks = JobTasks()
 
     def _storage(self) -> storage.Client:
+        # Imported here: ~0.3 s and ~27 MB that an emulator serving only the Gemini API never needs.
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
         if not self.gcs_endpoint:
             raise synthetic.InvalidRequest("this emulator has no Cloud Storage endpoint (--gcs-endpoint)")
         return storage.Client(project="emulator", credentials=AnonymousCredentials(),
