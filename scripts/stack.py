@@ -4,6 +4,10 @@ Starts the Gemini API emulator (with a Cloud Storage emulator for Vertex AI) and
 components (api-server, scheduler, dag-processor, triggerer; LocalExecutor on SQLite) as separate
 processes under one AIRFLOW_HOME, triggers DAG runs through the REST API and watches them. Every
 process is stopped when the ``Stack`` context exits.
+
+``Stack(..., distributed=True)`` runs the topology of docker-compose.yaml instead: a fresh database
+on the PostgreSQL server on loopback, CeleryExecutor with Redis on loopback as the broker, a Celery
+worker and two triggerers.
 """
 
 from __future__ import annotations
@@ -25,6 +29,19 @@ from cryptography.fernet import Fernet
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def services_reachable() -> list[str]:
+    """The loopback services of the distributed topology that do not answer (empty: all do)."""
+    down = []
+    for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except OSError:
+            down.append(f"{name} on 127.0.0.1:{port}")
+    return down
 
 
 def free_port() -> int:
@@ -45,8 +62,11 @@ class Stack:
 
     def __init__(self, home: Path, *, api_key: str = "emulator-demo-key", use_emulator: bool = True,
                  env: dict[str, str] | None = None, emulator_args: tuple[str, ...] = (),
-                 dags_folder: Path = REPO / "dags") -> None:
+                 dags_folder: Path = REPO / "dags", distributed: bool = False) -> None:
         self.home = home.resolve()
+        self.distributed = distributed
+        # One database and one Celery queue per stack: runs side by side share the servers only.
+        self.name = f"gemini_e2e_{secrets.token_hex(4)}"
         self.logs = self.home / "process-logs"
         self.api_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
@@ -71,6 +91,7 @@ class Stack:
             "AIRFLOW__API__BASE_URL": self.api_url,
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            **(self._distributed_env() if distributed else {}),
             # Airflow 3.3.2 can fail a task whose trigger fires within seconds of deferral (a
             # scheduler/triggerer race); a 1 s worker heartbeat avoids it (see reference notes).
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
@@ -104,14 +125,47 @@ class Stack:
             "GEMINI_VERTEX_STAGING_URI": "gs://gemini-batch-staging/airflow",
         }
 
+    def _distributed_env(self) -> dict[str, str]:
+        # psycopg2 named: SQLAlchemy 2.1 takes a bare postgresql:// URL to mean psycopg 3.
+        database = f"{POSTGRES.replace('postgresql', 'postgresql+psycopg2')}/{self.name}"
+        return {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
+            "AIRFLOW__CELERY__BROKER_URL": REDIS,
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.name,
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        }
+
+    def _database(self, statement: str) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(f"{POSTGRES}/postgres")
+        conn.autocommit = True  # CREATE/DROP DATABASE can't run in a transaction
+        try:
+            conn.cursor().execute(statement)
+        finally:
+            conn.close()
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a query on the metadata database (distributed stacks only)."""
+        import psycopg2
+
+        with psycopg2.connect(f"{POSTGRES}/{self.name}") as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+
     # --- processes ---------------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = (self.logs / f"{name}.log").open("ab")
         self.argv[name] = argv
+        # Each triggerer serves its logs on a port of its own (two on one machine would collide).
+        env = {**self.env, "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
         self.procs[name] = subprocess.Popen(
-            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=self.home,
         )
 
@@ -126,12 +180,17 @@ class Stack:
             self._spawn("emulator", [str(BIN / "gemini-batch-emulator"), "--port", port,
                                      "--data-dir", str(self.home / "emulator-data"), "--gcs-endpoint",
                                      str(self.gcs_url), *self.emulator_args])
+        if self.distributed:
+            self._database(f"CREATE DATABASE {self.name}")
         subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=self.env, check=True, cwd=self.home,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self._spawn("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.api_port),
                                    "--host", "127.0.0.1"])
         for name in self.COMPONENTS:
             self._spawn(name, [str(BIN / "airflow"), name])
+        if self.distributed:
+            self.add_triggerer()
+            self._spawn("celery-worker", [str(BIN / "airflow"), "celery", "worker", "--queues", self.name])
         self._wait_healthy()
         return self
 
@@ -160,6 +219,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        if self.distributed:
+            self._database(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
     def __enter__(self) -> Stack:
         try:

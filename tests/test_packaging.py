@@ -44,8 +44,8 @@ def test_docker_compose_file_is_valid(tmp_path, monkeypatch):
                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     assert set(result.stdout.split()) == {
-        "postgres", "gemini-emulator", "airflow-init", "airflow-apiserver", "airflow-scheduler",
-        "airflow-dag-processor", "airflow-triggerer",
+        "postgres", "redis", "gemini-emulator", "airflow-init", "airflow-apiserver", "airflow-scheduler",
+        "airflow-dag-processor", "airflow-triggerer", "airflow-worker",
     }
     quiet = subprocess.run([*command, "-f", str(REPO / "docker-compose.yaml"), "config", "-q"],
                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
