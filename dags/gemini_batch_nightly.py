@@ -15,9 +15,11 @@ import json
 import os
 import sysconfig
 from pathlib import Path
+from typing import Literal
 
 import pendulum
 from airflow.sdk import Param, dag, task
+from pydantic import BaseModel, Field
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
 
@@ -29,6 +31,13 @@ CATEGORIES = [
     "language services", "other",
 ]
 SKIPPED_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+
+
+class ModuleSummary(BaseModel):
+    """What Gemini answers for each module (structured output)."""
+
+    summary: str = Field(min_length=1, description="The module's purpose in one sentence")
+    category: Literal[tuple(CATEGORIES)]  # type: ignore[valid-type]  # one of CATEGORIES
 
 
 def stdlib_docstrings(limit: int):
@@ -89,18 +98,8 @@ def gemini_batch_nightly():
             "You catalogue the Python standard library. Summarize the module's docstring in one "
             "sentence and give the module one category."
         ),
-        generation_config={
-            "temperature": 0.2,
-            "response_mime_type": "application/json",
-            "response_schema": {
-                "type": "object",
-                "properties": {
-                    "summary": {"type": "string"},
-                    "category": {"type": "string", "enum": CATEGORIES},
-                },
-                "required": ["summary", "category"],
-            },
-        },
+        generation_config={"temperature": 0.2},
+        response_schema=ModuleSummary,  # each row's answer lands validated in its "parsed" field
         model="{{ params.model }}",
         output_path="{{ params.output_dir }}/{{ run_id }}/results.jsonl",
         poll_interval=float(os.environ.get("GEMINI_BATCH_POLL_INTERVAL", "30")),

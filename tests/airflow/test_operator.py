@@ -12,7 +12,7 @@ from tests.conftest import API_KEY
 pytestmark = pytest.mark.integration
 
 RECORDS = [{"id": f"doc-{i}", "text": f"Document {i} is about topic {i % 3}. It has two sentences."} for i in range(7)]
-NONE = {"succeeded": 0, "failed": 0, "missing": 0, "expired": 0, "cancelled": 0}
+NONE = {"succeeded": 0, "failed": 0, "invalid_output": 0, "missing": 0, "expired": 0, "cancelled": 0}
 
 
 def _run_dag(tmp_path, dag_id, records):
@@ -74,12 +74,33 @@ def test_online_operator_lands_the_same_schema_and_summary(airflow_db, emulator,
     dag_run, rows = _run_dag(tmp_path, "gemini_op_online", RECORDS)
     assert dag_run.state == "success"
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
-    assert all(set(r) == {"key", "status", "path", "text", "usage", "error"} for r in rows)
+    assert all(set(r) == {"key", "status", "path", "text", "parsed", "usage", "error"} for r in rows)
     assert all(r["status"] == "succeeded" and r["path"] == "online" for r in rows)
     summary = dag_run.get_task_instance("online").xcom_pull(task_ids="online")
     assert summary["path"] == "online" and summary["batch_jobs"] == []
     assert summary["counts"] == {**NONE, "succeeded": 7}
     assert emulator.state.counters["503"] > 0 and emulator.state.store.batches == {}
+
+
+@pytest.mark.parametrize(("dag_id", "task_id"), [("gemini_op_schema", "batch"), ("gemini_op_online_schema", "online")])
+def test_structured_output_is_parsed_and_what_does_not_match_is_invalid_output(airflow_db, emulator, gemini_conn,
+                                                                               tmp_path, dag_id, task_id):
+    # The emulator answers with the sentence that sums the text up best: one over the 40 characters
+    # the schema allows for this record.
+    long = {"id": "long", "text": "This record has a first sentence that is far longer than forty characters."}
+    dag_run, rows = _run_dag(tmp_path, dag_id, [*RECORDS, long])
+    assert dag_run.state == "success"
+    by_key = {r["key"]: r for r in rows}
+    assert len(rows) == len(by_key) == 8
+    for record in RECORDS:
+        row = by_key[record["id"]]
+        assert row["status"] == "succeeded" and row["parsed"] == json.loads(row["text"])
+        assert row["parsed"]["summary"] in f"Summarize: {record['text']}" and isinstance(row["parsed"]["words"], int)
+    bad = by_key["long"]
+    assert bad["status"] == "invalid_output" and bad["parsed"] is None and json.loads(bad["text"])["summary"]
+    assert "does not match response_schema" in bad["error"]["message"] and "summary" in bad["error"]["message"]
+    summary = dag_run.get_task_instance(task_id).xcom_pull(task_ids=task_id)
+    assert summary["counts"] == {**NONE, "succeeded": 7, "invalid_output": 1}
 
 
 def test_auto_mode_routes_small_sets_online_and_large_ones_to_batch(airflow_db, emulator, gemini_conn, tmp_path):

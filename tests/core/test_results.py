@@ -41,7 +41,7 @@ def test_every_key_lands_exactly_once(tmp_path):
     rows, skipped, writer = _land(tmp_path, ["a", "b", "c"], lines)
     assert [r["key"] for r in rows] == ["b", "a", "c"]
     assert rows[0] == {
-        "key": "b", "status": "succeeded", "path": "batch", "text": "B.",
+        "key": "b", "status": "succeeded", "path": "batch", "text": "B.", "parsed": None,
         "usage": {"prompt_token_count": 3, "candidates_token_count": 2, "total_token_count": 5}, "error": None,
     }
     assert rows[1]["status"] == "failed" and rows[1]["error"] == {
@@ -49,7 +49,8 @@ def test_every_key_lands_exactly_once(tmp_path):
     }
     assert rows[2]["status"] == "missing"
     assert skipped == {"unknown_keys": 1, "duplicate_keys": 1, "unreadable_lines": 1}
-    assert dict(writer.counts) == {"succeeded": 1, "failed": 1, "missing": 1, "expired": 0, "cancelled": 0}
+    assert dict(writer.counts) == {"succeeded": 1, "failed": 1, "invalid_output": 0, "missing": 1, "expired": 0,
+                                   "cancelled": 0}
     assert writer.usage["total_token_count"] == 5
 
 
@@ -67,7 +68,8 @@ def test_unreadable_response_is_a_failed_row():
 
 def test_results_are_written_atomically(tmp_path):
     writer = ResultsWriter(tmp_path / "results.jsonl")
-    writer.write({"key": "a", "status": "missing", "path": "batch", "text": None, "usage": None, "error": None})
+    writer.write({"key": "a", "status": "missing", "path": "batch", "text": None, "parsed": None, "usage": None,
+                  "error": None})
     assert not writer.path.exists()
     writer.abort()
     assert list(tmp_path.iterdir()) == []

@@ -60,9 +60,10 @@ def test_nightly_dag_defers_and_lands_one_row_per_module(stack):
     assert len(modules) > 300
     assert sorted(r["key"] for r in rows) == sorted(modules)  # exactly one row per input row
     assert all(r["status"] == "succeeded" for r in rows)
-    parsed = [json.loads(r["text"]) for r in rows]
-    assert all(p["summary"].strip() and p["category"] for p in parsed)
-    assert summary["counts"] == {"succeeded": len(modules), "failed": 0, "missing": 0, "expired": 0, "cancelled": 0}
+    assert all(r["parsed"] == json.loads(r["text"]) for r in rows)  # structured output, validated
+    assert all(r["parsed"]["summary"].strip() and r["parsed"]["category"] for r in rows)
+    assert summary["counts"] == {"succeeded": len(modules), "failed": 0, "invalid_output": 0, "missing": 0,
+                                 "expired": 0, "cancelled": 0}
     assert len(summary["batch_jobs"]) == 1
 
     # The API key is in no log or result the run left behind.

@@ -9,9 +9,14 @@ still lands once.
 
 Results row (one JSON object per line)::
 
-    {"key": str, "status": "succeeded" | "failed" | "missing" | "expired" | "cancelled",
+    {"key": str,
+     "status": "succeeded" | "failed" | "invalid_output" | "missing" | "expired" | "cancelled",
      "path": "batch" | "online",
-     "text": str | None, "usage": {usage_metadata fields} | None, "error": {code, message, status} | None}
+     "text": str | None, "parsed": JSON value | None, "usage": {usage_metadata fields} | None,
+     "error": {code, message, status} | None}
+
+``parsed`` is the answer parsed and validated against the operator's ``response_schema`` (None
+without one, see ``core.schema``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ FAILED = "failed"  # the API answered this row with an error, or with no text (b
 MISSING = "missing"  # the output has no line for this key (its job failed, or the line is lost)
 EXPIRED = "expired"  # its job expired before answering it
 CANCELLED = "cancelled"  # its job was cancelled before answering it
-STATUSES = (SUCCEEDED, FAILED, MISSING, EXPIRED, CANCELLED)
+INVALID_OUTPUT = "invalid_output"  # the answer does not match the response_schema
+STATUSES = (SUCCEEDED, FAILED, INVALID_OUTPUT, MISSING, EXPIRED, CANCELLED)
 BATCH, ONLINE = "batch", "online"  # the path that produced a row
 
 USAGE_FIELDS = (
@@ -44,7 +50,7 @@ USAGE_FIELDS = (
 
 def _row(key: str, status: str, path: str, *, text: str | None = None, usage: dict[str, int] | None = None,
          error: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"key": key, "status": status, "path": path, "text": text, "usage": usage, "error": error}
+    return {"key": key, "status": status, "path": path, "text": text, "parsed": None, "usage": usage, "error": error}
 
 
 def _error(message: str, status: str, code: int | None = None) -> dict[str, Any]:
@@ -124,10 +130,14 @@ def response_row(key: str, path: str, response: types.GenerateContentResponse) -
 
 
 class ResultsWriter:
-    """Writes results rows to ``path`` atomically (a ``.part`` file renamed on close) and tallies them."""
+    """Writes results rows to ``path`` atomically (a ``.part`` file renamed on close) and tallies them.
 
-    def __init__(self, path: Path) -> None:
+    ``check`` (e.g. ``OutputSchema.check``) turns each row into the row written, on both paths.
+    """
+
+    def __init__(self, path: Path, check: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self.path = path
+        self.check = check
         path.parent.mkdir(parents=True, exist_ok=True)
         self._part = path.with_name(path.name + ".part")
         self._out = self._part.open("wb")
@@ -137,6 +147,8 @@ class ResultsWriter:
         self.paths: Counter[str] = Counter()
 
     def write(self, row: dict[str, Any]) -> None:
+        if self.check is not None:
+            row = self.check(row)
         self._out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))  # UTF-8, as json.dumps would
         self.counts[row["status"]] += 1
         self.paths[row["path"]] += 1

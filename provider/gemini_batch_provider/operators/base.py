@@ -22,6 +22,7 @@ from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
 from gemini_batch_provider.core.records import InputError, iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests, iter_keys
 from gemini_batch_provider.core.results import BATCH, STATUSES, ResultsWriter
+from gemini_batch_provider.core.schema import OutputSchema, ResponseSchema
 from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES, ShardLimits
 from gemini_batch_provider.hooks.gemini import GeminiHook
 
@@ -30,9 +31,9 @@ class UploadingResultsWriter(ResultsWriter):
     """Results for a ``gs://`` output: written to a local file, uploaded whole once complete (so a
     reader never sees half a file), the local copy removed."""
 
-    def __init__(self, uri: str, hook: GeminiHook) -> None:
+    def __init__(self, uri: str, hook: GeminiHook, check: Any = None) -> None:
         self._folder = tempfile.mkdtemp(prefix="gemini-results-")
-        super().__init__(Path(self._folder) / "results.jsonl")
+        super().__init__(Path(self._folder) / "results.jsonl", check)
         self.uri, self._hook = uri, hook
 
     @property
@@ -58,13 +59,17 @@ class GeminiRequestsOperator(BaseOperator):
     :param output_path: where the results JSONL goes (templated): a local path, or a ``gs://`` URI
         (uploaded whole once complete; Cloud Storage is reached with the connection's Vertex AI
         credentials, else the machine's default ones). Written atomically, one row per record:
-        ``{"key", "status", "path", "text", "usage", "error"}`` (see ``core.results``).
+        ``{"key", "status", "path", "text", "parsed", "usage", "error"}`` (see ``core.results``).
     :param records: the input as a list of dicts (small sets; larger ones belong in ``input_path``).
     :param input_path: the input as a local ``.jsonl`` or ``.csv`` file (templated).
     :param model: Gemini model, e.g. ``gemini-2.5-flash`` (templated).
     :param key_field: record field holding each row's unique key; the 0-based row index when None.
     :param system_instruction: text sent as ``system_instruction`` with every request (templated).
     :param generation_config: fields of ``google.genai.types.GenerationConfig``.
+    :param response_schema: the JSON each answer must be: a pydantic model class or a JSON schema
+        dict. Sent as Gemini's structured output (``response_json_schema``); each answer is
+        validated into the row's ``parsed`` field, or the row gets status ``invalid_output`` with
+        the reason. Raises ``InputError`` (a ValueError) when the DAG is parsed for anything else.
     :param gemini_conn_id: connection of type ``gemini``.
     :param max_cost_usd: a budget in US dollars: the task fails before anything is sent or billed
         when the estimated cost is higher (or the model has no known price). None: no budget.
@@ -86,6 +91,7 @@ class GeminiRequestsOperator(BaseOperator):
         key_field: str | None = None,
         system_instruction: str | None = None,
         generation_config: dict[str, Any] | None = None,
+        response_schema: ResponseSchema | None = None,
         gemini_conn_id: str = GeminiHook.default_conn_name,
         max_cost_usd: float | None = None,
         prices: dict[str, dict[str, float]] | None = None,
@@ -107,6 +113,13 @@ class GeminiRequestsOperator(BaseOperator):
         self.model = model
         self.key_field = key_field
         self.system_instruction = system_instruction
+        self.output_schema = OutputSchema(response_schema) if response_schema is not None else None
+        if self.output_schema is not None:
+            given = {"response_schema", "responseSchema", "response_json_schema", "responseJsonSchema"}
+            if given & set(generation_config or {}):
+                raise ValueError(f"{self.task_id}: give the schema once, as response_schema=, not also in "
+                                 "generation_config")
+            generation_config = {**(generation_config or {}), **self.output_schema.generation_config()}
         self.generation_config = generation_config
         self.gemini_conn_id = gemini_conn_id
 
@@ -184,9 +197,10 @@ class GeminiRequestsOperator(BaseOperator):
         asyncio.run(run())
 
     def results_writer(self) -> ResultsWriter:
+        check = self.output_schema.check if self.output_schema is not None else None
         if self.output_path.startswith("gs://"):
-            return UploadingResultsWriter(self.output_path, GeminiHook(self.gemini_conn_id))
-        return ResultsWriter(Path(self.output_path).expanduser())
+            return UploadingResultsWriter(self.output_path, GeminiHook(self.gemini_conn_id), check)
+        return ResultsWriter(Path(self.output_path).expanduser(), check)
 
     def _actual_cost(self, writer: ResultsWriter) -> float | None:
         """The cost of what the rows report in ``usage_metadata``: batch rows at the batch price."""

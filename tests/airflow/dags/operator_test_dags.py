@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG
+from pydantic import BaseModel, Field
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
 from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
@@ -18,6 +19,13 @@ COMMON = {
     "prompt_template": "Summarize: {text}",
     "key_field": "id",
 }
+
+
+class Summary(BaseModel):
+    """The structured output of the schema tests: a summary of 40 characters at most."""
+
+    summary: str = Field(max_length=40)
+    words: int
 
 
 def _dag(dag_id: str) -> DAG:
@@ -48,6 +56,7 @@ for dag_id, options in (
     ("gemini_op_sharded", {"max_requests_per_job": 3}),
     ("gemini_op_vertex", {"max_requests_per_job": 4, "gcs_staging_uri": "gs://bkt/staging"}),
     ("gemini_op_budget", {"max_cost_usd": 0.00001}),  # a hundredth of a cent
+    ("gemini_op_schema", {"response_schema": Summary}),
 ):
     with _dag(dag_id):
         GeminiBatchOperator(task_id="batch", poll_interval=0.2, **COMMON, **options)
@@ -57,6 +66,9 @@ with _dag("gemini_op_retry"):
 
 with _dag("gemini_op_online"):
     GeminiConcurrentGenerateOperator(task_id="online", concurrency=4, rpm=600, max_attempts=20, **COMMON)
+
+with _dag("gemini_op_online_schema"):
+    GeminiConcurrentGenerateOperator(task_id="online", response_schema=Summary.model_json_schema(), **COMMON)
 
 with _dag("gemini_op_granular"):
     submit = GeminiSubmitBatchOperator(task_id="submit", max_requests_per_job=4, **COMMON)
