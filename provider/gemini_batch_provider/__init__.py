@@ -75,6 +75,7 @@ def get_provider_info() -> dict[str, Any]:
                     "gemini_batch_provider.operators.submit",
                     "gemini_batch_provider.operators.results",
                     "gemini_batch_provider.operators.concurrent",
+                    "gemini_batch_provider.operators.embed",
                 ],
             }
         ],

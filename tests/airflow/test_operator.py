@@ -74,7 +74,7 @@ def test_online_operator_lands_the_same_schema_and_summary(airflow_db, emulator,
     dag_run, rows = _run_dag(tmp_path, "gemini_op_online", RECORDS)
     assert dag_run.state == "success"
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
-    assert all(set(r) == {"key", "status", "path", "text", "parsed", "usage", "error"} for r in rows)
+    assert all(set(r) == {"key", "status", "path", "text", "parsed", "embedding", "usage", "error"} for r in rows)
     assert all(r["status"] == "succeeded" and r["path"] == "online" for r in rows)
     summary = dag_run.get_task_instance("online").xcom_pull(task_ids="online")
     assert summary["path"] == "online" and summary["batch_jobs"] == []
@@ -320,3 +320,51 @@ def test_the_budget_message_names_the_estimate_and_the_fix():
     task.model = "gemini-9-unknown"
     with pytest.raises(AirflowFailException, match="has no known price; give its price with prices="):
         task.check_budget(Estimate(requests=1, prompt_tokens=1, output_tokens=1), batch=False)
+
+
+@pytest.mark.parametrize(("dag_id", "path"), [("gemini_op_embed", "batch"), ("gemini_op_embed_online", "online")])
+def test_embeddings_land_one_vector_per_record(airflow_db, emulator, gemini_conn, tmp_path, dag_id, path):
+    import math
+
+    records = [*RECORDS, {"id": "same-as-0", "text": RECORDS[0]["text"]}, {"id": "other", "text": "Zebras graze."}]
+    dag_run, rows = _run_dag(tmp_path, dag_id, records)
+    assert dag_run.state == "success"
+    assert [r["key"] for r in rows] == [r["id"] for r in records] or path == "online"
+    by_key = {r["key"]: r for r in rows}
+    assert len(by_key) == len(rows) == len(records)
+    assert all(r["status"] == "succeeded" and r["path"] == path and r["text"] is None for r in rows)
+    vectors = {key: row["embedding"] for key, row in by_key.items()}
+    assert all(len(v) == 64 and math.isclose(math.fsum(x * x for x in v), 1.0, abs_tol=1e-4) for v in vectors.values())
+
+    def cosine(a, b):
+        return math.fsum(x * y for x, y in zip(vectors[a], vectors[b], strict=True))
+
+    # The same text embeds the same; texts sharing words lie closer than unrelated ones.
+    assert vectors["doc-0"] == vectors["same-as-0"]
+    assert cosine("doc-0", "doc-3") > cosine("doc-0", "other")
+    summary = dag_run.get_task_instance("embed").xcom_pull(task_ids="embed")
+    assert summary["counts"] == {**NONE, "succeeded": len(records)} and summary["model"] == "gemini-embedding-001"
+    assert summary["estimated_cost_usd"] > 0 and summary["cost_usd"] is None  # no usage reported for embeddings
+    if path == "batch":
+        [job] = emulator.state.store.batches.values()
+        assert job.kind == "embed"
+
+
+def test_embeddings_refuse_a_vertex_connection_and_bad_settings(airflow_db, emulator, monkeypatch, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from gemini_batch_provider.core.records import InputError
+    from gemini_batch_provider.operators.embed import GeminiConcurrentEmbedOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_VERTEX_ADC", json.dumps(
+        {"conn_type": "gemini", "extra": {"vertexai": True, "project": "p", "base_url": emulator.base_url}}))
+    task = GeminiConcurrentEmbedOperator(task_id="embed", records=RECORDS, prompt_template="{text}",
+                                         output_path=str(tmp_path / "out.jsonl"), gemini_conn_id="gemini_vertex_adc")
+    with pytest.raises(AirflowFailException, match="embeddings run on a Gemini API connection"):
+        task.execute({})
+    with pytest.raises(InputError, match="output_dimensionality must be a positive integer"):
+        GeminiConcurrentEmbedOperator(task_id="e", records=[], prompt_template="{text}", output_path="/tmp/x",
+                                      output_dimensionality=0)
+    with pytest.raises(InputError, match="embeddings take no system_instruction"):
+        GeminiConcurrentEmbedOperator(task_id="e", records=[], prompt_template="{text}", output_path="/tmp/x",
+                                      system_instruction="be brief")

@@ -6,7 +6,8 @@ import pytest
 from google.genai import types
 
 from gemini_batch_provider.core.records import InputError, iter_records
-from gemini_batch_provider.core.requests import RequestSpec, build_requests, user_content
+from gemini_batch_provider.core.requests import EmbedRequestSpec, RequestSpec, build_requests, user_content
+from gemini_batch_provider.core.tokens import estimate_split
 
 
 def test_user_content_matches_the_sdk_serialization():
@@ -32,6 +33,16 @@ def test_requests_carry_prompt_system_instruction_and_camelcase_config():
     }
     # The SDK accepts what we built as its own request type.
     types.GenerateContentConfig.model_validate(request["generationConfig"])
+
+
+def test_embedding_requests_carry_the_text_task_type_and_size():
+    spec = EmbedRequestSpec(prompt_template="{title}: {body}", task_type="RETRIEVAL_DOCUMENT",
+                            output_dimensionality=256)
+    [(key, request)] = build_requests([{"title": "os", "body": "OS routines."}], spec)
+    assert key == "0"
+    assert request == {"content": user_content("os: OS routines."), "taskType": "RETRIEVAL_DOCUMENT",
+                       "outputDimensionality": 256}
+    assert estimate_split(request) == (4, 0)  # 16 characters; an embedding has no output tokens
 
 
 def test_keys_default_to_the_row_index():

@@ -41,7 +41,7 @@ def test_every_key_lands_exactly_once(tmp_path):
     rows, skipped, writer = _land(tmp_path, ["a", "b", "c"], lines)
     assert [r["key"] for r in rows] == ["b", "a", "c"]
     assert rows[0] == {
-        "key": "b", "status": "succeeded", "path": "batch", "text": "B.", "parsed": None,
+        "key": "b", "status": "succeeded", "path": "batch", "text": "B.", "parsed": None, "embedding": None,
         "usage": {"prompt_token_count": 3, "candidates_token_count": 2, "total_token_count": 5}, "error": None,
     }
     assert rows[1]["status"] == "failed" and rows[1]["error"] == {
@@ -147,3 +147,11 @@ def test_the_key_index_keeps_order_and_tells_new_duplicate_unknown():
         assert index.add("b", 1) and index.add("a", 0) and not index.add("b", 5)
         assert [index.mark_seen(k) for k in ("a", "a", "zz")] == ["new", "duplicate", "unknown"]
         assert list(index.unseen()) == [("b", 1)]
+
+
+def test_an_embedding_line_lands_its_vector_and_a_line_without_numbers_fails():
+    row = parse_output_line({"key": "e", "response": {"embedding": {"values": [0.6, -0.8]}}})
+    assert row["status"] == "succeeded" and row["embedding"] == [0.6, -0.8] and row["text"] is None
+    for broken in ({"embedding": {"values": []}}, {"embedding": ["0.6"]}, {"embedding": {"values": ["x"]}}):
+        row = parse_output_line({"key": "e", "response": broken})
+        assert row["status"] == "failed" and row["error"]["status"] == "INVALID_RESPONSE"

@@ -32,6 +32,7 @@ PRICES: dict[str, ModelPrice] = {
     "gemini-2.5-pro": ModelPrice(input=1.25, output=10.00, cached=0.31),
     "gemini-2.5-flash": ModelPrice(input=0.30, output=2.50, cached=0.075),
     "gemini-2.5-flash-lite": ModelPrice(input=0.10, output=0.40, cached=0.025),
+    "gemini-embedding-001": ModelPrice(input=0.15, output=0.0, cached=0.0),  # input tokens only
 }
 
 

@@ -1,4 +1,5 @@
-"""The online engine: requests sent one by one through ``client.aio``, as fast as the quota allows.
+"""The online engine: requests sent one by one through ``client.aio`` (``generate_content``, or
+``embed_content`` for embeddings), as fast as the quota allows.
 
 For sets too small or too urgent for the Batch API. A fixed pool of ``2 * concurrency`` workers
 pulls ``(key, request)`` pairs from the input (so memory stays bounded whatever its size); at most
@@ -17,7 +18,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from aiolimiter import AsyncLimiter
 from google import genai
 from google.genai import errors, types
 
-from .results import ONLINE, error_row, response_row
+from .results import ONLINE, embedding_row, error_row, response_row
 from .tokens import estimate_tokens
 from .transient import is_retryable, server_retry_delay
 
@@ -183,7 +184,16 @@ class OnlineEngine:
         backoff = self.settings.initial_backoff_s * 2 ** (state.attempt_number - 1)
         return random.uniform(0, min(self.settings.max_backoff_s, backoff))  # "full jitter"
 
-    async def _call(self, request: dict[str, Any], estimate: int) -> types.GenerateContentResponse:
+    def _send(self, request: dict[str, Any]) -> Awaitable[Any]:
+        """The SDK call for a request: ``embed_content`` for an ``EmbedContentRequest``, else ``generate_content``."""
+        if "content" in request:
+            config = types.EmbedContentConfig(task_type=request.get("taskType"),
+                                              output_dimensionality=request.get("outputDimensionality"))
+            return self.client.aio.models.embed_content(model=self.model, contents=[request["content"]], config=config)
+        return self.client.aio.models.generate_content(model=self.model, contents=request["contents"],
+                                                       config=self._config_for(request))
+
+    async def _call(self, request: dict[str, Any], estimate: int) -> Any:
         assert self._slots is not None, "call run() or run_one() inside run()"
         async with self._slots:
             if self._rpm is not None:
@@ -191,12 +201,7 @@ class OnlineEngine:
             await self._charge_tokens(estimate)
             self.stats.calls += 1
             try:
-                return await asyncio.wait_for(
-                    self.client.aio.models.generate_content(
-                        model=self.model, contents=request["contents"], config=self._config_for(request)
-                    ),
-                    self.settings.request_timeout_s,
-                )
+                return await asyncio.wait_for(self._send(request), self.settings.request_timeout_s)
             except Exception as exc:
                 self._count_error(exc)
                 raise
@@ -224,6 +229,8 @@ class OnlineEngine:
             return error_row(key, ONLINE, f"no answer within {self.settings.request_timeout_s} s", "DEADLINE_EXCEEDED")
         except (aiohttp.ClientError, OSError) as exc:
             return error_row(key, ONLINE, f"{type(exc).__name__}: {exc}", "UNAVAILABLE")
+        if isinstance(response, types.EmbedContentResponse):
+            return embedding_row(key, ONLINE, response.embeddings[0].values if response.embeddings else None)
         usage = response.usage_metadata
         if usage is not None and usage.total_token_count:
             await self._charge_tokens(usage.total_token_count - estimate)

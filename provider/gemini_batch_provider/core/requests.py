@@ -1,4 +1,5 @@
-"""Turning records into Gemini ``GenerateContentRequest`` objects, one per record, each with a key.
+"""Turning records into Gemini ``GenerateContentRequest`` objects (or ``EmbedContentRequest`` ones,
+for embeddings), one per record, each with a key.
 
 Every record is checked as it is turned into a request, so a batch input file is never complete (and
 never uploaded) unless every row is valid: the key is present and unique, every ``{field}`` of the
@@ -77,6 +78,9 @@ class RequestSpec:
         object.__setattr__(self, "fields", tuple(dict.fromkeys(names)))
         object.__setattr__(self, "_shared", shared)
 
+    def _body(self, prompt: str) -> dict[str, Any]:
+        return {"contents": [user_content(prompt)], **self._shared}
+
     def request(self, record: dict[str, Any], row: int) -> dict[str, Any]:
         """The ``GenerateContentRequest`` (wire shape) for one record; raises InputError."""
         for name in self.fields:
@@ -88,7 +92,7 @@ class RequestSpec:
         prompt = self.prompt_template.format_map(record)
         if not prompt.strip():
             raise InputError(f"row {row}: the prompt is empty; give the row some text or drop it")
-        return {"contents": [user_content(prompt)], **self._shared}
+        return self._body(prompt)
 
     def key(self, record: dict[str, Any], row: int) -> str:
         if self.key_field is None:
@@ -99,8 +103,35 @@ class RequestSpec:
         return str(value)
 
 
+@dataclass(frozen=True)
+class EmbedRequestSpec(RequestSpec):
+    """How each record becomes an ``EmbedContentRequest``: the template gives the text to embed.
+
+    :param task_type: what the vectors are for, e.g. ``RETRIEVAL_DOCUMENT``, ``SEMANTIC_SIMILARITY``
+        (https://ai.google.dev/gemini-api/docs/embeddings#task-types); the model's default when None.
+    :param output_dimensionality: vector size (gemini-embedding-001: up to 3072, its default).
+    :raises InputError: as RequestSpec, and for a size that is not a positive integer.
+    """
+
+    task_type: str | None = None
+    output_dimensionality: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.system_instruction or self.generation_config:
+            raise InputError("embeddings take no system_instruction or generation_config")
+        super().__post_init__()
+        size = self.output_dimensionality
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise InputError(f"output_dimensionality must be a positive integer, got {size!r}")
+        shared = {"taskType": self.task_type, "outputDimensionality": size}
+        object.__setattr__(self, "_shared", {name: value for name, value in shared.items() if value is not None})
+
+    def _body(self, prompt: str) -> dict[str, Any]:
+        return {"content": user_content(prompt), **self._shared}
+
+
 def build_requests(records: Iterable[dict[str, Any]], spec: RequestSpec) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(key, GenerateContentRequest)`` per record, in order; raises InputError on the first bad row.
+    """Yield ``(key, request)`` per record, in order; raises InputError on the first bad row.
 
     Keys must be unique; the keys seen are kept on disk (``KeyIndex``), not in memory.
     """

@@ -12,11 +12,12 @@ Results row (one JSON object per line)::
     {"key": str,
      "status": "succeeded" | "failed" | "invalid_output" | "missing" | "expired" | "cancelled",
      "path": "batch" | "online",
-     "text": str | None, "parsed": JSON value | None, "usage": {usage_metadata fields} | None,
-     "error": {code, message, status} | None}
+     "text": str | None, "parsed": JSON value | None, "embedding": [float] | None,
+     "usage": {usage_metadata fields} | None, "error": {code, message, status} | None}
 
 ``parsed`` is the answer parsed and validated against the operator's ``response_schema`` (None
-without one, see ``core.schema``).
+without one, see ``core.schema``); ``embedding`` the vector of an embeddings row (None otherwise;
+the API reports no token usage for embeddings).
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ USAGE_FIELDS = (
 
 
 def _row(key: str, status: str, path: str, *, text: str | None = None, usage: dict[str, int] | None = None,
-         error: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"key": key, "status": status, "path": path, "text": text, "parsed": None, "usage": usage, "error": error}
+         error: dict[str, Any] | None = None, embedding: list[float] | None = None) -> dict[str, Any]:
+    return {"key": key, "status": status, "path": path, "text": text, "parsed": None, "embedding": embedding,
+            "usage": usage, "error": error}
 
 
 def _error(message: str, status: str, code: int | None = None) -> dict[str, Any]:
@@ -62,6 +64,13 @@ def _usage(response: types.GenerateContentResponse) -> dict[str, int] | None:
     if meta is None:
         return None
     return {name: getattr(meta, name) for name in USAGE_FIELDS if getattr(meta, name) is not None}
+
+
+def embedding_row(key: str, path: str, values: Any) -> dict[str, Any]:
+    """The row of an embedding: ``succeeded`` with its vector, or ``failed`` when it holds no numbers."""
+    if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
+        return error_row(key, path, "the response holds no embedding values", "INVALID_RESPONSE")
+    return _row(key, SUCCEEDED, path, embedding=values)
 
 
 def error_row(key: str, path: str, message: str, status: str, code: int | None = None) -> dict[str, Any]:
@@ -106,11 +115,15 @@ def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
     if isinstance(item.get("error"), dict):
         err = item["error"]
         return error_row(key, BATCH, str(err.get("message", "")), str(err.get("status", "")), err.get("code"))
-    row = _plain_text_row(key, item.get("response"))
+    response = item.get("response")
+    if isinstance(response, dict) and "embedding" in response:  # an EmbedContentResponse
+        embedding = response["embedding"]
+        return embedding_row(key, BATCH, embedding.get("values") if isinstance(embedding, dict) else None)
+    row = _plain_text_row(key, response)
     if row is not None:
         return row
     try:
-        response = types.GenerateContentResponse.model_validate(item.get("response"))
+        response = types.GenerateContentResponse.model_validate(response)
     except pydantic.ValidationError as exc:
         return error_row(key, BATCH, f"unreadable response: {exc.errors()[0]['msg']}", "INVALID_RESPONSE")
     return response_row(key, BATCH, response)

@@ -9,7 +9,10 @@ from typing import Any
 def estimate_split(request: dict[str, Any]) -> tuple[int, int]:
     """``(prompt, output)`` tokens a ``GenerateContentRequest`` (wire shape) will cost, estimated at
     4 characters a token (Google's rule of thumb, https://ai.google.dev/gemini-api/docs/tokens) for
-    its text, and its ``maxOutputTokens`` (or as many output tokens as input when it sets none)."""
+    its text, and its ``maxOutputTokens`` (or as many output tokens as input when it sets none).
+    An ``EmbedContentRequest`` (one ``content``) has no output tokens."""
+    if "content" in request:
+        return math.ceil(sum(len(part.get("text", "")) for part in request["content"]["parts"]) / 4), 0
     chars = sum(len(part.get("text", "")) for content in request.get("contents", []) for part in content["parts"])
     system = request.get("systemInstruction") or {}
     chars += sum(len(part.get("text", "")) for part in system.get("parts", []))

@@ -33,7 +33,7 @@ Handler = Callable[[web.Request, "State", re.Match[str]], Awaitable[web.StreamRe
 _VERSION = r"(?:/v1|/v1beta|/v1alpha|/v1beta1)?"
 _MODELS = [
     "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-3-flash-preview",
-    "gemini-3-pro-preview",
+    "gemini-3-pro-preview", "gemini-embedding-001",
 ]
 
 
@@ -207,12 +207,26 @@ async def file_download(request: web.Request, state: State, match: re.Match[str]
 # --- Models ------------------------------------------------------------------------------------
 
 
+def _is_embedding(model: str) -> bool:
+    return "embedding" in model
+
+
 def _model_resource(name: str) -> dict[str, Any]:
+    if _is_embedding(name):
+        return {"name": f"models/{name}", "baseModelId": name, "displayName": name, "version": "001",
+                "inputTokenLimit": 2048, "outputTokenLimit": 1,
+                "supportedGenerationMethods": ["embedContent", "countTokens", "asyncBatchEmbedContent"]}
     return {
         "name": f"models/{name}", "baseModelId": name, "displayName": name, "version": "001",
         "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
         "supportedGenerationMethods": ["generateContent", "countTokens", "batchGenerateContent"],
     }
+
+
+def _method_of(model: str, method: str) -> None:
+    """Answer 400 for a method the model does not have (an embedding model generates no text)."""
+    if method not in _model_resource(model.removeprefix("models/"))["supportedGenerationMethods"]:
+        raise ApiError(400, "INVALID_ARGUMENT", f"{model} does not support {method}.")
 
 
 async def model_list(request: web.Request, state: State, _: re.Match[str]) -> web.Response:
@@ -226,13 +240,38 @@ async def model_get(request: web.Request, state: State, match: re.Match[str]) ->
 async def generate_content(request: web.Request, state: State, match: re.Match[str]) -> web.StreamResponse:
     started = time.monotonic()
     model = _model_name(match["model"])
+    _method_of(model, "generateContent")
     body = await _body(request)
     try:
         answer = synthetic.generate(body, model)
     except synthetic.InvalidRequest as exc:
         raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
+    return await _answer_online(request, state, model, answer, answer["usageMetadata"]["totalTokenCount"], started)
+
+
+async def batch_embed_contents(request: web.Request, state: State, match: re.Match[str]) -> web.StreamResponse:
+    """``batchEmbedContents``, the online embeddings call of the SDK's ``models.embed_content``:
+    ``{"requests": [EmbedContentRequest]}`` in, ``{"embeddings": [ContentEmbedding]}`` out."""
+    started = time.monotonic()
+    model = _model_name(match["model"])
+    _method_of(model, "embedContent")
+    requests = (await _body(request)).get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise ApiError(400, "INVALID_ARGUMENT", "requests must be a non-empty list of EmbedContentRequest.")
+    try:
+        embeddings = [synthetic.embed(item)["embedding"] for item in requests]
+        tokens = sum(synthetic.count_tokens(synthetic.request_text({"contents": [r.get("content")]}))
+                     for r in requests)
+    except synthetic.InvalidRequest as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
+    return await _answer_online(request, state, model, {"embeddings": embeddings}, tokens, started)
+
+
+async def _answer_online(request: web.Request, state: State, model: str, answer: dict[str, Any], tokens: int,
+                         started: float) -> web.StreamResponse:
+    """An online call's answer, after the quotas and the injected faults had their say."""
     key = request.headers.get("x-goog-api-key") or request.query.get("key", "")
-    wait = state.quota.admit(key, model, answer["usageMetadata"]["totalTokenCount"])
+    wait = state.quota.admit(key, model, tokens)
     if wait > 0:
         state.counters["429"] += 1
         return _quota_exceeded(wait)
@@ -274,12 +313,15 @@ async def count_tokens(request: web.Request, state: State, match: re.Match[str])
 
 
 async def batch_create(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    """``batchGenerateContent`` or ``asyncBatchEmbedContent`` (the route's ``method``)."""
     model = _model_name(match["model"])
+    _method_of(model, match["method"])
     spec = (await _body(request)).get("batch")
     if not isinstance(spec, dict):
         raise ApiError(400, "INVALID_ARGUMENT", "The request needs a 'batch' object.")
+    kind = "embed" if match["method"] == "asyncBatchEmbedContent" else "generate"
     try:
-        batch = state.batches.create(model, spec)
+        batch = state.batches.create(model, spec, kind)
     except QuotaExceeded as exc:
         state.counters["429"] += 1
         return _quota_exceeded(exc.retry_after)
@@ -380,7 +422,9 @@ _ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
         ("GET", _VERSION + r"/models/(?P<model>[\w.-]+)", model_get, True),
         ("POST", _VERSION + r"/models/(?P<model>[\w.-]+):generateContent", generate_content, True),
         ("POST", _VERSION + r"/models/(?P<model>[\w.-]+):countTokens", count_tokens, True),
-        ("POST", _VERSION + r"/models/(?P<model>[\w.-]+):batchGenerateContent", batch_create, True),
+        ("POST", _VERSION + r"/models/(?P<model>[\w.-]+):(?P<method>batchGenerateContent|asyncBatchEmbedContent)",
+         batch_create, True),
+        ("POST", _VERSION + r"/models/(?P<model>[\w.-]+):batchEmbedContents", batch_embed_contents, True),
         ("POST", _VERSION + r"/batches/(?P<id>[a-z0-9-]+):cancel", batch_cancel, True),
         ("GET", _VERSION + r"/batches/(?P<id>[a-z0-9-]+)", batch_get, True),
         ("DELETE", _VERSION + r"/batches/(?P<id>[a-z0-9-]+)", batch_delete, True),

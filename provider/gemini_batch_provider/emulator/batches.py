@@ -4,7 +4,8 @@ A job's life is driven by one asyncio task and timed from its creation: ``pendin
 BATCH_STATE_PENDING, then it answers every request (in a worker thread, streaming the input file
 line by line) while BATCH_STATE_RUNNING, and turns BATCH_STATE_SUCCEEDED ``pending_s + running_s``
 after creation. The output file ``files/batch-<id>`` holds one line per input line, in input order:
-``{"response": GenerateContentResponse, "key": ...}`` or ``{"error": Status, "key": ...}``.
+``{"response": GenerateContentResponse, "key": ...}`` or ``{"error": Status, "key": ...}``; for an
+embeddings job (``asyncBatchEmbedContent``), ``{"response": EmbedContentResponse, "key": ...}``.
 Per-row errors come on demand (``RowErrors``): a row fails when the hash of its key (of its
 position, without a key) falls under a rate, so the same rows fail in every run. So do whole
 endings (``outcome`` at creation): ``fail`` (FAILED when it would have succeeded), ``expire``
@@ -35,8 +36,9 @@ log = logging.getLogger(__name__)
 
 INLINE_LIMIT_BYTES = 20 * 1024 * 1024
 TERMINAL = {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
-BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
-OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
+_TYPES = "type.googleapis.com/google.ai.generativelanguage.v1main."
+BATCH_TYPE = {"generate": _TYPES + "GenerateContentBatch", "embed": _TYPES + "EmbedContentBatch"}
+OUTPUT_TYPE = {"generate": _TYPES + "GenerateContentBatchOutput", "embed": _TYPES + "EmbedContentBatchOutput"}
 
 
 _STATUS = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
@@ -70,14 +72,16 @@ class RowErrors:
         return {"code": self.code, "message": "An injected row error of the emulator.", "status": _STATUS[self.code]}
 
 
-def _answer(item: Any, model: str, row_errors: RowErrors, position: int) -> dict[str, Any]:
+def _answer(item: Any, batch: Batch, row_errors: RowErrors, position: int) -> dict[str, Any]:
     """``{"response": ...}`` or ``{"error": ...}`` for one input item (a file line or inline request)."""
     try:
         if not isinstance(item, dict) or "request" not in item:
             raise synthetic.InvalidRequest("each line must be an object with a 'request' field")
         if row_errors.hits(str(item.get("key", position))):
             return {"error": row_errors.error()}
-        return {"response": synthetic.generate(item["request"], model)}
+        if batch.kind == "embed":
+            return {"response": synthetic.embed(item["request"])}
+        return {"response": synthetic.generate(item["request"], batch.resource["model"])}
     except synthetic.InvalidRequest as exc:
         return {"error": {"code": 400, "message": str(exc), "status": "INVALID_ARGUMENT"}}
 
@@ -85,11 +89,11 @@ def _answer(item: Any, model: str, row_errors: RowErrors, position: int) -> dict
 def operation(batch: Batch) -> dict[str, Any]:
     """The batch as a long-running Operation, the shape every batches endpoint answers with."""
     resource = batch.resource
-    op: dict[str, Any] = {"name": resource["name"], "metadata": {"@type": BATCH_TYPE, **resource}}
+    op: dict[str, Any] = {"name": resource["name"], "metadata": {"@type": BATCH_TYPE[batch.kind], **resource}}
     if resource["state"] in TERMINAL:
         op["done"] = True
         if "output" in resource:
-            op["response"] = {"@type": OUTPUT_TYPE, **resource["output"]}
+            op["response"] = {"@type": OUTPUT_TYPE[batch.kind], **resource["output"]}
         if resource["state"] == "BATCH_STATE_CANCELLED":
             op["error"] = {"code": 1, "message": "The batch was cancelled."}
     return op
@@ -144,9 +148,9 @@ class BatchRunner:
     def _start(self, batch: Batch) -> None:
         self.tasks.start(batch.id, self._run(batch))
 
-    def create(self, model: str, spec: dict[str, Any]) -> Batch:
-        """Register a job from a ``batch`` body; raises InvalidRequest, KeyError (missing file) or
-        QuotaExceeded (the enqueued-token limit)."""
+    def create(self, model: str, spec: dict[str, Any], kind: str = "generate") -> Batch:
+        """Register a job from a ``batch`` body (``kind``: "generate" or "embed"); raises
+        InvalidRequest, KeyError (missing file) or QuotaExceeded (the enqueued-token limit)."""
         input_config = spec.get("inputConfig") or {}
         file_name = input_config.get("fileName") or input_config.get("file_name")
         inline = (input_config.get("requests") or {}).get("requests")
@@ -179,7 +183,8 @@ class BatchRunner:
         }
         if spec.get("displayName"):
             resource["displayName"] = spec["displayName"]
-        batch = Batch(id=batch_id, resource=resource, input_requests=inline, outcome=self.outcome, tokens=tokens)
+        batch = Batch(id=batch_id, resource=resource, input_requests=inline, outcome=self.outcome, tokens=tokens,
+                      kind=kind)
         self.store.batches[batch_id] = batch
         self.store.save()
         self._start(batch)
@@ -251,27 +256,26 @@ class BatchRunner:
 
     async def _answer(self, batch: Batch) -> dict[str, Any]:
         """Answer every request; the job's ``output``."""
-        model = batch.resource["model"]
         count = batch.resource["batchStats"]["requestCount"]  # from zero: a resumed job answers again
         batch.resource["batchStats"] = {"requestCount": count, "pendingRequestCount": count}
         if batch.input_requests is None:
             output_id = f"batch-{batch.id}"
             partial = self.store.root / "uploads" / output_id
-            digest = await asyncio.to_thread(self._answer_file, batch, model, partial)
+            digest = await asyncio.to_thread(self._answer_file, batch, partial)
             # Registered here, on the loop, not in the worker thread: the store is the loop's alone.
             self.store.add_file(output_id, partial, display_name=None, mime_type="application/jsonl",
                                 sha256=digest, source="GENERATED", base_url=self.base_url)
             return {"responsesFile": f"files/{output_id}"}
         answers = []
         for position, item in enumerate(batch.input_requests):
-            answer = _answer(item, model, self.row_errors, position)
+            answer = _answer(item, batch, self.row_errors, position)
             self._count(batch, answer)
             if isinstance(item, dict) and "metadata" in item:
                 answer["metadata"] = item["metadata"]
             answers.append(answer)
         return {"inlinedResponses": {"inlinedResponses": answers}}
 
-    def _answer_file(self, batch: Batch, model: str, partial: Path) -> bytes:
+    def _answer_file(self, batch: Batch, partial: Path) -> bytes:
         """Stream the input file into the output file ``partial``; returns its SHA-256 digest."""
         source = self.store.file_path(batch.resource["inputConfig"]["fileName"].removeprefix("files/"))
         digest = hashlib.sha256()
@@ -284,7 +288,7 @@ class BatchRunner:
                     answer = {"error": {"code": 400, "message": f"invalid JSON: {exc}", "status": "INVALID_ARGUMENT"}}
                 else:
                     key = item.get("key") if isinstance(item, dict) else None
-                    answer = _answer(item, model, self.row_errors, position)
+                    answer = _answer(item, batch, self.row_errors, position)
                 self._count(batch, answer)
                 line = (json.dumps({**answer, "key": key}) + "\n").encode()
                 digest.update(line)

@@ -3,7 +3,9 @@
 Given a ``GenerateContentRequest`` (wire shape, camelCase or snake_case keys), it answers with an
 extractive one-sentence summary of the user's text, or, when the request asks for JSON
 (``responseMimeType: application/json``), with JSON that is valid against the request's
-``responseSchema`` / ``responseJsonSchema``. The same request always gets the same answer.
+``responseSchema`` / ``responseJsonSchema``. Given an ``EmbedContentRequest``, it answers with an
+embedding: the text's words hashed into the vector's dimensions and normalised to length 1, so that
+texts sharing words lie close together. The same request always gets the same answer.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ _STOPWORDS = frozenset(
     what when your which their there than then them these those into more some such only also each
     other about would could should over under very just like most many much used uses using""".split()
 )
+EMBEDDING_DIMENSIONS = 3072  # gemini-embedding-001's default size
 MIN_SUMMARY_WORDS = 4
 MAX_SUMMARY_WORDS = 40
 
@@ -155,3 +158,20 @@ def generate(request: dict[str, Any], model: str) -> dict[str, Any]:
         "modelVersion": model.removeprefix("models/"),
         "responseId": hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:22],
     }
+
+
+def embed(request: dict[str, Any]) -> dict[str, Any]:
+    """An ``EmbedContentResponse`` (wire shape) for one ``EmbedContentRequest``; raises InvalidRequest."""
+    if not isinstance(request, dict):
+        raise InvalidRequest("request must be an EmbedContentRequest object")
+    text = "\n".join(_texts([request.get("content")]))
+    size = _get(request, "outputDimensionality", "output_dimensionality") or EMBEDDING_DIMENSIONS
+    if not isinstance(size, int) or not 1 <= size <= EMBEDDING_DIMENSIONS:
+        raise InvalidRequest(f"outputDimensionality must be an integer from 1 to {EMBEDDING_DIMENSIONS}")
+    vector = [0.0] * size
+    for word in [*_WORD.findall(text.lower()), text]:  # the whole text too: no text embeds as zeros
+        digest = hashlib.sha256(word.encode()).digest()
+        for i in range(0, 32, 4):  # eight signed dimensions a word
+            vector[int.from_bytes(digest[i : i + 3], "big") % size] += 1.0 if digest[i + 3] % 2 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return {"embedding": {"values": [round(v / norm, 6) for v in vector]}}

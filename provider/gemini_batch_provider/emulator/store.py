@@ -57,6 +57,7 @@ class Batch:
     outcome: str = "succeed"  # how it ends: succeed, fail, expire or stall (see BatchRunner)
     created: float = field(default_factory=time.time)  # Unix time; its timeline runs from here
     tokens: int = 0  # estimated, for the enqueued-token limit
+    kind: str = "generate"  # "generate" (batchGenerateContent) or "embed" (asyncBatchEmbedContent)
 
 
 class Store:

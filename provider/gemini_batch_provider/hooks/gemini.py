@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import ssl
+import warnings
 import weakref
 from collections.abc import Iterable
 from functools import cached_property
@@ -230,9 +231,12 @@ class GeminiHook(BaseHook):
     def write_gcs_text(self, uri: str, text: str) -> None:
         self._blob(uri).upload_from_string(text, content_type="application/json")
 
-    def create_batch_job(self, model: str, src: str, display_name: str, dest: str | None = None) -> types.BatchJob:
+    def create_batch_job(self, model: str, src: str, display_name: str, dest: str | None = None,
+                         embeddings: bool = False) -> types.BatchJob:
         """Create a batch job from an uploaded input file ``files/<id>`` (Gemini API; returns
         ``batches/<id>``) or from ``gs://`` with results under the ``gs://`` prefix ``dest`` (Vertex AI).
+        With ``embeddings``, an embeddings job (``asyncBatchEmbedContent``, through the SDK's
+        ``batches.create_embeddings``; Gemini API only) of ``EmbedContentRequest`` lines.
 
         A 429 (a quota, such as the enqueued-token limit, is full) was refused, so it is safe to
         try again: waits the server's ``RetryInfo``/``Retry-After`` delay (else 30 s, doubling to
@@ -247,6 +251,11 @@ class GeminiHook(BaseHook):
                 "Batch create refused (429, quota full); trying again in %.0f s", state.upcoming_sleep),
             reraise=True,
         )
+        if embeddings:
+            with warnings.catch_warnings():  # the SDK warns on every call that create_embeddings is experimental
+                warnings.simplefilter("ignore", category=errors.ExperimentalWarning)
+                return retrying(self.client.batches.create_embeddings, model=model, src={"file_name": src},
+                                config={"display_name": display_name})
         config = {"display_name": display_name, **({"dest": dest} if dest else {})}
         return retrying(self.client.batches.create, model=model, src=src, config=config)
 

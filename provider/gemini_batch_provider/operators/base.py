@@ -79,6 +79,7 @@ class GeminiRequestsOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("input_path", "output_path", "model", "prompt_template", "system_instruction")
     ui_color = "#e8f0fe"
+    embeddings = False  # True for the embeddings operators (operators.embed)
 
     def __init__(
         self,

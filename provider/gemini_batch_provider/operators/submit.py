@@ -157,7 +157,7 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
         self.save_ledger(ledger)
         try:
             job = hook.create_batch_job(self.model, src=record.input_file, display_name=record.display_name,
-                                        dest=f"{staged}-out" if staged else None)
+                                        dest=f"{staged}-out" if staged else None, embeddings=self.embeddings)
         except Exception as exc:
             # A 5xx or a dropped connection may hide a job that was created: look before giving up.
             created = hook.find_batch_job(record.display_name) if is_retryable(exc) else None

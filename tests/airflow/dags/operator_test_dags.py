@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
 from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
+from gemini_batch_provider.operators.embed import GeminiBatchEmbedOperator, GeminiConcurrentEmbedOperator
 from gemini_batch_provider.operators.results import GeminiBatchResultsOperator
 from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
 from gemini_batch_provider.sensors.batch import GeminiBatchJobSensor
@@ -75,3 +76,10 @@ with _dag("gemini_op_granular"):
     wait = GeminiBatchJobSensor(task_id="wait", job_names=submit.output, poke_interval=0.2)
     land = GeminiBatchResultsOperator(task_id="land", job_names=submit.output, max_requests_per_job=4, **COMMON)
     submit >> wait >> land
+
+with _dag("gemini_op_embed"):
+    GeminiBatchEmbedOperator(task_id="embed", poll_interval=0.2, task_type="SEMANTIC_SIMILARITY",
+                             output_dimensionality=64, **{**COMMON, "prompt_template": "{text}"})
+
+with _dag("gemini_op_embed_online"):
+    GeminiConcurrentEmbedOperator(task_id="embed", output_dimensionality=64, **{**COMMON, "prompt_template": "{text}"})
