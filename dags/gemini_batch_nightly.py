@@ -4,6 +4,9 @@ Real input that ships with every Python: the module docstrings of the standard l
 the source files with ``ast`` (never by importing them). One Gemini Batch API job per run; the task
 waits in the triggerer and lands one results row per module under ``output_dir``.
 
+The results are the Airflow Asset ``gemini_module_summaries``: each successful run updates it, and
+``gemini_results_report`` runs on each update.
+
 Runs on the connection ``gemini_default``: the local emulator in the demo, real Gemini when the
 connection holds a real API key and no ``base_url``.
 """
@@ -18,10 +21,12 @@ from pathlib import Path
 from typing import Literal
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Asset, Param, dag, task
 from pydantic import BaseModel, Field
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
+
+MODULE_SUMMARIES = Asset("gemini_module_summaries")  # this DAG's results; gemini_results_report runs on it
 
 CATEGORIES = [
     "text processing", "data types", "math and numbers", "files and directories", "data persistence",
@@ -100,6 +105,7 @@ def gemini_batch_nightly():
         ),
         generation_config={"temperature": 0.2},
         response_schema=ModuleSummary,  # each row's answer lands validated in its "parsed" field
+        outlets=[MODULE_SUMMARIES],  # the asset event carries the summary: output_path, counts, cost
         model="{{ params.model }}",
         output_path="{{ params.output_dir }}/{{ run_id }}/results.jsonl",
         poll_interval=float(os.environ.get("GEMINI_BATCH_POLL_INTERVAL", "30")),

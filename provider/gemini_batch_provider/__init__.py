@@ -82,6 +82,7 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {"integration-name": "Google Gemini", "python-modules": ["gemini_batch_provider.sensors.batch"]}
         ],
+        "extra-links": ["gemini_batch_provider.links.GeminiBatchJobLink"],
         "triggers": [
             {"integration-name": "Google Gemini", "python-modules": ["gemini_batch_provider.triggers.batch"]}
         ],

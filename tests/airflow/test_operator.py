@@ -260,6 +260,8 @@ def test_the_batch_operator_on_vertex_stages_in_cloud_storage(airflow_db, emulat
     jobs = list(emulator.state.vertex.jobs.values())
     assert len(jobs) == 2 and all(j.resource["inputConfig"]["gcsSource"]["uris"][0].startswith("gs://bkt/staging/")
                                   for j in jobs)
+    link = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch", key="_link_GeminiBatchJobLink")
+    assert link.startswith("https://console.cloud.google.com/vertex-ai/batch-predictions?project=")
     staged = [blob.name for blob in gcs.list_blobs("bkt", prefix="staging/") if blob.name.endswith(".jsonl")
               and "-out/" not in blob.name]
     assert staged == []  # the staged inputs were deleted after landing
@@ -368,3 +370,32 @@ def test_embeddings_refuse_a_vertex_connection_and_bad_settings(airflow_db, emul
     with pytest.raises(InputError, match="embeddings take no system_instruction"):
         GeminiConcurrentEmbedOperator(task_id="e", records=[], prompt_template="{text}", output_path="/tmp/x",
                                       system_instruction="be brief")
+
+
+def test_the_results_asset_event_carries_the_summary_and_the_task_links_to_its_job(airflow_db, emulator,
+                                                                                    gemini_conn, tmp_path):
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_asset", RECORDS)
+    assert dag_run.state == "success"
+    ti = dag_run.get_task_instance("batch")
+    summary = ti.xcom_pull(task_ids="batch")
+    with create_session() as session:
+        [event] = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == dag_run.run_id)).all()
+        assert event.asset.name == "gemini_test_results"
+        # A DAG scheduled on the asset finds the results of this very run.
+        assert event.extra["output_path"] == summary["output_path"] == str(tmp_path / "results.jsonl")
+        assert event.extra["counts"]["succeeded"] == len(rows) == 7
+    assert ti.xcom_pull(task_ids="batch", key="_link_GeminiBatchJobLink") == "https://aistudio.google.com/batches"
+
+
+def test_the_vertex_link_opens_the_job_or_the_project_list():
+    from gemini_batch_provider.links import batch_jobs_url
+
+    vertex = {"project": "acme", "location": "europe-west4"}
+    assert batch_jobs_url(["projects/1/locations/europe-west4/batchPredictionJobs/42"], vertex) == (
+        "https://console.cloud.google.com/vertex-ai/locations/europe-west4/batch-predictions/42?project=acme")
+    assert batch_jobs_url(["a/1", "a/2"], vertex) == (
+        "https://console.cloud.google.com/vertex-ai/batch-predictions?project=acme")

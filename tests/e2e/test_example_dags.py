@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ def stack(tmp_path_factory):
     with Stack(tmp_path_factory.mktemp("airflow"), api_key=API_KEY,
                emulator_args=("--batch-pending-seconds", "3", "--batch-running-seconds", "4")) as running:
         running.wait_for_dag(DAG_ID)
+        running.wait_for_dag("gemini_results_report")
         yield running
 
 
@@ -66,9 +69,32 @@ def test_nightly_dag_defers_and_lands_one_row_per_module(stack):
                                  "expired": 0, "cancelled": 0}
     assert len(summary["batch_jobs"]) == 1
 
+    # The task links to its job in Google's console (the Gemini API: AI Studio's batch list).
+    links = stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/summarize_modules/links")
+    assert links["extra_links"] == {"Gemini batch job": "https://aistudio.google.com/batches"}
+
+    # The results asset's event scheduled the report DAG, which read this run's results from it.
+    report = wait_for_report(stack, summary["output_path"])
+    assert report["rows"] == len(modules) and report["cost_usd"] == summary["cost_usd"]
+    assert report["categories"] == dict(Counter(r["parsed"]["category"] for r in rows))
+
     # The API key is in no log or result the run left behind.
     for path in [*stack.home.joinpath("logs").rglob("*.log"), Path(summary["output_path"])]:
         assert API_KEY not in path.read_text(errors="replace"), path
+
+
+def wait_for_report(stack, output_path, timeout=120):
+    """The report of the gemini_results_report run that read ``output_path``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in stack.get("/api/v2/dags/gemini_results_report/dagRuns")["dag_runs"]:
+            if run["state"] == "success":
+                report = stack.xcom("gemini_results_report", run["dag_run_id"], "report")
+                if report["results"] == output_path:
+                    assert run["run_type"] == "asset_triggered"
+                    return report
+        time.sleep(1)
+    raise TimeoutError(f"no gemini_results_report run read {output_path} within {timeout} s")
 
 
 def test_row_limit_param_from_the_trigger_conf(stack):
@@ -107,3 +133,6 @@ def test_vertex_dag_stages_in_cloud_storage_and_lands_one_row_per_builtin(stack)
     assert sorted(r["key"] for r in rows) == names and all(r["status"] == "succeeded" for r in rows)
     assert len(summary["batch_jobs"]) == -(-len(names) // 50)  # 50 rows a job
     assert all("/batchPredictionJobs/" in name for name in summary["batch_jobs"])
+    links = stack.get(f"/api/v2/dags/gemini_vertex_batch/dagRuns/{run_id}/taskInstances/summarize_builtins/links")
+    assert links["extra_links"] == {
+        "Gemini batch job": "https://console.cloud.google.com/vertex-ai/batch-predictions?project=emulator-project"}

@@ -192,6 +192,14 @@ class GeminiHook(BaseHook):
         return is_vertex(self.connection)
 
     @cached_property
+    def vertex_location(self) -> dict[str, str] | None:
+        """``{"project", "location"}`` of a Vertex AI connection; None for the Gemini API."""
+        if not self.vertex:
+            return None
+        extra = self.connection.extra_dejson
+        return {"project": extra["project"], "location": extra.get("location") or DEFAULT_LOCATION}
+
+    @cached_property
     def storage(self) -> storage.Client:
         """A google-cloud-storage client: a Vertex AI connection's project and credentials, else the
         machine's default credentials (``STORAGE_EMULATOR_HOST`` points it at an emulator)."""

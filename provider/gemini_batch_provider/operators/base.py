@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from gemini_batch_provider.core.cost import Estimate, cost_usd, estimate, price_of
@@ -75,6 +75,10 @@ class GeminiRequestsOperator(BaseOperator):
         when the estimated cost is higher (or the model has no known price). None: no budget.
     :param prices: per-model prices overriding ``core.cost.PRICES``, in US dollars per million
         tokens: ``{"gemini-2.5-flash": {"input": 0.3, "output": 2.5, "cached": 0.075}}``.
+
+    Lineage: give the results an Airflow Asset with ``outlets=[Asset(...)]`` (and the input one
+    with ``inlets=``). On success, each Asset outlet's event carries the summary as its ``extra``,
+    so a DAG scheduled on the asset finds the rows at ``triggering_asset_events[...][-1].extra["output_path"]``.
     """
 
     template_fields: Sequence[str] = ("input_path", "output_path", "model", "prompt_template", "system_instruction")
@@ -104,6 +108,7 @@ class GeminiRequestsOperator(BaseOperator):
         self.max_cost_usd = max_cost_usd
         self.prices = prices
         self.estimated_cost_usd: float | None = None
+        self.landed: dict[str, Any] | None = None  # the summary, once the results landed
         if (records is None) == (input_path is None):
             raise ValueError(f"{self.task_id}: give exactly one of records= or input_path=")
         self.prompt_template = prompt_template
@@ -226,7 +231,16 @@ class GeminiRequestsOperator(BaseOperator):
             "cost_usd": self._actual_cost(writer),
         }
         self.log.info("Results landed: %s", summary)
+        self.landed = summary
         return summary
+
+    def post_execute(self, context: Context, result: Any = None) -> None:
+        """Annotate each Asset in ``outlets`` with the summary of the results that landed."""
+        if self.landed is None:
+            return
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                context["outlet_events"][outlet].extra.update(self.landed)
 
 
 class GeminiBatchRequestsOperator(GeminiRequestsOperator):

@@ -27,6 +27,7 @@ from gemini_batch_provider.core.shards import ShardedInput, write_shards
 from gemini_batch_provider.core.states import TERMINAL, state_name
 from gemini_batch_provider.core.transient import is_retryable
 from gemini_batch_provider.hooks.gemini import GeminiHook
+from gemini_batch_provider.links import GeminiBatchJobLink, batch_jobs_url
 from gemini_batch_provider.operators.base import GeminiBatchRequestsOperator
 
 # A retry submits these shards anew: the job ended without answering, through no choice of ours.
@@ -60,6 +61,7 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
     """
 
     ON_CHANGED_INPUT = ("fail", "submit")
+    operator_extra_links = (GeminiBatchJobLink(),)
     template_fields: Sequence[str] = (*GeminiBatchRequestsOperator.template_fields, "gcs_staging_uri")
 
     def __init__(self, *, on_changed_input: str = "fail", gcs_staging_uri: str | None = None, **kwargs: Any) -> None:
@@ -104,6 +106,7 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
                                          if not r.job and (r.status == CREATING or look_up))
             for shard, record in zip(sharded.shards, ledger.shards, strict=True):
                 self._submit_shard(hook, ledger, record, shard.path, found.get(record.display_name))  # type: ignore[arg-type]
+        GeminiBatchJobLink.persist(context, batch_jobs_url(ledger.job_names, hook.vertex_location))
         return ledger
 
     def _ledger_for(self, identity: str, sharded: ShardedInput) -> tuple[Ledger, bool]:

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Asset
 from pydantic import BaseModel, Field
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
@@ -58,6 +58,7 @@ for dag_id, options in (
     ("gemini_op_vertex", {"max_requests_per_job": 4, "gcs_staging_uri": "gs://bkt/staging"}),
     ("gemini_op_budget", {"max_cost_usd": 0.00001}),  # a hundredth of a cent
     ("gemini_op_schema", {"response_schema": Summary}),
+    ("gemini_op_asset", {"outlets": [Asset("gemini_test_results")], "inlets": [Asset("gemini_test_input")]}),
 ):
     with _dag(dag_id):
         GeminiBatchOperator(task_id="batch", poll_interval=0.2, **COMMON, **options)

@@ -1,0 +1,46 @@
+"""The operator extra link "Gemini batch job": where a task's batch jobs are shown in Google's console.
+
+Vertex AI jobs open in the Google Cloud console, one job's page (several jobs: the project's list of
+batch predictions; the URL shape of Airflow's Google provider, ``links/vertex_ai.py``). Gemini API
+jobs open Google AI Studio's batch list (https://aistudio.google.com/batches), which has no page per
+job. The URL is kept as the task's XCom ``_link_GeminiBatchJobLink``, which Airflow's UI reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperatorLink, BaseXCom
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context
+    from airflow.sdk.types import TaskInstanceKey
+
+AI_STUDIO_BATCHES = "https://aistudio.google.com/batches"
+VERTEX_AI_CONSOLE = "https://console.cloud.google.com/vertex-ai"
+
+
+def batch_jobs_url(job_names: Sequence[str], vertex: dict[str, Any] | None) -> str:
+    """The console URL for ``job_names``; ``vertex`` holds the connection's ``project`` and
+    ``location`` for a Vertex AI connection, None for the Gemini API."""
+    if vertex is None:
+        return AI_STUDIO_BATCHES
+    project = vertex["project"]
+    if len(job_names) == 1:
+        job_id = job_names[0].rsplit("/", 1)[-1]
+        return f"{VERTEX_AI_CONSOLE}/locations/{vertex['location']}/batch-predictions/{job_id}?project={project}"
+    return f"{VERTEX_AI_CONSOLE}/batch-predictions?project={project}"
+
+
+class GeminiBatchJobLink(BaseOperatorLink):
+    """Link from a task to its Gemini batch jobs in Google's console."""
+
+    name = "Gemini batch job"
+
+    @classmethod
+    def persist(cls, context: Context, url: str) -> None:
+        context["ti"].xcom_push(key=cls().xcom_key, value=url)
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        return BaseXCom.get_value(key=self.xcom_key, ti_key=ti_key) or ""
