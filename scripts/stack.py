@@ -86,6 +86,7 @@ class Stack:
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the connection form's Test button
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
             "AIRFLOW__API__BASE_URL": self.api_url,
@@ -277,6 +278,9 @@ class Stack:
 
     def get(self, path: str) -> Any:
         return self._request("GET", path)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self._request("POST", path, body)
 
     def login(self) -> None:
         # With SIMPLE_AUTH_MANAGER_ALL_ADMINS, GET /auth/token hands out an admin token.

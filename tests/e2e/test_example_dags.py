@@ -46,6 +46,16 @@ def test_api_server_serves_the_connection_form(stack):
     assert all(field in form for field in ("base_url", "api_version", "vertexai", "project", "location", "API key"))
 
 
+def test_the_connection_form_test_lists_the_models_or_says_what_is_missing(stack):
+    extra = json.dumps({"base_url": stack.emulator_url})
+    body = {"connection_id": "gemini_form", "conn_type": "gemini", "extra": extra}
+    tested = stack.post("/api/v2/connections/test", {**body, "password": API_KEY})
+    assert tested["status"] is True and "models visible" in tested["message"]
+    assert "gemini-2.5-flash" in tested["message"] and API_KEY not in tested["message"]
+    missing = stack.post("/api/v2/connections/test", body)
+    assert missing["status"] is False and "has no API key: put the Gemini API key in its password" in missing["message"]
+
+
 def test_nightly_dag_defers_and_lands_one_row_per_module(stack):
     run_id = stack.trigger(DAG_ID)
     result = stack.wait_for_run(DAG_ID, run_id, timeout=600)
