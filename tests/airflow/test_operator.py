@@ -225,9 +225,11 @@ def test_on_kill_cancels_the_jobs_the_task_created(emulator, gemini_conn, tmp_pa
     task = GeminiBatchOperator(task_id="batch", input_path=str(source), output_path=str(tmp_path / "out.jsonl"),
                                prompt_template="Summarize: {text}", key_field="id", max_requests_per_job=4)
     # What Airflow hands execute(): the task instance's identity (a stand-in holding just that).
-    ti = SimpleNamespace(dag_id="d", task_id="batch", run_id="r", map_index=-1, try_number=1)
+    pushed = {}
+    ti = SimpleNamespace(dag_id="d", task_id="batch", run_id="r", map_index=-1, try_number=1,
+                         xcom_push=lambda key, value: pushed.update({key: value}))
     ledger = task.submit({"ti": ti})
-    assert len(ledger.job_names) == 2
+    assert len(ledger.job_names) == 2 and pushed == {"_link_GeminiBatchJobLink": "https://aistudio.google.com/batches"}
     task.on_kill()
     states = {b.resource["state"] for b in emulator.state.store.batches.values()}
     assert states == {"BATCH_STATE_CANCELLED"}
