@@ -45,6 +45,7 @@ class _NoAfcNotice(logging.Filter):
 
 
 _NO_AFC_NOTICE = _NoAfcNotice()
+MAX_CONCURRENCY = 1000
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,14 @@ class OnlineSettings:
         for name in ("concurrency", "rpm", "tpm", "request_timeout_s", "max_attempts", "initial_backoff_s",
                      "max_backoff_s", "progress_interval_s"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        for name in ("concurrency", "max_attempts"):
+            if not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be a whole number, got {getattr(self, name)!r}")
+        if self.concurrency > MAX_CONCURRENCY:
+            raise ValueError(f"concurrency must be at most {MAX_CONCURRENCY} calls in flight (one process runs "
+                             f"out of sockets and CPU well before), got {self.concurrency}; map the task instead")
 
 
 @dataclass

@@ -19,8 +19,13 @@ class InputError(ValueError):
 
 
 def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}, line {number}: not UTF-8 (byte {exc.start + 1} of the line); save the "
+                                 "file as UTF-8") from None
             if not line.strip():
                 continue
             try:
@@ -33,8 +38,26 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _csv(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        yield from csv.DictReader(handle)
+    number = 0  # the physical line being read, for the messages
+
+    def lines() -> Iterator[str]:
+        nonlocal number
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:  # a spreadsheet's UTF-8 starts with a byte-order mark, which is no part of the header
+                    yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError:
+                    raise InputError(f"{path}, line {number}: not UTF-8; save the file as UTF-8") from None
+
+    reader = csv.DictReader(lines(), strict=True)
+    try:
+        for record in reader:
+            if None in record:  # DictReader files the cells beyond the header under None
+                raise InputError(f"{path}, line {number}: more cells than the header has columns; "
+                                 "quote cells that hold commas")
+            yield record
+    except csv.Error as exc:
+        raise InputError(f"{path}, line {number}: not valid CSV ({exc}); fix the quoting") from None
 
 
 def iter_records(source: Records) -> Iterator[dict[str, Any]]:

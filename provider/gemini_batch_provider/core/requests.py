@@ -84,14 +84,23 @@ class RequestSpec:
     def request(self, record: dict[str, Any], row: int) -> dict[str, Any]:
         """The ``GenerateContentRequest`` (wire shape) for one record; raises InputError."""
         for name in self.fields:
-            if record.get(name) is None:
+            value = record.get(name)
+            if value is None:
                 raise InputError(
                     f"row {row}: field {name!r} used by prompt_template is missing or null; "
                     f"add it to the record or remove {{{name}}} from the template"
                 )
+            if not isinstance(value, (str, int, float)):
+                raise InputError(f"row {row}: field {name!r} is a {type(value).__name__}, where prompt_template wants "
+                                 "text; flatten it into text (e.g. json.dumps) before it reaches the operator")
         prompt = self.prompt_template.format_map(record)
         if not prompt.strip():
             raise InputError(f"row {row}: the prompt is empty; give the row some text or drop it")
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(f"row {row}: the prompt holds {exc.object[exc.start]!r} at character {exc.start}, an "
+                             "unpaired surrogate that is not text; fix how the input was decoded") from None
         return self._body(prompt)
 
     def key(self, record: dict[str, Any], row: int) -> str:
@@ -100,7 +109,11 @@ class RequestSpec:
         value = record.get(self.key_field)
         if value is None or str(value) == "":
             raise InputError(f"row {row}: key field {self.key_field!r} is missing or empty; every row needs a key")
-        return str(value)
+        key = str(value)
+        if not key.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in key):
+            raise InputError(f"row {row}: key field {self.key_field!r} holds an unpaired surrogate, which is not "
+                             "text; fix how the input was decoded")
+        return key
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .records import InputError
 from .tokens import estimate_split
 
 DEFAULT_MAX_BYTES = 1_000_000_000  # half the Files API's 2 GB per file
+FILE_LIMIT_BYTES = 2_000_000_000  # the Files API's limit per file (https://ai.google.dev/gemini-api/docs/files)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class ShardLimits:
     :param max_bytes: bytes of JSONL per input file at most; default 1 GB (the limit is 2 GB).
     :param max_tokens: estimated tokens per job at most (None: no limit); set it under your tier's
         batch enqueued-token limit for the model.
-    :raises ValueError: for a limit that is not positive.
+    :raises ValueError: for a limit that is not a positive whole number, or ``max_bytes`` over 2 GB.
     """
 
     max_requests: int | None = None
@@ -44,8 +45,11 @@ class ShardLimits:
     def __post_init__(self) -> None:
         for name in ("max_requests", "max_bytes", "max_tokens"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        if self.max_bytes > FILE_LIMIT_BYTES:
+            raise ValueError(f"max_bytes must be at most {FILE_LIMIT_BYTES} (the Files API takes 2 GB a file), "
+                             f"got {self.max_bytes}")
 
 
 @dataclass

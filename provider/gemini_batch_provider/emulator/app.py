@@ -124,8 +124,8 @@ def _page(request: web.Request, state: State, items: list[Any], field_name: str)
 
 
 def _model_name(name: str) -> str:
-    """``models/<name>`` for a Gemini or Gemma model; any other name is answered 404, as the API does."""
-    if not name.startswith(("gemini-", "gemma-")):
+    """``models/<name>`` for a model the emulator serves; any other name is answered 404, as the API does."""
+    if name not in _MODELS:
         raise _not_found(f"models/{name}")
     return f"models/{name}"
 

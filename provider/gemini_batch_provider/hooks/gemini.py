@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import certifi
 import tenacity
 from airflow.sdk import BaseHook, Connection
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from google import genai
 from google.genai import errors, types
 from google.oauth2 import service_account
@@ -178,6 +178,22 @@ class GeminiHook(BaseHook):
         except Exception as exc:  # the UI shows the message; the SDK's errors never carry the key
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Connected; {len(models)} models visible, e.g. {', '.join(models[:3])}"
+
+    def check_model(self, model: str, action: str = "generateContent") -> None:
+        """Raise AirflowFailException, before anything is uploaded or billed, when the API behind the
+        connection does not know ``model`` or the model lacks ``action`` (``generateContent``,
+        ``embedContent``, as ``Model.supported_actions`` lists them). A ``models.get`` call, not billed."""
+        try:
+            found = self.client.models.get(model=model)
+        except errors.ClientError as exc:
+            if exc.code != 404:
+                raise
+            raise AirflowFailException(f"model {model!r} is not known to the API behind connection "
+                                       f"{self.gemini_conn_id!r}; use a model its Test button lists, e.g. "
+                                       "gemini-2.5-flash") from None
+        if found.supported_actions and action not in found.supported_actions:
+            raise AirflowFailException(f"model {model!r} does not do {action} (it does "
+                                       f"{', '.join(found.supported_actions)}); pick a model made for it")
 
     def upload_file(self, path: Path, display_name: str, mime_type: str = "jsonl") -> types.File:
         """Upload a local file through the Files API (resumable, 8 MiB chunks, streamed from disk)."""

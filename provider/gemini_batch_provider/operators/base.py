@@ -128,6 +128,7 @@ class GeminiRequestsOperator(BaseOperator):
             generation_config = {**(generation_config or {}), **self.output_schema.generation_config()}
         self.generation_config = generation_config
         self.gemini_conn_id = gemini_conn_id
+        self._spec()  # a bad template or generation_config fails when the DAG is parsed (InputError)
 
     def _spec(self) -> RequestSpec:
         return RequestSpec(
@@ -147,6 +148,34 @@ class GeminiRequestsOperator(BaseOperator):
     def keys(self) -> Iterator[str]:
         """Each record's key, in order, without building the requests."""
         return iter_keys(self._records(), self._spec())
+
+    def preflight(self, hook: GeminiHook) -> None:
+        """What is checked before anything is uploaded or billed, beyond the rows: that the results
+        can be written where ``output_path`` says, and that the model exists and does the task."""
+        self.check_output_path()
+        hook.check_model(self.model, "embedContent" if self.embeddings else "generateContent")
+
+    def check_output_path(self) -> None:
+        """Raise AirflowFailException for an ``output_path`` that is relative, climbs with ``..``
+        (a run's params could otherwise write anywhere), is a folder, or cannot be written."""
+        where = self.output_path
+        if ".." in where.replace("\\", "/").split("/"):
+            raise AirflowFailException(f"{self.task_id}: output_path {where!r} climbs out of its folder with '..'; "
+                                       "give the folder itself")
+        if where.startswith("gs://"):
+            return
+        path = Path(where).expanduser()
+        if not path.is_absolute():
+            raise AirflowFailException(f"{self.task_id}: output_path {where!r} is relative, and a worker's folder "
+                                       "is not yours to choose; give an absolute path or a gs:// URI")
+        if path.is_dir():
+            raise AirflowFailException(f"{self.task_id}: output_path {where!r} is a folder; name the results file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=path.parent).close()
+        except OSError as exc:
+            raise AirflowFailException(f"{self.task_id}: the results can't be written at {where!r} "
+                                       f"({exc.strerror}); give a folder the worker can write to") from None
 
     def bad_input(self, exc: InputError) -> AirflowFailException:
         """The task's error for bad input: no retry can help, and nothing was sent."""
@@ -181,6 +210,7 @@ class GeminiRequestsOperator(BaseOperator):
 
     def land_online(self, rows: int, settings: OnlineSettings) -> dict[str, Any]:
         """Run every row online into the results file; returns the summary."""
+        self.preflight(GeminiHook(self.gemini_conn_id))
         writer = self.results_writer()
         try:
             self.run_online(writer, self.requests(), rows, settings)

@@ -17,6 +17,9 @@ from gemini_batch_provider.operators.results import fail_on_bad_endings, land_ba
 from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger, deadline_event, finish_event
 
+MAX_POLL_INTERVAL = 86_400.0
+JOB_LIFETIME = 48 * 3600.0  # a job not done by then expires (https://ai.google.dev/gemini-api/docs/batch-mode)
+
 
 class GeminiBatchOperator(GeminiSubmitBatchOperator):
     """Run a set of records through the Gemini Batch API (or online, when routed so) and land one
@@ -79,12 +82,14 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
             raise ValueError(f"{self.task_id}: mode must be one of {self.MODES}, got {mode!r}")
         if on_deadline not in self.ON_DEADLINE:
             raise ValueError(f"{self.task_id}: on_deadline must be one of {self.ON_DEADLINE}, got {on_deadline!r}")
-        if poll_interval <= 0 or max_poll_interval <= 0:
-            raise ValueError(f"{self.task_id}: poll_interval and max_poll_interval must be positive seconds, "
-                             f"got {poll_interval} and {max_poll_interval}")
+        if not 0 < poll_interval <= max_poll_interval <= MAX_POLL_INTERVAL:
+            raise ValueError(f"{self.task_id}: poll_interval and max_poll_interval must be seconds with "
+                             f"0 < poll_interval <= max_poll_interval <= {MAX_POLL_INTERVAL} (a day), got "
+                             f"{poll_interval} and {max_poll_interval}")
         seconds = deadline.total_seconds() if isinstance(deadline, timedelta) else deadline
-        if seconds is not None and seconds <= 0:
-            raise ValueError(f"{self.task_id}: deadline must be positive seconds, got {deadline}")
+        if seconds is not None and not 0 < seconds <= JOB_LIFETIME:
+            raise ValueError(f"{self.task_id}: deadline must be positive seconds and at most {JOB_LIFETIME} (48 h, "
+                             f"after which a batch job expires by itself), got {deadline}")
         if online_threshold < 0:
             raise ValueError(f"{self.task_id}: online_threshold must not be negative, got {online_threshold}")
         self.mode = mode

@@ -39,10 +39,10 @@ class _Embeddings(GeminiRequestsOperator):
 
     def __init__(self, *, model: str = DEFAULT_EMBEDDING_MODEL, task_type: str | None = None,
                  output_dimensionality: int | None = None, **kwargs: Any) -> None:
-        super().__init__(model=model, **kwargs)
+        # Set first: the base's constructor builds the spec (_spec below) to check it.
         self.embedding_task_type = task_type  # BaseOperator.task_type is Airflow's (the class name)
         self.output_dimensionality = output_dimensionality
-        self._spec()  # bad settings fail when the DAG is parsed, not at run time
+        super().__init__(model=model, **kwargs)
 
     def _spec(self) -> EmbedRequestSpec:
         return EmbedRequestSpec(prompt_template=self.prompt_template, key_field=self.key_field,

@@ -83,6 +83,7 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
         if hook.vertex and not str(self.gcs_staging_uri or "").startswith("gs://"):
             raise AirflowFailException(f"{self.task_id}: a Vertex AI connection stages batch files in Cloud Storage: "
                                        "set gcs_staging_uri='gs://<bucket>/<prefix>'")
+        self.preflight(hook)
         with tempfile.TemporaryDirectory(prefix="gemini-batch-") as tmp:
             try:
                 sharded = write_shards(self.requests(), Path(tmp), self.shard_limits,

@@ -1,0 +1,63 @@
+"""Property-based: whatever a record's text and key, the request round-trips through a batch input
+line and the key survives the join of the results; what can't be sent is refused naming the row."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gemini_batch_provider.core.records import InputError
+from gemini_batch_provider.core.requests import RequestSpec, build_requests
+from gemini_batch_provider.core.results import ResultsWriter, join_results
+from gemini_batch_provider.core.shards import ShardLimits, write_shards
+
+SPEC = RequestSpec(prompt_template="{text}", key_field="id")
+
+
+def _surrogate(text: str) -> bool:
+    return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(), key=st.one_of(st.text(min_size=1), st.integers()))
+def test_any_text_and_key_round_trip_or_are_refused_naming_the_row(text, key):
+    try:
+        [(built_key, request)] = list(build_requests([{"id": key, "text": text}], SPEC))
+    except InputError as exc:
+        assert str(exc).startswith("row 0: ")
+        assert not text.strip() or _surrogate(text) or _surrogate(str(key))
+        return
+    assert built_key == str(key) and text.strip() and not _surrogate(text)
+    with tempfile.TemporaryDirectory() as folder:
+        [shard] = write_shards([(built_key, request)], Path(folder), ShardLimits()).shards
+        line = orjson.loads(shard.path.read_bytes())
+        assert line["key"] == str(key)
+        assert line["request"]["contents"][0]["parts"][0]["text"] == text  # byte for byte
+        # The answer for that key lands under that key, with the text it carried.
+        answer = {"key": line["key"], "response": {"candidates": [{"content": {"parts": [{"text": text}]}}]}}
+        writer = ResultsWriter(Path(folder) / "results.jsonl")
+        skipped, _ = join_results([(built_key, 0)], [orjson.dumps(answer)], writer)
+        writer.close()
+        [row] = [orjson.loads(raw) for raw in (Path(folder) / "results.jsonl").read_bytes().splitlines()]
+    assert skipped == {"unknown_keys": 0, "duplicate_keys": 0, "unreadable_lines": 0}
+    assert row["key"] == str(key) and row["status"] == "succeeded" and row["text"] == text
+
+
+@settings(max_examples=100, deadline=None)
+@given(keys=st.lists(st.text(min_size=1).filter(lambda k: not _surrogate(k)), min_size=1, max_size=30))
+def test_every_key_lands_once_whatever_the_output_holds(keys):
+    unique = list(dict.fromkeys(keys))
+    with tempfile.TemporaryDirectory() as folder:
+        writer = ResultsWriter(Path(folder) / "results.jsonl")
+        # An output answering every other key, twice, plus a key nobody asked for.
+        lines = [orjson.dumps({"key": k, "error": {"code": 500, "message": "x", "status": "INTERNAL"}})
+                 for k in unique[::2] * 2] + [orjson.dumps({"key": "\x00not-asked"})]
+        join_results([(k, 0) for k in unique], lines, writer)
+        writer.close()
+        rows = [orjson.loads(raw) for raw in (Path(folder) / "results.jsonl").read_bytes().splitlines()]
+    assert sorted(r["key"] for r in rows) == sorted(unique)
+    assert {r["key"] for r in rows if r["status"] == "missing"} == set(unique[1::2])

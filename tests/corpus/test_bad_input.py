@@ -1,0 +1,171 @@
+"""The bad-input corpus: what real users get wrong, each refused with a message naming the row or
+parameter and the fix, before anything is uploaded or billed (the emulator saw no file, no job and
+no generateContent call).
+
+Parameters are refused when the DAG is parsed (the operator's constructor); rows, files, models and
+output paths when the task runs, before its first upload or call.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from gemini_batch_provider.operators.batch import GeminiBatchOperator
+from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
+from gemini_batch_provider.operators.embed import GeminiConcurrentEmbedOperator
+
+pytestmark = pytest.mark.integration
+
+GOOD = [{"id": "a", "text": "First row."}, {"id": "b", "text": "Second row."}]
+BASE = {"prompt_template": "Summarize: {text}", "key_field": "id"}
+
+# (case, constructor keyword arguments, message parts): refused when the DAG is parsed.
+BAD_PARAMETERS = [
+    ("records and input_path", {"records": GOOD, "input_path": "/x.jsonl"}, ["exactly one of records= or input_path="]),
+    ("empty template", {"records": GOOD, "prompt_template": " "}, ["prompt_template is empty", "give a template"]),
+    ("positional template field", {"records": GOOD, "prompt_template": "Say {0}"}, ["plain names like {text}"]),
+    ("unbalanced template brace", {"records": GOOD, "prompt_template": "Say {text"},
+     ["does not parse", "write literal braces as '{{'"]),
+    ("response_schema not a schema", {"records": GOOD, "response_schema": "json please"},
+     ["response_schema must be a pydantic model class or a JSON schema dict"]),
+    ("invalid response_schema", {"records": GOOD, "response_schema": {"type": "objekt"}},
+     ["response_schema is not a valid JSON schema", "'objekt' is not valid"]),
+    ("schema given twice", {"records": GOOD, "response_schema": {"type": "object"},
+                            "generation_config": {"response_schema": {"type": "object"}}}, ["give the schema once"]),
+    ("invalid generation_config", {"records": GOOD, "generation_config": {"temperature": "hot"}},
+     ["generation_config is not a valid GenerationConfig", "temperature", "ai.google.dev/api/generate-content"]),
+    ("zero requests per job", {"records": GOOD, "max_requests_per_job": 0},
+     ["max_requests must be a positive whole number, got 0", "per-job limits"]),
+    ("job file over the Files API limit", {"records": GOOD, "max_bytes_per_job": 3_000_000_000},
+     ["max_bytes must be at most 2000000000", "2 GB a file"]),
+    ("fractional tokens per job", {"records": GOOD, "max_tokens_per_job": 10.5},
+     ["max_tokens must be a positive whole number, got 10.5"]),
+    ("negative poll interval", {"records": GOOD, "poll_interval": -1}, ["0 < poll_interval <= max_poll_interval"]),
+    ("poll interval over its maximum", {"records": GOOD, "poll_interval": 600, "max_poll_interval": 60},
+     ["got 600 and 60"]),
+    ("absurd poll interval", {"records": GOOD, "poll_interval": 60, "max_poll_interval": 10**7},
+     ["<= 86400.0 (a day)"]),
+    ("deadline past the job lifetime", {"records": GOOD, "deadline": 72 * 3600},
+     ["deadline must be positive seconds and at most 172800", "expires by itself"]),
+    ("negative budget", {"records": GOOD, "max_cost_usd": -1}, ["max_cost_usd must not be negative"]),
+    ("unknown mode", {"records": GOOD, "mode": "fast"}, ["mode must be one of ('batch', 'online', 'auto')"]),
+    ("zero online concurrency", {"records": GOOD, "online_concurrency": 0},
+     ["concurrency must be a positive number, got 0"]),
+    ("absurd online concurrency", {"records": GOOD, "online_concurrency": 1_000_000},
+     ["concurrency must be at most 1000", "map the task instead"]),
+    ("negative online threshold", {"records": GOOD, "mode": "auto", "online_threshold": -5},
+     ["online_threshold must not be negative"]),
+]
+
+
+@pytest.mark.parametrize(("case", "kwargs", "message"), BAD_PARAMETERS, ids=[c[0] for c in BAD_PARAMETERS])
+def test_a_bad_parameter_is_refused_when_the_dag_is_parsed(case, kwargs, message, tmp_path):
+    with pytest.raises(ValueError) as refused:
+        GeminiBatchOperator(task_id="t", output_path=str(tmp_path / "out.jsonl"), **{**BASE, **kwargs})
+    assert all(part in str(refused.value) for part in message), str(refused.value)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"max_attempts": 2.5}, "max_attempts must be a whole number"),
+    ({"request_timeout": 0}, "request_timeout_s must be a positive number"),
+    ({"rpm": True}, "rpm must be a positive number, got True"),
+])
+def test_a_bad_online_setting_is_refused_when_the_dag_is_parsed(kwargs, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        GeminiConcurrentGenerateOperator(task_id="t", records=GOOD, output_path=str(tmp_path / "o.jsonl"),
+                                         **BASE, **kwargs)
+
+
+def test_a_bad_embedding_size_is_refused_when_the_dag_is_parsed(tmp_path):
+    with pytest.raises(ValueError, match="output_dimensionality must be a positive integer, got -3"):
+        GeminiConcurrentEmbedOperator(task_id="t", records=GOOD, output_path=str(tmp_path / "o.jsonl"),
+                                      output_dimensionality=-3, **BASE)
+
+
+def _file(tmp_path: Path, name: str, content: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return str(path)
+
+
+def _jsonl(*records) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+
+# (case, input: records list or (file name, bytes), extra kwargs, message parts): refused at run time.
+BAD_RUNS = [
+    ("duplicate keys", [*GOOD, {"id": "a", "text": "again"}], {}, ["row 2: key 'a' already used by row 0"]),
+    ("missing template field", [{"id": "a", "body": "x"}], {}, ["row 0: field 'text' used by prompt_template is "
+                                                                "missing or null", "add it to the record"]),
+    ("null template field", [*GOOD, {"id": "c", "text": None}], {}, ["row 2: field 'text'", "missing or null"]),
+    ("nested object where text is expected", [{"id": "a", "text": {"title": "x"}}], {},
+     ["row 0: field 'text' is a dict", "flatten it into text"]),
+    ("list where text is expected", [*GOOD, {"id": "c", "text": ["x", "y"]}], {}, ["row 2: field 'text' is a list"]),
+    ("empty prompt", [{"id": "a", "text": ""}], {"prompt_template": "{text}"}, ["row 0: the prompt is empty"]),
+    ("whitespace prompt", [*GOOD, {"id": "c", "text": " \n\t "}], {"prompt_template": "{text}"},
+     ["row 2: the prompt is empty", "drop it"]),
+    ("missing key", [*GOOD, {"text": "no id"}], {}, ["row 2: key field 'id' is missing or empty"]),
+    ("unpaired surrogate", [{"id": "a", "text": "broken \ud800 text"}], {},
+     ["row 0: the prompt holds '\\ud800'", "unpaired surrogate", "how the input was decoded"]),
+    ("non-UTF-8 bytes", ("in.jsonl", _jsonl(*GOOD) + b'{"id": "c", "text": "caf\xe9"}\n'), {},
+     ["in.jsonl, line 3: not UTF-8", "save the file as UTF-8"]),
+    ("binary line", ("in.jsonl", _jsonl(*GOOD) + b"\x00\x01\x02\xff\xfe\n"), {}, ["in.jsonl, line 3: not UTF-8"]),
+    ("malformed JSONL line", ("in.jsonl", _jsonl(GOOD[0]) + b'{"id": "b", "text": \n'), {},
+     ["in.jsonl, line 2: not valid JSON", "fix or remove the line"]),
+    ("JSONL line that is no object", ("in.jsonl", _jsonl(GOOD[0]) + b'["b", "text"]\n'), {},
+     ["in.jsonl, line 2: expected a JSON object, got list"]),
+    ("CSV row with too many cells", ("in.csv", b"id,text\na,fine\nb,one,two\n"), {},
+     ["in.csv, line 3: more cells than the header has columns", "quote cells"]),
+    ("CSV row with broken quoting", ("in.csv", b'id,text\na,fine\nb,"open"quote\n'), {},
+     ["in.csv, line 3: not valid CSV", "fix the quoting"]),
+    ("CSV not UTF-8", ("in.csv", b"id,text\na,caf\xe9\n"), {}, ["in.csv, line 2: not UTF-8"]),
+    ("unknown extension", ("in.txt", b"id,text\n"), {}, ["unknown extension '.txt'", "use .jsonl or .csv"]),
+    ("input file missing", ("/nowhere/in.jsonl", None), {}, ["does not exist", "pass a local .jsonl or .csv"]),
+    ("row over the per-job size", [*GOOD, {"id": "big", "text": "x" * 5000}], {"max_bytes_per_job": 2000},
+     ["row with key 'big': its request takes", "more than max_bytes"]),
+    ("row over the per-job tokens", [*GOOD, {"id": "long", "text": "word " * 4000}], {"max_tokens_per_job": 1000},
+     ["row with key 'long'", "more than max_tokens (1000)"]),
+    ("unknown model", GOOD, {"model": "gemini-9-ultra"},
+     ["model 'gemini-9-ultra' is not known to the API", "Test button"]),
+    ("embedding model asked for text", GOOD, {"model": "gemini-embedding-001"},
+     ["model 'gemini-embedding-001' does not do generateContent"]),
+    ("output_path climbing out with ..", GOOD, {"output_path": "/tmp/results/../../etc/out.jsonl"},
+     ["climbs out of its folder with '..'"]),
+    ("relative output_path", GOOD, {"output_path": "results/out.jsonl"}, ["is relative", "absolute path"]),
+    ("output_path that is a folder", GOOD, {"output_path": "/tmp"}, ["is a folder; name the results file"]),
+    ("unwritable output_path", GOOD, {"output_path": "/proc/gemini/out.jsonl"},
+     ["the results can't be written at '/proc/gemini/out.jsonl'", "a folder the worker can write to"]),
+]
+
+OPERATORS = {
+    "batch": lambda **kw: GeminiBatchOperator(task_id="t", poll_interval=0.2, **kw),
+    "online": lambda **kw: GeminiConcurrentGenerateOperator(task_id="t", **kw),
+}
+
+
+@pytest.mark.parametrize("path", OPERATORS)
+@pytest.mark.parametrize(("case", "given", "kwargs", "message"), BAD_RUNS, ids=[c[0] for c in BAD_RUNS])
+def test_a_bad_run_fails_before_anything_is_uploaded_or_billed(case, given, kwargs, message, path, emulator,
+                                                              gemini_conn, tmp_path):
+    if path == "online" and any(k.startswith("max_") for k in kwargs):
+        pytest.skip("per-job limits belong to batch jobs")
+    if isinstance(given, tuple):
+        name, content = given
+        source = {"input_path": name if content is None else _file(tmp_path, name, content)}
+    else:
+        source = {"records": given}
+    task = OPERATORS[path](**{**BASE, "output_path": str(tmp_path / "out" / "results.jsonl"), **source, **kwargs})
+    ti = SimpleNamespace(dag_id="d", task_id="t", run_id="r", map_index=-1, try_number=1,
+                         xcom_push=lambda **_: None)
+    with pytest.raises(AirflowFailException) as failed:
+        task.execute({"ti": ti})
+    assert all(part in str(failed.value) for part in message), str(failed.value)
+    # Nothing reached the API that could be billed or left behind, and no results file was made.
+    assert emulator.state.store.files == {} and emulator.state.store.batches == {}
+    assert emulator.state.counters["ok"] == 0
+    assert not (tmp_path / "out" / "results.jsonl").exists()
