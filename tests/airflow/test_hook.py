@@ -98,3 +98,18 @@ def test_a_bigquery_source_and_destination_pass_through_to_the_vertex_job(emulat
     assert sent["outputConfig"] == {"predictionsFormat": "bigquery",
                                     "bigqueryDestination": {"outputUri": "bq://emu-project.reviews.scored"}}
     assert sent["displayName"] == "from-bq" and job.name.endswith(sent["name"].rsplit("/", 1)[1])
+
+
+def test_the_connection_secrets_are_registered_with_the_secrets_masker(emulator, monkeypatch):
+    from airflow.sdk._shared.secrets_masker import redact
+
+    api_key = "masker-check-key-7f3a91"
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_MASKED", json.dumps(
+        {"conn_type": "gemini", "password": api_key, "extra": {"base_url": emulator.base_url}}))
+    conn_id, key = _vertex_conn(monkeypatch, emulator)
+    private_key = json.loads(key)["private_key"]
+    GeminiHook("gemini_masked").connection
+    GeminiHook(conn_id).connection
+    assert redact(f"calling with {api_key}") == "calling with ***"
+    line = redact(f"key: {private_key.splitlines()[0]} ... {private_key}")
+    assert private_key not in line and "***" in line

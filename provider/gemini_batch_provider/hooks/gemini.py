@@ -31,6 +31,7 @@ import certifi
 import tenacity
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.log import mask_secret
 from google import genai
 from google.genai import errors, types
 from google.oauth2 import service_account
@@ -100,6 +101,19 @@ def client_options(conn: Connection) -> dict[str, Any]:
     return {**auth, "http_options": types.HttpOptions(**http_options)}
 
 
+def mask_connection_secrets(conn: Connection) -> None:
+    """Register the API key, or a service-account key and its private key, with the secrets masker."""
+    if not conn.password:
+        return
+    mask_secret(conn.password)
+    try:
+        private_key = json.loads(conn.password).get("private_key")
+    except (ValueError, AttributeError):
+        return
+    if private_key:
+        mask_secret(private_key)  # a traceback may quote it apart from the JSON around it
+
+
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """The SDK's default TLS context (``SSL_CERT_FILE``/``SSL_CERT_DIR`` or certifi's CA bundle), made once."""
@@ -147,8 +161,15 @@ class GeminiHook(BaseHook):
 
     @cached_property
     def connection(self) -> Connection:
-        """The connection, read once per hook (in a task each read is a round trip to the supervisor)."""
-        return self.get_connection(self.gemini_conn_id)
+        """The connection, read once per hook (in a task each read is a round trip to the supervisor).
+
+        Its secrets are registered with Airflow's secrets masker, so a log line that quotes them
+        shows ``***``: Airflow masks the password field whole; a service-account key's private key
+        is masked on its own too.
+        """
+        conn = self.get_connection(self.gemini_conn_id)
+        mask_connection_secrets(conn)
+        return conn
 
     @cached_property
     def client(self) -> genai.Client:
@@ -164,6 +185,7 @@ class GeminiHook(BaseHook):
         triggerer running a thousand triggers builds one client, not a thousand.
         """
         conn = await self.aget_connection(self.gemini_conn_id)
+        mask_connection_secrets(conn)
         clients = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
         digest = _connection_digest(conn)
         if digest not in clients:
