@@ -339,7 +339,15 @@ class Stack:
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
         content = self.get(path)["content"]
-        return "\n".join(str(c.get("event", c)) if isinstance(c, dict) else str(c) for c in content)
+        lines = []
+        for item in content:
+            if not isinstance(item, dict):
+                lines.append(str(item))
+                continue
+            lines.append(str(item.get("event", item)))
+            # An exception's type and message come in the line's error_detail.
+            lines.extend(f"{e.get('exc_type')}: {e.get('exc_value')}" for e in item.get("error_detail") or [])
+        return "\n".join(lines)
 
     def trigger_logs(self, dag_id: str, run_id: str, task_id: str) -> list[Path]:
         """Log files the triggerer wrote for this task (proof it was deferred to the triggerer)."""

@@ -108,8 +108,8 @@ def test_the_connection_secrets_are_registered_with_the_secrets_masker(emulator,
         {"conn_type": "gemini", "password": api_key, "extra": {"base_url": emulator.base_url}}))
     conn_id, key = _vertex_conn(monkeypatch, emulator)
     private_key = json.loads(key)["private_key"]
-    GeminiHook("gemini_masked").connection
-    GeminiHook(conn_id).connection
+    for read in ("gemini_masked", conn_id):  # reading the connection registers its secrets
+        assert GeminiHook(read).connection.password
     assert redact(f"calling with {api_key}") == "calling with ***"
     line = redact(f"key: {private_key.splitlines()[0]} ... {private_key}")
     assert private_key not in line and "***" in line
