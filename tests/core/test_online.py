@@ -75,13 +75,14 @@ def test_non_retryable_errors_fail_the_row_at_once():
     landed, stats, _ = _run(EmulatorConfig(), rows=3, model="no-such-model")
     assert stats.calls == 3
     assert {(r["status"], r["error"]["code"], r["error"]["status"]) for r in landed} == {("failed", 404, "NOT_FOUND")}
+    assert stats.gave_up == 0  # refused, not unanswered
 
 
 def test_rows_whose_retries_run_out_land_failed_not_lost():
     landed, stats, _ = _run(EmulatorConfig(faults=FaultConfig(error_503_rate=1.0)), rows=5, max_attempts=3)
     assert _keys(landed) == list(range(5))
     assert {(r["status"], r["error"]["code"]) for r in landed} == {("failed", 503)}
-    assert stats.calls == 15
+    assert stats.calls == 15 and stats.gave_up == 5
 
 
 def test_timeouts_are_retried_then_reported():
@@ -148,3 +149,13 @@ def test_no_log_line_per_call_from_the_sdk(caplog):
     assert len(landed) == 3
     sdk_lines = [r.getMessage() for r in caplog.records if r.name.startswith("google_genai")]
     assert sdk_lines == []
+
+
+def test_the_sdk_transport_errors_are_transient():
+    import httpx2
+
+    from gemini_batch_provider.core.transient import is_retryable
+
+    # google-genai 3 speaks httpx2 in sync calls: a refused connection (a restarting server) is worth a retry.
+    assert is_retryable(httpx2.ConnectError("refused")) and is_retryable(httpx2.ReadTimeout("slow"))
+    assert not is_retryable(ValueError("a bug"))

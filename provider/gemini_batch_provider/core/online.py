@@ -94,13 +94,15 @@ class OnlineSettings:
 
 @dataclass
 class OnlineStats:
-    """What a run did: rows done, calls made, 429s and other retried errors seen."""
+    """What a run did: rows done, calls made, 429s and other retried errors seen, and the rows that
+    ran out of attempts on transient errors (``gave_up``: the service did not answer them)."""
 
     total: int | None = None
     done: int = 0
     calls: int = 0
     responses_429: int = 0
     retried_errors: int = 0
+    gave_up: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def progress(self) -> str:
@@ -231,10 +233,13 @@ class OnlineEngine:
         try:
             response = await retrying(self._call, request, estimate)
         except errors.APIError as exc:
+            self.stats.gave_up += is_retryable(exc)
             return error_row(key, ONLINE, str(exc.message), str(exc.status), exc.code)
         except asyncio.TimeoutError:
+            self.stats.gave_up += 1
             return error_row(key, ONLINE, f"no answer within {self.settings.request_timeout_s} s", "DEADLINE_EXCEEDED")
         except (aiohttp.ClientError, OSError) as exc:
+            self.stats.gave_up += 1
             return error_row(key, ONLINE, f"{type(exc).__name__}: {exc}", "UNAVAILABLE")
         if isinstance(response, types.EmbedContentResponse):
             return embedding_row(key, ONLINE, response.embeddings[0].values if response.embeddings else None)

@@ -10,18 +10,19 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import httpx
+import httpx2
 from google.genai import errors
 
 RETRYABLE_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """True for HTTP 408/429/5xx and transport failures of the async (aiohttp) and sync (httpx) clients."""
+    """True for HTTP 408/429/5xx and transport failures of the SDK's async (aiohttp) and sync
+    (httpx2, its default since google-genai 3.0) clients."""
     if isinstance(exc, errors.APIError):
         return exc.code in RETRYABLE_CODES
     # OSError covers ConnectionError and, since Python 3.11, asyncio.TimeoutError too.
-    return isinstance(exc, (aiohttp.ClientError, httpx.TransportError, asyncio.TimeoutError, OSError))
+    return isinstance(exc, (aiohttp.ClientError, httpx2.TransportError, asyncio.TimeoutError, OSError))
 
 
 def server_retry_delay(exc: BaseException) -> float | None:

@@ -49,6 +49,8 @@ class EmulatorConfig:
     RESOURCE_EXHAUSTED with ``RetryInfo`` and ``Retry-After``. ``faults``: latency and injected
     faults of ``generateContent``. ``batch_row_errors``: rows of batch jobs answered with an error.
     ``batch_outcome``: how new batch jobs end (``succeed``, ``fail``, ``expire``, ``stall``).
+    ``batch_output_fault``: what befalls a batch job's output file (``none``, ``malformed``: some
+    lines are not JSON, ``truncated``: it ends a third of the way short, in the middle of a line).
     ``max_enqueued_tokens``: estimated tokens of a model's unfinished batch jobs at most (None: no
     limit); ``max_file_bytes``: the largest upload (2 GB, as the Files API). ``gcs_endpoint``: the
     Cloud Storage (emulator) that Vertex AI batch prediction jobs read from and write to.
@@ -65,6 +67,7 @@ class EmulatorConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     batch_row_errors: RowErrors = field(default_factory=RowErrors)
     batch_outcome: str = "succeed"
+    batch_output_fault: str = "none"
     max_enqueued_tokens: int | None = None
     max_file_bytes: int = 2 * 1024**3
     gcs_endpoint: str | None = None
@@ -482,6 +485,7 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
     store = Store(data_dir)
     runner = BatchRunner(store, pending_s=config.batch_pending_s, running_s=config.batch_running_s,
                          base_url=base_url, row_errors=config.batch_row_errors, outcome=config.batch_outcome,
+                         output_fault=config.batch_output_fault,
                          max_enqueued_tokens=config.max_enqueued_tokens)
     quota = Quota(config.rpm, config.tpm, config.quota_window_s)
     vertex = VertexRunner(gcs_endpoint=config.gcs_endpoint, pending_s=config.batch_pending_s,

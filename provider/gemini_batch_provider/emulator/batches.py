@@ -129,7 +129,8 @@ class BatchRunner:
     """Creates batch jobs in a Store and moves them through their states."""
 
     def __init__(self, store: Store, *, pending_s: float, running_s: float, base_url: str,
-                 row_errors: RowErrors, outcome: str = "succeed", max_enqueued_tokens: int | None = None) -> None:
+                 row_errors: RowErrors, outcome: str = "succeed", max_enqueued_tokens: int | None = None,
+                 output_fault: str = "none") -> None:
         self.store = store
         self.pending_s = pending_s
         self.running_s = running_s
@@ -137,6 +138,7 @@ class BatchRunner:
         self.row_errors = row_errors
         self.outcome = outcome
         self.max_enqueued_tokens = max_enqueued_tokens
+        self.output_fault = output_fault
         self.tasks = JobTasks()
 
     def resume(self) -> None:
@@ -279,8 +281,13 @@ class BatchRunner:
         """Stream the input file into the output file ``partial``; returns its SHA-256 digest."""
         source = self.store.file_path(batch.resource["inputConfig"]["fileName"].removeprefix("files/"))
         digest = hashlib.sha256()
+        total = sum(1 for line in source.open("rb") if line.strip())
         with source.open("rb") as lines, partial.open("wb") as out:
             for position, raw in enumerate(line for line in lines if line.strip()):
+                if self.output_fault == "truncated" and position >= total * 2 // 3:
+                    out.write(b'{"key": "cut-off-here", "resp')  # the file ends mid-line, no newline
+                    digest.update(b'{"key": "cut-off-here", "resp')
+                    break
                 try:
                     item = json.loads(raw)
                 except ValueError as exc:
@@ -291,6 +298,8 @@ class BatchRunner:
                     answer = _answer(item, batch, self.row_errors, position)
                 self._count(batch, answer)
                 line = (json.dumps({**answer, "key": key}) + "\n").encode()
+                if self.output_fault == "malformed" and position % 7 == 3:
+                    line = line[: len(line) // 2] + b"\n"  # a line broken in half
                 digest.update(line)
                 out.write(line)
         return digest.digest()

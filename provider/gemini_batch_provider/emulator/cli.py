@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-row-error-code", type=int, default=503, help="HTTP code of those row errors")
     parser.add_argument("--batch-outcome", choices=["succeed", "fail", "expire", "stall"], default="succeed",
                         help="how batch jobs end")
+    parser.add_argument("--batch-output-fault", choices=["none", "malformed", "truncated"], default="none",
+                        help="corrupt batch output files: some lines not JSON, or the file cut short")
     parser.add_argument("--max-enqueued-tokens", type=int,
                         help="estimated tokens of a model's unfinished batch jobs at most (429 on create beyond)")
     parser.add_argument("--max-file-bytes", type=int, default=2 * 1024**3, help="the largest upload")
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         data_dir=args.data_dir,
         batch_row_errors=row_errors,
         batch_outcome=args.batch_outcome,
+        batch_output_fault=args.batch_output_fault,
         max_enqueued_tokens=args.max_enqueued_tokens,
         max_file_bytes=args.max_file_bytes,
         gcs_endpoint=args.gcs_endpoint,

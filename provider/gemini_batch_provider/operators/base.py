@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from gemini_batch_provider.core.cost import Estimate, cost_usd, estimate, price_of
 from gemini_batch_provider.core.ledger import Ledger, ledger_location
-from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
+from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings, OnlineStats
 from gemini_batch_provider.core.records import InputError, iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests, iter_keys
 from gemini_batch_provider.core.results import BATCH, STATUSES, ResultsWriter
@@ -213,24 +213,32 @@ class GeminiRequestsOperator(BaseOperator):
         self.preflight(GeminiHook(self.gemini_conn_id))
         writer = self.results_writer()
         try:
-            self.run_online(writer, self.requests(), rows, settings)
+            stats = self.run_online(writer, self.requests(), rows, settings)
         except BaseException:
             writer.abort()
             raise
         writer.close()
-        return self.summary(writer, rows, "online", [])
+        summary = self.summary(writer, rows, "online", [])
+        if stats.gave_up:
+            raise AirflowException(
+                f"{self.task_id}: the API did not answer {stats.gave_up} of {rows} rows in {settings.max_attempts} "
+                f"attempts each (transient errors: 429, 5xx, timeouts or dropped connections); they landed as "
+                f"'failed' with their last error in {summary['output_path']}. Lower concurrency/rpm/tpm to the "
+                "model's quota or raise max_attempts; a retry of the task runs every row again")
+        return summary
 
     def run_online(self, writer: ResultsWriter, requests: Iterable[tuple[str, dict[str, Any]]], total: int,
-                   settings: OnlineSettings) -> None:
+                   settings: OnlineSettings) -> OnlineStats:
         """Run ``requests`` through the online engine, each row written as soon as it is done."""
 
-        async def run() -> None:
+        async def run() -> OnlineStats:
             engine = OnlineEngine(GeminiHook(self.gemini_conn_id).client, self.model, settings)
             stats = await engine.run(requests, writer.write, total=total)
             self.log.info("%d calls for %d rows online; %d responses 429, %d other retried errors",
                           stats.calls, total, stats.responses_429, stats.retried_errors)
+            return stats
 
-        asyncio.run(run())
+        return asyncio.run(run())
 
     def results_writer(self) -> ResultsWriter:
         check = self.output_schema.check if self.output_schema is not None else None

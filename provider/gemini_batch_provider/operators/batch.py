@@ -12,12 +12,14 @@ from airflow.sdk.exceptions import AirflowException
 from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.online import OnlineSettings
 from gemini_batch_provider.core.states import TERMINAL
+from gemini_batch_provider.core.transient import is_retryable
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.results import fail_on_bad_endings, land_batch
 from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger, deadline_event, finish_event
 
 MAX_POLL_INTERVAL = 86_400.0
+MAX_POLL_ERRORS = 10  # transient poll errors in a row ridden out, as the trigger does
 JOB_LIFETIME = 48 * 3600.0  # a job not done by then expires (https://ai.google.dev/gemini-api/docs/batch-mode)
 
 
@@ -39,7 +41,7 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
     :param on_deadline: ``online`` (default): the rows the cancelled jobs did not answer finish
         online; ``cancel``: they land ``cancelled`` and the task fails.
     :param rerun_failed_online: run again online the rows the batch answered with a retryable
-        error (HTTP 408/429/5xx).
+        error (HTTP 408/429/5xx) or gave no readable answer (``missing``).
     :param online_concurrency: calls in flight at most on the online path.
     :param online_rpm: requests per minute at most on the online path (None: no client-side limit).
     :param online_tpm: tokens per minute at most on the online path (None: no client-side limit).
@@ -132,9 +134,19 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
 
     def _wait(self, hook: GeminiHook, job_names: list[str], deadline: float | None) -> dict[str, Any]:
         """Poll in the worker (``deferrable=False``); returns an event shaped like the trigger's."""
-        interval = self.poll_interval
+        interval, errors = self.poll_interval, 0
         while True:
-            jobs = hook.job_summaries(job_names)
+            try:
+                jobs = hook.job_summaries(job_names)
+                errors = 0
+            except Exception as exc:  # the trigger's rule: transient errors in a row are ridden out
+                errors += 1
+                if not is_retryable(exc) or errors > MAX_POLL_ERRORS:
+                    raise
+                self.log.warning("Poll failed (%s, %d in a row); trying again in %.1f s", exc, errors, interval)
+                time.sleep(interval)
+                interval = min(self.max_poll_interval, interval * 1.5)
+                continue
             if all(job["state"] in TERMINAL for job in jobs):
                 return finish_event(jobs)
             if deadline is not None and time.time() >= deadline:

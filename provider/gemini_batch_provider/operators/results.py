@@ -72,7 +72,9 @@ def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dic
 
 def _rerun(failed: bool, unanswered: bool) -> Callable[[dict[str, Any]], bool]:
     def rerun(row: dict[str, Any]) -> bool:
-        if row["status"] in (MISSING, EXPIRED, CANCELLED):
+        if row["status"] == MISSING:  # no answer at all, whatever the job's ending: lost, not refused
+            return unanswered or failed
+        if row["status"] in (EXPIRED, CANCELLED):
             return unanswered
         return failed and row["status"] == FAILED and (row["error"] or {}).get("code") in RETRYABLE_CODES
 
@@ -88,7 +90,7 @@ def _why_missing(jobs: list[dict[str, Any]]) -> Callable[[str, int], tuple[str, 
                              "results task the same per-job limits as the submit task")
         job = jobs[shard]
         if job["state"] in ("JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED"):
-            return MISSING, f"the output of {job['name']} has no line for this key"
+            return MISSING, f"the output of {job['name']} has no readable line for this key"
         return NO_RESULT.get(job["state"], MISSING), f"{job['name']} ended {job['state']} before answering this row"
 
     return why
@@ -103,11 +105,17 @@ def _delete_input_files(op: GeminiBatchRequestsOperator, hook: GeminiHook, ledge
 
 
 def fail_on_bad_endings(op: GeminiBatchRequestsOperator, jobs: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    """Fail the task (after landing) when a job ended FAILED, CANCELLED or EXPIRED."""
+    """Fail the task (after landing) when a job ended FAILED, CANCELLED or EXPIRED, or when rows of
+    jobs that succeeded have no readable answer (an output file cut short or damaged)."""
     bad = [f"{job['name']} {job['state']}" for job in jobs if job["state"] in ENDED_BADLY]
     if bad:
         raise AirflowException(f"{op.task_id}: batch jobs did not succeed: {', '.join(bad)}; what they produced "
                                f"landed in {summary['output_path']} (counts {summary['counts']})")
+    if summary["counts"][MISSING]:
+        raise AirflowException(
+            f"{op.task_id}: {summary['counts'][MISSING]} rows have no readable answer in the output of jobs that "
+            f"succeeded (the file was cut short or damaged); they landed as 'missing' in {summary['output_path']}. "
+            "Set rerun_failed_online=True to run such rows online")
 
 
 class GeminiBatchResultsOperator(GeminiBatchRequestsOperator):
@@ -123,11 +131,12 @@ class GeminiBatchResultsOperator(GeminiBatchRequestsOperator):
     :param job_names: batch job names, ``batches/<id>``, in shard order (templated; e.g. the
         submit task's XCom).
     :param rerun_failed_online: run again online the rows answered with a retryable error
-        (HTTP 408/429/5xx), with ``online_concurrency``, ``online_rpm`` and ``online_tpm``.
+        (HTTP 408/429/5xx) or with no readable answer (``missing``), with ``online_concurrency``,
+        ``online_rpm`` and ``online_tpm``.
     :param delete_input_files: delete the uploaded input files once the results have landed.
     :return: (XCom) the summary (see GeminiRequestsOperator.summary).
-    :raises AirflowException: a job has not ended yet, or ended FAILED, CANCELLED or EXPIRED
-        (raised after the results have landed).
+    :raises AirflowException: a job has not ended yet, or ended FAILED, CANCELLED or EXPIRED, or
+        rows of jobs that succeeded have no readable answer (raised after the results have landed).
     """
 
     template_fields: Sequence[str] = (*GeminiBatchRequestsOperator.template_fields, "job_names")
