@@ -196,11 +196,15 @@ def main() -> None:
     parser.add_argument("--only", help="run the faults whose name contains this")
     args = parser.parse_args()
     rows = 40 if args.short else args.rows
+    # stdout carries the JSON lines alone: what Airflow's loggers print goes to stderr.
+    sys.stdout.flush()
+    results = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     for fault in faults(rows):
         if args.only and args.only not in fault.name:
             continue
         with tempfile.TemporaryDirectory(prefix="fault-") as folder:
-            print(json.dumps(run_fault(replace(fault), rows, Path(folder))), flush=True)
+            print(json.dumps(run_fault(replace(fault), rows, Path(folder))), file=results, flush=True)
 
 
 if __name__ == "__main__":
