@@ -110,6 +110,7 @@ class RequestSpec:
         if value is None or str(value) == "":
             raise InputError(f"row {row}: key field {self.key_field!r} is missing or empty; every row needs a key")
         key = str(value)
+        # isprintable() first: a fast check that passes almost every key (a surrogate is not printable).
         if not key.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in key):
             raise InputError(f"row {row}: key field {self.key_field!r} holds an unpaired surrogate, which is not "
                              "text; fix how the input was decoded")

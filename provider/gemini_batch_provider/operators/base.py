@@ -159,7 +159,7 @@ class GeminiRequestsOperator(BaseOperator):
         """Raise AirflowFailException for an ``output_path`` that is relative, climbs with ``..``
         (a run's params could otherwise write anywhere), is a folder, or cannot be written."""
         where = self.output_path
-        if ".." in where.replace("\\", "/").split("/"):
+        if ".." in where.split("/"):
             raise AirflowFailException(f"{self.task_id}: output_path {where!r} climbs out of its folder with '..'; "
                                        "give the folder itself")
         if where.startswith("gs://"):
@@ -209,7 +209,8 @@ class GeminiRequestsOperator(BaseOperator):
             )
 
     def land_online(self, rows: int, settings: OnlineSettings) -> dict[str, Any]:
-        """Run every row online into the results file; returns the summary."""
+        """Run every row online into the results file; returns the summary. Raises AirflowException,
+        after landing, when rows ran out of attempts on transient errors (the API never answered them)."""
         self.preflight(GeminiHook(self.gemini_conn_id))
         writer = self.results_writer()
         try:

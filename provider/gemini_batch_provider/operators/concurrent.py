@@ -25,6 +25,8 @@ class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
     :param max_attempts: calls per row at most; a row whose attempts run out lands ``failed``.
     :return: (XCom) the summary, with ``path`` ``online`` and no ``batch_jobs``.
     :raises AirflowFailException: bad input, naming the row and the fix; nothing was sent.
+    :raises AirflowException: after landing, when rows ran out of ``max_attempts`` on transient
+        errors (429, 5xx, timeouts, dropped connections): the API never answered them.
     """
 
     def __init__(self, *, concurrency: int = 32, rpm: int | None = None, tpm: int | None = None,
