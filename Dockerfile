@@ -2,4 +2,4 @@
 FROM apache/airflow:3.3.2-python3.11
 COPY --chown=airflow:0 pyproject.toml README.md /opt/provider/
 COPY --chown=airflow:0 provider /opt/provider/provider
-RUN pip install --no-cache-dir "apache-airflow==3.3.2" /opt/provider
+RUN pip install --no-cache-dir "apache-airflow==3.3.2" "/opt/provider[images]"

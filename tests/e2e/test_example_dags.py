@@ -90,6 +90,22 @@ def test_nightly_dag_defers_and_lands_one_row_per_module(stack):
 
 
 
+def test_images_dag_describes_each_photo_from_the_photo_itself(stack):
+    run_id = stack.trigger("gemini_images", conf={"photo_limit": 12})
+    result = stack.wait_for_run("gemini_images", run_id, timeout=600)
+    assert result["state"] == "success", stack.task_log("gemini_images", run_id, "describe_photos")
+    photos = [json.loads(line) for line in Path(stack.xcom("gemini_images", run_id, "list_photos")).read_text()
+              .splitlines()]
+    summary = stack.xcom("gemini_images", run_id, "describe_photos")
+    rows = {r["key"]: r for r in map(json.loads, Path(summary["output_path"]).read_text().splitlines())}
+    assert len(photos) == 12 and sorted(rows) == sorted(p["photo_id"] for p in photos)
+    assert all(r["status"] == "succeeded" and r["parsed"]["people"] >= 0 for r in rows.values())
+    # Each description comes from the photo (its size and colour, on the emulator).
+    assert rows["astronaut"]["parsed"]["description"].startswith("A 512x512 image")
+    assert rows["coffee"]["parsed"]["description"].startswith("A 600x400 image")
+    assert len({r["parsed"]["description"] for r in rows.values()}) > 6
+
+
 def wait_for_report(stack, output_path, timeout=120):
     """The report of the gemini_results_report run that read ``output_path``."""
     deadline = time.monotonic() + timeout

@@ -8,6 +8,7 @@ look the job up by its display name before creating another.
 Shape (JSON)::
 
     {"identity": str, "fingerprint": str, "first_submitted_at": float | null, "estimated_cost_usd": float | null,
+     "media_files": [str] (media uploaded for the requests, removed after landing),
      "shards": [{"index": int, "requests": int, "display_name": str, "input_file": str | null,
                  "job": str | null, "status": "pending" | "creating" | "created", "attempt": int}]}
 """
@@ -55,6 +56,7 @@ class Ledger:
     shards: list[ShardRecord] = field(default_factory=list)
     first_submitted_at: float | None = None
     estimated_cost_usd: float | None = None  # for the summary of the try that lands, after a deferral
+    media_files: list[str] = field(default_factory=list)  # URIs of the media uploaded for the requests
 
     @classmethod
     def from_json(cls, text: str | None) -> Ledger | None:

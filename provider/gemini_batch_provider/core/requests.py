@@ -17,6 +17,7 @@ import pydantic
 from google.genai import types
 
 from .keys import KeyIndex
+from .media import MediaStager
 from .records import InputError
 
 
@@ -41,21 +42,29 @@ class RequestSpec:
     :param generation_config: fields of ``google.genai.types.GenerationConfig`` (snake_case or
         camelCase, e.g. ``temperature``, ``max_output_tokens``, ``response_mime_type``,
         ``response_schema``); validated by the SDK's own type.
-    :raises InputError: for a template that does not parse or a generation_config the SDK rejects.
+    :param media_fields: record fields holding media (see ``core.media``); each must appear in the
+        template, which places its parts there: ``"Describe {image} in one sentence"``.
+    :param media: the run's ``MediaStager``, which gives each media value's parts.
+    :raises InputError: for a template that does not parse, a generation_config the SDK rejects,
+        or a media field the template does not place.
     """
 
     prompt_template: str
     key_field: str | None = None
     system_instruction: str | None = None
     generation_config: dict[str, Any] | None = None
+    media_fields: tuple[str, ...] = ()
+    media: MediaStager | None = None
     fields: tuple[str, ...] = field(init=False)
     _shared: dict[str, Any] = field(init=False, repr=False)
+    _segments: tuple[tuple[str, str | None, str, str | None], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt_template, str) or not self.prompt_template.strip():
             raise InputError("prompt_template is empty; give a template such as 'Summarize: {text}'")
         try:
-            names = [name for _, name, _, _ in string.Formatter().parse(self.prompt_template) if name is not None]
+            segments = tuple(string.Formatter().parse(self.prompt_template))
+            names = [name for _, name, _, _ in segments if name is not None]
         except ValueError as exc:
             raise InputError(
                 f"prompt_template does not parse ({exc}); write literal braces as '{{{{' and '}}}}'"
@@ -75,8 +84,13 @@ class RequestSpec:
                     "https://ai.google.dev/api/generate-content#generationconfig"
                 ) from None
             shared["generationConfig"] = _wire(config)
+        unplaced = [name for name in self.media_fields if name not in names]
+        if unplaced:
+            raise InputError(f"media field(s) {unplaced} are not in prompt_template; place each where its media "
+                             f"go, e.g. 'Describe {{{unplaced[0]}}} in one sentence'")
         object.__setattr__(self, "fields", tuple(dict.fromkeys(names)))
         object.__setattr__(self, "_shared", shared)
+        object.__setattr__(self, "_segments", segments)
 
     def _body(self, prompt: str) -> dict[str, Any]:
         return {"contents": [user_content(prompt)], **self._shared}
@@ -90,18 +104,42 @@ class RequestSpec:
                     f"row {row}: field {name!r} used by prompt_template is missing or null; "
                     f"add it to the record or remove {{{name}}} from the template"
                 )
-            if not isinstance(value, (str, int, float)):
+            if name not in self.media_fields and not isinstance(value, (str, int, float)):
                 raise InputError(f"row {row}: field {name!r} is a {type(value).__name__}, where prompt_template wants "
                                  "text; flatten it into text (e.g. json.dumps) before it reaches the operator")
+        if self.media_fields:
+            return {"contents": [{"parts": self._media_parts(record, row), "role": "user"}], **self._shared}
         prompt = self.prompt_template.format_map(record)
         if not prompt.strip():
             raise InputError(f"row {row}: the prompt is empty; give the row some text or drop it")
-        try:
-            prompt.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InputError(f"row {row}: the prompt holds {exc.object[exc.start]!r} at character {exc.start}, an "
-                             "unpaired surrogate that is not text; fix how the input was decoded") from None
+        _check_text(prompt, row)
         return self._body(prompt)
+
+    def _media_parts(self, record: dict[str, Any], row: int) -> list[dict[str, Any]]:
+        """The template's text and the record's media, in the template's order, as parts."""
+        assert self.media is not None, "a media run needs its MediaStager"
+        formatter = string.Formatter()
+        parts: list[dict[str, Any]] = []
+        text: list[str] = []
+
+        def flush() -> None:
+            joined = "".join(text)
+            if joined.strip():
+                _check_text(joined, row)
+                parts.append({"text": joined})
+            text.clear()
+
+        for literal, name, spec, conversion in self._segments:
+            text.append(literal)
+            if name is None:
+                continue
+            if name in self.media_fields:
+                flush()
+                parts.extend(self.media.parts(record[name]))
+            else:
+                text.append(formatter.format_field(formatter.convert_field(record[name], conversion), spec or ""))
+        flush()
+        return parts
 
     def key(self, record: dict[str, Any], row: int) -> str:
         if self.key_field is None:
@@ -142,6 +180,14 @@ class EmbedRequestSpec(RequestSpec):
 
     def _body(self, prompt: str) -> dict[str, Any]:
         return {"content": user_content(prompt), **self._shared}
+
+
+def _check_text(text: str, row: int) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"row {row}: the prompt holds {exc.object[exc.start]!r} at character {exc.start}, an "
+                         "unpaired surrogate that is not text; fix how the input was decoded") from None
 
 
 def build_requests(records: Iterable[dict[str, Any]], spec: RequestSpec) -> Iterator[tuple[str, dict[str, Any]]]:

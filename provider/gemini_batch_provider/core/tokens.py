@@ -5,18 +5,23 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .media import MEDIA_TOKENS
+
 
 def estimate_split(request: dict[str, Any]) -> tuple[int, int]:
     """``(prompt, output)`` tokens a ``GenerateContentRequest`` (wire shape) will cost, estimated at
     4 characters a token (Google's rule of thumb, https://ai.google.dev/gemini-api/docs/tokens) for
-    its text, and its ``maxOutputTokens`` (or as many output tokens as input when it sets none).
+    its text, ``MEDIA_TOKENS`` per image or document part, and its ``maxOutputTokens`` (or as many
+    output tokens as input when it sets none).
     An ``EmbedContentRequest`` (one ``content``) has no output tokens."""
     if "content" in request:
         return math.ceil(sum(len(part.get("text", "")) for part in request["content"]["parts"]) / 4), 0
-    chars = sum(len(part.get("text", "")) for content in request.get("contents", []) for part in content["parts"])
+    parts = [part for content in request.get("contents", []) for part in content["parts"]]
+    chars = sum(len(part.get("text", "")) for part in parts)
     system = request.get("systemInstruction") or {}
     chars += sum(len(part.get("text", "")) for part in system.get("parts", []))
-    prompt = math.ceil(chars / 4)
+    media = sum(1 for part in parts if "inlineData" in part or "fileData" in part)
+    prompt = math.ceil(chars / 4) + MEDIA_TOKENS * media
     return prompt, int((request.get("generationConfig") or {}).get("maxOutputTokens") or prompt)
 
 

@@ -85,6 +85,10 @@ class State:
     counters: Counter[str] = field(default_factory=Counter)
     _tmp: Any = field(default=None, repr=False)
 
+    def read_file(self, uri: str) -> bytes:
+        """A ``fileData`` part's content: a ``gs://`` object (Vertex AI), else a Files API file."""
+        return self.vertex.read_gcs(uri) if uri.startswith("gs://") else self.store.read_file(uri)
+
 
 STATE = web.AppKey("state", State)
 
@@ -150,6 +154,7 @@ async def upload_start(request: web.Request, state: State, _: re.Match[str]) -> 
             "name": meta.get("name"),
         }
     )
+    state.counters["uploads"] += 1
     url = f"{state.base_url}/upload/v1beta/files?upload_id={upload.id}&upload_protocol=resumable"
     # aiohttp clients look this header up case-sensitively: it must be spelled exactly so.
     return web.Response(text="", headers={"X-Goog-Upload-URL": url, "X-Goog-Upload-Status": "active"})
@@ -246,7 +251,7 @@ async def generate_content(request: web.Request, state: State, match: re.Match[s
     _method_of(model, "generateContent")
     body = await _body(request)
     try:
-        answer = synthetic.generate(body, model)
+        answer = synthetic.generate(body, model, state.read_file)
     except synthetic.InvalidRequest as exc:
         raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
     return await _answer_online(request, state, model, answer, answer["usageMetadata"]["totalTokenCount"], started)

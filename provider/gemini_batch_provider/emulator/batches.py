@@ -72,7 +72,8 @@ class RowErrors:
         return {"code": self.code, "message": "An injected row error of the emulator.", "status": _STATUS[self.code]}
 
 
-def _answer(item: Any, batch: Batch, row_errors: RowErrors, position: int) -> dict[str, Any]:
+def _answer(item: Any, batch: Batch, row_errors: RowErrors, position: int,
+            read_file: synthetic.FileReader) -> dict[str, Any]:
     """``{"response": ...}`` or ``{"error": ...}`` for one input item (a file line or inline request)."""
     try:
         if not isinstance(item, dict) or "request" not in item:
@@ -81,7 +82,7 @@ def _answer(item: Any, batch: Batch, row_errors: RowErrors, position: int) -> di
             return {"error": row_errors.error()}
         if batch.kind == "embed":
             return {"response": synthetic.embed(item["request"])}
-        return {"response": synthetic.generate(item["request"], batch.resource["model"])}
+        return {"response": synthetic.generate(item["request"], batch.resource["model"], read_file)}
     except synthetic.InvalidRequest as exc:
         return {"error": {"code": 400, "message": str(exc), "status": "INVALID_ARGUMENT"}}
 
@@ -270,7 +271,7 @@ class BatchRunner:
             return {"responsesFile": f"files/{output_id}"}
         answers = []
         for position, item in enumerate(batch.input_requests):
-            answer = _answer(item, batch, self.row_errors, position)
+            answer = _answer(item, batch, self.row_errors, position, self.store.read_file)
             self._count(batch, answer)
             if isinstance(item, dict) and "metadata" in item:
                 answer["metadata"] = item["metadata"]
@@ -295,7 +296,7 @@ class BatchRunner:
                     answer = {"error": {"code": 400, "message": f"invalid JSON: {exc}", "status": "INVALID_ARGUMENT"}}
                 else:
                     key = item.get("key") if isinstance(item, dict) else None
-                    answer = _answer(item, batch, self.row_errors, position)
+                    answer = _answer(item, batch, self.row_errors, position, self.store.read_file)
                 self._count(batch, answer)
                 line = (json.dumps({**answer, "key": key}) + "\n").encode()
                 if self.output_fault == "malformed" and position % 7 == 3:

@@ -17,6 +17,11 @@ import re
 from collections import Counter
 from typing import Any
 
+from .errors import InvalidRequest
+from .media import FileReader, describe, media_of
+
+MEDIA_TOKENS = 258  # Gemini's count for an image of up to 384x384 pixels
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _WORD = re.compile(r"[a-z][a-z0-9_]{2,}")
@@ -29,10 +34,6 @@ _STOPWORDS = frozenset(
 EMBEDDING_DIMENSIONS = 3072  # gemini-embedding-001's default size
 MIN_SUMMARY_WORDS = 4
 MAX_SUMMARY_WORDS = 40
-
-
-class InvalidRequest(ValueError):
-    """The request is malformed; the message says which field (answered as 400 INVALID_ARGUMENT)."""
 
 
 def _get(mapping: dict[str, Any], camel: str, snake: str) -> Any:
@@ -126,13 +127,22 @@ def from_schema(schema: dict[str, Any], text: str, summary: str) -> Any:
     return summary
 
 
-def generate(request: dict[str, Any], model: str) -> dict[str, Any]:
-    """A ``GenerateContentResponse`` (wire shape) for one request; raises InvalidRequest."""
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
+def generate(request: dict[str, Any], model: str, read_file: FileReader | None = None) -> dict[str, Any]:
+    """A ``GenerateContentResponse`` (wire shape) for one request; raises InvalidRequest.
+
+    A request with media is answered from them: what each one is (see ``media.describe``); its
+    ``fileData`` parts are read with ``read_file``.
+    """
     text = request_text(request)
     config = _get(request, "generationConfig", "generation_config") or {}
     if not isinstance(config, dict):
         raise InvalidRequest("generationConfig must be an object")
-    summary = summarize(text)
+    media = media_of(request.get("contents"), read_file)
+    summary = _sentence("; ".join(describe(mime, data) for mime, data in media)) if media else summarize(text)
     schema = _get(config, "responseJsonSchema", "response_json_schema") or _get(
         config, "responseSchema", "response_schema"
     )
@@ -145,6 +155,7 @@ def generate(request: dict[str, Any], model: str) -> dict[str, Any]:
             answer = answer[: max_tokens * 4]
     system = _get(request, "systemInstruction", "system_instruction")
     prompt_tokens = count_tokens(text) + (count_tokens("\n".join(_texts([system]))) if system else 0)
+    prompt_tokens += MEDIA_TOKENS * len(media)
     output_tokens = count_tokens(answer)
     return {
         "candidates": [

@@ -20,6 +20,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from .errors import InvalidRequest
+
 FILE_RETENTION = timedelta(hours=48)  # Files API retention, per the Gemini Files API docs
 
 
@@ -117,6 +119,16 @@ class Store:
         self.files[file_id] = resource
         self.save()
         return resource
+
+    def read_file(self, uri: str) -> bytes:
+        """The content of the file a request's ``fileData.fileUri`` names; InvalidRequest when it
+        does not exist: never uploaded, deleted, or past its 48 h (``expirationTime``)."""
+        file_id = uri.rsplit("/files/", 1)[-1] if "/files/" in uri else uri.removeprefix("files/")
+        resource = self.files.get(file_id)
+        if resource is None or resource["expirationTime"] <= timestamp(now()):
+            raise InvalidRequest(f"fileData.fileUri {uri}: no such file; it was deleted, or expired 48 h after "
+                                 "upload")
+        return self.file_path(file_id).read_bytes()
 
     def delete_file(self, file_id: str) -> None:
         del self.files[file_id]

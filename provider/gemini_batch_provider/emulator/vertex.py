@@ -71,6 +71,16 @@ class VertexRunner:
         return storage.Client(project="emulator", credentials=AnonymousCredentials(),
                               client_options={"api_endpoint": self.gcs_endpoint})
 
+    def read_gcs(self, uri: str) -> bytes:
+        """A ``gs://`` object a request's ``fileData`` names; InvalidRequest when it is not there."""
+        from google.api_core import exceptions
+
+        bucket, path = split_gs(uri)
+        try:
+            return self._storage().bucket(bucket).blob(path).download_as_bytes()
+        except exceptions.NotFound:
+            raise synthetic.InvalidRequest(f"fileData.fileUri {uri}: no such object") from None
+
     def create(self, project: str, location: str, spec: dict[str, Any]) -> VertexJob:
         source = spec.get("inputConfig") or {}
         output = spec.get("outputConfig") or {}
@@ -174,7 +184,7 @@ class VertexRunner:
             line["status"] = self.row_errors.error()["message"]
             return line
         try:
-            line["response"] = synthetic.generate(item["request"], f"models/{model}")
+            line["response"] = synthetic.generate(item["request"], f"models/{model}", self.read_gcs)
         except synthetic.InvalidRequest as exc:
             line["status"] = str(exc)
         return line

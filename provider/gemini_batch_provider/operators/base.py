@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from gemini_batch_provider.core.cost import Estimate, cost_usd, estimate, price_of
 from gemini_batch_provider.core.ledger import Ledger, ledger_location
+from gemini_batch_provider.core.media import FILE_LIMIT_BYTES, INLINE_MAX_BYTES, MediaStager
 from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings, OnlineStats
 from gemini_batch_provider.core.records import InputError, iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests, iter_keys
@@ -25,6 +26,13 @@ from gemini_batch_provider.core.results import BATCH, STATUSES, ResultsWriter
 from gemini_batch_provider.core.schema import OutputSchema, ResponseSchema
 from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES, ShardLimits
 from gemini_batch_provider.hooks.gemini import GeminiHook
+from gemini_batch_provider.operators.media import delete_media, files_api_uploader, gcs_uploader
+
+
+def run_identity(context: Context) -> str:
+    """The task instance's run-stable identity: the same for every try, never the try number."""
+    ti = context["ti"]
+    return f"airflow:{ti.dag_id}:{ti.task_id}:{ti.run_id}:{ti.map_index}"
 
 
 class UploadingResultsWriter(ResultsWriter):
@@ -75,6 +83,15 @@ class GeminiRequestsOperator(BaseOperator):
         when the estimated cost is higher (or the model has no known price). None: no budget.
     :param prices: per-model prices overriding ``core.cost.PRICES``, in US dollars per million
         tokens: ``{"gemini-2.5-flash": {"input": 0.3, "output": 2.5, "cached": 0.075}}``.
+    :param media_fields: record fields holding media (images, PDFs, text files...): a local path,
+        an ``http(s)://`` URL, a ``gs://`` URI or bytes, or a list of them; the template places
+        each (``"Describe {photo}"``). See ``core.media``: bad media refuse the run before anything
+        is uploaded; media up to ``inline_media_max_bytes`` go inline, larger ones are uploaded
+        once per content (the Files API, or ``gcs_staging_uri`` on Vertex AI) and removed after
+        the results land unless ``keep_media_files``.
+    :param inline_media_max_bytes: largest medium sent inline in each request (default 1 MB).
+    :param max_media_bytes: largest medium accepted (default 2 GB, the Files API's limit).
+    :param keep_media_files: keep the uploaded media after the results have landed.
 
     Lineage: give the results an Airflow Asset with ``outlets=[Asset(...)]`` (and the input one
     with ``inlets=``). On success, each Asset outlet's event carries the summary as its ``extra``,
@@ -100,6 +117,10 @@ class GeminiRequestsOperator(BaseOperator):
         gemini_conn_id: str = GeminiHook.default_conn_name,
         max_cost_usd: float | None = None,
         prices: dict[str, dict[str, float]] | None = None,
+        media_fields: Sequence[str] | None = None,
+        inline_media_max_bytes: int = INLINE_MAX_BYTES,
+        max_media_bytes: int = FILE_LIMIT_BYTES,
+        keep_media_files: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -128,6 +149,15 @@ class GeminiRequestsOperator(BaseOperator):
             generation_config = {**(generation_config or {}), **self.output_schema.generation_config()}
         self.generation_config = generation_config
         self.gemini_conn_id = gemini_conn_id
+        self.media_fields = tuple(media_fields or ())
+        if not 0 <= inline_media_max_bytes <= max_media_bytes <= FILE_LIMIT_BYTES:
+            raise ValueError(f"{self.task_id}: media sizes must satisfy 0 <= inline_media_max_bytes <= "
+                             f"max_media_bytes <= {FILE_LIMIT_BYTES}, got {inline_media_max_bytes} and "
+                             f"{max_media_bytes}")
+        self.inline_media_max_bytes = inline_media_max_bytes
+        self.max_media_bytes = max_media_bytes
+        self.keep_media_files = keep_media_files
+        self._media: MediaStager | None = None  # the run's media, once scanned (see prepare_media)
         self._spec()  # a bad template or generation_config fails when the DAG is parsed (InputError)
 
     def _spec(self) -> RequestSpec:
@@ -136,6 +166,8 @@ class GeminiRequestsOperator(BaseOperator):
             key_field=self.key_field,
             system_instruction=self.system_instruction,
             generation_config=self.generation_config,
+            media_fields=self.media_fields,
+            media=self._media,
         )
 
     def _records(self) -> Iterator[dict[str, Any]]:
@@ -182,11 +214,58 @@ class GeminiRequestsOperator(BaseOperator):
         return AirflowFailException(f"{self.task_id}: bad input, nothing was uploaded or billed: {exc}")
 
     def checked_estimate(self) -> Estimate:
-        """Build every request once, so that bad input fails before the first call; their estimate."""
+        """Build every request once, so that bad input fails before the first call; their estimate.
+        Media are scanned and fetched first (``prepare_media``), not uploaded."""
+        self.prepare_media()
         try:
             return estimate(self.requests())
         except InputError as exc:
             raise self.bad_input(exc) from None
+
+    def prepare_media(self) -> None:
+        """Scan the rows' media and download those behind URLs, once per try; bad media fail the
+        task (AirflowFailException, naming row and field) before anything is uploaded."""
+        if not self.media_fields or self._media is not None:
+            return
+        hook = GeminiHook(self.gemini_conn_id)
+        stager = MediaStager(self.media_fields, Path(tempfile.mkdtemp(prefix="gemini-media-")),
+                             inline_max_bytes=self.inline_media_max_bytes, max_bytes=self.max_media_bytes,
+                             vertex=hook.vertex, read_gcs=hook.download_gcs)
+        try:
+            stager.scan(self._records())
+            asyncio.run(stager.fetch())
+        except InputError as exc:
+            shutil.rmtree(stager.folder, ignore_errors=True)
+            raise self.bad_input(exc) from None
+        self._media = stager
+        self.log.info("Media: %d distinct, %d over %d bytes (uploaded, once each), the rest inline.",
+                      len(stager.media), sum(m.size > self.inline_media_max_bytes for m in stager.media.values()),
+                      self.inline_media_max_bytes)
+
+    def stage_media(self, hook: GeminiHook, identity: str, staging_uri: str | None = None) -> list[str]:
+        """Upload the media too large to go inline (once per content); the URIs this try uploaded."""
+        self.prepare_media()
+        if self._media is None or self._media.staged:
+            return []
+        if hook.vertex:
+            if not staging_uri and any(m.uri is None and m.size > self.inline_media_max_bytes
+                                       for m in self._media.media.values()):
+                raise AirflowFailException(f"{self.task_id}: media over {self.inline_media_max_bytes} bytes on Vertex "
+                                           "AI are staged in Cloud Storage: give gs:// URIs, or set gcs_staging_uri "
+                                           "on a batch operator")
+            uploader = gcs_uploader(hook, staging_uri or "")
+        else:
+            uploader = files_api_uploader(hook, identity)
+        asyncio.run(self._media.stage(uploader))
+        return self._media.uploaded
+
+    def drop_media(self, hook: GeminiHook, uris: list[str]) -> None:
+        """Remove the local downloads, and the uploaded media unless ``keep_media_files``."""
+        if self._media is not None:
+            shutil.rmtree(self._media.folder, ignore_errors=True)
+        if uris and not self.keep_media_files:
+            delete_media(hook, uris)
+            self.log.info("Deleted %d uploaded media files.", len(uris))
 
     def check_budget(self, found: Estimate, batch: bool) -> None:
         """Log the estimated cost; fail before anything is sent when it passes ``max_cost_usd``."""
@@ -208,16 +287,21 @@ class GeminiRequestsOperator(BaseOperator):
                 "fewer rows or shorter prompts"
             )
 
-    def land_online(self, rows: int, settings: OnlineSettings) -> dict[str, Any]:
+    def land_online(self, rows: int, settings: OnlineSettings, identity: str) -> dict[str, Any]:
         """Run every row online into the results file; returns the summary. Raises AirflowException,
-        after landing, when rows ran out of attempts on transient errors (the API never answered them)."""
-        self.preflight(GeminiHook(self.gemini_conn_id))
+        after landing, when rows ran out of attempts on transient errors (the API never answered them).
+        ``identity`` names the task instance (its uploaded media are named after it)."""
+        hook = GeminiHook(self.gemini_conn_id)
+        self.preflight(hook)
+        uploaded = self.stage_media(hook, identity)
         writer = self.results_writer()
         try:
             stats = self.run_online(writer, self.requests(), rows, settings)
         except BaseException:
             writer.abort()
             raise
+        finally:
+            self.drop_media(hook, uploaded)
         writer.close()
         summary = self.summary(writer, rows, "online", [])
         if stats.gave_up:

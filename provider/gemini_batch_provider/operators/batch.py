@@ -14,6 +14,7 @@ from gemini_batch_provider.core.online import OnlineSettings
 from gemini_batch_provider.core.states import TERMINAL
 from gemini_batch_provider.core.transient import is_retryable
 from gemini_batch_provider.hooks.gemini import GeminiHook
+from gemini_batch_provider.operators.base import run_identity
 from gemini_batch_provider.operators.results import fail_on_bad_endings, land_batch
 from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger, deadline_event, finish_event
@@ -111,7 +112,7 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
             if self.mode == "online" or found.requests <= self.online_threshold:
                 self.log.info("%d rows, mode %s: running online.", found.requests, self.mode)
                 self.check_budget(found, batch=False)
-                return self.land_online(found.requests, self.online_settings)
+                return self.land_online(found.requests, self.online_settings, run_identity(context))
         ledger = self.submit(context)
         if ledger is None:
             return self._land(GeminiHook(self.gemini_conn_id), [], past_deadline=False)

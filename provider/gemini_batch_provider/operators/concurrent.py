@@ -7,7 +7,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from gemini_batch_provider.core.online import OnlineSettings
-from gemini_batch_provider.operators.base import GeminiRequestsOperator
+from gemini_batch_provider.operators.base import GeminiRequestsOperator, run_identity
 
 
 class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
@@ -39,4 +39,4 @@ class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         found = self.checked_estimate()
         self.check_budget(found, batch=False)
-        return self.land_online(found.requests, self.settings)
+        return self.land_online(found.requests, self.settings, run_identity(context))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -38,6 +40,7 @@ def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dic
     rows answered with a retryable error go online when ``rerun_failed_online``, and rows without
     an answer when ``online_after_deadline`` (jobs cut short by our deadline). Returns the summary."""
     writer = op.results_writer()
+    ledger = op.load_ledger()
     again: set[str] = set()
     try:
         with tempfile.TemporaryDirectory(prefix="gemini-results-") as tmp:
@@ -47,27 +50,43 @@ def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dic
                     outputs.append(Path(tmp) / f"output-{index:05d}.jsonl")
                     download = hook.download_gcs if job["output_file"].startswith("gs://") else hook.download_file
                     download(job["output_file"], outputs[-1])
-            # One job: every key is its; several: the shards are worked out again from the input.
-            keys = ((key, 0) for key in op.keys()) if len(jobs) == 1 else shard_of_keys(op.requests(), op.shard_limits)
             rerun = _rerun(rerun_failed_online, online_after_deadline)
-            skipped, again = join_results(keys, _lines(outputs), writer, rerun, _why_missing(jobs))
+            skipped, again = join_results(_keys_by_shard(op, jobs, ledger), _lines(outputs), writer, rerun,
+                                          _why_missing(jobs))
         if any(skipped.values()):
             op.log.warning("Output lines skipped: %s", skipped)
         if again:
             op.log.info("%d rows go online (deadline passed, or retryable errors).", len(again))
+            # A resumed task builds its media parts again (and finds what it uploaded before).
+            op.stage_media(hook, ledger.identity if ledger else "", getattr(op, "gcs_staging_uri", None))
             op.run_online(writer, ((k, r) for k, r in op.requests() if k in again), len(again), online_settings)
     except BaseException:
         writer.abort()
         raise
     writer.close()
-    ledger = op.load_ledger()
+    op.drop_media(hook, ledger.media_files if ledger is not None else [])
     if ledger is not None:
+        if ledger.media_files and not op.keep_media_files:
+            ledger.media_files = []
+            op.save_ledger(ledger)
         if op.estimated_cost_usd is None:  # a task resumed after deferral: the estimate of its submit
             op.estimated_cost_usd = ledger.estimated_cost_usd
         if delete_input_files:
             _delete_input_files(op, hook, ledger)
     return op.summary(writer, sum(writer.counts.values()), "batch+online" if again else "batch",
                       [job["name"] for job in jobs])
+
+
+def _keys_by_shard(op: GeminiBatchRequestsOperator, jobs: list[dict[str, Any]],
+                   ledger: Ledger | None) -> Iterator[tuple[str, int]]:
+    """``(key, shard)`` per input row. Shards hold consecutive rows, so the ledger's request counts
+    give each key's shard; without a ledger of these jobs, the shards are worked out again."""
+    if len(jobs) == 1:
+        return ((key, 0) for key in op.keys())
+    if ledger is None or ledger.job_names != [job["name"] for job in jobs]:
+        return shard_of_keys(op.requests(), op.shard_limits)
+    ends = list(itertools.accumulate(shard.requests for shard in ledger.shards))
+    return ((key, bisect.bisect_right(ends, row)) for row, key in enumerate(op.keys()))
 
 
 def _rerun(failed: bool, unanswered: bool) -> Callable[[dict[str, Any]], bool]:

@@ -28,17 +28,11 @@ from gemini_batch_provider.core.states import TERMINAL, state_name
 from gemini_batch_provider.core.transient import is_retryable
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.links import GeminiBatchJobLink, batch_jobs_url
-from gemini_batch_provider.operators.base import GeminiBatchRequestsOperator
+from gemini_batch_provider.operators.base import GeminiBatchRequestsOperator, run_identity
 
 # A retry submits these shards anew: the job ended without answering, through no choice of ours.
 # A CANCELLED job was somebody's decision (ours at a deadline, or a user's): it is reattached to.
 RESUBMIT_STATES = frozenset({"JOB_STATE_FAILED", "JOB_STATE_EXPIRED"})
-
-
-def run_identity(context: Context) -> str:
-    """The task instance's run-stable identity: the same for every try, never the try number."""
-    ti = context["ti"]
-    return f"airflow:{ti.dag_id}:{ti.task_id}:{ti.run_id}:{ti.map_index}"
 
 
 class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
@@ -84,6 +78,14 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
             raise AirflowFailException(f"{self.task_id}: a Vertex AI connection stages batch files in Cloud Storage: "
                                        "set gcs_staging_uri='gs://<bucket>/<prefix>'")
         self.preflight(hook)
+        uploaded: list[str] = []
+        if self.media_fields:  # rows, media and the budget are checked before any medium is uploaded
+            self.check_budget(self.checked_estimate(), batch=True)
+            uploaded = self.stage_media(hook, run_identity(context), self.gcs_staging_uri)
+            if uploaded and not hook.vertex:
+                self.log.warning("%d media files were uploaded to the Files API, which keeps files 48 h: rows of a "
+                                 "job still unfinished then fail. Set deadline under 48 h to finish them online.",
+                                 len(uploaded))
         with tempfile.TemporaryDirectory(prefix="gemini-batch-") as tmp:
             try:
                 sharded = write_shards(self.requests(), Path(tmp), self.shard_limits,
@@ -93,11 +95,13 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
             if sharded.requests == 0:
                 self.log.warning("The input has no records: no batch job is created.")
                 return None
-            self.check_budget(sharded.estimate, batch=True)
+            if not self.media_fields:
+                self.check_budget(sharded.estimate, batch=True)
             self.log.info("Built %d requests in %d shard(s): %s", sharded.requests, len(sharded.shards),
                           [(s.requests, s.size_bytes) for s in sharded.shards])
             ledger, fresh = self._ledger_for(run_identity(context), sharded)
             ledger.estimated_cost_usd = self.estimated_cost_usd
+            ledger.media_files = sorted({*ledger.media_files, *uploaded})
             self._ledger = ledger
             # A create may have gone through unrecorded: on a shard marked creating, and on any shard
             # of a later try (a fresh ledger may be another machine's first), look its job up by name,

@@ -84,3 +84,13 @@ with _dag("gemini_op_embed"):
 
 with _dag("gemini_op_embed_online"):
     GeminiConcurrentEmbedOperator(task_id="embed", output_dimensionality=64, **{**COMMON, "prompt_template": "{text}"})
+
+# Media rows: {"id", "question", "photo"} records; photos over 200 kB are uploaded, the rest inline.
+MEDIA = {**COMMON, "prompt_template": "{question}\n{photo}", "media_fields": ["photo"],
+         "inline_media_max_bytes": 200_000}
+
+with _dag("gemini_op_media"):
+    GeminiBatchOperator(task_id="batch", poll_interval=0.2, **MEDIA)
+
+with _dag("gemini_op_media_online"):
+    GeminiConcurrentGenerateOperator(task_id="online", **MEDIA)

@@ -1,0 +1,154 @@
+"""Media rows (images, documents) on both paths, through Airflow (``dag.test()``) and the real SDK
+against the emulator: inline and uploaded media, URLs, dedupe, cleanup, retries and bad media."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from gemini_batch_provider.operators.batch import GeminiBatchOperator
+from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
+from tests.airflow.test_operator import _run_dag
+
+pytestmark = pytest.mark.integration
+
+SKIMAGE_DATA = Path(__import__("skimage").__file__).parent / "data"
+QUESTION = "Describe the photo in one sentence."
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    """An HTTP server for ``tmp_path/web`` on a free port; yields its base URL."""
+    folder = tmp_path / "web"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    server.shutdown()
+
+
+def _photo_records(web_server):
+    url, folder = web_server
+    (folder / "rocket.jpg").write_bytes((SKIMAGE_DATA / "rocket.jpg").read_bytes())
+    return [
+        {"id": "astronaut", "question": QUESTION, "photo": str(SKIMAGE_DATA / "astronaut.png")},  # 792 kB: uploaded
+        {"id": "coffee", "question": QUESTION, "photo": str(SKIMAGE_DATA / "coffee.png")},  # 467 kB: uploaded
+        {"id": "coffee-again", "question": QUESTION, "photo": str(SKIMAGE_DATA / "coffee.png")},  # the same content
+        {"id": "camera", "question": QUESTION, "photo": str(SKIMAGE_DATA / "camera.png")},  # 140 kB: inline
+        {"id": "rocket", "question": QUESTION, "photo": f"{url}/rocket.jpg"},  # a URL, 113 kB: inline
+    ]
+
+
+@pytest.mark.parametrize(("dag_id", "path"), [("gemini_op_media", "batch"), ("gemini_op_media_online", "online")])
+def test_media_rows_are_answered_from_their_media_then_the_uploads_are_removed(airflow_db, emulator, gemini_conn,
+                                                                                tmp_path, web_server, dag_id, path):
+    records = _photo_records(web_server)
+    dag_run, rows = _run_dag(tmp_path, dag_id, records)
+    assert dag_run.state == "success"
+    text = {r["key"]: r["text"] for r in rows}
+    assert sorted(text) == sorted(r["id"] for r in records)
+    assert all(r["status"] == "succeeded" and r["path"] == path for r in rows)
+    # Each answer comes from its own photo, inline or uploaded.
+    assert text["astronaut"].startswith("A 512x512 image") and text["camera"].startswith("A 512x512 image, mostly")
+    assert text["coffee"] == text["coffee-again"] and text["coffee"].startswith("A 600x400 image")
+    assert text["rocket"].startswith("A 640x427 image")
+    # Two distinct photos were too big to go inline: two uploads (coffee once), besides a batch's input file.
+    assert emulator.state.counters["uploads"] == 2 + (path == "batch")
+    # The uploaded photos were deleted once the results had landed (a batch keeps only its output file).
+    remaining = [f["mimeType"] for f in emulator.state.store.files.values()]
+    assert remaining == (["application/jsonl"] if path == "batch" else [])
+
+
+def _task(operator, tmp_path, records, **kwargs):
+    return operator(task_id="media", records=records, key_field="id", prompt_template="{question}\n{photo}",
+                    media_fields=["photo"], output_path=str(tmp_path / "out" / "results.jsonl"),
+                    inline_media_max_bytes=200_000, **kwargs)
+
+
+def _context(try_number=1):
+    return {"ti": SimpleNamespace(dag_id="d", task_id="media", run_id="r", map_index=-1, try_number=try_number,
+                                  xcom_push=lambda **_: None)}
+
+
+def test_bytes_several_media_per_row_and_kept_uploads(emulator, gemini_conn, tmp_path):
+    logo = (SKIMAGE_DATA / "logo.png").read_bytes()  # bytes given in the record, not a path
+    records = [{"id": "pair", "question": "Compare", "photo": [str(SKIMAGE_DATA / "astronaut.png"), logo]}]
+    summary = _task(GeminiConcurrentGenerateOperator, tmp_path, records, keep_media_files=True).execute(_context())
+    [row] = [json.loads(line) for line in Path(summary["output_path"]).read_text().splitlines()]
+    assert row["status"] == "succeeded" and row["text"].count("image") == 2  # both media, in order
+    assert row["text"].startswith("A 512x512 image")
+    # keep_media_files: the uploaded photo is still there.
+    assert [f["mimeType"] for f in emulator.state.store.files.values()] == ["image/png"]
+
+
+def test_a_retry_reuses_what_the_first_try_uploaded(emulator, gemini_conn, tmp_path, web_server):
+    records = _photo_records(web_server)
+    first = _task(GeminiBatchOperator, tmp_path, records, deferrable=False, poll_interval=0.2)
+    ledger = first.submit(_context())
+    uploads = emulator.state.counters["uploads"]
+    assert len(ledger.media_files) == 2
+    # The worker is lost before the results land; the next try finds the same photos and the same jobs.
+    again = _task(GeminiBatchOperator, tmp_path, records, deferrable=False, poll_interval=0.2)
+    assert again.submit(_context(try_number=2)).job_names == ledger.job_names
+    assert emulator.state.counters["uploads"] == uploads  # nothing uploaded twice
+    summary = again.execute(_context(try_number=2))
+    assert summary["counts"]["succeeded"] == len(records)
+    assert sorted(f["mimeType"] for f in emulator.state.store.files.values()) == ["application/jsonl"]
+
+
+@pytest.mark.parametrize("operator", [GeminiBatchOperator, GeminiConcurrentGenerateOperator])
+@pytest.mark.parametrize(("photo", "kwargs", "message"), [
+    ("/nowhere/photo.png", {}, ["row 1, field 'photo': can't read /nowhere/photo.png", "check the path"]),
+    ("{url}/missing.png", {}, ["row 1, field 'photo': {url}/missing.png answered HTTP 404", "fix the URL"]),
+    (str(SKIMAGE_DATA / "multipage.tif"), {}, ["multipage.tif is image/tiff, which Gemini does not take",
+                                              "convert it to one of PNG, JPEG"]),
+    (str(SKIMAGE_DATA / "no_time_for_that_tiny.gif"), {}, ["is image/gif"]),
+    (str(SKIMAGE_DATA / "coffee.png"), {"max_media_bytes": 300_000},
+     ["row 1, field 'photo'", "has 466706 bytes; media must have 1 to 300000 bytes"]),  # the good row has 140 kB
+    ("", {}, ["row 1, field 'photo': no media"]),
+    ("photos/cat.png", {}, ["is a relative path; give an absolute one"]),
+])
+def test_bad_media_refuse_the_run_before_anything_is_uploaded(emulator, gemini_conn, tmp_path, web_server, operator,
+                                                              photo, kwargs, message):
+    url, _ = web_server
+    records = [{"id": "good", "question": QUESTION, "photo": str(SKIMAGE_DATA / "camera.png")},
+               {"id": "bad", "question": QUESTION, "photo": photo.format(url=url)}]
+    with pytest.raises(AirflowFailException) as refused:
+        _task(operator, tmp_path, records, **kwargs).execute(_context())
+    assert all(part.format(url=url) in str(refused.value) for part in message), str(refused.value)
+    assert emulator.state.counters["uploads"] == 0 and emulator.state.store.batches == {}
+    assert emulator.state.counters["ok"] == 0
+
+
+def test_the_mime_type_comes_from_the_content_not_the_name(tmp_path):
+    from gemini_batch_provider.core.media import sniff
+
+    png = (SKIMAGE_DATA / "camera.png").read_bytes()[:64]
+    assert sniff(png, "photo.jpg") == "image/png"  # a misnamed PNG is a PNG
+    assert sniff((SKIMAGE_DATA / "rocket.jpg").read_bytes()[:64], "rocket") == "image/jpeg"
+    assert sniff(b"Plain words, nothing more.", "notes.txt") == "text/plain"
+    assert sniff(b"\xff\xfe\x00binary\x00", "notes.txt") == "application/octet-stream"
+    assert sniff(b"%PDF-1.7\n", "scan") == "application/pdf"
+
+
+def test_the_emulator_refuses_a_deleted_file_and_bad_base64(client):
+    import io
+
+    from google.genai import errors
+
+    uploaded = client.files.upload(file=io.BytesIO((SKIMAGE_DATA / "camera.png").read_bytes()),
+                                   config={"mime_type": "image/png"})
+    part = {"file_data": {"file_uri": uploaded.uri, "mime_type": "image/png"}}
+    answer = client.models.generate_content(model="gemini-2.5-flash", contents=[{"role": "user", "parts": [part]}])
+    assert answer.text.startswith("A 512x512 image")
+    client.files.delete(name=uploaded.name)
+    with pytest.raises(errors.ClientError, match="no such file; it was deleted, or expired 48 h after upload"):
+        client.models.generate_content(model="gemini-2.5-flash", contents=[{"role": "user", "parts": [part]}])
