@@ -152,3 +152,24 @@ def test_the_emulator_refuses_a_deleted_file_and_bad_base64(client):
     client.files.delete(name=uploaded.name)
     with pytest.raises(errors.ClientError, match="no such file; it was deleted, or expired 48 h after upload"):
         client.models.generate_content(model="gemini-2.5-flash", contents=[{"role": "user", "parts": [part]}])
+
+
+def test_on_vertex_gs_media_go_straight_in_and_large_local_ones_are_staged_in_cloud_storage(
+        airflow_db, emulator, gcs, monkeypatch, tmp_path):
+    from tests.airflow.test_hook import _vertex_conn
+
+    _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
+    gcs.bucket("bkt").blob("photos/chelsea.png").upload_from_filename(str(SKIMAGE_DATA / "chelsea.png"))
+    records = [{"id": "cat", "question": QUESTION, "photo": "gs://bkt/photos/chelsea.png"},  # read by Vertex AI
+               {"id": "astronaut", "question": QUESTION, "photo": str(SKIMAGE_DATA / "astronaut.png")},  # staged
+               {"id": "camera", "question": QUESTION, "photo": str(SKIMAGE_DATA / "camera.png")}]  # inline
+    task = _task(GeminiBatchOperator, tmp_path, records, deferrable=False, poll_interval=0.2,
+                 gcs_staging_uri="gs://bkt/staging")
+    summary = task.execute(_context())
+    rows = {r["key"]: r for r in map(json.loads, Path(summary["output_path"]).read_text().splitlines())}
+    assert rows["cat"]["text"].startswith("A 451x300 image") and rows["astronaut"]["text"].startswith("A 512x512")
+    assert all(r["status"] == "succeeded" for r in rows.values())
+    # The staged photo was removed after landing; the user's own object stays.
+    names = sorted(b.name for b in gcs.list_blobs("bkt"))
+    assert "photos/chelsea.png" in names and not [n for n in names if n.startswith("staging/media/")]
+    assert emulator.state.counters["uploads"] == 0  # no Files API on Vertex AI
