@@ -183,6 +183,8 @@ class EmbedRequestSpec(RequestSpec):
 
 
 def _check_text(text: str, row: int) -> None:
+    if text.isascii():  # a fast check that passes most prompts (a surrogate is not ASCII)
+        return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -16,11 +16,15 @@ def estimate_split(request: dict[str, Any]) -> tuple[int, int]:
     An ``EmbedContentRequest`` (one ``content``) has no output tokens."""
     if "content" in request:
         return math.ceil(sum(len(part.get("text", "")) for part in request["content"]["parts"]) / 4), 0
-    parts = [part for content in request.get("contents", []) for part in content["parts"]]
-    chars = sum(len(part.get("text", "")) for part in parts)
+    chars = media = 0
+    for content in request.get("contents", []):
+        for part in content["parts"]:
+            if "text" in part:
+                chars += len(part["text"])
+            elif "inlineData" in part or "fileData" in part:
+                media += 1
     system = request.get("systemInstruction") or {}
     chars += sum(len(part.get("text", "")) for part in system.get("parts", []))
-    media = sum(1 for part in parts if "inlineData" in part or "fileData" in part)
     prompt = math.ceil(chars / 4) + MEDIA_TOKENS * media
     return prompt, int((request.get("generationConfig") or {}).get("maxOutputTokens") or prompt)
 
