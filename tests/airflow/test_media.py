@@ -104,6 +104,24 @@ def test_a_retry_reuses_what_the_first_try_uploaded(emulator, gemini_conn, tmp_p
     assert sorted(f["mimeType"] for f in emulator.state.store.files.values()) == ["application/jsonl"]
 
 
+def test_a_failed_job_keeps_the_media_for_the_retry_that_submits_it_anew(emulator, gemini_conn, tmp_path,
+                                                                          web_server):
+    from airflow.sdk.exceptions import AirflowException
+
+    records = _photo_records(web_server)
+    emulator.state.batches.outcome = "fail"
+    with pytest.raises(AirflowException, match="JOB_STATE_FAILED"):
+        _task(GeminiBatchOperator, tmp_path, records, deferrable=False, poll_interval=0.2).execute(_context())
+    photos = {n for n, f in emulator.state.store.files.items() if f["mimeType"] == "image/png"}
+    assert len(photos) == 2  # kept: the retry's requests must be the same
+    emulator.state.batches.outcome = "succeed"
+    summary = _task(GeminiBatchOperator, tmp_path, records, deferrable=False, poll_interval=0.2).execute(
+        _context(try_number=2))
+    assert summary["counts"]["succeeded"] == len(records) and len(emulator.state.store.batches) == 2
+    assert emulator.state.counters["uploads"] == 2 + 2  # the photos once, an input file for each job
+    assert not [f for f in emulator.state.store.files.values() if f["mimeType"] == "image/png"]
+
+
 @pytest.mark.parametrize("operator", [GeminiBatchOperator, GeminiConcurrentGenerateOperator])
 @pytest.mark.parametrize(("photo", "kwargs", "message"), [
     ("/nowhere/photo.png", {}, ["row 1, field 'photo': can't read /nowhere/photo.png", "check the path"]),

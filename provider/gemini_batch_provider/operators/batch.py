@@ -15,7 +15,7 @@ from gemini_batch_provider.core.states import TERMINAL
 from gemini_batch_provider.core.transient import is_retryable
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.base import run_identity
-from gemini_batch_provider.operators.results import fail_on_bad_endings, land_batch
+from gemini_batch_provider.operators.results import delete_media_files, fail_on_bad_endings, land_batch
 from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger, deadline_event, finish_event
 
@@ -182,6 +182,7 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
         summary = self._land(hook, jobs, past_deadline)
         if not (past_deadline and self.on_deadline == "online"):
             fail_on_bad_endings(self, jobs, summary)
+        delete_media_files(self, hook)
         return summary
 
     def _land(self, hook: GeminiHook, jobs: list[dict[str, Any]], past_deadline: bool) -> dict[str, Any]:

@@ -64,11 +64,8 @@ def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dic
         writer.abort()
         raise
     writer.close()
-    op.drop_media(hook, ledger.media_files if ledger is not None else [])
+    op.drop_media(hook, [])  # the local downloads; uploaded media go once the task succeeds (delete_media_files)
     if ledger is not None:
-        if ledger.media_files and not op.keep_media_files:
-            ledger.media_files = []
-            op.save_ledger(ledger)
         if op.estimated_cost_usd is None:  # a task resumed after deferral: the estimate of its submit
             op.estimated_cost_usd = ledger.estimated_cost_usd
         if delete_input_files:
@@ -120,6 +117,18 @@ def _delete_input_files(op: GeminiBatchRequestsOperator, hook: GeminiHook, ledge
         if shard.input_file:
             (hook.delete_gcs if shard.input_file.startswith("gs://") else hook.delete_file)(shard.input_file)
             shard.input_file = None
+    op.save_ledger(ledger)
+
+
+def delete_media_files(op: GeminiBatchRequestsOperator, hook: GeminiHook) -> None:
+    """Once the task has succeeded: delete the media uploaded for its requests (unless
+    ``keep_media_files``). A failing task keeps them, so that a retry finds them and its requests,
+    hence the ledger's fingerprint, stay the same."""
+    ledger = op.load_ledger()
+    if ledger is None or not ledger.media_files or op.keep_media_files:
+        return
+    op.drop_media(hook, ledger.media_files)
+    ledger.media_files = []
     op.save_ledger(ledger)
 
 
@@ -180,4 +189,5 @@ class GeminiBatchResultsOperator(GeminiBatchRequestsOperator):
                              online_after_deadline=False, online_settings=self.online_settings,
                              delete_input_files=self.delete_input_files)
         fail_on_bad_endings(self, jobs, summary)
+        delete_media_files(self, hook)
         return summary
