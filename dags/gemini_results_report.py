@@ -1,9 +1,9 @@
 """Downstream of the nightly batch: a report of its results, run whenever they land.
 
-Scheduled on the Asset ``gemini_module_summaries`` that ``gemini_batch_nightly`` updates. The asset
-event's ``extra`` is the batch task's summary, so this DAG reads the results of the very run that
+Scheduled on the Asset ``gemini_module_summaries`` that ``gemini_batch_nightly`` updates. Each asset
+event's ``extra`` is the batch task's summary, so this DAG reads the results of the very runs that
 triggered it (``output_path``), counts the modules per category from each row's ``parsed`` answer,
-and writes ``report.json`` next to the results.
+and writes ``report.json`` next to each results file.
 """
 
 from __future__ import annotations
@@ -22,19 +22,23 @@ MODULE_SUMMARIES = Asset("gemini_module_summaries")
      tags=["gemini", "report"], doc_md=__doc__)
 def gemini_results_report():
     @task(inlets=[MODULE_SUMMARIES])
-    def report(triggering_asset_events=None) -> dict:
-        """Count the modules of each category; returns the report (also written as ``report.json``)."""
-        summary = triggering_asset_events[MODULE_SUMMARIES][-1].extra
-        results = Path(summary["output_path"])
-        categories: Counter[str] = Counter()
-        with results.open(encoding="utf-8") as rows:
-            for line in rows:
-                row = json.loads(line)
-                categories[row["parsed"]["category"] if row["status"] == "succeeded" else row["status"]] += 1
-        report = {"results": str(results), "rows": summary["rows"], "cost_usd": summary["cost_usd"],
-                  "categories": dict(categories.most_common())}
-        results.with_name("report.json").write_text(json.dumps(report, indent=2))
-        return report
+    def report(triggering_asset_events=None) -> list[dict]:
+        """Count the modules of each category, for each results file the triggering events name
+        (several runs may land before this one starts); each report is also written as ``report.json``."""
+        reports = []
+        for event in triggering_asset_events[MODULE_SUMMARIES]:
+            summary = event.extra
+            results = Path(summary["output_path"])
+            categories: Counter[str] = Counter()
+            with results.open(encoding="utf-8") as rows:
+                for line in rows:
+                    row = json.loads(line)
+                    categories[row["parsed"]["category"] if row["status"] == "succeeded" else row["status"]] += 1
+            report = {"results": str(results), "rows": summary["rows"], "cost_usd": summary["cost_usd"],
+                      "categories": dict(categories.most_common())}
+            results.with_name("report.json").write_text(json.dumps(report, indent=2))
+            reports.append(report)
+        return reports
 
     report()
 

@@ -95,7 +95,8 @@ class GeminiRequestsOperator(BaseOperator):
 
     Lineage: give the results an Airflow Asset with ``outlets=[Asset(...)]`` (and the input one
     with ``inlets=``). On success, each Asset outlet's event carries the summary as its ``extra``,
-    so a DAG scheduled on the asset finds the rows at ``triggering_asset_events[...][-1].extra["output_path"]``.
+    so a DAG scheduled on the asset finds the rows at ``event.extra["output_path"]`` for each event
+    in ``triggering_asset_events[asset]``.
     """
 
     template_fields: Sequence[str] = ("input_path", "output_path", "model", "prompt_template", "system_instruction")
