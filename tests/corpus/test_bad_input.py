@@ -81,10 +81,14 @@ def test_a_bad_online_setting_is_refused_when_the_dag_is_parsed(kwargs, message,
                                          **BASE, **kwargs)
 
 
-def test_a_bad_embedding_size_is_refused_when_the_dag_is_parsed(tmp_path):
-    with pytest.raises(ValueError, match="output_dimensionality must be a positive integer, got -3"):
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"output_dimensionality": -3}, "output_dimensionality must be a positive integer, got -3"),
+    ({"media_fields": ["text"]}, "the embeddings operators embed text; media_fields are for"),
+])
+def test_a_bad_embedding_setting_is_refused_when_the_dag_is_parsed(kwargs, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
         GeminiConcurrentEmbedOperator(task_id="t", records=GOOD, output_path=str(tmp_path / "o.jsonl"),
-                                      output_dimensionality=-3, **BASE)
+                                      **BASE, **kwargs)
 
 
 def _file(tmp_path: Path, name: str, content: bytes) -> str:

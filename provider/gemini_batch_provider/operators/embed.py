@@ -32,13 +32,17 @@ class _Embeddings(GeminiRequestsOperator):
     :param task_type: what the vectors are for: ``RETRIEVAL_DOCUMENT``, ``RETRIEVAL_QUERY``,
         ``SEMANTIC_SIMILARITY``, ``CLASSIFICATION``, ``CLUSTERING``, ... (the model's default when None).
     :param output_dimensionality: floats per vector (gemini-embedding-001: 3072 unless smaller is asked).
-    :raises ValueError: (InputError) when the DAG is parsed, for a size that is not a positive integer.
+    :raises ValueError: (InputError) when the DAG is parsed, for a size that is not a positive
+        integer, or for ``media_fields`` (embeddings take text).
     """
 
     embeddings = True
 
     def __init__(self, *, model: str = DEFAULT_EMBEDDING_MODEL, task_type: str | None = None,
                  output_dimensionality: int | None = None, **kwargs: Any) -> None:
+        if kwargs.get("media_fields"):
+            raise ValueError(f"{kwargs.get('task_id')}: the embeddings operators embed text; media_fields are for "
+                             "the text-generating ones")
         # Set first: the base's constructor builds the spec (_spec below) to check it.
         self.embedding_task_type = task_type  # BaseOperator.task_type is Airflow's (the class name)
         self.output_dimensionality = output_dimensionality

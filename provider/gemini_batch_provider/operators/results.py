@@ -58,7 +58,10 @@ def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dic
         if again:
             op.log.info("%d rows go online (deadline passed, or retryable errors).", len(again))
             # A resumed task builds its media parts again (and finds what it uploaded before).
-            op.stage_media(hook, ledger.identity if ledger else "", getattr(op, "gcs_staging_uri", None))
+            uploaded = op.stage_media(hook, ledger.identity if ledger else "", getattr(op, "gcs_staging_uri", None))
+            if ledger is not None and set(uploaded) - set(ledger.media_files):
+                ledger.media_files = sorted({*ledger.media_files, *uploaded})
+                op.save_ledger(ledger)
             op.run_online(writer, ((k, r) for k, r in op.requests() if k in again), len(again), online_settings)
     except BaseException:
         writer.abort()
