@@ -35,7 +35,7 @@ import aiohttp
 
 from .records import InputError
 
-FILE_LIMIT_BYTES = 2 * 1024**3  # the Files API's limit per file (https://ai.google.dev/gemini-api/docs/files)
+FILE_LIMIT_BYTES = 2_000_000_000  # the Files API's limit per file (https://ai.google.dev/gemini-api/docs/files)
 INLINE_MAX_BYTES = 1_000_000  # larger media are uploaded once and referenced, not repeated in every request
 MEDIA_TOKENS = 258  # an image of up to 384x384 pixels (https://ai.google.dev/gemini-api/docs/tokens)
 SUPPORTED = frozenset({

@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 
 from .cost import Estimate
+from .media import FILE_LIMIT_BYTES
 from .records import InputError
 from .tokens import estimate_split
 
 DEFAULT_MAX_BYTES = 1_000_000_000  # half the Files API's 2 GB per file
-FILE_LIMIT_BYTES = 2_000_000_000  # the Files API's limit per file (https://ai.google.dev/gemini-api/docs/files)
 
 
 @dataclass(frozen=True)
