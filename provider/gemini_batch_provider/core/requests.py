@@ -148,8 +148,7 @@ class RequestSpec:
         if value is None or str(value) == "":
             raise InputError(f"row {row}: key field {self.key_field!r} is missing or empty; every row needs a key")
         key = str(value)
-        # isprintable() first: a fast check that passes almost every key (a surrogate is not printable).
-        if not key.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in key):
+        if _surrogate_at(key) is not None:
             raise InputError(f"row {row}: key field {self.key_field!r} holds an unpaired surrogate, which is not "
                              "text; fix how the input was decoded")
         return key
@@ -182,14 +181,22 @@ class EmbedRequestSpec(RequestSpec):
         return {"content": user_content(prompt), **self._shared}
 
 
-def _check_text(text: str, row: int) -> None:
-    if text.isascii():  # a fast check that passes most prompts (a surrogate is not ASCII)
-        return
+def _surrogate_at(text: str) -> int | None:
+    """Where ``text`` holds an unpaired surrogate (no text, and no UTF-8); None when it holds none."""
+    if text.isascii():  # one C call that passes most texts (a surrogate is not ASCII)
+        return None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InputError(f"row {row}: the prompt holds {exc.object[exc.start]!r} at character {exc.start}, an "
-                         "unpaired surrogate that is not text; fix how the input was decoded") from None
+        return exc.start
+    return None
+
+
+def _check_text(text: str, row: int) -> None:
+    at = _surrogate_at(text)
+    if at is not None:
+        raise InputError(f"row {row}: the prompt holds {text[at]!r} at character {at}, an "
+                         "unpaired surrogate that is not text; fix how the input was decoded")
 
 
 def build_requests(records: Iterable[dict[str, Any]], spec: RequestSpec) -> Iterator[tuple[str, dict[str, Any]]]:
