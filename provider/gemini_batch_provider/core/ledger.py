@@ -85,6 +85,12 @@ class Ledger:
         part.write_text(self.to_json(), encoding="utf-8")
         os.replace(part, path)
 
+    def add_media(self, uris: list[str]) -> bool:
+        """Record uploaded media (once each); whether any was new."""
+        merged = sorted({*self.media_files, *uris})
+        changed, self.media_files = merged != sorted(self.media_files), merged
+        return changed
+
     @property
     def job_names(self) -> list[str]:
         return [shard.job for shard in self.shards if shard.job]

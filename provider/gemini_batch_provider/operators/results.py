@@ -59,8 +59,7 @@ def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dic
             op.log.info("%d rows go online (deadline passed, or retryable errors).", len(again))
             # A resumed task builds its media parts again (and finds what it uploaded before).
             uploaded = op.stage_media(hook, ledger.identity if ledger else "", getattr(op, "gcs_staging_uri", None))
-            if ledger is not None and set(uploaded) - set(ledger.media_files):
-                ledger.media_files = sorted({*ledger.media_files, *uploaded})
+            if ledger is not None and ledger.add_media(uploaded):
                 op.save_ledger(ledger)
             op.run_online(writer, ((k, r) for k, r in op.requests() if k in again), len(again), online_settings)
     except BaseException:

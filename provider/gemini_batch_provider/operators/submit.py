@@ -101,7 +101,7 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
                           [(s.requests, s.size_bytes) for s in sharded.shards])
             ledger, fresh = self._ledger_for(run_identity(context), sharded)
             ledger.estimated_cost_usd = self.estimated_cost_usd
-            ledger.media_files = sorted({*ledger.media_files, *uploaded})
+            ledger.add_media(uploaded)
             self._ledger = ledger
             # A create may have gone through unrecorded: on a shard marked creating, and on any shard
             # of a later try (a fresh ledger may be another machine's first), look its job up by name,
