@@ -51,12 +51,18 @@ def is_vertex(conn: Connection) -> bool:
     return str(conn.extra_dejson.get("vertexai", "")).lower() in ("true", "1", "yes")
 
 
-def _vertex_options(conn: Connection) -> dict[str, Any]:
-    """``vertexai``, ``project``, ``location`` and ``credentials`` for a Vertex AI connection."""
+def _vertex_location(conn: Connection) -> dict[str, str]:
+    """``project`` and ``location`` of a Vertex AI connection (location defaults to us-central1)."""
     extra = conn.extra_dejson
     if not extra.get("project"):
         raise AirflowException(f"connection {conn.conn_id!r} is a Vertex AI connection without a project: set "
                                "its 'project' extra to the Google Cloud project id")
+    return {"project": extra["project"], "location": extra.get("location") or DEFAULT_LOCATION}
+
+
+def _vertex_options(conn: Connection) -> dict[str, Any]:
+    """``vertexai``, ``project``, ``location`` and ``credentials`` for a Vertex AI connection."""
+    where = _vertex_location(conn)
     credentials = None  # the SDK then loads Application Default Credentials
     if conn.password:
         try:
@@ -67,8 +73,7 @@ def _vertex_options(conn: Connection) -> dict[str, Any]:
                 f"connection {conn.conn_id!r}: its password must be a service-account key (the JSON file's "
                 "content) or empty to use the machine's default credentials"
             ) from None
-    return {"vertexai": True, "project": extra["project"], "location": extra.get("location") or DEFAULT_LOCATION,
-            "credentials": credentials}
+    return {"vertexai": True, **where, "credentials": credentials}
 
 
 def client_options(conn: Connection) -> dict[str, Any]:
@@ -232,10 +237,7 @@ class GeminiHook(BaseHook):
     @cached_property
     def vertex_location(self) -> dict[str, str] | None:
         """``{"project", "location"}`` of a Vertex AI connection; None for the Gemini API."""
-        if not self.vertex:
-            return None
-        extra = self.connection.extra_dejson
-        return {"project": extra["project"], "location": extra.get("location") or DEFAULT_LOCATION}
+        return _vertex_location(self.connection) if self.vertex else None
 
     @cached_property
     def storage(self) -> storage.Client:
