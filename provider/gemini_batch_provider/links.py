@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperatorLink, BaseXCom
+from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator, Context
-    from airflow.sdk.types import TaskInstanceKey
+    from airflow.providers.common.compat.sdk import BaseOperator, Context, TaskInstanceKey
 
 AI_STUDIO_BATCHES = "https://aistudio.google.com/batches"
 VERTEX_AI_CONSOLE = "https://console.cloud.google.com/vertex-ai"
@@ -43,4 +42,4 @@ class GeminiBatchJobLink(BaseOperatorLink):
         context["ti"].xcom_push(key=cls().xcom_key, value=url)
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        return BaseXCom.get_value(key=self.xcom_key, ti_key=ti_key) or ""
+        return XCom.get_value(key=self.xcom_key, ti_key=ti_key) or ""

@@ -29,9 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 import certifi
 import tenacity
-from airflow.sdk import BaseHook, Connection
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from airflow.sdk.log import mask_secret
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    BaseHook,
+    Connection,
+    mask_secret,
+)
+from asgiref.sync import sync_to_async
 from google import genai
 from google.genai import errors, types
 from google.oauth2 import service_account
@@ -139,6 +145,16 @@ def _connection_digest(conn: Connection) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+def _shared_client(conn: Connection, loop: asyncio.AbstractEventLoop) -> genai.Client:
+    """The client of ``loop`` for ``conn``, built on first use (runs in asgiref's one worker thread)."""
+    mask_connection_secrets(conn)
+    clients = _ASYNC_CLIENTS.setdefault(loop, {})
+    digest = _connection_digest(conn)
+    if digest not in clients:
+        clients[digest] = genai.Client(**client_options(conn))
+    return clients[digest]
+
+
 def _create_429_wait(state: tenacity.RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     server = server_retry_delay(exc) if exc else None
@@ -189,13 +205,10 @@ class GeminiHook(BaseHook):
         Shared by every caller on the same event loop with the same connection settings: a
         triggerer running a thousand triggers builds one client, not a thousand.
         """
-        conn = await self.aget_connection(self.gemini_conn_id)
-        mask_connection_secrets(conn)
-        clients = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
-        digest = _connection_digest(conn)
-        if digest not in clients:
-            clients[digest] = genai.Client(**client_options(conn))
-        return clients[digest]
+        conn = await get_async_connection(self.gemini_conn_id, hook=self)
+        # Masking and ``extra_dejson`` are synchronous calls to the supervisor before Airflow 3.3.2,
+        # and building a client costs CPU: both run in a worker thread, off the triggerer's loop.
+        return await sync_to_async(_shared_client)(conn, asyncio.get_running_loop())
 
     def test_connection(self) -> tuple[bool, str]:
         try:

@@ -13,8 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, Asset, BaseOperator, Context
 
 from gemini_batch_provider.core.cost import Estimate, cost_usd, estimate, price_of
 from gemini_batch_provider.core.ledger import Ledger, ledger_location

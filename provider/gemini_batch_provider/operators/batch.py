@@ -6,8 +6,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, Context
 
 from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.online import OnlineSettings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Context
+from airflow.providers.common.compat.sdk import Context
 
 from gemini_batch_provider.core.online import OnlineSettings
 from gemini_batch_provider.operators.base import GeminiRequestsOperator, run_identity

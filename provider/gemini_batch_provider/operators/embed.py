@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, Context
 
 from gemini_batch_provider.core.requests import EmbedRequestSpec
 from gemini_batch_provider.core.results import ResultsWriter

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, BaseSensorOperator, Context, PokeReturnValue
 
 from gemini_batch_provider.core.states import TERMINAL, as_job_names
 from gemini_batch_provider.hooks.gemini import GeminiHook
