@@ -222,7 +222,7 @@ class MediaStager:
                         if size > self.max_bytes:
                             raise InputError(f"{medium.where}: {medium.source} is over {self.max_bytes} bytes")
                         out.write(chunk)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise InputError(f"{medium.where}: can't download {medium.source} ({type(exc).__name__}: {exc}); "
                              "check the URL and that the worker can reach it") from None
         # Named with the URL's suffix, for the type check of text (which has no magic bytes).

@@ -235,7 +235,7 @@ class OnlineEngine:
         except errors.APIError as exc:
             self.stats.gave_up += is_retryable(exc)
             return error_row(key, ONLINE, str(exc.message), str(exc.status), exc.code)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.stats.gave_up += 1
             return error_row(key, ONLINE, f"no answer within {self.settings.request_timeout_s} s", "DEADLINE_EXCEEDED")
         except (aiohttp.ClientError, OSError) as exc:
