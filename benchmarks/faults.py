@@ -38,7 +38,7 @@ _HOME = tempfile.mkdtemp(prefix="gemini-fault-matrix-")
 os.environ.update({"AIRFLOW_HOME": _HOME, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
                    "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "NO_PROXY": "127.0.0.1,localhost"})
 
-from airflow.sdk.exceptions import TaskDeferred  # noqa: E402
+from airflow.providers.common.compat.sdk import TaskDeferred  # noqa: E402
 from airflow.triggers.base import BaseTrigger  # noqa: E402
 
 from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread, FaultConfig, RowErrors  # noqa: E402

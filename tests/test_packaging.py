@@ -66,7 +66,7 @@ def test_a_broken_compose_file_is_caught(tmp_path, monkeypatch):
 def test_missing_api_key_is_a_clear_error_without_secrets(monkeypatch, missing):
     import json
 
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.providers.common.compat.sdk import AirflowException
 
     conn = {"conn_type": "gemini", "extra": {"base_url": "http://127.0.0.1:9"}}
     if missing is not None:

@@ -78,7 +78,7 @@ def test_a_vertex_connection_uses_the_service_account_key(emulator, monkeypatch)
     ("", {}, "without a project"),
 ])
 def test_a_bad_vertex_connection_is_refused_without_its_secret(monkeypatch, password, extra, expected):
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.providers.common.compat.sdk import AirflowException
 
     conn = {"conn_type": "gemini", "password": password, "extra": {"vertexai": "true", **extra}}
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_BAD", json.dumps(conn))
@@ -101,7 +101,7 @@ def test_a_bigquery_source_and_destination_pass_through_to_the_vertex_job(emulat
 
 
 def test_the_connection_secrets_are_registered_with_the_secrets_masker(emulator, monkeypatch):
-    from airflow.sdk._shared.secrets_masker import redact
+    from airflow.providers.common.compat.sdk import redact
 
     api_key = "masker-check-key-7f3a91"
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_MASKED", json.dumps(

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
 from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
@@ -106,7 +106,7 @@ def test_a_retry_reuses_what_the_first_try_uploaded(emulator, gemini_conn, tmp_p
 
 def test_a_failed_job_keeps_the_media_for_the_retry_that_submits_it_anew(emulator, gemini_conn, tmp_path,
                                                                           web_server):
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.providers.common.compat.sdk import AirflowException
 
     records = _photo_records(web_server)
     emulator.state.batches.outcome = "fail"

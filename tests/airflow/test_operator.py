@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 
 from tests.conftest import API_KEY
+from tests.dagbag import DagBag, register
 
 pytestmark = pytest.mark.integration
 
@@ -15,13 +15,18 @@ RECORDS = [{"id": f"doc-{i}", "text": f"Document {i} is about topic {i % 3}. It 
 NONE = {"succeeded": 0, "failed": 0, "invalid_output": 0, "missing": 0, "expired": 0, "cancelled": 0}
 
 
-def _run_dag(tmp_path, dag_id, records):
+def _run_dag(tmp_path, dag_id, records, registered=False):
+    """Run ``dag_id`` through ``dag.test()`` on ``records``; ``registered``: write the DAGs to the
+    metadata database first, as the dag-processor does (a DAG with assets needs it)."""
     tmp_path.mkdir(exist_ok=True)
     source, output = tmp_path / "in.jsonl", tmp_path / "results.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
     from tests.conftest import DAGS_FOLDER
 
-    dag_run = DagBag(dag_folder=DAGS_FOLDER).get_dag(dag_id).test(run_conf={"in": str(source), "out": str(output)})
+    dagbag = DagBag(dag_folder=DAGS_FOLDER)
+    if registered:
+        register(dagbag)
+    dag_run = dagbag.get_dag(dag_id).test(run_conf={"in": str(source), "out": str(output)})
     rows = [json.loads(line) for line in output.read_text().splitlines()] if output.exists() else []
     return dag_run, rows
 
@@ -310,7 +315,7 @@ def test_a_budget_below_the_estimate_fails_before_anything_is_sent(airflow_db, e
 
 
 def test_the_budget_message_names_the_estimate_and_the_fix():
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
 
     from gemini_batch_provider.core.cost import Estimate
     from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
@@ -355,7 +360,7 @@ def test_embeddings_land_one_vector_per_record(airflow_db, emulator, gemini_conn
 
 
 def test_embeddings_refuse_a_vertex_connection_and_bad_settings(airflow_db, emulator, monkeypatch, tmp_path):
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
 
     from gemini_batch_provider.core.records import InputError
     from gemini_batch_provider.operators.embed import GeminiConcurrentEmbedOperator
@@ -380,7 +385,7 @@ def test_the_results_asset_event_carries_the_summary_and_the_task_links_to_its_j
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_asset", RECORDS)
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_asset", RECORDS, registered=True)
     assert dag_run.state == "success"
     ti = dag_run.get_task_instance("batch")
     summary = ti.xcom_pull(task_ids="batch")

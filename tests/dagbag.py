@@ -1,0 +1,28 @@
+"""Airflow's DagBag for the tests, from where the running Airflow keeps it, and the dag-processor's
+registration of a bag's DAGs in the metadata database."""
+
+from __future__ import annotations
+
+try:  # Airflow 3.2+
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+except ImportError:  # Airflow 3.0 and 3.1
+    from airflow.models.dagbag import DagBag
+
+    try:
+        from airflow.models.dagbag import sync_bag_to_db  # Airflow 3.1
+    except ImportError:  # Airflow 3.0
+
+        def sync_bag_to_db(dagbag: DagBag, bundle_name: str, bundle_version: str | None) -> None:
+            dagbag.sync_to_db(bundle_name, bundle_version)
+
+
+def register(dagbag: DagBag) -> None:
+    """Write the bag's DAGs to the metadata database as the dag-processor does, which is what makes
+    their assets active (``dag.test()`` alone does not on Airflow 3.0, and a task then refuses to run)."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    DagBundlesManager().sync_bundles_to_db()  # the DAGs' rows name their bundle's row
+    sync_bag_to_db(dagbag, "dags-folder", None)
+
+
+__all__ = ["DagBag", "register"]
