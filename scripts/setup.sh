@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Set up everything on a fresh machine: a virtual environment in .venv with uv, Airflow 3.3.2, this
-# provider (editable) and the test tools. Safe to run again; it only installs what is missing.
+# Set up everything on a fresh machine: a virtual environment in .venv with uv, the newest Airflow
+# release of scripts/airflow-matrix.txt (with its pins), this provider (editable) and the test tools.
+# Safe to run again; it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+read -r airflow _ pins < <(grep -E '^[0-9]' scripts/airflow-matrix.txt | tail -n 1)
 [ -x .venv/bin/python ] || python3 -m venv .venv
 [ -x .venv/bin/uv ] || .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
-UV_COMPILE_BYTECODE=1 .venv/bin/uv pip install --quiet --python .venv/bin/python \
-  "apache-airflow==3.3.2" -e ".[dev]"
+constraints=$(mktemp)
+trap 'rm -f "$constraints"' EXIT
+printf '%s\n' $pins > "$constraints"
+UV_COMPILE_BYTECODE=1 .venv/bin/uv pip install --quiet --python .venv/bin/python --constraint "$constraints" \
+  "apache-airflow==$airflow" -e ".[dev]"

@@ -170,7 +170,8 @@ class Stack:
             start_new_session=True, cwd=self.home,
         )
 
-    def start(self) -> Stack:
+    def start_emulators(self) -> None:
+        """Start the Gemini API emulator and the Cloud Storage emulator (no-op for real Gemini)."""
         self.home.mkdir(parents=True, exist_ok=True)
         if self.emulator_url:
             port = self.emulator_url.rsplit(":", 1)[1]
@@ -181,6 +182,23 @@ class Stack:
             self._spawn("emulator", [str(BIN / "gemini-batch-emulator"), "--port", port,
                                      "--data-dir", str(self.home / "emulator-data"), "--gcs-endpoint",
                                      str(self.gcs_url), *self.emulator_args])
+            for url in (self.gcs_url, self.emulator_url):
+                self._wait_listening(str(url))
+
+    def _wait_listening(self, url: str, timeout: float = 60) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"nothing listened on {url} after {timeout} s; logs in {self.logs}")
+
+    def start(self) -> Stack:
+        self.start_emulators()
         if self.distributed:
             self._database(f"CREATE DATABASE {self.name}")
         subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=self.env, check=True, cwd=self.home,
