@@ -74,3 +74,20 @@ def test_missing_api_key_is_a_clear_error_without_secrets(monkeypatch, missing):
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_NOKEY", json.dumps(conn))
     with pytest.raises(AirflowException, match="has no API key: put the Gemini API key in its password field"):
         GeminiHook("gemini_nokey").get_conn()
+
+
+def test_the_api_server_builds_the_connection_form_on_every_airflow_release():
+    """The api-server's own form builder: from the provider info's declarative fields on Airflow 3.2+
+    (with no deprecation warning for the hook's methods), from the hook's methods on 3.0 and 3.1."""
+    import warnings
+
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        [form] = [h for h in HookMetaService.hook_meta_data() if h.connection_type == "gemini"]
+    assert not [w for w in caught if "GeminiHook" in str(w.message)]
+    assert set(form.extra_fields) == {"base_url", "api_version", "vertexai", "project", "location"}
+    assert form.extra_fields["vertexai"]["schema"]["type"] == ["boolean", "null"]
+    assert form.standard_fields.password.title == "API key, or service-account key JSON (Vertex AI)"
+    assert form.standard_fields.host.hidden and form.standard_fields.login.hidden

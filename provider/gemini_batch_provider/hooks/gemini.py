@@ -210,6 +210,29 @@ class GeminiHook(BaseHook):
         # and building a client costs CPU: both run in a worker thread, off the triggerer's loop.
         return await sync_to_async(_shared_client)(conn, asyncio.get_running_loop())
 
+    # The connection form. Airflow 3.2+ reads it from the provider info (``conn-fields``,
+    # ``ui-field-behaviour``) and skips these two; Airflow 3.0 and 3.1 build it from them when wtforms
+    # is installed (with the FAB provider, say), and otherwise show the standard fields and Extra.
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        from wtforms import BooleanField, StringField
+
+        from gemini_batch_provider import get_provider_info
+
+        [conn] = get_provider_info()["connection-types"]
+        return {
+            name: (BooleanField if "boolean" in field["schema"]["type"] else StringField)(
+                field["label"], description=field["description"], default=field["schema"].get("default"))
+            for name, field in conn["conn-fields"].items()
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        from gemini_batch_provider import get_provider_info
+
+        [conn] = get_provider_info()["connection-types"]
+        return {key.replace("-", "_"): value for key, value in conn["ui-field-behaviour"].items()}
+
     def test_connection(self) -> tuple[bool, str]:
         try:
             # Vertex AI lists the publisher's base models only when asked to.
