@@ -91,3 +91,25 @@ def test_the_api_server_builds_the_connection_form_on_every_airflow_release():
     assert form.extra_fields["vertexai"]["schema"]["type"] == ["boolean", "null"]
     assert form.standard_fields.password.title == "API key, or service-account key JSON (Vertex AI)"
     assert form.standard_fields.host.hidden and form.standard_fields.login.hidden
+
+
+def test_every_module_imports():
+    import importlib
+    import pkgutil
+
+    import gemini_batch_provider
+
+    names = [m.name for m in pkgutil.walk_packages(gemini_batch_provider.__path__, "gemini_batch_provider.")
+             if not m.name.endswith("__main__")]  # __main__ serves the emulator
+    assert len(names) > 30
+    for name in names:
+        importlib.import_module(name)
+
+
+def test_airflow_lists_the_provider_and_its_hook():
+    airflow = Path(sys.executable).parent / "airflow"
+    for command, expected in ((["providers", "list"], "airflow-provider-gemini-batch"),
+                              (["providers", "hooks"], "gemini_batch_provider.hooks.gemini.GeminiHook")):
+        listed = subprocess.run([str(airflow), *command, "-o", "json"], capture_output=True, text=True, check=True,
+                                stdin=subprocess.DEVNULL)
+        assert expected in listed.stdout
