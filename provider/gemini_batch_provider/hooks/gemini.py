@@ -42,6 +42,7 @@ from google import genai
 from google.genai import errors, types
 from google.oauth2 import service_account
 
+from gemini_batch_provider import get_provider_info
 from gemini_batch_provider.core.states import as_job_names, job_summary
 from gemini_batch_provider.core.transient import server_retry_delay
 
@@ -155,6 +156,12 @@ def _shared_client(conn: Connection, loop: asyncio.AbstractEventLoop) -> genai.C
     return clients[digest]
 
 
+def _connection_type() -> dict[str, Any]:
+    """The ``gemini`` connection type as the provider info declares it (its form included)."""
+    [conn_type] = get_provider_info()["connection-types"]
+    return conn_type
+
+
 def _create_429_wait(state: tenacity.RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     server = server_retry_delay(exc) if exc else None
@@ -217,21 +224,15 @@ class GeminiHook(BaseHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         from wtforms import BooleanField, StringField
 
-        from gemini_batch_provider import get_provider_info
-
-        [conn] = get_provider_info()["connection-types"]
         return {
             name: (BooleanField if "boolean" in field["schema"]["type"] else StringField)(
                 field["label"], description=field["description"], default=field["schema"].get("default"))
-            for name, field in conn["conn-fields"].items()
+            for name, field in _connection_type()["conn-fields"].items()
         }
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        from gemini_batch_provider import get_provider_info
-
-        [conn] = get_provider_info()["connection-types"]
-        return {key.replace("-", "_"): value for key, value in conn["ui-field-behaviour"].items()}
+        return {key.replace("-", "_"): value for key, value in _connection_type()["ui-field-behaviour"].items()}
 
     def test_connection(self) -> tuple[bool, str]:
         try:
