@@ -28,9 +28,10 @@ from aiolimiter import AsyncLimiter
 from google import genai
 from google.genai import errors, types
 
-from .results import ONLINE, embedding_row, error_row, response_row
+from .results import embedding_row, error_row, response_row
 from .tokens import estimate_tokens
 from .transient import is_retryable, server_retry_delay
+from .vocabulary import RowPath
 
 log = logging.getLogger(__name__)
 
@@ -234,19 +235,20 @@ class OnlineEngine:
             response = await retrying(self._call, request, estimate)
         except errors.APIError as exc:
             self.stats.gave_up += is_retryable(exc)
-            return error_row(key, ONLINE, str(exc.message), str(exc.status), exc.code)
+            return error_row(key, RowPath.ONLINE, str(exc.message), str(exc.status), exc.code)
         except TimeoutError:
             self.stats.gave_up += 1
-            return error_row(key, ONLINE, f"no answer within {self.settings.request_timeout_s} s", "DEADLINE_EXCEEDED")
+            return error_row(key, RowPath.ONLINE, f"no answer within {self.settings.request_timeout_s} s",
+                             "DEADLINE_EXCEEDED")
         except (aiohttp.ClientError, OSError) as exc:
             self.stats.gave_up += 1
-            return error_row(key, ONLINE, f"{type(exc).__name__}: {exc}", "UNAVAILABLE")
+            return error_row(key, RowPath.ONLINE, f"{type(exc).__name__}: {exc}", "UNAVAILABLE")
         if isinstance(response, types.EmbedContentResponse):
-            return embedding_row(key, ONLINE, response.embeddings[0].values if response.embeddings else None)
+            return embedding_row(key, RowPath.ONLINE, response.embeddings[0].values if response.embeddings else None)
         usage = response.usage_metadata
         if usage is not None and usage.total_token_count:
             await self._charge_tokens(usage.total_token_count - estimate)
-        return response_row(key, ONLINE, response)
+        return response_row(key, RowPath.ONLINE, response)
 
     async def run(self, requests: Iterable[tuple[str, dict[str, Any]]], write: Callable[[dict[str, Any]], None],
                   total: int | None = None) -> OnlineStats:

@@ -33,15 +33,7 @@ import pydantic
 from google.genai import types
 
 from .keys import NEW, UNKNOWN, KeyIndex
-
-SUCCEEDED = "succeeded"  # the model answered with text
-FAILED = "failed"  # the API answered this row with an error, or with no text (blocked, empty)
-MISSING = "missing"  # the output has no line for this key (its job failed, or the line is lost)
-EXPIRED = "expired"  # its job expired before answering it
-CANCELLED = "cancelled"  # its job was cancelled before answering it
-INVALID_OUTPUT = "invalid_output"  # the answer does not match the response_schema
-STATUSES = (SUCCEEDED, FAILED, INVALID_OUTPUT, MISSING, EXPIRED, CANCELLED)
-BATCH, ONLINE = "batch", "online"  # the path that produced a row
+from .vocabulary import RowPath, RowStatus
 
 USAGE_FIELDS = (
     "prompt_token_count", "candidates_token_count", "thoughts_token_count",
@@ -51,7 +43,7 @@ USAGE_FIELDS = (
 
 def _row(key: str, status: str, path: str, *, text: str | None = None, usage: dict[str, int] | None = None,
          error: dict[str, Any] | None = None, embedding: list[float] | None = None) -> dict[str, Any]:
-    return {"key": key, "status": status, "path": path, "text": text, "parsed": None, "embedding": embedding,
+    return {"key": key, "status": str(status), "path": str(path), "text": text, "parsed": None, "embedding": embedding,
             "usage": usage, "error": error}
 
 
@@ -70,12 +62,12 @@ def embedding_row(key: str, path: str, values: Any) -> dict[str, Any]:
     """The row of an embedding: ``succeeded`` with its vector, or ``failed`` when it holds no numbers."""
     if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
         return error_row(key, path, "the response holds no embedding values", "INVALID_RESPONSE")
-    return _row(key, SUCCEEDED, path, embedding=values)
+    return _row(key, RowStatus.SUCCEEDED, path, embedding=values)
 
 
 def error_row(key: str, path: str, message: str, status: str, code: int | None = None) -> dict[str, Any]:
     """A ``failed`` results row for an error the API (or the transport) gave for this row."""
-    return _row(key, FAILED, path, error=_error(message, status, code))
+    return _row(key, RowStatus.FAILED, path, error=_error(message, status, code))
 
 
 _TEXT_PART_FIELDS = frozenset({"text", "thought", "thoughtSignature"})
@@ -103,7 +95,7 @@ def _plain_text_row(key: str, response: Any) -> dict[str, Any] | None:
         usage = None if meta is None else {_WIRE_USAGE[k]: int(v) for k, v in meta.items() if k in _WIRE_USAGE}
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
-    return _row(key, SUCCEEDED, BATCH, text=text, usage=usage)
+    return _row(key, RowStatus.SUCCEEDED, RowPath.BATCH, text=text, usage=usage)
 
 
 def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
@@ -111,22 +103,22 @@ def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
     API), or ``{"key", "status", "response"}`` (Vertex AI; a non-empty ``status`` is the row's error)."""
     key = str(item.get("key"))
     if isinstance(item.get("status"), str) and item["status"]:
-        return error_row(key, BATCH, item["status"], "ROW_FAILED")
+        return error_row(key, RowPath.BATCH, item["status"], "ROW_FAILED")
     if isinstance(item.get("error"), dict):
         err = item["error"]
-        return error_row(key, BATCH, str(err.get("message", "")), str(err.get("status", "")), err.get("code"))
+        return error_row(key, RowPath.BATCH, str(err.get("message", "")), str(err.get("status", "")), err.get("code"))
     response = item.get("response")
     if isinstance(response, dict) and "embedding" in response:  # an EmbedContentResponse
         embedding = response["embedding"]
-        return embedding_row(key, BATCH, embedding.get("values") if isinstance(embedding, dict) else None)
+        return embedding_row(key, RowPath.BATCH, embedding.get("values") if isinstance(embedding, dict) else None)
     row = _plain_text_row(key, response)
     if row is not None:
         return row
     try:
         response = types.GenerateContentResponse.model_validate(response)
     except pydantic.ValidationError as exc:
-        return error_row(key, BATCH, f"unreadable response: {exc.errors()[0]['msg']}", "INVALID_RESPONSE")
-    return response_row(key, BATCH, response)
+        return error_row(key, RowPath.BATCH, f"unreadable response: {exc.errors()[0]['msg']}", "INVALID_RESPONSE")
+    return response_row(key, RowPath.BATCH, response)
 
 
 def response_row(key: str, path: str, response: types.GenerateContentResponse) -> dict[str, Any]:
@@ -138,8 +130,9 @@ def response_row(key: str, path: str, response: types.GenerateContentResponse) -
         reason = (candidate and candidate.finish_reason) or (
             response.prompt_feedback and response.prompt_feedback.block_reason
         )
-        return _row(key, FAILED, path, usage=usage, error=_error(f"no text in the response ({reason})", "NO_TEXT"))
-    return _row(key, SUCCEEDED, path, text=text, usage=usage)
+        return _row(key, RowStatus.FAILED, path, usage=usage,
+                    error=_error(f"no text in the response ({reason})", "NO_TEXT"))
+    return _row(key, RowStatus.SUCCEEDED, path, text=text, usage=usage)
 
 
 class ResultsWriter:
@@ -154,9 +147,9 @@ class ResultsWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._part = path.with_name(path.name + ".part")
         self._out = self._part.open("wb")
-        self.counts: Counter[str] = Counter({status: 0 for status in STATUSES})
+        self.counts: Counter[str] = Counter({status.value: 0 for status in RowStatus})
         self.usage: Counter[str] = Counter()
-        self.usage_by_path: dict[str, Counter[str]] = {BATCH: Counter(), ONLINE: Counter()}
+        self.usage_by_path: dict[str, Counter[str]] = {RowPath.BATCH.value: Counter(), RowPath.ONLINE.value: Counter()}
         self.paths: Counter[str] = Counter()
 
     def write(self, row: dict[str, Any]) -> None:
@@ -184,7 +177,7 @@ class ResultsWriter:
 
 def no_result_row(key: str, status: str, message: str) -> dict[str, Any]:
     """The row of a key the batch gave no answer for: ``missing``, ``expired`` or ``cancelled``."""
-    return _row(key, status, BATCH, error=_error(message, status.upper()))
+    return _row(key, status, RowPath.BATCH, error=_error(message, status.upper()))
 
 
 def join_results(
@@ -228,7 +221,7 @@ def join_results(
                 land(parse_output_line(item))
             else:
                 skipped["unknown_keys" if mark == UNKNOWN else "duplicate_keys"] += 1
-        why = why_missing or (lambda _key, _shard: (MISSING, "the batch output has no line for this key"))
+        why = why_missing or (lambda _key, _shard: (RowStatus.MISSING, "the batch output has no line for this key"))
         for key, shard in index.unseen():
             land(no_result_row(key, *why(key, shard)))
     return dict(skipped), again

@@ -16,7 +16,7 @@ import orjson
 import pydantic
 
 from .records import InputError
-from .results import INVALID_OUTPUT, SUCCEEDED
+from .vocabulary import RowStatus
 
 ResponseSchema = type[pydantic.BaseModel] | dict[str, Any]
 
@@ -71,11 +71,11 @@ class OutputSchema:
 
     def check(self, row: dict[str, Any]) -> dict[str, Any]:
         """``row`` with ``parsed`` set, or turned ``invalid_output``; rows that did not succeed pass as they are."""
-        if row["status"] != SUCCEEDED:
+        if row["status"] != RowStatus.SUCCEEDED:
             return row
         try:
             return {**row, "parsed": self.parse(row["text"])}
         except ValueError as exc:
             reason = f"the answer does not match response_schema: {exc}"
-            return {**row, "status": INVALID_OUTPUT, "error": {"code": None, "message": reason,
+            return {**row, "status": str(RowStatus.INVALID_OUTPUT), "error": {"code": None, "message": reason,
                                                                  "status": "INVALID_OUTPUT"}}

@@ -43,8 +43,9 @@ from google.genai import errors, types
 from google.oauth2 import service_account
 
 from gemini_batch_provider import get_provider_info
-from gemini_batch_provider.core.states import as_job_names, job_summary
+from gemini_batch_provider.core.jobs import JobStatus, gemini_job_status, vertex_job_status
 from gemini_batch_provider.core.transient import server_retry_delay
+from gemini_batch_provider.core.vocabulary import as_job_names
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 DEFAULT_API_VERSION = "v1beta"
 DEFAULT_LOCATION = "us-central1"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+# No poll may hang a wait: an unanswered one is a transient error after this long.
+POLL_OPTIONS = types.HttpOptions(timeout=60_000)  # milliseconds
 
 
 def is_vertex(conn: Connection) -> bool:
@@ -186,6 +189,7 @@ class GeminiHook(BaseHook):
         super().__init__(**kwargs)
         self.gemini_conn_id = gemini_conn_id
         self.create_429_attempts = create_429_attempts
+        self._async_client: tuple[asyncio.AbstractEventLoop, genai.Client] | None = None
 
     @cached_property
     def connection(self) -> Connection:
@@ -210,12 +214,16 @@ class GeminiHook(BaseHook):
         """The client for a connection read asynchronously (for triggers); use ``.aio`` on it.
 
         Shared by every caller on the same event loop with the same connection settings: a
-        triggerer running a thousand triggers builds one client, not a thousand.
+        triggerer running a thousand triggers builds one client, not a thousand. The connection is
+        read once per hook and loop.
         """
-        conn = await get_async_connection(self.gemini_conn_id, hook=self)
-        # Masking and ``extra_dejson`` are synchronous calls to the supervisor before Airflow 3.3.2,
-        # and building a client costs CPU: both run in a worker thread, off the triggerer's loop.
-        return await sync_to_async(_shared_client)(conn, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_client[0] is not loop:
+            conn = await get_async_connection(self.gemini_conn_id, hook=self)
+            # Masking and ``extra_dejson`` are synchronous calls to the supervisor before Airflow
+            # 3.3.2, and building a client costs CPU: both run in a worker thread, off the loop.
+            self._async_client = (loop, await sync_to_async(_shared_client)(conn, loop))
+        return self._async_client[1]
 
     # The connection form. Airflow 3.2+ reads it from the provider info (``conn-fields``,
     # ``ui-field-behaviour``) and skips these two; Airflow 3.0 and 3.1 build it from them when wtforms
@@ -365,9 +373,35 @@ class GeminiHook(BaseHook):
     def get_batch_job(self, name: str) -> types.BatchJob:
         return self.client.batches.get(name=name)
 
+    def _job_status(self, client: genai.Client, name: str, operation: dict[str, Any]) -> JobStatus:
+        return (vertex_job_status if client.vertexai else gemini_job_status)(name, operation)
+
+    def _job_path(self, client: genai.Client, name: str) -> str:
+        """The resource path to GET: Vertex AI's rebuilt from the client's project and location and
+        the job id, as the SDK does (the service names jobs by project number)."""
+        if not client.vertexai:
+            return name
+        return f"projects/{client._api_client.project}/locations/{client._api_client.location}/" \
+               f"batchPredictionJobs/{name.rsplit('/', 1)[-1]}"
+
+    def get_job_status(self, name: str) -> JobStatus:
+        """A job's state, output file and progress, from one ``GET`` (see ``core.jobs``)."""
+        response = self.client._api_client.request("get", self._job_path(self.client, name), {}, POLL_OPTIONS)
+        return self._job_status(self.client, name, json.loads(response.body or "{}"))
+
+    async def aget_job_status(self, name: str) -> JobStatus:
+        """``get_job_status`` with the async client (for triggers): one request, never blocking the loop."""
+        client = await self.aget_client()
+        response = await client.aio._api_client.async_request("get", self._job_path(client, name), {}, POLL_OPTIONS)
+        return self._job_status(client, name, json.loads(response.body or "{}"))
+
+    async def acancel_batch_job(self, name: str) -> None:
+        client = await self.aget_client()
+        await client.aio.batches.cancel(name=name, config={"http_options": POLL_OPTIONS})
+
     def job_summaries(self, names: str | Iterable[str]) -> list[dict[str, Any]]:
-        """``job_summary`` of each job (one name or several), in order."""
-        return [job_summary(self.get_batch_job(name)) for name in as_job_names(names)]
+        """``{"name", "state", "output_file"}`` of each job (one name or several), in order."""
+        return [self.get_job_status(name).summary() for name in as_job_names(names)]
 
     def cancel_batch_job(self, name: str) -> None:
         self.client.batches.cancel(name=name)

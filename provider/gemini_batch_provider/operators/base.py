@@ -21,9 +21,10 @@ from gemini_batch_provider.core.media import FILE_LIMIT_BYTES, INLINE_MAX_BYTES,
 from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings, OnlineStats
 from gemini_batch_provider.core.records import InputError, iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests, iter_keys
-from gemini_batch_provider.core.results import BATCH, STATUSES, ResultsWriter
+from gemini_batch_provider.core.results import ResultsWriter
 from gemini_batch_provider.core.schema import OutputSchema, ResponseSchema
 from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES, ShardLimits
+from gemini_batch_provider.core.vocabulary import RowPath, RowStatus
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.media import delete_media, files_api_uploader, gcs_uploader
 
@@ -303,7 +304,7 @@ class GeminiRequestsOperator(BaseOperator):
         finally:
             self.drop_media(hook, uploaded)
         writer.close()
-        summary = self.summary(writer, rows, "online", [])
+        summary = self.summary(writer, rows, RowPath.ONLINE, [])
         if stats.gave_up:
             raise AirflowException(
                 f"{self.task_id}: the API did not answer {stats.gave_up} of {rows} rows in {settings.max_attempts} "
@@ -336,16 +337,16 @@ class GeminiRequestsOperator(BaseOperator):
         price = price_of(self.model, self.prices)
         if price is None:
             return None
-        return round(sum(cost_usd(usage, price, batch=path == BATCH) for path, usage in writer.usage_by_path.items()),
-                     6)
+        batch_and_online = writer.usage_by_path.items()
+        return round(sum(cost_usd(usage, price, batch=path == RowPath.BATCH) for path, usage in batch_and_online), 6)
 
     def summary(self, writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str]) -> dict[str, Any]:
         """The XCom summary shared by both paths; never the rows themselves."""
         summary = {
             "rows": rows,
-            "counts": {status: writer.counts[status] for status in STATUSES},
+            "counts": {status.value: writer.counts[status] for status in RowStatus},
             "usage": dict(writer.usage),
-            "path": path,
+            "path": str(path),
             "rows_by_path": dict(writer.paths),
             "batch_jobs": batch_jobs,
             "output_path": writer.location,

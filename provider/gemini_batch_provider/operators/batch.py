@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, Context
 
+from gemini_batch_provider.core import waiting
 from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.online import OnlineSettings
-from gemini_batch_provider.core.states import TERMINAL
-from gemini_batch_provider.core.transient import is_retryable
+from gemini_batch_provider.core.vocabulary import WaitEvent, WaitStatus, validate_event
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.base import run_identity
 from gemini_batch_provider.operators.results import delete_media_files, fail_on_bad_endings, land_batch
 from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
-from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger, deadline_event, finish_event
+from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
 
 MAX_POLL_INTERVAL = 86_400.0
-MAX_POLL_ERRORS = 10  # transient poll errors in a row ridden out, as the trigger does
+CANCEL_SETTLE_SECONDS = 60.0  # how long a deadline's cancel may take to show before landing
 JOB_LIFETIME = 48 * 3600.0  # a job not done by then expires (https://ai.google.dev/gemini-api/docs/batch-mode)
 
 
@@ -133,49 +133,42 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
         return ledger.first_submitted_at + self.deadline
 
     def _wait(self, hook: GeminiHook, job_names: list[str], deadline: float | None) -> dict[str, Any]:
-        """Poll in the worker (``deferrable=False``); returns an event shaped like the trigger's."""
-        interval, errors = self.poll_interval, 0
-        while True:
-            try:
-                jobs = hook.job_summaries(job_names)
-                errors = 0
-            except Exception as exc:  # the trigger's rule: transient errors in a row are ridden out
-                errors += 1
-                if not is_retryable(exc) or errors > MAX_POLL_ERRORS:
-                    raise
-                self.log.warning("Poll failed (%s, %d in a row); trying again in %.1f s", exc, errors, interval)
-                time.sleep(interval)
-                interval = min(self.max_poll_interval, interval * 1.5)
-                continue
-            if all(job["state"] in TERMINAL for job in jobs):
-                return finish_event(jobs)
-            if deadline is not None and time.time() >= deadline:
-                return deadline_event(jobs)
-            self.log.info("Batch jobs: %s; next poll in %.0f s", [(j["name"], j["state"]) for j in jobs], interval)
-            time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.time())))
-            interval = min(self.max_poll_interval, interval * 1.5)
+        """Poll in the worker (``deferrable=False``) with the trigger's engine; returns its event."""
+        policy = waiting.WaitPolicy(self.poll_interval, self.max_poll_interval, deadline=deadline)
+
+        async def wait() -> WaitEvent:
+            async for step in waiting.wait_for_jobs(job_names, waiting.in_thread(hook.get_job_status), policy):
+                if isinstance(step, waiting.Polled):
+                    self.log.info(step.status.progress_line())
+                elif isinstance(step, waiting.PollFailed):
+                    self.log.warning("Poll failed (%s, %d in a row)", step.error, step.errors_in_row)
+                else:
+                    return step
+            raise AssertionError("the waiting engine ends with an event")
+
+        return asyncio.run(wait()).payload()
 
     def _cancel_unfinished(self, hook: GeminiHook, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Cancel the jobs still running at the deadline and wait (briefly) until they have ended."""
-        for job in jobs:
-            if job["state"] not in TERMINAL:
-                self.log.warning("Deadline passed: cancelling %s (%s).", job["name"], job["state"])
-                hook.cancel_batch_job(job["name"])
-        for _ in range(60):
-            jobs = hook.job_summaries([job["name"] for job in jobs])
-            if all(job["state"] in TERMINAL for job in jobs):
-                break
-            time.sleep(1)
-        return jobs
+        """Cancel the jobs still running at the deadline and wait (a minute at most) until they have ended."""
+
+        def cancel(name: str) -> None:
+            self.log.warning("Deadline passed: cancelling %s.", name)
+            hook.cancel_batch_job(name)
+
+        names = [job["name"] for job in jobs]
+        poll = waiting.in_thread(hook.get_job_status)
+        statuses = asyncio.run(waiting.cancel_unfinished(names, poll, waiting.in_thread(cancel), CANCEL_SETTLE_SECONDS))
+        return [status.summary() for status in statuses]
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the wait: download, join by key and land the results, whatever the jobs'
         endings; past the deadline, unfinished jobs are cancelled first."""
-        if event["status"] == "error":
-            raise AirflowException(f"{self.task_id}: {event['message']}")
+        ended = validate_event(event)
+        if ended.status is WaitStatus.ERROR:
+            raise AirflowException(f"{self.task_id}: {ended.message}")
         hook = GeminiHook(self.gemini_conn_id)
-        jobs = event["jobs"]
-        past_deadline = event["status"] == "deadline"
+        jobs = ended.jobs
+        past_deadline = ended.past_deadline
         if past_deadline:
             jobs = self._cancel_unfinished(hook, jobs)
         summary = self._land(hook, jobs, past_deadline)
@@ -188,3 +181,4 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
         return land_batch(self, hook, jobs, rerun_failed_online=self.rerun_failed_online,
                           online_after_deadline=past_deadline and self.on_deadline == "online",
                           online_settings=self.online_settings, delete_input_files=self.delete_input_files)
+

@@ -13,16 +13,16 @@ from airflow.providers.common.compat.sdk import AirflowException, Context
 
 from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.online import OnlineSettings
-from gemini_batch_provider.core.results import CANCELLED, EXPIRED, FAILED, MISSING, join_results
+from gemini_batch_provider.core.results import join_results
 from gemini_batch_provider.core.shards import shard_of_keys
-from gemini_batch_provider.core.states import ENDED_BADLY, TERMINAL
 from gemini_batch_provider.core.transient import RETRYABLE_CODES
+from gemini_batch_provider.core.vocabulary import ANSWERED, ENDED_BADLY, TERMINAL, JobState, RowPath, RowStatus
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.base import GeminiBatchRequestsOperator
 
 NO_RESULT = {  # the status of a row its job gave no answer for, by the job's ending (else missing)
-    "JOB_STATE_EXPIRED": EXPIRED,
-    "JOB_STATE_CANCELLED": CANCELLED,
+    JobState.EXPIRED: RowStatus.EXPIRED,
+    JobState.CANCELLED: RowStatus.CANCELLED,
 }
 
 
@@ -71,7 +71,7 @@ def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dic
             op.estimated_cost_usd = ledger.estimated_cost_usd
         if delete_input_files:
             _delete_input_files(op, hook, ledger)
-    return op.summary(writer, sum(writer.counts.values()), "batch+online" if again else "batch",
+    return op.summary(writer, sum(writer.counts.values()), RowPath.BATCH_AND_ONLINE if again else RowPath.BATCH,
                       [job["name"] for job in jobs])
 
 
@@ -89,11 +89,11 @@ def _keys_by_shard(op: GeminiBatchRequestsOperator, jobs: list[dict[str, Any]],
 
 def _rerun(failed: bool, unanswered: bool) -> Callable[[dict[str, Any]], bool]:
     def rerun(row: dict[str, Any]) -> bool:
-        if row["status"] == MISSING:  # no answer at all, whatever the job's ending: lost, not refused
+        if row["status"] == RowStatus.MISSING:  # no answer at all, whatever the job's ending: lost, not refused
             return unanswered or failed
-        if row["status"] in (EXPIRED, CANCELLED):
+        if row["status"] in (RowStatus.EXPIRED, RowStatus.CANCELLED):
             return unanswered
-        return failed and row["status"] == FAILED and (row["error"] or {}).get("code") in RETRYABLE_CODES
+        return failed and row["status"] == RowStatus.FAILED and (row["error"] or {}).get("code") in RETRYABLE_CODES
 
     return rerun
 
@@ -103,12 +103,13 @@ def _why_missing(jobs: list[dict[str, Any]]) -> Callable[[str, int], tuple[str, 
 
     def why(key: str, shard: int) -> tuple[str, str]:
         if shard >= len(jobs):
-            return MISSING, (f"this row belongs to shard {shard + 1} but only {len(jobs)} jobs were given; give the "
-                             "results task the same per-job limits as the submit task")
+            return RowStatus.MISSING, (f"this row belongs to shard {shard + 1} but only {len(jobs)} jobs were given; "
+                                       "give the results task the same per-job limits as the submit task")
         job = jobs[shard]
-        if job["state"] in ("JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED"):
-            return MISSING, f"the output of {job['name']} has no readable line for this key"
-        return NO_RESULT.get(job["state"], MISSING), f"{job['name']} ended {job['state']} before answering this row"
+        if job["state"] in ANSWERED:
+            return RowStatus.MISSING, f"the output of {job['name']} has no readable line for this key"
+        status = NO_RESULT.get(job["state"], RowStatus.MISSING)
+        return status, f"{job['name']} ended {job['state']} before answering this row"
 
     return why
 
@@ -140,10 +141,10 @@ def fail_on_bad_endings(op: GeminiBatchRequestsOperator, jobs: list[dict[str, An
     if bad:
         raise AirflowException(f"{op.task_id}: batch jobs did not succeed: {', '.join(bad)}; what they produced "
                                f"landed in {summary['output_path']} (counts {summary['counts']})")
-    if summary["counts"][MISSING]:
+    if missing := summary["counts"][RowStatus.MISSING]:
         raise AirflowException(
-            f"{op.task_id}: {summary['counts'][MISSING]} rows have no readable answer in the output of jobs that "
-            f"succeeded (the file was cut short or damaged); they landed as 'missing' in {summary['output_path']}. "
+            f"{op.task_id}: {missing} rows have no readable answer in the output of jobs that succeeded "
+            f"(the file was cut short or damaged); they landed as 'missing' in {summary['output_path']}. "
             "Set rerun_failed_online=True to run such rows online")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tempfile
 import time
@@ -23,15 +24,16 @@ from gemini_batch_provider.core.ledger import (
 )
 from gemini_batch_provider.core.records import InputError
 from gemini_batch_provider.core.shards import ShardedInput, write_shards
-from gemini_batch_provider.core.states import TERMINAL, state_name
 from gemini_batch_provider.core.transient import is_retryable
+from gemini_batch_provider.core.vocabulary import JobState
+from gemini_batch_provider.core.waiting import cancel_unfinished, in_thread
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.links import GeminiBatchJobLink, batch_jobs_url
 from gemini_batch_provider.operators.base import GeminiBatchRequestsOperator, run_identity
 
 # A retry submits these shards anew: the job ended without answering, through no choice of ours.
 # A CANCELLED job was somebody's decision (ours at a deadline, or a user's): it is reattached to.
-RESUBMIT_STATES = frozenset({"JOB_STATE_FAILED", "JOB_STATE_EXPIRED"})
+RESUBMIT_STATES = frozenset({JobState.FAILED, JobState.EXPIRED})
 
 
 class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
@@ -141,7 +143,7 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
                       found: types.BatchJob | None) -> None:
         """Reattach to the shard's job, or to ``found`` (its job looked up by display name), or create it."""
         if record.job:
-            state = state_name(hook.get_batch_job(record.job).state)
+            state = hook.get_job_status(record.job).state
             if state not in RESUBMIT_STATES:
                 self.log.info("Shard %d: reattached to %s (%s).", record.index, record.job, state)
                 return
@@ -190,8 +192,9 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
         if self._ledger is None:
             return
         hook = GeminiHook(self.gemini_conn_id)
-        for name in self._ledger.job_names:
-            if state_name(hook.get_batch_job(name).state) not in TERMINAL:
-                self.log.warning("Task killed: cancelling %s.", name)
-                hook.cancel_batch_job(name)
 
+        def cancel(name: str) -> None:
+            self.log.warning("Task killed: cancelling %s.", name)
+            hook.cancel_batch_job(name)
+
+        asyncio.run(cancel_unfinished(self._ledger.job_names, in_thread(hook.get_job_status), in_thread(cancel)))

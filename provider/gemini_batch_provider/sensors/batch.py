@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseSensorOperator, Context, PokeReturnValue
 
-from gemini_batch_provider.core.states import TERMINAL, as_job_names
+from gemini_batch_provider.core.vocabulary import TERMINAL, WaitStatus, as_job_names, validate_event
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
 
@@ -56,7 +56,8 @@ class GeminiBatchJobSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=all(job["state"] in TERMINAL for job in jobs), xcom_value=jobs)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
-        if event["status"] == "error":
-            raise AirflowException(f"{self.task_id}: {event['message']}")
-        self.log.info("Batch jobs ended: %s", [(job["name"], job["state"]) for job in event["jobs"]])
-        return event["jobs"]
+        ended = validate_event(event, as_job_names(self.job_names))
+        if ended.status is WaitStatus.ERROR:
+            raise AirflowException(f"{self.task_id}: {ended.message}")
+        self.log.info("Batch jobs ended: %s", [(job["name"], job["state"]) for job in ended.jobs])
+        return ended.jobs

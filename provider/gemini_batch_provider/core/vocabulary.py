@@ -1,0 +1,129 @@
+"""The project's words, each defined once: batch job states, result-row statuses, the path that
+produced a row, and the wait events that the trigger and the in-worker wait hand to
+``execute_complete``.
+
+Every value is the string that appears on the wire, in XCom, in results files and in trigger
+events, so a member and its string compare (and hash) equal: ``JobState.SUCCEEDED ==
+"JOB_STATE_SUCCEEDED"``. The module imports nothing heavy, so a trigger's module can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    """A batch job's state as the SDK names it. The Gemini API's ``BATCH_STATE_X``
+    (https://ai.google.dev/api/batch-mode#BatchState) is ``JOB_STATE_X`` here, as the SDK rewrites
+    it; Vertex AI's states (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/JobState) are
+    already ``JOB_STATE_*``, ``PARTIALLY_SUCCEEDED`` among them."""
+
+    UNSPECIFIED = "JOB_STATE_UNSPECIFIED"
+    QUEUED = "JOB_STATE_QUEUED"
+    PENDING = "JOB_STATE_PENDING"
+    RUNNING = "JOB_STATE_RUNNING"
+    SUCCEEDED = "JOB_STATE_SUCCEEDED"
+    PARTIALLY_SUCCEEDED = "JOB_STATE_PARTIALLY_SUCCEEDED"
+    FAILED = "JOB_STATE_FAILED"
+    CANCELLING = "JOB_STATE_CANCELLING"
+    CANCELLED = "JOB_STATE_CANCELLED"
+    EXPIRED = "JOB_STATE_EXPIRED"
+    PAUSED = "JOB_STATE_PAUSED"
+    UPDATING = "JOB_STATE_UPDATING"
+
+
+#: States a job never leaves. A state this module does not know counts as unfinished.
+TERMINAL = frozenset({JobState.SUCCEEDED, JobState.PARTIALLY_SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
+                      JobState.EXPIRED})
+#: Terminal states whose job answered (PARTIALLY_SUCCEEDED: some rows failed, the rest answered).
+ANSWERED = frozenset({JobState.SUCCEEDED, JobState.PARTIALLY_SUCCEEDED})
+#: Terminal states that fail the task once what the job produced has landed.
+ENDED_BADLY = TERMINAL - ANSWERED
+
+
+def state_name(state: object) -> str:
+    """A state as ``"JOB_STATE_X"``: the SDK's ``JobState`` enum, a wire string (``BATCH_STATE_X``
+    rewritten as the SDK does) or None (not known yet, ``JOB_STATE_UNSPECIFIED``)."""
+    text = str(getattr(state, "value", state) or JobState.UNSPECIFIED)
+    return text.replace("BATCH_STATE_", "JOB_STATE_", 1) if text.startswith("BATCH_STATE_") else text
+
+
+class RowStatus(StrEnum):
+    """A results row's ``status`` (see ``core.results``)."""
+
+    SUCCEEDED = "succeeded"  # the model answered with text (or an embedding)
+    FAILED = "failed"  # the API answered this row with an error, or with no text (blocked, empty)
+    INVALID_OUTPUT = "invalid_output"  # the answer does not match the response_schema
+    MISSING = "missing"  # the output has no line for this key (its job failed, or the line is lost)
+    EXPIRED = "expired"  # its job expired before answering it
+    CANCELLED = "cancelled"  # its job was cancelled before answering it
+
+
+class RowPath(StrEnum):
+    """What produced a row (its ``path``), and, in a summary, what produced the run's rows."""
+
+    BATCH = "batch"
+    ONLINE = "online"
+    BATCH_AND_ONLINE = "batch+online"  # a summary only: some rows went online after the batch
+
+
+class WaitStatus(StrEnum):
+    """How a wait for batch jobs ended."""
+
+    ENDED = "ended"  # every job is in a terminal state, whichever
+    DEADLINE = "deadline"  # the deadline passed first; the jobs' last states are given
+    ERROR = "error"  # polling failed: a permanent error, or too many transient ones in a row
+
+
+def job_summary(name: str, state: object, output_file: str | None) -> dict[str, Any]:
+    """A job as events and XCom carry it: ``{"name", "state", "output_file"}``."""
+    return {"name": name, "state": state_name(state), "output_file": output_file}
+
+
+def as_job_names(names: str | Iterable[str]) -> list[str]:
+    """One job name or several (as a templated XCom may give them), as a list."""
+    return [names] if isinstance(names, str) else list(names)
+
+
+@dataclass(frozen=True)
+class WaitEvent:
+    """The one event a wait ends with. ``jobs`` are ``job_summary`` dicts, in the order waited on."""
+
+    status: WaitStatus
+    message: str
+    jobs: list[dict[str, Any]]
+
+    @property
+    def past_deadline(self) -> bool:
+        return self.status is WaitStatus.DEADLINE
+
+    def payload(self) -> dict[str, Any]:
+        """The event as JSON-ready data (a ``TriggerEvent``'s payload)."""
+        return {"status": self.status.value, "message": self.message, "jobs": self.jobs}
+
+
+def validate_event(event: Any, job_names: Iterable[str] | None = None) -> WaitEvent:
+    """The ``WaitEvent`` in an ``execute_complete`` event payload.
+
+    :raises ValueError: the payload is not ``{"status", "message", "jobs"}`` with a known status and
+        a ``{"name", "state", "output_file"}`` per job, or (given ``job_names``) names other jobs
+        than those waited on; the message quotes what came.
+    """
+    if not isinstance(event, dict) or not {"status", "message", "jobs"} <= event.keys():
+        raise ValueError(f"a wait event must be a dict with status, message and jobs; got {event!r:.300}")
+    try:
+        status = WaitStatus(event["status"])
+    except ValueError:
+        raise ValueError(f"unknown wait event status {event['status']!r}; expected one of "
+                         f"{[s.value for s in WaitStatus]}") from None
+    jobs = event["jobs"]
+    if not isinstance(jobs, list) or not all(isinstance(j, dict) and {"name", "state", "output_file"} <= j.keys()
+                                             for j in jobs):
+        raise ValueError(f"a wait event's jobs must be {{name, state, output_file}} dicts; got {jobs!r:.300}")
+    if job_names is not None and [j["name"] for j in jobs] != list(job_names):
+        raise ValueError(f"the wait event is about jobs {[j['name'] for j in jobs]}, not the task's "
+                         f"{list(job_names)}")
+    return WaitEvent(status, str(event["message"]), jobs)
