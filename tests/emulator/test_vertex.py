@@ -4,6 +4,7 @@ service-account key whose ``token_uri`` is the emulator (the real google-auth to
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -90,7 +91,8 @@ def _wait(vertex_client, name, timeout=15):
 
 def test_a_vertex_batch_reads_gcs_and_writes_predictions(vertex_client, gcs):
     job = vertex_client.batches.create(model=MODEL, src=_vertex_input(gcs, 5), config={"dest": "gs://bkt/out"})
-    assert job.name.endswith(job.name.rsplit("/", 1)[1]) and job.state.value == "JOB_STATE_PENDING"
+    assert re.fullmatch(r"projects/[\w-]+/locations/us-central1/batchPredictionJobs/\d+", job.name), job.name
+    assert job.state.value == "JOB_STATE_PENDING"
     job = _wait(vertex_client, job.name)
     assert job.state.value == "JOB_STATE_SUCCEEDED"
     assert job.completion_stats.successful_count == 5 and job.completion_stats.failed_count == 0

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import model as synthetic
 from .batches import JobTasks, RowErrors
-from .store import new_id, now, timestamp
+from .store import now, timestamp
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -97,7 +98,7 @@ class VertexRunner:
                 raise synthetic.InvalidRequest("the emulator runs jsonl jobs from one gs:// file to a gs:// prefix")
             split_gs(uris[0])
             split_gs(prefix.rstrip("/") + "/x")
-        job_id = str(int(time.time() * 1000))[-10:] + new_id()[:6]
+        job_id = str(int(time.time() * 1000))[-10:] + f"{secrets.randbelow(10**6):06d}"  # numeric, as Vertex AI's
         created = timestamp(now())
         resource = {
             "name": f"projects/{project}/locations/{location}/batchPredictionJobs/{job_id}",
