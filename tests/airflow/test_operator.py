@@ -184,6 +184,17 @@ def test_a_retry_after_a_lost_worker_reattaches_instead_of_paying_twice(airflow_
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS] and all(r["status"] == "succeeded" for r in rows)
 
 
+def test_a_damaged_ledger_fails_the_task_instead_of_submitting_again(airflow_db, emulator, client, gemini_conn,
+                                                                     tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    ledger = tmp_path / "results.jsonl.gemini-batch.json"
+    ledger.write_text('{"identity": "gemini_op_deferrable/batch/run/1", "shards": [{"ind')  # cut short
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_deferrable", RECORDS)
+    assert dag_run.state == "failed" and rows == []
+    assert list(client.batches.list()) == []  # nothing submitted, nothing paid for
+    assert ledger.read_text().endswith('"ind')  # left as found, for whoever restores it
+
+
 def test_the_same_run_again_reattaches_and_a_changed_input_fails(airflow_db, emulator, gemini_conn, tmp_path):
     import pendulum
 
@@ -365,7 +376,7 @@ def test_embeddings_land_one_vector_per_record(airflow_db, emulator, gemini_conn
 def test_embeddings_refuse_a_vertex_connection_and_bad_settings(airflow_db, emulator, monkeypatch, tmp_path):
     from airflow.providers.common.compat.sdk import AirflowFailException
 
-    from gemini_batch_provider.core.records import InputError
+    from gemini_batch_provider.core.errors import InputError
     from gemini_batch_provider.operators.embed import GeminiConcurrentEmbedOperator
 
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_VERTEX_ADC", json.dumps(

@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gemini_batch_provider.core.records import InputError
+from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.requests import RequestSpec, build_requests
 from gemini_batch_provider.core.results import ResultsWriter, join_results
 from gemini_batch_provider.core.shards import ShardLimits, write_shards

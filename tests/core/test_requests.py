@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from google.genai import types
 
-from gemini_batch_provider.core.records import InputError, iter_records
+from gemini_batch_provider.core.errors import InputError
+from gemini_batch_provider.core.records import iter_records
 from gemini_batch_provider.core.requests import EmbedRequestSpec, RequestSpec, build_requests, user_content
 from gemini_batch_provider.core.tokens import estimate_split
 

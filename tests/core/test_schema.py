@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, Field
 
-from gemini_batch_provider.core.records import InputError
+from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.requests import RequestSpec
 from gemini_batch_provider.core.results import _row
 from gemini_batch_provider.core.schema import OutputSchema

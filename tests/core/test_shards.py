@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gemini_batch_provider.core.records import InputError
+from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.requests import RequestSpec, build_requests
 from gemini_batch_provider.core.shards import ShardLimits, shard_of_keys, write_shards
 from gemini_batch_provider.core.tokens import estimate_tokens

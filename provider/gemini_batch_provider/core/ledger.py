@@ -5,9 +5,14 @@ it already created instead of paying twice. It is written (atomically) before an
 create call, so a ``creating`` shard with no job name means the create may have gone through:
 look the job up by its display name before creating another.
 
-Shape (JSON)::
+A ledger that exists but can't be read, or has a version this release does not know, is a
+``LedgerError`` naming the file, never a fresh start: starting afresh could create, and pay for,
+jobs that already exist.
 
-    {"identity": str, "fingerprint": str, "first_submitted_at": float | null, "estimated_cost_usd": float | null,
+Shape (JSON), version 1 (a ledger without ``version`` is of this shape too: it predates the field)::
+
+    {"version": 1, "identity": str, "fingerprint": str, "first_submitted_at": float | null,
+     "estimated_cost_usd": float | null,
      "media_files": [str] (media uploaded for the requests, removed after landing),
      "shards": [{"index": int, "requests": int, "display_name": str, "input_file": str | null,
                  "job": str | null, "status": "pending" | "creating" | "created", "attempt": int}]}
@@ -22,7 +27,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import LedgerError
+
 PENDING, CREATING, CREATED = "pending", "creating", "created"
+VERSION = 1
 
 
 def ledger_location(output_path: str) -> str:
@@ -59,25 +67,44 @@ class Ledger:
     media_files: list[str] = field(default_factory=list)  # URIs of the media uploaded for the requests
 
     @classmethod
-    def from_json(cls, text: str | None) -> Ledger | None:
-        """The ledger in ``text``; None for none (or an unreadable one: a fresh start)."""
-        try:
-            data: dict[str, Any] = json.loads(text or "")
-            shards = [ShardRecord(**shard) for shard in data.pop("shards")]
-            return cls(shards=shards, **data)
-        except (ValueError, TypeError, KeyError, AttributeError):
+    def from_json(cls, text: str | None, where: str) -> Ledger | None:
+        """The ledger in ``text`` (read from ``where``); None when there is none (``text`` None).
+
+        :raises LedgerError: ``text`` is not a ledger, or one of another version, naming ``where``.
+        """
+        if text is None:
             return None
+        try:
+            data: dict[str, Any] = json.loads(text)
+            version = data.pop("version", VERSION)
+            if version == VERSION:
+                shards = [ShardRecord(**shard) for shard in data.pop("shards")]
+                return cls(shards=shards, **data)
+            why = f"it is of version {version!r}, and this release reads version {VERSION}"
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            why = f"it is not a ledger this release can read ({type(exc).__name__}: {exc})"
+        raise LedgerError(
+            f"the ledger {where} records which batch jobs this task created, but {why}. Restore it, or upgrade "
+            "the provider to the release that wrote it; delete it only to submit everything anew, paying again "
+            "for jobs that may already exist")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        return json.dumps({"version": VERSION, **asdict(self)}, indent=1)
 
     @classmethod
     def load(cls, path: Path) -> Ledger | None:
-        """The ledger at ``path``; None when there is none (or it is unreadable)."""
+        """The ledger at ``path``; None when there is none.
+
+        :raises LedgerError: it exists but can't be read or parsed.
+        """
         try:
-            return cls.from_json(path.read_text(encoding="utf-8"))
-        except OSError:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LedgerError(f"the ledger {path} can't be read ({type(exc).__name__}: {exc}); it records which "
+                              "batch jobs this task created: fix its permissions or restore it") from None
+        return cls.from_json(text, str(path))
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

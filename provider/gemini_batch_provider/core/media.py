@@ -33,7 +33,7 @@ from typing import Any
 
 import aiohttp
 
-from .records import InputError
+from .errors import InputError
 
 FILE_LIMIT_BYTES = 2_000_000_000  # the Files API's limit per file (https://ai.google.dev/gemini-api/docs/files)
 INLINE_MAX_BYTES = 1_000_000  # larger media are uploaded once and referenced, not repeated in every request

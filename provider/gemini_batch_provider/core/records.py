@@ -11,11 +11,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError
+
 Records = Iterable[dict[str, Any]] | str | Path
-
-
-class InputError(ValueError):
-    """Bad input, found before anything is uploaded or billed; the message names the row and the fix."""
 
 
 def _jsonl(path: Path) -> Iterator[dict[str, Any]]:

@@ -16,9 +16,9 @@ from typing import Any
 import pydantic
 from google.genai import types
 
+from .errors import InputError
 from .keys import KeyIndex
 from .media import MediaStager
-from .records import InputError
 
 
 def _wire(model: types._common.BaseModel) -> dict[str, Any]:

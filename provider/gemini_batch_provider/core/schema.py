@@ -15,7 +15,7 @@ import jsonschema
 import orjson
 import pydantic
 
-from .records import InputError
+from .errors import InputError
 from .vocabulary import RowStatus
 
 ResponseSchema = type[pydantic.BaseModel] | dict[str, Any]

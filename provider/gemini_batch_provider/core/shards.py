@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 
 from .cost import Estimate
+from .errors import InputError
 from .media import FILE_LIMIT_BYTES
-from .records import InputError
 from .tokens import estimate_split
 
 DEFAULT_MAX_BYTES = 1_000_000_000  # half the Files API's 2 GB per file

@@ -16,10 +16,11 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, Asset, BaseOperator, Context
 
 from gemini_batch_provider.core.cost import Estimate, cost_usd, estimate, price_of
+from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.ledger import Ledger, ledger_location
 from gemini_batch_provider.core.media import FILE_LIMIT_BYTES, INLINE_MAX_BYTES, MediaStager
 from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings, OnlineStats
-from gemini_batch_provider.core.records import InputError, iter_records
+from gemini_batch_provider.core.records import iter_records
 from gemini_batch_provider.core.requests import RequestSpec, build_requests, iter_keys
 from gemini_batch_provider.core.results import ResultsWriter
 from gemini_batch_provider.core.schema import OutputSchema, ResponseSchema
@@ -394,10 +395,11 @@ class GeminiBatchRequestsOperator(GeminiRequestsOperator):
             raise ValueError(f"{self.task_id}: {exc} (the per-job limits)") from None
 
     def load_ledger(self) -> Ledger | None:
-        """The ledger beside ``output_path`` (local or ``gs://``), None when there is none."""
+        """The ledger beside ``output_path`` (local or ``gs://``), None when there is none; a
+        ``LedgerError`` when it can't be read."""
         where = ledger_location(self.output_path)
         if where.startswith("gs://"):
-            return Ledger.from_json(GeminiHook(self.gemini_conn_id).read_gcs_text(where))
+            return Ledger.from_json(GeminiHook(self.gemini_conn_id).read_gcs_text(where), where)
         return Ledger.load(Path(where).expanduser())
 
     def save_ledger(self, ledger: Ledger) -> None:

@@ -6,9 +6,10 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException, Context
+from airflow.providers.common.compat.sdk import Context
 
 from gemini_batch_provider.core import waiting
+from gemini_batch_provider.core.errors import PollingFailed
 from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.online import OnlineSettings
 from gemini_batch_provider.core.vocabulary import WaitEvent, WaitStatus, validate_event
@@ -165,7 +166,7 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
         endings; past the deadline, unfinished jobs are cancelled first."""
         ended = validate_event(event)
         if ended.status is WaitStatus.ERROR:
-            raise AirflowException(f"{self.task_id}: {ended.message}")
+            raise PollingFailed(f"{self.task_id}: {ended.message}")
         hook = GeminiHook(self.gemini_conn_id)
         jobs = ended.jobs
         past_deadline = ended.past_deadline

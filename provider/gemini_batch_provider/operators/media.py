@@ -14,8 +14,8 @@ from pathlib import Path
 
 from google.genai import types
 
+from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.media import Uploader
-from gemini_batch_provider.core.records import InputError
 from gemini_batch_provider.hooks.gemini import GeminiHook
 
 ACTIVE_WAIT_S = 300.0  # how long an upload may stay PROCESSING (video) before the run gives up

@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, Context
 
+from gemini_batch_provider.core.errors import JobEndedBadly
 from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.online import OnlineSettings
 from gemini_batch_provider.core.results import join_results
@@ -139,10 +140,10 @@ def fail_on_bad_endings(op: GeminiBatchRequestsOperator, jobs: list[dict[str, An
     jobs that succeeded have no readable answer (an output file cut short or damaged)."""
     bad = [f"{job['name']} {job['state']}" for job in jobs if job["state"] in ENDED_BADLY]
     if bad:
-        raise AirflowException(f"{op.task_id}: batch jobs did not succeed: {', '.join(bad)}; what they produced "
+        raise JobEndedBadly(f"{op.task_id}: batch jobs did not succeed: {', '.join(bad)}; what they produced "
                                f"landed in {summary['output_path']} (counts {summary['counts']})")
     if missing := summary["counts"][RowStatus.MISSING]:
-        raise AirflowException(
+        raise JobEndedBadly(
             f"{op.task_id}: {missing} rows have no readable answer in the output of jobs that succeeded "
             f"(the file was cut short or damaged); they landed as 'missing' in {summary['output_path']}. "
             "Set rerun_failed_online=True to run such rows online")

@@ -13,6 +13,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowFailException, Context
 from google.genai import types
 
+from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.ledger import (
     CREATED,
     CREATING,
@@ -22,7 +23,6 @@ from gemini_batch_provider.core.ledger import (
     display_name,
     ledger_location,
 )
-from gemini_batch_provider.core.records import InputError
 from gemini_batch_provider.core.shards import ShardedInput, write_shards
 from gemini_batch_provider.core.transient import is_retryable
 from gemini_batch_provider.core.vocabulary import JobState

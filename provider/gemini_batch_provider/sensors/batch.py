@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseSensorOperator, Context, PokeReturnValue
+from airflow.providers.common.compat.sdk import BaseSensorOperator, Context, PokeReturnValue
 
+from gemini_batch_provider.core.errors import PollingFailed
 from gemini_batch_provider.core.vocabulary import TERMINAL, WaitStatus, as_job_names, validate_event
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
@@ -58,6 +59,6 @@ class GeminiBatchJobSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         ended = validate_event(event, as_job_names(self.job_names))
         if ended.status is WaitStatus.ERROR:
-            raise AirflowException(f"{self.task_id}: {ended.message}")
+            raise PollingFailed(f"{self.task_id}: {ended.message}")
         self.log.info("Batch jobs ended: %s", [(job["name"], job["state"]) for job in ended.jobs])
         return ended.jobs
