@@ -1,9 +1,9 @@
 """The submission ledger: what a task instance has uploaded and created, kept next to its output.
 
 A retry, a worker killed after a create call, or a cleared task reads it to reattach to the jobs
-it already created instead of paying twice. It is written (atomically) before and after every
-create call, so a ``creating`` shard with no job name means the create may have gone through:
-look the job up by its display name before creating another.
+it already created instead of paying twice. It is written (whole, see ``storage``) before and
+after every create call, so a ``creating`` shard with no job name means the create may have gone
+through: look the job up by its display name before creating another.
 
 A ledger that exists but can't be read, or has a version this release does not know, is a
 ``LedgerError`` naming the file, never a fresh start: starting afresh could create, and pay for,
@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .errors import LedgerError
@@ -90,27 +88,6 @@ class Ledger:
 
     def to_json(self) -> str:
         return json.dumps({"version": VERSION, **asdict(self)}, indent=1)
-
-    @classmethod
-    def load(cls, path: Path) -> Ledger | None:
-        """The ledger at ``path``; None when there is none.
-
-        :raises LedgerError: it exists but can't be read or parsed.
-        """
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise LedgerError(f"the ledger {path} can't be read ({type(exc).__name__}: {exc}); it records which "
-                              "batch jobs this task created: fix its permissions or restore it") from None
-        return cls.from_json(text, str(path))
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(path.name + ".part")
-        part.write_text(self.to_json(), encoding="utf-8")
-        os.replace(part, path)
 
     def add_media(self, uris: list[str]) -> bool:
         """Record uploaded media (once each); whether any was new."""

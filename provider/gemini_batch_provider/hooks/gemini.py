@@ -406,6 +406,19 @@ class GeminiHook(BaseHook):
     def cancel_batch_job(self, name: str) -> None:
         self.client.batches.cancel(name=name)
 
+    def download_api_file(self, name: str, destination: Path) -> None:
+        """Stream a file the API keeps for a batch to a local path: a Files API file
+        (``files/<id>``; the Gemini API) or a ``gs://`` object (Vertex AI)."""
+        (self.download_gcs if name.startswith("gs://") else self.download_file)(name, destination)
+
+    def delete_api_file(self, name: str) -> None:
+        """Delete a file uploaded for a batch: a ``gs://`` object (Vertex AI), or a Files API file
+        given as ``files/<id>`` or as its URI (``https://.../files/<id>``)."""
+        if name.startswith("gs://"):
+            self.delete_gcs(name)
+        else:
+            self.delete_file("files/" + name.rsplit("files/", 1)[-1])
+
     def download_file(self, name: str, destination: Path) -> None:
         """Stream a file from the Files API (e.g. a batch's ``files/batch-<id>`` output) to a local
         path, in 1 MiB chunks: memory does not grow with the file."""

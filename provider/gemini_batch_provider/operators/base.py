@@ -10,6 +10,7 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES, ShardLimits
 from gemini_batch_provider.core.vocabulary import RowPath, RowStatus
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.media import delete_media, files_api_uploader, gcs_uploader
+from gemini_batch_provider.storage import Location
 
 
 def run_identity(context: Context) -> str:
@@ -37,22 +39,22 @@ def run_identity(context: Context) -> str:
 
 
 class UploadingResultsWriter(ResultsWriter):
-    """Results for a ``gs://`` output: written to a local file, uploaded whole once complete (so a
+    """Results for a remote output: written to a local file, uploaded whole once complete (so a
     reader never sees half a file), the local copy removed."""
 
-    def __init__(self, uri: str, hook: GeminiHook, check: Any = None) -> None:
+    def __init__(self, target: Location, check: Any = None) -> None:
         self._folder = tempfile.mkdtemp(prefix="gemini-results-")
         super().__init__(Path(self._folder) / "results.jsonl", check)
-        self.uri, self._hook = uri, hook
+        self.target = target
 
     @property
     def location(self) -> str:
-        return self.uri
+        return self.target.url
 
     def close(self) -> None:
         super().close()
         try:
-            self._hook.upload_gcs(self.path, self.uri)
+            self.target.put(self.path)
         finally:
             shutil.rmtree(self._folder, ignore_errors=True)
 
@@ -65,12 +67,16 @@ class GeminiRequestsOperator(BaseOperator):
     """Base of the operators that run one Gemini request per record.
 
     :param prompt_template: ``str.format`` template; each ``{field}`` names a record field.
-    :param output_path: where the results JSONL goes (templated): a local path, or a ``gs://`` URI
-        (uploaded whole once complete; Cloud Storage is reached with the connection's Vertex AI
-        credentials, else the machine's default ones). Written atomically, one row per record:
+    :param output_path: where the results JSONL goes (templated): an absolute local path, a ``gs://``
+        URI (Cloud Storage through the connection's Vertex AI credentials, else the machine's default
+        ones), or any URL Airflow's ObjectStoragePath reads, e.g. ``s3://`` (see ``storage``).
+        Remote results are uploaded whole once complete. Written atomically, one row per record:
         ``{"key", "status", "path", "text", "parsed", "usage", "error"}`` (see ``core.results``).
     :param records: the input as a list of dicts (small sets; larger ones belong in ``input_path``).
-    :param input_path: the input as a local ``.jsonl`` or ``.csv`` file (templated).
+    :param input_path: the input as a ``.jsonl`` or ``.csv`` file (templated), at a location of
+        the kinds ``output_path`` takes; a remote one is downloaded once per try.
+    :param storage_conn_id: the connection ObjectStoragePath URLs are read and written with (e.g.
+        an ``aws`` connection for ``s3://``); None: the scheme's default connection.
     :param model: Gemini model, e.g. ``gemini-2.5-flash`` (templated).
     :param key_field: record field holding each row's unique key; the 0-based row index when None.
     :param system_instruction: text sent as ``system_instruction`` with every request (templated).
@@ -123,9 +129,11 @@ class GeminiRequestsOperator(BaseOperator):
         inline_media_max_bytes: int = INLINE_MAX_BYTES,
         max_media_bytes: int = FILE_LIMIT_BYTES,
         keep_media_files: bool = False,
+        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.storage_conn_id = storage_conn_id
         if max_cost_usd is not None and max_cost_usd < 0:
             raise ValueError(f"{self.task_id}: max_cost_usd must not be negative, got {max_cost_usd}")
         self.max_cost_usd = max_cost_usd
@@ -172,8 +180,26 @@ class GeminiRequestsOperator(BaseOperator):
             media=self._media,
         )
 
+    @cached_property
+    def hook(self) -> GeminiHook:
+        """The task's one hook (and so one client) for the Gemini connection."""
+        return GeminiHook(self.gemini_conn_id)
+
+    def location(self, url: str) -> Location:
+        return Location(url, lambda: self.hook, self.storage_conn_id)
+
+    @cached_property
+    def _input_file(self) -> str:
+        """``input_path``, or its local copy when it is remote (downloaded once per try)."""
+        source = self.location(str(self.input_path))
+        if source.local is not None:
+            return str(source.local)
+        copy = Path(tempfile.mkdtemp(prefix="gemini-input-")) / source.url.rsplit("/", 1)[-1]
+        source.download(copy)
+        return str(copy)
+
     def _records(self) -> Iterator[dict[str, Any]]:
-        return iter_records(self.records if self.records is not None else self.input_path)  # type: ignore[arg-type]
+        return iter_records(self.records if self.records is not None else self._input_file)
 
     def requests(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(key, GenerateContentRequest)`` per record, checked as they are built (InputError)."""
@@ -196,12 +222,15 @@ class GeminiRequestsOperator(BaseOperator):
         if ".." in where.split("/"):
             raise AirflowFailException(f"{self.task_id}: output_path {where!r} climbs out of its folder with '..'; "
                                        "give the folder itself")
-        if where.startswith("gs://"):
+        if (path := self.location(where).local) is None:
+            try:
+                self.location(where).check()
+            except InputError as exc:
+                raise self.bad_input(exc) from None
             return
-        path = Path(where).expanduser()
         if not path.is_absolute():
             raise AirflowFailException(f"{self.task_id}: output_path {where!r} is relative, and a worker's folder "
-                                       "is not yours to choose; give an absolute path or a gs:// URI")
+                                       "is not yours to choose; give an absolute path or a URL such as gs:// or s3://")
         if path.is_dir():
             raise AirflowFailException(f"{self.task_id}: output_path {where!r} is a folder; name the results file")
         try:
@@ -229,7 +258,7 @@ class GeminiRequestsOperator(BaseOperator):
         task (AirflowFailException, naming row and field) before anything is uploaded."""
         if not self.media_fields or self._media is not None:
             return
-        hook = GeminiHook(self.gemini_conn_id)
+        hook = self.hook
         stager = MediaStager(self.media_fields, Path(tempfile.mkdtemp(prefix="gemini-media-")),
                              inline_max_bytes=self.inline_media_max_bytes, max_bytes=self.max_media_bytes,
                              vertex=hook.vertex, read_gcs=hook.download_gcs)
@@ -293,7 +322,7 @@ class GeminiRequestsOperator(BaseOperator):
         """Run every row online into the results file; returns the summary. Raises AirflowException,
         after landing, when rows ran out of attempts on transient errors (the API never answered them).
         ``identity`` names the task instance (its uploaded media are named after it)."""
-        hook = GeminiHook(self.gemini_conn_id)
+        hook = self.hook
         self.preflight(hook)
         uploaded = self.stage_media(hook, identity)
         writer = self.results_writer()
@@ -319,7 +348,7 @@ class GeminiRequestsOperator(BaseOperator):
         """Run ``requests`` through the online engine, each row written as soon as it is done."""
 
         async def run() -> OnlineStats:
-            engine = OnlineEngine(GeminiHook(self.gemini_conn_id).client, self.model, settings)
+            engine = OnlineEngine(self.hook.client, self.model, settings)
             stats = await engine.run(requests, writer.write, total=total)
             self.log.info("%d calls for %d rows online; %d responses 429, %d other retried errors",
                           stats.calls, total, stats.responses_429, stats.retried_errors)
@@ -329,9 +358,10 @@ class GeminiRequestsOperator(BaseOperator):
 
     def results_writer(self) -> ResultsWriter:
         check = self.output_schema.check if self.output_schema is not None else None
-        if self.output_path.startswith("gs://"):
-            return UploadingResultsWriter(self.output_path, GeminiHook(self.gemini_conn_id), check)
-        return ResultsWriter(Path(self.output_path).expanduser(), check)
+        target = self.location(self.output_path)
+        if target.local is None:
+            return UploadingResultsWriter(target, check)
+        return ResultsWriter(target.local, check)
 
     def _actual_cost(self, writer: ResultsWriter) -> float | None:
         """The cost of what the rows report in ``usage_metadata``: batch rows at the batch price."""
@@ -395,16 +425,10 @@ class GeminiBatchRequestsOperator(GeminiRequestsOperator):
             raise ValueError(f"{self.task_id}: {exc} (the per-job limits)") from None
 
     def load_ledger(self) -> Ledger | None:
-        """The ledger beside ``output_path`` (local or ``gs://``), None when there is none; a
-        ``LedgerError`` when it can't be read."""
-        where = ledger_location(self.output_path)
-        if where.startswith("gs://"):
-            return Ledger.from_json(GeminiHook(self.gemini_conn_id).read_gcs_text(where), where)
-        return Ledger.load(Path(where).expanduser())
+        """The ledger beside ``output_path``, None when there is none; a ``LedgerError`` when it
+        can't be read."""
+        where = self.location(ledger_location(self.output_path))
+        return Ledger.from_json(where.read_text(), where.url)
 
     def save_ledger(self, ledger: Ledger) -> None:
-        where = ledger_location(self.output_path)
-        if where.startswith("gs://"):
-            GeminiHook(self.gemini_conn_id).write_gcs_text(where, ledger.to_json())
-        else:
-            ledger.save(Path(where).expanduser())
+        self.location(ledger_location(self.output_path)).write_text(ledger.to_json())

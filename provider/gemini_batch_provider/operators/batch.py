@@ -115,7 +115,7 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
                 return self.land_online(found.requests, self.online_settings, run_identity(context))
         ledger = self.submit(context)
         if ledger is None:
-            return self._land(GeminiHook(self.gemini_conn_id), [], past_deadline=False)
+            return self._land(self.hook, [], past_deadline=False)
         deadline = self._deadline_at(ledger)
         if self.deferrable:
             self.defer(
@@ -125,7 +125,7 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
                 ),
                 method_name="execute_complete",
             )
-        return self.execute_complete(context, self._wait(GeminiHook(self.gemini_conn_id), ledger.job_names, deadline))
+        return self.execute_complete(context, self._wait(self.hook, ledger.job_names, deadline))
 
     def _deadline_at(self, ledger: Ledger) -> float | None:
         """The deadline as Unix time, anchored at the first create: it survives retries and restarts."""
@@ -167,7 +167,7 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
         ended = validate_event(event)
         if ended.status is WaitStatus.ERROR:
             raise PollingFailed(f"{self.task_id}: {ended.message}")
-        hook = GeminiHook(self.gemini_conn_id)
+        hook = self.hook
         jobs = ended.jobs
         past_deadline = ended.past_deadline
         if past_deadline:

@@ -15,7 +15,6 @@ from airflow.providers.common.compat.sdk import AirflowFailException, Context
 
 from gemini_batch_provider.core.requests import EmbedRequestSpec
 from gemini_batch_provider.core.results import ResultsWriter
-from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.base import GeminiRequestsOperator
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
 from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
@@ -53,7 +52,7 @@ class _Embeddings(GeminiRequestsOperator):
                                 task_type=self.embedding_task_type, output_dimensionality=self.output_dimensionality)
 
     def execute(self, context: Context) -> Any:
-        if GeminiHook(self.gemini_conn_id).vertex:
+        if self.hook.vertex:
             raise AirflowFailException(f"{self.task_id}: embeddings run on a Gemini API connection (an API key); "
                                        f"{self.gemini_conn_id!r} is a Vertex AI one")
         return super().execute(context)

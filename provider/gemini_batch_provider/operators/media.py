@@ -65,7 +65,4 @@ def gcs_uploader(hook: GeminiHook, staging_uri: str) -> Uploader:
 def delete_media(hook: GeminiHook, uris: list[str]) -> None:
     """Delete uploaded media: ``gs://`` objects, or Files API files (``.../files/<id>``)."""
     for uri in uris:
-        if uri.startswith("gs://"):
-            hook.delete_gcs(uri)
-        else:
-            hook.delete_file("files/" + uri.rsplit("/files/", 1)[-1])
+        hook.delete_api_file(uri)

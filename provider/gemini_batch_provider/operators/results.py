@@ -48,8 +48,7 @@ def land_batch(op: GeminiBatchRequestsOperator, hook: GeminiHook, jobs: list[dic
             for index, job in enumerate(jobs):
                 if job["output_file"]:
                     outputs.append(Path(tmp) / f"output-{index:05d}.jsonl")
-                    download = hook.download_gcs if job["output_file"].startswith("gs://") else hook.download_file
-                    download(job["output_file"], outputs[-1])
+                    hook.download_api_file(job["output_file"], outputs[-1])
             rerun = _rerun(rerun_failed_online, online_after_deadline)
             skipped, again = join_results(_keys_by_shard(op, jobs, ledger), _lines(outputs), writer, rerun,
                                           _why_missing(jobs))
@@ -118,7 +117,7 @@ def _why_missing(jobs: list[dict[str, Any]]) -> Callable[[str, int], tuple[str, 
 def _delete_input_files(op: GeminiBatchRequestsOperator, hook: GeminiHook, ledger: Ledger) -> None:
     for shard in ledger.shards:
         if shard.input_file:
-            (hook.delete_gcs if shard.input_file.startswith("gs://") else hook.delete_file)(shard.input_file)
+            hook.delete_api_file(shard.input_file)
             shard.input_file = None
     op.save_ledger(ledger)
 
@@ -182,7 +181,7 @@ class GeminiBatchResultsOperator(GeminiBatchRequestsOperator):
         self.delete_input_files = delete_input_files
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = GeminiHook(self.gemini_conn_id)
+        hook = self.hook
         jobs = hook.job_summaries(self.job_names)
         unfinished = [job["name"] for job in jobs if job["state"] not in TERMINAL]
         if unfinished:

@@ -74,7 +74,7 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
 
     def submit(self, context: Context) -> Ledger | None:
         """Submit every shard not submitted yet; returns the ledger (None when the input has no rows)."""
-        hook = GeminiHook(self.gemini_conn_id)
+        hook = self.hook
         if hook.vertex and not str(self.gcs_staging_uri or "").startswith("gs://"):
             raise AirflowFailException(f"{self.task_id}: a Vertex AI connection stages batch files in Cloud Storage: "
                                        "set gcs_staging_uri='gs://<bucket>/<prefix>'")
@@ -191,7 +191,7 @@ class GeminiSubmitBatchOperator(GeminiBatchRequestsOperator):
         """Cancel the jobs this task created that have not ended."""
         if self._ledger is None:
             return
-        hook = GeminiHook(self.gemini_conn_id)
+        hook = self.hook
 
         def cancel(name: str) -> None:
             self.log.warning("Task killed: cancelling %s.", name)

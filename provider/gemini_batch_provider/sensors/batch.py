@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, Context, PokeReturnValue
@@ -41,6 +42,10 @@ class GeminiBatchJobSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.max_poll_interval = max_poll_interval
 
+    @cached_property
+    def hook(self) -> GeminiHook:
+        return GeminiHook(self.gemini_conn_id)
+
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
@@ -52,7 +57,7 @@ class GeminiBatchJobSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> Any:
-        jobs = GeminiHook(self.gemini_conn_id).job_summaries(self.job_names)
+        jobs = self.hook.job_summaries(self.job_names)
         self.log.info("Batch jobs: %s", [(job["name"], job["state"]) for job in jobs])
         return PokeReturnValue(is_done=all(job["state"] in TERMINAL for job in jobs), xcom_value=jobs)
 

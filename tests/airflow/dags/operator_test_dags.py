@@ -57,6 +57,7 @@ for dag_id, options in (
     ("gemini_op_sharded", {"max_requests_per_job": 3}),
     ("gemini_op_vertex", {"max_requests_per_job": 4, "gcs_staging_uri": "gs://bkt/staging"}),
     ("gemini_op_budget", {"max_cost_usd": 0.00001}),  # a hundredth of a cent
+    ("gemini_op_storage", {"storage_conn_id": "aws_moto"}),  # s3:// through this connection
     ("gemini_op_schema", {"response_schema": Summary}),
     ("gemini_op_asset", {"outlets": [Asset("gemini_test_results")], "inlets": [Asset("gemini_test_input")]}),
 ):
