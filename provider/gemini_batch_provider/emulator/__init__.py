@@ -6,9 +6,10 @@ get, list, cancel, delete), ``generateContent``, ``countTokens`` and ``models``.
 nothing else in this project.
 """
 
-from .app import EmulatorConfig, create_app
+from .app import create_app
 from .batches import RowErrors
 from .faults import FaultConfig
 from .server import EmulatorThread, free_port
+from .state import EmulatorConfig
 
 __all__ = ["EmulatorConfig", "EmulatorThread", "FaultConfig", "RowErrors", "create_app", "free_port"]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .app import EmulatorConfig, create_app
+from .app import create_app
 from .batches import RowErrors
 from .faults import FaultConfig
+from .state import EmulatorConfig
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import STATE, EmulatorConfig, State, create_app
+from .app import create_app
+from .state import STATE, EmulatorConfig, State
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -1,0 +1,117 @@
+"""Models: list and get, ``generateContent``, ``batchEmbedContents`` (online embeddings) and
+``countTokens``; online calls pass the quotas and the injected faults first."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from aiohttp import web
+
+from . import model as synthetic
+from .state import State
+from .wire import ApiError, json_response, not_found, page, quota_exceeded, read_body
+
+MODELS = [
+    "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-3-flash-preview",
+    "gemini-3-pro-preview", "gemini-embedding-001",
+]
+
+
+def model_name(name: str) -> str:
+    """``models/<name>`` for a model the emulator serves; any other name is answered 404, as the API does."""
+    if name not in MODELS:
+        raise not_found(f"models/{name}")
+    return f"models/{name}"
+
+
+def _is_embedding(model: str) -> bool:
+    return "embedding" in model
+
+
+def _model_resource(name: str) -> dict[str, Any]:
+    if _is_embedding(name):
+        return {"name": f"models/{name}", "baseModelId": name, "displayName": name, "version": "001",
+                "inputTokenLimit": 2048, "outputTokenLimit": 1,
+                "supportedGenerationMethods": ["embedContent", "countTokens", "asyncBatchEmbedContent"]}
+    return {
+        "name": f"models/{name}", "baseModelId": name, "displayName": name, "version": "001",
+        "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+        "supportedGenerationMethods": ["generateContent", "countTokens", "batchGenerateContent"],
+    }
+
+
+def method_of(model: str, method: str) -> None:
+    """Answer 400 for a method the model does not have (an embedding model generates no text)."""
+    if method not in _model_resource(model.removeprefix("models/"))["supportedGenerationMethods"]:
+        raise ApiError(400, "INVALID_ARGUMENT", f"{model} does not support {method}.")
+
+
+async def model_list(request: web.Request, state: State, _: re.Match[str]) -> web.Response:
+    return page(request, state, [_model_resource(m) for m in MODELS], "models")
+
+
+async def model_get(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    return json_response(_model_resource(model_name(match["model"]).removeprefix("models/")))
+
+
+async def generate_content(request: web.Request, state: State, match: re.Match[str]) -> web.StreamResponse:
+    started = time.monotonic()
+    model = model_name(match["model"])
+    method_of(model, "generateContent")
+    body = await read_body(request)
+    try:
+        answer = synthetic.generate(body, model, state.read_file)
+    except synthetic.InvalidRequest as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
+    return await _answer_online(request, state, model, answer, answer["usageMetadata"]["totalTokenCount"], started)
+
+
+async def batch_embed_contents(request: web.Request, state: State, match: re.Match[str]) -> web.StreamResponse:
+    """``batchEmbedContents``, the online embeddings call of the SDK's ``models.embed_content``:
+    ``{"requests": [EmbedContentRequest]}`` in, ``{"embeddings": [ContentEmbedding]}`` out."""
+    started = time.monotonic()
+    model = model_name(match["model"])
+    method_of(model, "embedContent")
+    requests = (await read_body(request)).get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise ApiError(400, "INVALID_ARGUMENT", "requests must be a non-empty list of EmbedContentRequest.")
+    try:
+        embeddings = [synthetic.embed(item)["embedding"] for item in requests]
+        tokens = sum(synthetic.count_tokens(synthetic.request_text({"contents": [r.get("content")]}))
+                     for r in requests)
+    except synthetic.InvalidRequest as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
+    return await _answer_online(request, state, model, {"embeddings": embeddings}, tokens, started)
+
+
+async def _answer_online(request: web.Request, state: State, model: str, answer: dict[str, Any], tokens: int,
+                         started: float) -> web.StreamResponse:
+    """An online call's answer, after the quotas and the injected faults had their say."""
+    key = request.headers.get("x-goog-api-key") or request.query.get("key", "")
+    wait = state.quota.admit(key, model, tokens)
+    if wait > 0:
+        state.counters["429"] += 1
+        return quota_exceeded(wait)
+    fault = state.faults.draw()
+    await state.faults.delay(fault, started)
+    state.counters[fault or "ok"] += 1
+    if fault == "reset":
+        assert request.transport is not None
+        request.transport.abort()  # the client sees the connection dropped, with no response
+        return web.Response()
+    if fault in ("500", "503"):
+        status = "INTERNAL" if fault == "500" else "UNAVAILABLE"
+        raise ApiError(int(fault), status, "An injected fault of the emulator.")
+    return json_response(answer)
+
+
+async def count_tokens(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    model_name(match["model"])
+    body = await read_body(request)
+    request_body = body.get("generateContentRequest") or body
+    try:
+        return json_response({"totalTokens": synthetic.count_tokens(synthetic.request_text(request_body))})
+    except synthetic.InvalidRequest as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
