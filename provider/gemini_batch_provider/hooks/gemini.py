@@ -15,148 +15,40 @@ Two modes, chosen by the connection:
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
 import json
-import os
-import ssl
 import warnings
-import weakref
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import certifi
 import tenacity
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.common.compat.sdk import (
-    AirflowException,
     AirflowFailException,
     BaseHook,
     Connection,
-    mask_secret,
 )
 from asgiref.sync import sync_to_async
 from google import genai
 from google.genai import errors, types
-from google.oauth2 import service_account
 
 from gemini_batch_provider import get_provider_info
 from gemini_batch_provider.core.jobs import JobStatus, gemini_job_status, vertex_job_status
 from gemini_batch_provider.core.transient import server_retry_delay
 from gemini_batch_provider.core.vocabulary import as_job_names
+from gemini_batch_provider.hooks.connection import (
+    POLL_OPTIONS,
+    client_options,
+    is_vertex,
+    mask_connection_secrets,
+    shared_async_client,
+    vertex_options,
+    vertex_project_location,
+)
 
 if TYPE_CHECKING:
     from google.cloud import storage
-
-DEFAULT_API_VERSION = "v1beta"
-DEFAULT_LOCATION = "us-central1"
-CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
-# No poll may hang a wait: an unanswered one is a transient error after this long.
-POLL_OPTIONS = types.HttpOptions(timeout=60_000)  # milliseconds
-
-
-def is_vertex(conn: Connection) -> bool:
-    return str(conn.extra_dejson.get("vertexai", "")).lower() in ("true", "1", "yes")
-
-
-def _vertex_location(conn: Connection) -> dict[str, str]:
-    """``project`` and ``location`` of a Vertex AI connection (location defaults to us-central1)."""
-    extra = conn.extra_dejson
-    if not extra.get("project"):
-        raise AirflowException(f"connection {conn.conn_id!r} is a Vertex AI connection without a project: set "
-                               "its 'project' extra to the Google Cloud project id")
-    return {"project": extra["project"], "location": extra.get("location") or DEFAULT_LOCATION}
-
-
-def _vertex_options(conn: Connection) -> dict[str, Any]:
-    """``vertexai``, ``project``, ``location`` and ``credentials`` for a Vertex AI connection."""
-    where = _vertex_location(conn)
-    credentials = None  # the SDK then loads Application Default Credentials
-    if conn.password:
-        try:
-            info = json.loads(conn.password)
-            credentials = service_account.Credentials.from_service_account_info(info, scopes=[CLOUD_PLATFORM])
-        except (ValueError, TypeError, KeyError):
-            raise AirflowException(  # the message never quotes the field: it is a secret
-                f"connection {conn.conn_id!r}: its password must be a service-account key (the JSON file's "
-                "content) or empty to use the machine's default credentials"
-            ) from None
-    return {"vertexai": True, **where, "credentials": credentials}
-
-
-def client_options(conn: Connection) -> dict[str, Any]:
-    """Keyword arguments for ``genai.Client`` from a ``gemini`` connection (the one parser for sync
-    and async use). Raises AirflowException, without the secret in it, for a missing API key, a
-    Vertex AI connection without a project, or a password that is not a service-account key."""
-    extra = conn.extra_dejson
-    if is_vertex(conn):
-        auth = _vertex_options(conn)
-    elif conn.password:
-        auth = {"api_key": conn.password}
-    else:
-        raise AirflowException(
-            f"connection {conn.conn_id!r} has no API key: put the Gemini API key in its password field, or set "
-            "its 'vertexai' extra for Vertex AI"
-        )
-    http_options: dict[str, Any] = {
-        "api_version": extra.get("api_version") or (None if is_vertex(conn) else DEFAULT_API_VERSION),
-        # One attempt per call: this provider retries where it knows what is safe (the trigger's
-        # polls, the online engine); the SDK's aiohttp path would also retry a dropped connection
-        # by itself after sleeping 1-10 s.
-        "retry_options": types.HttpRetryOptions(attempts=1),
-    }
-    if extra.get("base_url"):
-        http_options["base_url"] = extra["base_url"]
-    # One TLS context for every client of the process: the SDK would otherwise load the CA bundle
-    # three times per client (~60 ms of CPU that blocks a triggerer's loop for each trigger).
-    http_options["client_args"] = {"verify": _tls_context()}
-    http_options["async_client_args"] = {"ssl": _tls_context()}
-    return {**auth, "http_options": types.HttpOptions(**http_options)}
-
-
-def mask_connection_secrets(conn: Connection) -> None:
-    """Register the API key, or a service-account key and its private key, with the secrets masker."""
-    if not conn.password:
-        return
-    mask_secret(conn.password)
-    try:
-        private_key = json.loads(conn.password).get("private_key")
-    except (ValueError, AttributeError):
-        return
-    if private_key:
-        mask_secret(private_key)  # a traceback may quote it apart from the JSON around it
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """The SDK's default TLS context (``SSL_CERT_FILE``/``SSL_CERT_DIR`` or certifi's CA bundle), made once."""
-    return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE", certifi.where()),
-                                      capath=os.environ.get("SSL_CERT_DIR"))
-
-
-# Async clients by event loop, then by connection: the triggers of one triggerer share a client
-# (and its connection pool) per connection instead of building one each.
-_ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, genai.Client]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _connection_digest(conn: Connection) -> str:
-    """A digest of what the client is built from (the key included, never kept in clear)."""
-    parts = (conn.conn_id, conn.password or "", json.dumps(conn.extra_dejson, sort_keys=True))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def _shared_client(conn: Connection, loop: asyncio.AbstractEventLoop) -> genai.Client:
-    """The client of ``loop`` for ``conn``, built on first use (runs in asgiref's one worker thread)."""
-    mask_connection_secrets(conn)
-    clients = _ASYNC_CLIENTS.setdefault(loop, {})
-    digest = _connection_digest(conn)
-    if digest not in clients:
-        clients[digest] = genai.Client(**client_options(conn))
-    return clients[digest]
 
 
 def _connection_type() -> dict[str, Any]:
@@ -222,7 +114,7 @@ class GeminiHook(BaseHook):
             conn = await get_async_connection(self.gemini_conn_id, hook=self)
             # Masking and ``extra_dejson`` are synchronous calls to the supervisor before Airflow
             # 3.3.2, and building a client costs CPU: both run in a worker thread, off the loop.
-            self._async_client = (loop, await sync_to_async(_shared_client)(conn, loop))
+            self._async_client = (loop, await sync_to_async(shared_async_client)(conn, loop))
         return self._async_client[1]
 
     # The connection form. Airflow 3.2+ reads it from the provider info (``conn-fields``,
@@ -282,7 +174,7 @@ class GeminiHook(BaseHook):
     @cached_property
     def vertex_location(self) -> dict[str, str] | None:
         """``{"project", "location"}`` of a Vertex AI connection; None for the Gemini API."""
-        return _vertex_location(self.connection) if self.vertex else None
+        return vertex_project_location(self.connection) if self.vertex else None
 
     @cached_property
     def storage(self) -> storage.Client:
@@ -294,7 +186,7 @@ class GeminiHook(BaseHook):
 
         if not self.vertex:
             return storage.Client()
-        options = _vertex_options(self.connection)
+        options = vertex_options(self.connection)
         return storage.Client(project=options["project"], credentials=options["credentials"])
 
     def _blob(self, uri: str) -> storage.Blob:
