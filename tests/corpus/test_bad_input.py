@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
 from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
@@ -158,20 +156,31 @@ RUNS = [(path, *case) for case in BAD_RUNS for path in OPERATORS
 
 
 @pytest.mark.parametrize(("path", "case", "given", "kwargs", "message"), RUNS, ids=[f"{c[1]}-{c[0]}" for c in RUNS])
-def test_a_bad_run_fails_before_anything_is_uploaded_or_billed(case, given, kwargs, message, path, emulator,
-                                                              gemini_conn, tmp_path):
+def test_a_bad_run_fails_before_anything_is_uploaded_or_billed(case, given, kwargs, message, path, airflow_db, emulator,
+                                                              client, gemini_conn, tmp_path, capsys):
+    import pendulum
+    from airflow.sdk import DAG
+
+    from tests.dagbag import DagBag, register
+
     if isinstance(given, tuple):
         name, content = given
         source = {"input_path": name if content is None else _file(tmp_path, name, content)}
     else:
         source = {"records": given}
-    task = OPERATORS[path](**{**BASE, "output_path": str(tmp_path / "out" / "results.jsonl"), **source, **kwargs})
-    ti = SimpleNamespace(dag_id="d", task_id="t", run_id="r", map_index=-1, try_number=1,
-                         xcom_push=lambda **_: None)
-    with pytest.raises(AirflowFailException) as failed:
-        task.execute({"ti": ti})
-    assert all(part in str(failed.value) for part in message), str(failed.value)
+    with DAG(dag_id="bad_input", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        OPERATORS[path](**{**BASE, "output_path": str(tmp_path / "out" / "results.jsonl"), "retries": 1, **source,
+                           **kwargs})
+    bag = DagBag(dag_folder=str(tmp_path / "no-dags"))
+    bag.bag_dag(dag)
+    register(bag)  # Airflow 3.3 runs only a DAG it has serialized
+    dag_run = dag.test()
+    # Failed on its first try although it may retry: bad input is an AirflowFailException.
+    [ti] = dag_run.get_task_instances()
+    assert dag_run.state == "failed" and ti.state == "failed" and ti.try_number == 1
+    log = capsys.readouterr().out  # Airflow writes the task's log, the error with it, to stdout here
+    assert all(part in log for part in message), log[-3000:]
     # Nothing reached the API that could be billed or left behind, and no results file was made.
-    assert emulator.state.store.files == {} and emulator.state.store.batches == {}
+    assert list(client.files.list()) == [] and list(client.batches.list()) == []
     assert emulator.state.counters["ok"] == 0
     assert not (tmp_path / "out" / "results.jsonl").exists()
