@@ -8,10 +8,8 @@ import http.server
 import json
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
 from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
@@ -73,53 +71,76 @@ def _task(operator, tmp_path, records, **kwargs):
                     inline_media_max_bytes=200_000, **kwargs)
 
 
-def _context(try_number=1):
-    return {"ti": SimpleNamespace(dag_id="d", task_id="media", run_id="r", map_index=-1, try_number=try_number,
-                                  xcom_push=lambda **_: None)}
+def _run(tmp_path, operator, records, **kwargs):
+    """One task of ``operator`` through ``dag.test()``; returns the DagRun, its rows and its summary."""
+    import pendulum
+    from airflow.sdk import DAG
+
+    from tests.dagbag import test_dag
+
+    with DAG(dag_id="media", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        _task(operator, tmp_path, records, **kwargs)
+    dag_run = test_dag(dag, tmp_path / "no-dags")
+    out = tmp_path / "out" / "results.jsonl"
+    rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return dag_run, rows, dag_run.get_task_instance("media").xcom_pull(task_ids="media")
 
 
-def test_bytes_several_media_per_row_and_kept_uploads(emulator, gemini_conn, tmp_path):
+class LoseWorkerAfterSubmit(GeminiBatchOperator):
+    """Its first try submits, then its worker is lost before the results land."""
+
+    def execute(self, context):
+        if context["ti"].try_number == 1:
+            self.submit(context)
+            raise RuntimeError("worker lost after submitting")
+        return super().execute(context)
+
+
+def test_bytes_several_media_per_row_and_kept_uploads(airflow_db, emulator, gemini_conn, tmp_path):
     logo = (SKIMAGE_DATA / "logo.png").read_bytes()  # bytes given in the record, not a path
     records = [{"id": "pair", "question": "Compare", "photo": [str(SKIMAGE_DATA / "astronaut.png"), logo]}]
-    summary = _task(GeminiConcurrentGenerateOperator, tmp_path, records, keep_media_files=True).execute(_context())
-    [row] = [json.loads(line) for line in Path(summary["output_path"]).read_text().splitlines()]
+    dag_run, [row], _ = _run(tmp_path, GeminiConcurrentGenerateOperator, records, keep_media_files=True)
+    assert dag_run.state == "success"
     assert row["status"] == "succeeded" and row["text"].count("image") == 2  # both media, in order
     assert row["text"].startswith("A 512x512 image")
     # keep_media_files: the uploaded photo is still there.
     assert [f["mimeType"] for f in emulator.state.store.files.values()] == ["image/png"]
 
 
-def test_a_retry_reuses_what_the_first_try_uploaded(emulator, gemini_conn, tmp_path, web_server):
+def test_a_retry_reuses_what_the_first_try_uploaded(airflow_db, emulator, client, gemini_conn, tmp_path, web_server):
     records = _photo_records(web_server)
-    first = _task(GeminiBatchOperator, tmp_path, records, deferrable=False, poll_interval=0.2)
-    ledger = first.submit(_context())
-    uploads = emulator.state.counters["uploads"]
-    assert len(ledger.media_files) == 2
-    # The worker is lost before the results land; the next try finds the same photos and the same jobs.
-    again = _task(GeminiBatchOperator, tmp_path, records, deferrable=False, poll_interval=0.2)
-    assert again.submit(_context(try_number=2)).job_names == ledger.job_names
-    assert emulator.state.counters["uploads"] == uploads  # nothing uploaded twice
-    summary = again.execute(_context(try_number=2))
-    assert summary["counts"]["succeeded"] == len(records)
+    # The first try submits and is lost; Airflow's retry finds the same photos and the same job.
+    dag_run, rows, summary = _run(tmp_path, LoseWorkerAfterSubmit, records, deferrable=False, poll_interval=0.2,
+                                  retries=1, retry_delay=0)
+    assert dag_run.state == "success" and dag_run.get_task_instance("media").try_number == 2
+    assert summary["counts"]["succeeded"] == len(records) == len(rows)
+    assert len(list(client.batches.list())) == 1
+    assert emulator.state.counters["uploads"] == 2 + 1  # the two photos and the input file, once each
     assert sorted(f["mimeType"] for f in emulator.state.store.files.values()) == ["application/jsonl"]
 
 
-def test_a_failed_job_keeps_the_media_for_the_retry_that_submits_it_anew(emulator, gemini_conn, tmp_path,
-                                                                          web_server):
-    from airflow.providers.common.compat.sdk import AirflowException
+def test_a_failed_job_keeps_the_media_for_the_retry_that_submits_it_anew(airflow_db, tmp_path, web_server,
+                                                                          monkeypatch):
+    from google import genai
+
+    from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread
 
     records = _photo_records(web_server)
-    emulator.state.batches.outcome = "fail"
-    with pytest.raises(AirflowException, match="JOB_STATE_FAILED"):
-        _task(GeminiBatchOperator, tmp_path, records, deferrable=False, poll_interval=0.2).execute(_context())
-    photos = {n for n, f in emulator.state.store.files.items() if f["mimeType"] == "image/png"}
-    assert len(photos) == 2  # kept: the retry's requests must be the same
-    emulator.state.batches.outcome = "succeed"
-    summary = _task(GeminiBatchOperator, tmp_path, records, deferrable=False, poll_interval=0.2).execute(
-        _context(try_number=2))
-    assert summary["counts"]["succeeded"] == len(records) and len(emulator.state.store.batches) == 2
+    # The first job FAILS; Airflow's retry submits the shard anew and reuses the uploaded photos.
+    config = EmulatorConfig(batch_pending_s=0.3, batch_running_s=0.5, batch_outcome="fail-once")
+    with EmulatorThread(config) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(
+            {"conn_type": "gemini", "password": "test-key", "extra": {"base_url": emulator.base_url}}))
+        dag_run, rows, summary = _run(tmp_path, GeminiBatchOperator, records, deferrable=False, poll_interval=0.2,
+                                      retries=1, retry_delay=0)
+        client = genai.Client(api_key="test-key", http_options={"base_url": emulator.base_url})
+        jobs = [job.state.value for job in client.batches.list()]
+        files = [f.mime_type for f in client.files.list()]
+    assert dag_run.state == "success" and dag_run.get_task_instance("media").try_number == 2
+    assert summary["counts"]["succeeded"] == len(records) == len(rows)
+    assert sorted(jobs) == ["JOB_STATE_FAILED", "JOB_STATE_SUCCEEDED"]
     assert emulator.state.counters["uploads"] == 2 + 2  # the photos once, an input file for each job
-    assert not [f for f in emulator.state.store.files.values() if f["mimeType"] == "image/png"]
+    assert "image/png" not in files  # removed once the retry succeeded
 
 
 @pytest.mark.parametrize("operator", [GeminiBatchOperator, GeminiConcurrentGenerateOperator])
@@ -134,14 +155,15 @@ def test_a_failed_job_keeps_the_media_for_the_retry_that_submits_it_anew(emulato
     ("", {}, ["row 1, field 'photo': no media"]),
     ("photos/cat.png", {}, ["is a relative path; give an absolute one"]),
 ])
-def test_bad_media_refuse_the_run_before_anything_is_uploaded(emulator, gemini_conn, tmp_path, web_server, operator,
-                                                              photo, kwargs, message):
+def test_bad_media_refuse_the_run_before_anything_is_uploaded(airflow_db, emulator, gemini_conn, tmp_path, web_server,
+                                                              capsys, operator, photo, kwargs, message):
     url, _ = web_server
     records = [{"id": "good", "question": QUESTION, "photo": str(SKIMAGE_DATA / "camera.png")},
                {"id": "bad", "question": QUESTION, "photo": photo.format(url=url)}]
-    with pytest.raises(AirflowFailException) as refused:
-        _task(operator, tmp_path, records, **kwargs).execute(_context())
-    assert all(part.format(url=url) in str(refused.value) for part in message), str(refused.value)
+    dag_run, rows, _ = _run(tmp_path, operator, records, retries=1, **kwargs)
+    assert dag_run.state == "failed" and dag_run.get_task_instance("media").try_number == 1 and rows == []
+    log = capsys.readouterr().out  # the task's log, its error with it
+    assert all(part.format(url=url) in log for part in message), log[-3000:]
     assert emulator.state.counters["uploads"] == 0 and emulator.state.store.batches == {}
     assert emulator.state.counters["ok"] == 0
 
@@ -181,10 +203,10 @@ def test_on_vertex_gs_media_go_straight_in_and_large_local_ones_are_staged_in_cl
     records = [{"id": "cat", "question": QUESTION, "photo": "gs://bkt/photos/chelsea.png"},  # read by Vertex AI
                {"id": "astronaut", "question": QUESTION, "photo": str(SKIMAGE_DATA / "astronaut.png")},  # staged
                {"id": "camera", "question": QUESTION, "photo": str(SKIMAGE_DATA / "camera.png")}]  # inline
-    task = _task(GeminiBatchOperator, tmp_path, records, deferrable=False, poll_interval=0.2,
-                 gcs_staging_uri="gs://bkt/staging")
-    summary = task.execute(_context())
-    rows = {r["key"]: r for r in map(json.loads, Path(summary["output_path"]).read_text().splitlines())}
+    dag_run, landed, _ = _run(tmp_path, GeminiBatchOperator, records, deferrable=False, poll_interval=0.2,
+                              gcs_staging_uri="gs://bkt/staging")
+    assert dag_run.state == "success"
+    rows = {r["key"]: r for r in landed}
     assert rows["cat"]["text"].startswith("A 451x300 image") and rows["astronaut"]["text"].startswith("A 512x512")
     assert all(r["status"] == "succeeded" for r in rows.values())
     # The staged photo was removed after landing; the user's own object stays.

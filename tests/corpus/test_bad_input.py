@@ -161,7 +161,7 @@ def test_a_bad_run_fails_before_anything_is_uploaded_or_billed(case, given, kwar
     import pendulum
     from airflow.sdk import DAG
 
-    from tests.dagbag import DagBag, register
+    from tests.dagbag import test_dag
 
     if isinstance(given, tuple):
         name, content = given
@@ -171,10 +171,7 @@ def test_a_bad_run_fails_before_anything_is_uploaded_or_billed(case, given, kwar
     with DAG(dag_id="bad_input", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
         OPERATORS[path](**{**BASE, "output_path": str(tmp_path / "out" / "results.jsonl"), "retries": 1, **source,
                            **kwargs})
-    bag = DagBag(dag_folder=str(tmp_path / "no-dags"))
-    bag.bag_dag(dag)
-    register(bag)  # Airflow 3.3 runs only a DAG it has serialized
-    dag_run = dag.test()
+    dag_run = test_dag(dag, tmp_path / "no-dags")
     # Failed on its first try although it may retry: bad input is an AirflowFailException.
     [ti] = dag_run.get_task_instances()
     assert dag_run.state == "failed" and ti.state == "failed" and ti.try_number == 1

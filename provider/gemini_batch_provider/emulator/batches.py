@@ -8,7 +8,8 @@ after creation. The output file ``files/batch-<id>`` holds one line per input li
 embeddings job (``asyncBatchEmbedContent``), ``{"response": EmbedContentResponse, "key": ...}``.
 Per-row errors come on demand (``RowErrors``): a row fails when the hash of its key (of its
 position, without a key) falls under a rate, so the same rows fail in every run. So do whole
-endings (``outcome`` at creation): ``fail`` (FAILED when it would have succeeded), ``expire``
+endings (``outcome`` at creation): ``fail`` (FAILED when it would have succeeded), ``fail-once``
+(the first job FAILED, the later ones as usual: an outage a retry outlives), ``expire``
 (EXPIRED instead of RUNNING, as after 48 h), ``stall`` (RUNNING until cancelled); none of them
 leaves results, as the API documents for EXPIRED. Jobs carry on after an emulator restart.
 
@@ -186,7 +187,10 @@ class BatchRunner:
         }
         if spec.get("displayName"):
             resource["displayName"] = spec["displayName"]
-        batch = Batch(id=batch_id, resource=resource, input_requests=inline, outcome=self.outcome, tokens=tokens,
+        outcome = "fail" if self.outcome == "fail-once" else self.outcome
+        if self.outcome == "fail-once":
+            self.outcome = "succeed"
+        batch = Batch(id=batch_id, resource=resource, input_requests=inline, outcome=outcome, tokens=tokens,
                       kind=kind)
         self.store.batches[batch_id] = batch
         self.store.save()

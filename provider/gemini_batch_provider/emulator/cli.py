@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-row-error-rate", type=float, default=0.0,
                         help="share of batch rows answered with an error (the same rows in every run)")
     parser.add_argument("--batch-row-error-code", type=int, default=503, help="HTTP code of those row errors")
-    parser.add_argument("--batch-outcome", choices=["succeed", "fail", "expire", "stall"], default="succeed",
-                        help="how batch jobs end")
+    parser.add_argument("--batch-outcome", choices=["succeed", "fail", "fail-once", "expire", "stall"],
+                        default="succeed", help="how batch jobs end (fail-once: the first fails, later ones succeed)")
     parser.add_argument("--batch-output-fault", choices=["none", "malformed", "truncated"], default="none",
                         help="corrupt batch output files: some lines not JSON, or the file cut short")
     parser.add_argument("--max-enqueued-tokens", type=int,
