@@ -30,10 +30,6 @@ if TYPE_CHECKING:
     from gemini_batch_provider.hooks.gemini import GeminiHook
 
 
-def is_remote(url: str) -> bool:
-    return "://" in url
-
-
 class Location:
     """One file at ``url``: read it, download it, write it whole.
 
@@ -47,17 +43,10 @@ class Location:
         self._hook = hook
         self._conn_id = conn_id
 
-    def __str__(self) -> str:
-        return self.url
-
-    def sibling(self, suffix: str) -> Location:
-        """The location of the same name plus ``suffix`` (the ledger beside the results)."""
-        return Location(self.url + suffix, self._hook, self._conn_id)
-
     @property
     def local(self) -> Path | None:
         """The path when the location is on the worker's disk, else None."""
-        return None if is_remote(self.url) else Path(self.url).expanduser()
+        return None if "://" in self.url else Path(self.url).expanduser()
 
     def check(self) -> None:
         """Raise InputError, before anything is sent, when Airflow has no filesystem for the URL."""

@@ -105,6 +105,19 @@ async def wait_for_jobs(names: Sequence[str], poll: Poll, policy: WaitPolicy, *,
         interval = min(policy.max_poll_interval, interval * 1.5)
 
 
+async def wait_logged(names: Sequence[str], poll: Poll, policy: WaitPolicy, log: Any) -> WaitEvent:
+    """``wait_for_jobs`` with each poll's progress and each tolerated error written to ``log`` (a
+    logger); returns the final event. What the trigger and the in-worker wait both do."""
+    async for step in wait_for_jobs(names, poll, policy):
+        if isinstance(step, Polled):
+            log.info(step.status.progress_line())
+        elif isinstance(step, PollFailed):
+            log.warning("poll error %d of %d tolerated: %s", step.errors_in_row, step.max_poll_errors, step.error)
+        else:
+            return step
+    raise AssertionError("wait_for_jobs ends with a WaitEvent")
+
+
 async def cancel_unfinished(names: Sequence[str], poll: Poll, cancel: Callable[[str], Awaitable[None]],
                             settle_seconds: float = 0.0) -> list[JobStatus]:
     """Cancel each job that has not ended; then, for up to ``settle_seconds``, poll once a second

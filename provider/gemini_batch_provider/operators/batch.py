@@ -12,7 +12,7 @@ from gemini_batch_provider.core import waiting
 from gemini_batch_provider.core.errors import PollingFailed
 from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.online import OnlineSettings
-from gemini_batch_provider.core.vocabulary import WaitEvent, WaitStatus, validate_event
+from gemini_batch_provider.core.vocabulary import WaitStatus, validate_event
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.base import run_identity
 from gemini_batch_provider.operators.results import delete_media_files, fail_on_bad_endings, land_batch
@@ -136,18 +136,8 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
     def _wait(self, hook: GeminiHook, job_names: list[str], deadline: float | None) -> dict[str, Any]:
         """Poll in the worker (``deferrable=False``) with the trigger's engine; returns its event."""
         policy = waiting.WaitPolicy(self.poll_interval, self.max_poll_interval, deadline=deadline)
-
-        async def wait() -> WaitEvent:
-            async for step in waiting.wait_for_jobs(job_names, waiting.in_thread(hook.get_job_status), policy):
-                if isinstance(step, waiting.Polled):
-                    self.log.info(step.status.progress_line())
-                elif isinstance(step, waiting.PollFailed):
-                    self.log.warning("Poll failed (%s, %d in a row)", step.error, step.errors_in_row)
-                else:
-                    return step
-            raise AssertionError("the waiting engine ends with an event")
-
-        return asyncio.run(wait()).payload()
+        poll = waiting.in_thread(hook.get_job_status)
+        return asyncio.run(waiting.wait_logged(job_names, poll, policy, self.log)).payload()
 
     def _cancel_unfinished(self, hook: GeminiHook, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Cancel the jobs still running at the deadline and wait (a minute at most) until they have ended."""

@@ -117,13 +117,6 @@ class GeminiBatchJobTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook, engine = await load_api(self.gemini_conn_id)
         policy = engine.WaitPolicy(self.poll_interval, self.max_poll_interval, self.max_poll_errors, self.deadline)
-        async for step in engine.wait_for_jobs(self.job_names, hook.aget_job_status, policy):
-            if isinstance(step, engine.Polled):
-                self.log.info(step.status.progress_line())
-            elif isinstance(step, engine.PollFailed):
-                self.log.warning("poll error %d of %d tolerated: %s", step.errors_in_row, step.max_poll_errors,
-                                 step.error)
-            else:
-                yield TriggerEvent(step.payload())
-                return
+        event = await engine.wait_logged(self.job_names, hook.aget_job_status, policy, self.log)
+        yield TriggerEvent(event.payload())
 
