@@ -20,11 +20,12 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from gemini_batch_provider.core.errors import InputError
+from gemini_batch_provider.core.results import ResultsWriter
 
 if TYPE_CHECKING:
     from gemini_batch_provider.hooks.gemini import GeminiHook
@@ -48,10 +49,29 @@ class Location:
         """The path when the location is on the worker's disk, else None."""
         return None if "://" in self.url else Path(self.url).expanduser()
 
-    def check(self) -> None:
-        """Raise InputError, before anything is sent, when Airflow has no filesystem for the URL."""
-        if self.local is None and not self.url.startswith("gs://"):
-            self._object()
+    def check_writable(self, what: str) -> None:
+        """Raise InputError, before anything is sent, for a location ``what`` (a parameter's name)
+        names that can't take a file: one that climbs with ``..`` (a run's params could otherwise
+        write anywhere); a local path that is relative, a folder, or can't be written; a URL whose
+        scheme Airflow has no filesystem for."""
+        where = self.url
+        if ".." in where.split("/"):
+            raise InputError(f"{what} {where!r} climbs out of its folder with '..'; give the folder itself")
+        if (path := self.local) is None:
+            if not where.startswith("gs://"):
+                self._object()
+            return
+        if not path.is_absolute():
+            raise InputError(f"{what} {where!r} is relative, and a worker's folder is not yours to choose; give an "
+                             "absolute path or a URL such as gs:// or s3://")
+        if path.is_dir():
+            raise InputError(f"{what} {where!r} is a folder; name the results file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=path.parent).close()
+        except OSError as exc:
+            raise InputError(f"the results can't be written at {where!r} ({exc.strerror}); give a folder the "
+                             "worker can write to") from None
 
     def _object(self) -> ObjectStoragePath:
         try:
@@ -107,3 +127,34 @@ class Location:
             if not source.is_file():
                 raise InputError(f"{self.url}: no such file; check input_path and storage_conn_id")
             source.copy(ObjectStoragePath(f"file://{destination}"))
+
+
+class UploadingResultsWriter(ResultsWriter):
+    """Results for a remote output: written to a local file, uploaded whole once complete (so a
+    reader never sees half a file), the local copy removed."""
+
+    def __init__(self, target: Location, check: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        self._folder = tempfile.mkdtemp(prefix="gemini-results-")
+        super().__init__(Path(self._folder) / "results.jsonl", check)
+        self.target = target
+
+    @property
+    def location(self) -> str:
+        return self.target.url
+
+    def close(self) -> None:
+        super().close()
+        try:
+            self.target.put(self.path)
+        finally:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def abort(self) -> None:
+        super().abort()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def results_writer(target: Location, check: Callable[[dict[str, Any]], dict[str, Any]] | None) -> ResultsWriter:
+    """A writer of results rows to ``target``, whole or not at all: renamed into place on local
+    disk, uploaded once complete elsewhere. ``check`` validates each row (``core.schema``)."""
+    return ResultsWriter(target.local, check) if target.local is not None else UploadingResultsWriter(target, check)

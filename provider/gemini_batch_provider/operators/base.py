@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, Asset, BaseOperator, Context
 
-from gemini_batch_provider.core.cost import Estimate, cost_usd, estimate, price_of
+from gemini_batch_provider.core.cost import Estimate, estimate, price_of
 from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.ledger import Ledger, ledger_location
 from gemini_batch_provider.core.media import FILE_LIMIT_BYTES, INLINE_MAX_BYTES, MediaStager
@@ -26,41 +26,17 @@ from gemini_batch_provider.core.requests import RequestSpec, build_requests, ite
 from gemini_batch_provider.core.results import ResultsWriter
 from gemini_batch_provider.core.schema import OutputSchema, ResponseSchema
 from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES, ShardLimits
-from gemini_batch_provider.core.vocabulary import RowPath, RowStatus
+from gemini_batch_provider.core.summary import summarize
+from gemini_batch_provider.core.vocabulary import RowPath
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.media import delete_media, files_api_uploader, gcs_uploader
-from gemini_batch_provider.storage import Location
+from gemini_batch_provider.storage import Location, results_writer
 
 
 def run_identity(context: Context) -> str:
     """The task instance's run-stable identity: the same for every try, never the try number."""
     ti = context["ti"]
     return f"airflow:{ti.dag_id}:{ti.task_id}:{ti.run_id}:{ti.map_index}"
-
-
-class UploadingResultsWriter(ResultsWriter):
-    """Results for a remote output: written to a local file, uploaded whole once complete (so a
-    reader never sees half a file), the local copy removed."""
-
-    def __init__(self, target: Location, check: Any = None) -> None:
-        self._folder = tempfile.mkdtemp(prefix="gemini-results-")
-        super().__init__(Path(self._folder) / "results.jsonl", check)
-        self.target = target
-
-    @property
-    def location(self) -> str:
-        return self.target.url
-
-    def close(self) -> None:
-        super().close()
-        try:
-            self.target.put(self.path)
-        finally:
-            shutil.rmtree(self._folder, ignore_errors=True)
-
-    def abort(self) -> None:
-        super().abort()
-        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 class GeminiRequestsOperator(BaseOperator):
@@ -216,29 +192,12 @@ class GeminiRequestsOperator(BaseOperator):
         hook.check_model(self.model, "embedContent" if self.embeddings else "generateContent")
 
     def check_output_path(self) -> None:
-        """Raise AirflowFailException for an ``output_path`` that is relative, climbs with ``..``
-        (a run's params could otherwise write anywhere), is a folder, or cannot be written."""
-        where = self.output_path
-        if ".." in where.split("/"):
-            raise AirflowFailException(f"{self.task_id}: output_path {where!r} climbs out of its folder with '..'; "
-                                       "give the folder itself")
-        if (path := self.location(where).local) is None:
-            try:
-                self.location(where).check()
-            except InputError as exc:
-                raise self.bad_input(exc) from None
-            return
-        if not path.is_absolute():
-            raise AirflowFailException(f"{self.task_id}: output_path {where!r} is relative, and a worker's folder "
-                                       "is not yours to choose; give an absolute path or a URL such as gs:// or s3://")
-        if path.is_dir():
-            raise AirflowFailException(f"{self.task_id}: output_path {where!r} is a folder; name the results file")
+        """Raise AirflowFailException, before anything is sent, for an ``output_path`` the results
+        can't be written to (see ``storage.Location.check_writable``)."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tempfile.TemporaryFile(dir=path.parent).close()
-        except OSError as exc:
-            raise AirflowFailException(f"{self.task_id}: the results can't be written at {where!r} "
-                                       f"({exc.strerror}); give a folder the worker can write to") from None
+            self.location(self.output_path).check_writable("output_path")
+        except InputError as exc:
+            raise self.bad_input(exc) from None
 
     def bad_input(self, exc: InputError) -> AirflowFailException:
         """The task's error for bad input: no retry can help, and nothing was sent."""
@@ -358,33 +317,13 @@ class GeminiRequestsOperator(BaseOperator):
 
     def results_writer(self) -> ResultsWriter:
         check = self.output_schema.check if self.output_schema is not None else None
-        target = self.location(self.output_path)
-        if target.local is None:
-            return UploadingResultsWriter(target, check)
-        return ResultsWriter(target.local, check)
-
-    def _actual_cost(self, writer: ResultsWriter) -> float | None:
-        """The cost of what the rows report in ``usage_metadata``: batch rows at the batch price."""
-        price = price_of(self.model, self.prices)
-        if price is None:
-            return None
-        batch_and_online = writer.usage_by_path.items()
-        return round(sum(cost_usd(usage, price, batch=path == RowPath.BATCH) for path, usage in batch_and_online), 6)
+        return results_writer(self.location(self.output_path), check)
 
     def summary(self, writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str]) -> dict[str, Any]:
-        """The XCom summary shared by both paths; never the rows themselves."""
-        summary = {
-            "rows": rows,
-            "counts": {status.value: writer.counts[status] for status in RowStatus},
-            "usage": dict(writer.usage),
-            "path": str(path),
-            "rows_by_path": dict(writer.paths),
-            "batch_jobs": batch_jobs,
-            "output_path": writer.location,
-            "model": self.model,
-            "estimated_cost_usd": self.estimated_cost_usd,
-            "cost_usd": self._actual_cost(writer),
-        }
+        """The XCom summary shared by both paths (``core.summary``); never the rows themselves."""
+        # The API reports no token usage for embeddings: their estimate is all there is.
+        price = None if self.embeddings else price_of(self.model, self.prices)
+        summary = summarize(writer, rows, path, batch_jobs, self.model, self.estimated_cost_usd, price)
         self.log.info("Results landed: %s", summary)
         self.landed = summary
         return summary

@@ -14,7 +14,6 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowFailException, Context
 
 from gemini_batch_provider.core.requests import EmbedRequestSpec
-from gemini_batch_provider.core.results import ResultsWriter
 from gemini_batch_provider.operators.base import GeminiRequestsOperator
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
 from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
@@ -56,9 +55,6 @@ class _Embeddings(GeminiRequestsOperator):
             raise AirflowFailException(f"{self.task_id}: embeddings run on a Gemini API connection (an API key); "
                                        f"{self.gemini_conn_id!r} is a Vertex AI one")
         return super().execute(context)
-
-    def _actual_cost(self, writer: ResultsWriter) -> float | None:
-        return None  # the API reports no token usage for embeddings; the estimate is all there is
 
 
 class GeminiBatchEmbedOperator(_Embeddings, GeminiBatchOperator):
