@@ -156,14 +156,17 @@ def test_a_failed_job_keeps_the_media_for_the_retry_that_submits_it_anew(airflow
     ("photos/cat.png", {}, ["is a relative path; give an absolute one"]),
 ])
 def test_bad_media_refuse_the_run_before_anything_is_uploaded(airflow_db, emulator, gemini_conn, tmp_path, web_server,
-                                                              capsys, operator, photo, kwargs, message):
+                                                              operator, photo, kwargs, message):
     url, _ = web_server
     records = [{"id": "good", "question": QUESTION, "photo": str(SKIMAGE_DATA / "camera.png")},
                {"id": "bad", "question": QUESTION, "photo": photo.format(url=url)}]
-    dag_run, rows, _ = _run(tmp_path, operator, records, retries=1, **kwargs)
+    from tests.dagbag import recording_failures
+
+    task = recording_failures(operator)
+    dag_run, rows, _ = _run(tmp_path, task, records, retries=1, **kwargs)
     assert dag_run.state == "failed" and dag_run.get_task_instance("media").try_number == 1 and rows == []
-    log = capsys.readouterr().out  # the task's log, its error with it
-    assert all(part.format(url=url) in log for part in message), log[-3000:]
+    [error] = task.errors
+    assert all(part.format(url=url) in error for part in message), error
     assert emulator.state.counters["uploads"] == 0 and emulator.state.store.batches == {}
     assert emulator.state.counters["ok"] == 0
 
