@@ -54,9 +54,9 @@ def child(rows: int, base_url: str) -> dict[str, Any]:
     from google.genai import types
 
     from gemini_batch_provider.core.records import iter_records
-    from gemini_batch_provider.core.requests import RequestSpec, build_requests, iter_keys
+    from gemini_batch_provider.core.requests import RequestSpec, build_requests
     from gemini_batch_provider.core.results import ResultsWriter, join_results
-    from gemini_batch_provider.core.shards import ShardLimits, write_shards
+    from gemini_batch_provider.core.shards import KEYS_FILE, ShardLimits, read_keys, write_shards
 
     options = types.HttpOptions(base_url=base_url, retry_options=types.HttpRetryOptions(attempts=1))
     client = genai.Client(api_key="bench", http_options=options)
@@ -89,8 +89,7 @@ def child(rows: int, base_url: str) -> dict[str, Any]:
         client.files.download(file=remote, destination=str(output))
         writer = ResultsWriter(folder / "results.jsonl")
         with output.open("rb") as lines:
-            keys = ((key, 0) for key in iter_keys(iter_records(source), spec))  # one job: shard 0
-            join_results(keys, lines, writer)
+            join_results(read_keys(folder / "in" / KEYS_FILE), lines, writer)  # as landing reads them
         writer.close()
         download_parse = time.monotonic() - started
         assert writer.counts["succeeded"] == rows, writer.counts

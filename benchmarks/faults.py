@@ -93,7 +93,7 @@ def fill_enqueued_tokens(run: Run) -> None:
 
 def faults(rows: int) -> list[Fault]:
     online = {"concurrency": 16, "max_attempts": 12}
-    batch = {"poll_interval": 0.2, "max_poll_interval": 1.0}
+    batch = {"poll_interval": 0.2, "max_poll_interval": 1.0, "deferrable": True}
     return [
         Fault("429 storm (quota a tenth of the load)", "online", {"rpm": rows * 15, "quota_window_s": 1.0}, online),
         Fault("5xx (15% 500, 15% 503)", "online",

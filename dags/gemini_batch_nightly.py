@@ -96,6 +96,7 @@ def gemini_batch_nightly():
 
     GeminiBatchOperator(
         task_id="summarize_modules",
+        deferrable=True,  # wait in the triggerer, whatever [operators] default_deferrable says
         input_path=prepare_input(),
         key_field="module",
         prompt_template="Module: {module}\n\n{docstring}",

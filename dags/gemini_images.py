@@ -69,6 +69,7 @@ def gemini_images():
 
     GeminiBatchOperator(
         task_id="describe_photos",
+        deferrable=True,  # wait in the triggerer, whatever [operators] default_deferrable says
         input_path=list_photos(),
         key_field="photo_id",
         prompt_template="{{ params.question }}\n{photo}",

@@ -58,6 +58,7 @@ def gemini_vertex_batch():
 
     GeminiBatchOperator(
         task_id="summarize_builtins",
+        deferrable=True,  # wait in the triggerer, whatever [operators] default_deferrable says
         gemini_conn_id="gemini_vertex",
         input_path=prepare_input(),
         key_field="name",

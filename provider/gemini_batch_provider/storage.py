@@ -91,7 +91,7 @@ class Location:
             except FileNotFoundError:
                 return None
         if self.url.startswith("gs://"):
-            return self._hook().read_gcs_text(self.url)
+            return self._hook().gcs.read_text(self.url)
         target = self._object()
         return target.read_text(encoding="utf-8") if target.exists() else None
 
@@ -111,7 +111,7 @@ class Location:
             shutil.copyfile(staged, part)
             os.replace(part, path)
         elif self.url.startswith("gs://"):
-            self._hook().upload_gcs(staged, self.url)
+            self._hook().gcs.upload(staged, self.url)
         else:
             ObjectStoragePath(f"file://{staged}").copy(self._object())
 
@@ -121,7 +121,7 @@ class Location:
         :raises InputError: there is no file at this location.
         """
         if self.url.startswith("gs://"):
-            self._hook().download_gcs(self.url, destination)
+            self._hook().gcs.download(self.url, destination)
         else:
             source = self._object()
             if not source.is_file():

@@ -230,6 +230,15 @@ def test_granular_submit_sensor_results(airflow_db, emulator, gemini_conn, tmp_p
     assert list(emulator.state.store.files) == [f"batch-{name.removeprefix('batches/')}" for name in job_names]
 
 
+def test_landing_reads_each_keys_job_from_the_ledger_not_from_the_input(airflow_db, emulator, gemini_conn, tmp_path):
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_granular_input_gone", RECORDS)
+    assert dag_run.state == "success" and not (tmp_path / "in.jsonl").exists()
+    assert len(emulator.state.store.batches) == 3  # 3 + 3 + 1 rows, each key joined to its own job's output
+    assert [r["key"] for r in rows] == [r["id"] for r in RECORDS] and all(r["status"] == "succeeded" for r in rows)
+    keys = (tmp_path / "results.jsonl.gemini-batch-keys.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in keys] == [[r["id"], i // 3] for i, r in enumerate(RECORDS)]
+
+
 def test_on_kill_cancels_the_jobs_the_task_created(emulator, gemini_conn, tmp_path):
     from types import SimpleNamespace
 
@@ -326,20 +335,22 @@ def test_a_budget_below_the_estimate_fails_before_anything_is_sent(airflow_db, e
 
 
 def test_the_budget_message_names_the_estimate_and_the_fix():
-    from airflow.providers.common.compat.sdk import AirflowFailException
-
     from gemini_batch_provider.core.cost import Estimate
-    from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
+    from gemini_batch_provider.core.errors import BudgetExceeded, InputError
+    from gemini_batch_provider.core.plan import Budget
 
-    task = GeminiConcurrentGenerateOperator(task_id="t", records=[], prompt_template="{x}", output_path="/tmp/x",
-                                            max_cost_usd=1.0)
-    task.check_budget(Estimate(requests=10, prompt_tokens=1_000_000, output_tokens=100_000), batch=False)  # $0.55
-    with pytest.raises(AirflowFailException, match=r"estimated cost \$1\.3000 \(10 requests\) is over max_cost_usd "
-                                                   r"\$1\.0000; nothing was sent or billed"):
-        task.check_budget(Estimate(requests=10, prompt_tokens=1_000_000, output_tokens=400_000), batch=False)
-    task.model = "gemini-9-unknown"
-    with pytest.raises(AirflowFailException, match="has no known price; give its price with prices="):
-        task.check_budget(Estimate(requests=1, prompt_tokens=1, output_tokens=1), batch=False)
+    budget = Budget(max_cost_usd=1.0)
+    found = Estimate(requests=10, prompt_tokens=1_000_000, output_tokens=100_000)
+    assert budget.check("gemini-2.5-flash", found, batch=False) == pytest.approx(0.55)
+    with pytest.raises(BudgetExceeded, match=r"estimated cost \$1\.3000 \(10 requests\) is over max_cost_usd "
+                                             r"\$1\.0000; nothing was sent or billed"):
+        budget.check("gemini-2.5-flash", Estimate(requests=10, prompt_tokens=1_000_000, output_tokens=400_000),
+                     batch=False)
+    with pytest.raises(BudgetExceeded, match="has no known price; give its price with prices="):
+        budget.check("gemini-9-unknown", Estimate(requests=1, prompt_tokens=1, output_tokens=1), batch=False)
+    for bad in (float("nan"), float("inf"), -1.0, "5"):
+        with pytest.raises(InputError, match="max_cost_usd must be a finite number of US dollars"):
+            Budget(max_cost_usd=bad)
 
 
 @pytest.mark.parametrize(("dag_id", "path"), [("gemini_op_embed", "batch"), ("gemini_op_embed_online", "online")])
@@ -374,17 +385,24 @@ def test_embeddings_land_one_vector_per_record(airflow_db, emulator, gemini_conn
 
 
 def test_embeddings_refuse_a_vertex_connection_and_bad_settings(airflow_db, emulator, monkeypatch, tmp_path):
-    from airflow.providers.common.compat.sdk import AirflowFailException
+    import pendulum
+    from airflow.sdk import DAG
 
     from gemini_batch_provider.core.errors import InputError
     from gemini_batch_provider.operators.embed import GeminiConcurrentEmbedOperator
+    from tests.dagbag import recording_failures, test_dag
 
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_VERTEX_ADC", json.dumps(
         {"conn_type": "gemini", "extra": {"vertexai": True, "project": "p", "base_url": emulator.base_url}}))
-    task = GeminiConcurrentEmbedOperator(task_id="embed", records=RECORDS, prompt_template="{text}",
-                                         output_path=str(tmp_path / "out.jsonl"), gemini_conn_id="gemini_vertex_adc")
-    with pytest.raises(AirflowFailException, match="embeddings run on a Gemini API connection"):
-        task.execute({})
+    task = recording_failures(GeminiConcurrentEmbedOperator)
+    with DAG(dag_id="embed_vertex", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        task(task_id="embed", records=RECORDS, prompt_template="{text}", output_path=str(tmp_path / "out.jsonl"),
+             gemini_conn_id="gemini_vertex_adc", retries=1)
+    dag_run = test_dag(dag, tmp_path / "no-dags")
+    [ti] = dag_run.get_task_instances()
+    assert ti.state == "failed" and ti.try_number == 1  # refused, not retried
+    [error] = task.errors
+    assert "embeddings run on a Gemini API connection" in error and emulator.state.counters["ok"] == 0
     with pytest.raises(InputError, match="output_dimensionality must be a positive integer"):
         GeminiConcurrentEmbedOperator(task_id="e", records=[], prompt_template="{text}", output_path="/tmp/x",
                                       output_dimensionality=0)

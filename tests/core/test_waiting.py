@@ -84,7 +84,8 @@ async def test_a_permanent_error_ends_the_wait_at_once():
 
 async def test_the_deadline_caps_the_wait():
     script = Script(a=[JobState.RUNNING, JobState.SUCCEEDED])
-    steps = await _run(script, ["batches/a"], WaitPolicy(poll_interval=600.0, deadline=time.time() + 5))
+    policy = WaitPolicy(poll_interval=600.0, max_poll_interval=600.0, deadline=time.time() + 5)
+    steps = await _run(script, ["batches/a"], policy)
     assert 4 < script.waits[1] <= 5  # the wait after the first poll is cut to the time left, not ~600 s
     assert steps[-1].status is WaitStatus.ENDED
 

@@ -50,14 +50,16 @@ BAD_PARAMETERS = [
      ["<= 86400.0 (a day)"]),
     ("deadline past the job lifetime", {"records": GOOD, "deadline": 72 * 3600},
      ["deadline must be positive seconds and at most 172800", "expires by itself"]),
-    ("negative budget", {"records": GOOD, "max_cost_usd": -1}, ["max_cost_usd must not be negative"]),
+    ("negative budget", {"records": GOOD, "max_cost_usd": -1}, ["max_cost_usd must be a finite number", "got -1"]),
+    ("budget that is not a number", {"records": GOOD, "max_cost_usd": float("nan")},
+     ["max_cost_usd must be a finite number of US dollars, zero or more, got nan"]),
     ("unknown mode", {"records": GOOD, "mode": "fast"}, ["mode must be one of ('batch', 'online', 'auto')"]),
     ("zero online concurrency", {"records": GOOD, "online_concurrency": 0},
      ["concurrency must be a positive number, got 0"]),
     ("absurd online concurrency", {"records": GOOD, "online_concurrency": 1_000_000},
      ["concurrency must be at most 1000", "map the task instead"]),
     ("negative online threshold", {"records": GOOD, "mode": "auto", "online_threshold": -5},
-     ["online_threshold must not be negative"]),
+     ["online_threshold must be a whole number of rows, zero or more, got -5"]),
 ]
 
 

@@ -2,6 +2,8 @@
 
 - ``InputError``: bad input, found before anything is uploaded or billed; the message names the
   row or field and the fix. No retry helps, so it fails the task at once (``AirflowFailException``).
+  ``BudgetExceeded`` is its sibling: the input is fine, but it would cost more than allowed; and
+  ``MediaRejected``: a medium the Files API took but could not process.
 - ``JobError``: the API or a batch job let the run down (a job ended FAILED, CANCELLED or EXPIRED,
   polling failed, an uploaded file failed processing). What the jobs produced has landed; a retry
   may help (``AirflowException``, so Airflow's retries apply).
@@ -28,6 +30,16 @@ except ImportError:  # the core used without Airflow
 
 class InputError(AirflowFailException, ValueError):
     """Bad input, found before anything is uploaded or billed; the message names the row and the fix."""
+
+
+class BudgetExceeded(AirflowFailException):
+    """The estimated cost is over ``max_cost_usd`` (or the model has no price to check it with);
+    nothing was sent or billed."""
+
+
+class MediaRejected(AirflowFailException):
+    """The Files API took a medium's upload but could not process it (its state is not ACTIVE): the
+    medium is bad in a way only the API could tell, and no retry helps."""
 
 
 class JobError(AirflowException):

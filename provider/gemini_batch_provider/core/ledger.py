@@ -9,31 +9,49 @@ A ledger that exists but can't be read, or has a version this release does not k
 ``LedgerError`` naming the file, never a fresh start: starting afresh could create, and pay for,
 jobs that already exist.
 
-Shape (JSON), version 1 (a ledger without ``version`` is of this shape too: it predates the field)::
+Beside it lies the keys file (``<output_path>.gemini-batch-keys.jsonl``): each input key and its
+shard, ``[key, shard_index]`` per line in input order, put there whole before the first create.
+Landing reads the keys from it, so it never reads the input again.
 
-    {"version": 1, "identity": str, "fingerprint": str, "first_submitted_at": float | null,
+Shape (JSON), version 2::
+
+    {"version": 2, "identity": str, "fingerprint": str, "first_submitted_at": float | null,
      "estimated_cost_usd": float | null,
+     "keys_file": str | null (where the keys file is; null: none was kept),
      "media_files": [str] (media uploaded for the requests, removed after landing),
      "shards": [{"index": int, "requests": int, "display_name": str, "input_file": str | null,
                  "job": str | null, "status": "pending" | "creating" | "created", "attempt": int}]}
+
+Version 1 (also a ledger without ``version``: it predates the field) is the same without
+``keys_file``; it is read as a ledger with no keys file, whose keys come from the input.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from .errors import LedgerError
+from .shards import read_keys
 
 PENDING, CREATING, CREATED = "pending", "creating", "created"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
 
 
 def ledger_location(output_path: str) -> str:
-    """Where the ledger of the task writing ``output_path`` (a local path or ``gs://``) lives: beside it."""
+    """Where the ledger of the task writing ``output_path`` lives: beside it."""
     return f"{output_path}.gemini-batch.json"
+
+
+def keys_location(output_path: str) -> str:
+    """Where the keys file of the task writing ``output_path`` lives: beside it."""
+    return f"{output_path}.gemini-batch-keys.jsonl"
 
 
 def display_name(identity: str, fingerprint: str, index: int, shards: int, attempt: int = 0) -> str:
@@ -62,6 +80,7 @@ class Ledger:
     shards: list[ShardRecord] = field(default_factory=list)
     first_submitted_at: float | None = None
     estimated_cost_usd: float | None = None  # for the summary of the try that lands, after a deferral
+    keys_file: str | None = None
     media_files: list[str] = field(default_factory=list)  # URIs of the media uploaded for the requests
 
     @classmethod
@@ -74,11 +93,11 @@ class Ledger:
             return None
         try:
             data: dict[str, Any] = json.loads(text)
-            version = data.pop("version", VERSION)
-            if version == VERSION:
+            version = data.pop("version", 1)
+            if version in READS:
                 shards = [ShardRecord(**shard) for shard in data.pop("shards")]
                 return cls(shards=shards, **data)
-            why = f"it is of version {version!r}, and this release reads version {VERSION}"
+            why = f"it is of version {version!r}, and this release reads versions {READS}"
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             why = f"it is not a ledger this release can read ({type(exc).__name__}: {exc})"
         raise LedgerError(
@@ -98,3 +117,63 @@ class Ledger:
     @property
     def job_names(self) -> list[str]:
         return [shard.job for shard in self.shards if shard.job]
+
+
+class Stored(Protocol):
+    """One file wherever it is kept (``storage.Location`` in the provider; anything with these
+    methods in a notebook)."""
+
+    url: str
+
+    @property
+    def local(self) -> Path | None: ...
+
+    def read_text(self) -> str | None: ...
+
+    def write_text(self, text: str) -> None: ...
+
+    def put(self, staged: Path) -> None: ...
+
+    def download(self, destination: Path) -> None: ...
+
+
+class LedgerStore:
+    """A task's ledger and keys file, at the ``ledger`` and ``keys`` locations."""
+
+    def __init__(self, ledger: Stored, keys: Stored) -> None:
+        self.ledger = ledger
+        self.keys_file = keys
+
+    def load(self) -> Ledger | None:
+        """The ledger; None when there is none. :raises LedgerError: it can't be read."""
+        return Ledger.from_json(self.ledger.read_text(), self.ledger.url)
+
+    def save(self, ledger: Ledger) -> None:
+        self.ledger.write_text(ledger.to_json())
+
+    def put_keys(self, written: Path, ledger: Ledger) -> None:
+        """Keep the keys file ``write_shards`` wrote, and record it in ``ledger`` (saved by the caller)."""
+        self.keys_file.put(written)
+        ledger.keys_file = self.keys_file.url
+
+    def keys(self, ledger: Ledger) -> Iterator[tuple[str, int]]:
+        """``(key, shard_index)`` per input row, streamed from the ledger's keys file.
+
+        :raises LedgerError: the ledger names a keys file that is not there.
+        """
+        if ledger.keys_file != self.keys_file.url:
+            raise LedgerError(f"the ledger {self.ledger.url} keeps its keys at {ledger.keys_file}, not beside it at "
+                              f"{self.keys_file.url}; move the two files together")
+        if (path := self.keys_file.local) is not None:
+            if not path.is_file():
+                raise LedgerError(f"the keys file {path} of the ledger {self.ledger.url} is missing; restore it")
+            yield from read_keys(path)
+            return
+        with tempfile.TemporaryDirectory(prefix="gemini-keys-") as folder:
+            copy = Path(folder) / "keys.jsonl"
+            try:
+                self.keys_file.download(copy)
+            except ValueError as exc:  # storage raises InputError (a ValueError) for a missing file
+                raise LedgerError(f"the keys file of the ledger {self.ledger.url} can't be read ({exc}); "
+                                  "restore it") from None
+            yield from read_keys(copy)

@@ -98,7 +98,7 @@ class MediaStager:
     :param inline_max_bytes: media up to this size go inline in each request; larger ones are uploaded.
     :param max_bytes: largest medium accepted (default: the Files API's 2 GB).
     :param vertex: Vertex AI: ``gs://`` URIs go into requests as they are.
-    :param read_gcs: downloads a ``gs://`` URI to a path (Gemini API connections), e.g. ``GeminiHook.download_gcs``.
+    :param read_gcs: downloads a ``gs://`` URI to a path (Gemini API connections), e.g. ``GeminiHook.gcs.download``.
     :param concurrency: downloads and uploads in flight at most.
     """
 

@@ -5,8 +5,9 @@ https://ai.google.dev/gemini-api/docs/batch-mode#input-file). Lines go to the cu
 the next one would pass a limit: requests per job, bytes per file (the Files API takes up to 2 GB
 a file, https://ai.google.dev/gemini-api/docs/files), or estimated tokens per job (the Batch API
 limits the tokens a project may have enqueued per model, https://ai.google.dev/gemini-api/docs/rate-limits#batch-mode).
-Files are written as a stream; the shard of each key is a pure function of the input and the
-limits, so landing the results can tell which job a row went to without keeping the files.
+Files are written as a stream, and so is each key's shard (``keys.jsonl``), which the ledger keeps
+so that landing knows each row's job without reading the input again. The shard of each key is
+also a pure function of the input and the limits (``shard_of_keys``), for jobs without a ledger.
 """
 
 from __future__ import annotations
@@ -110,9 +111,21 @@ def shard_of_keys(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardL
         yield key, index
 
 
+KEYS_FILE = "keys.jsonl"
+
+
+def read_keys(path: Path) -> Iterator[tuple[str, int]]:
+    """``(key, shard_index)`` per request, from the ``keys.jsonl`` that ``write_shards`` wrote."""
+    with path.open("rb") as lines:
+        for line in lines:
+            key, index = orjson.loads(line)
+            yield key, index
+
+
 def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, limits: ShardLimits,
                  salt: str = "") -> ShardedInput:
-    """Write ``(key, request)`` pairs as batch input JSONL files ``requests-NNNNN.jsonl`` in ``folder``.
+    """Write ``(key, request)`` pairs as batch input JSONL files ``requests-NNNNN.jsonl`` in ``folder``,
+    and each key's shard as ``[key, shard_index]`` lines in ``folder / KEYS_FILE`` (see ``read_keys``).
 
     Errors raised by ``requests`` (InputError for bad rows) or by the limits propagate, and the
     files written so far are removed: files that exist are complete.
@@ -120,8 +133,10 @@ def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, l
     written = ShardedInput()
     digest = hashlib.sha256(salt.encode())
     out = None
+    keys = (folder / KEYS_FILE).open("wb")
     try:
-        for index, _, line, cost in _lines(requests, limits, written.estimate):
+        for index, key, line, cost in _lines(requests, limits, written.estimate):
+            keys.write(orjson.dumps([key, index], option=orjson.OPT_APPEND_NEWLINE))
             if index == len(written.shards):
                 if out is not None:
                     out.close()
@@ -137,10 +152,13 @@ def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, l
     except BaseException:
         if out is not None:
             out.close()
+        keys.close()
         for shard in written.shards:
             shard.path.unlink(missing_ok=True)  # type: ignore[union-attr]
+        (folder / KEYS_FILE).unlink()
         raise
     if out is not None:
         out.close()
+    keys.close()
     written.fingerprint = digest.hexdigest()
     return written

@@ -46,6 +46,7 @@ from gemini_batch_provider.hooks.connection import (
     vertex_options,
     vertex_project_location,
 )
+from gemini_batch_provider.hooks.gcs import CloudStorage
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -177,9 +178,12 @@ class GeminiHook(BaseHook):
         return vertex_project_location(self.connection) if self.vertex else None
 
     @cached_property
-    def storage(self) -> storage.Client:
-        """A google-cloud-storage client: a Vertex AI connection's project and credentials, else the
-        machine's default credentials (``STORAGE_EMULATOR_HOST`` points it at an emulator)."""
+    def gcs(self) -> CloudStorage:
+        """Cloud Storage with a Vertex AI connection's project and credentials, else the machine's
+        default credentials (``STORAGE_EMULATOR_HOST`` points it at an emulator)."""
+        return CloudStorage(self._storage_client)
+
+    def _storage_client(self) -> storage.Client:
         # Imported here: it costs ~0.3 s and ~27 MB, and every DAG parse, task and triggerer that
         # imports this hook would pay it even when nothing touches Cloud Storage.
         from google.cloud import storage
@@ -188,33 +192,6 @@ class GeminiHook(BaseHook):
             return storage.Client()
         options = vertex_options(self.connection)
         return storage.Client(project=options["project"], credentials=options["credentials"])
-
-    def _blob(self, uri: str) -> storage.Blob:
-        bucket, _, name = uri.removeprefix("gs://").partition("/")
-        return self.storage.bucket(bucket).blob(name)
-
-    def upload_gcs(self, path: Path, uri: str) -> None:
-        """Upload a local file to ``gs://bucket/object`` (resumable, streamed from disk)."""
-        self._blob(uri).upload_from_filename(str(path), content_type="application/jsonl")
-
-    def download_gcs(self, uri: str, destination: Path) -> None:
-        """Stream ``gs://bucket/object`` to a local file."""
-        self._blob(uri).download_to_filename(str(destination))
-
-    def delete_gcs(self, uri: str) -> None:
-        self._blob(uri).delete()
-
-    def read_gcs_text(self, uri: str) -> str | None:
-        """A small ``gs://`` object's text; None when it does not exist."""
-        from google.api_core.exceptions import NotFound  # with google-cloud-storage, not up front
-
-        try:
-            return self._blob(uri).download_as_text()
-        except NotFound:
-            return None
-
-    def write_gcs_text(self, uri: str, text: str) -> None:
-        self._blob(uri).upload_from_string(text, content_type="application/json")
 
     def create_batch_job(self, model: str, src: str, display_name: str, dest: str | None = None,
                          embeddings: bool = False) -> types.BatchJob:
@@ -301,13 +278,13 @@ class GeminiHook(BaseHook):
     def download_api_file(self, name: str, destination: Path) -> None:
         """Stream a file the API keeps for a batch to a local path: a Files API file
         (``files/<id>``; the Gemini API) or a ``gs://`` object (Vertex AI)."""
-        (self.download_gcs if name.startswith("gs://") else self.download_file)(name, destination)
+        (self.gcs.download if name.startswith("gs://") else self.download_file)(name, destination)
 
     def delete_api_file(self, name: str) -> None:
         """Delete a file uploaded for a batch: a ``gs://`` object (Vertex AI), or a Files API file
         given as ``files/<id>`` or as its URI (``https://.../files/<id>``)."""
         if name.startswith("gs://"):
-            self.delete_gcs(name)
+            self.gcs.delete(name)
         else:
             self.delete_file("files/" + name.rsplit("files/", 1)[-1])
 

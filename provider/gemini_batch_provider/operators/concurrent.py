@@ -7,7 +7,8 @@ from typing import Any
 from airflow.providers.common.compat.sdk import Context
 
 from gemini_batch_provider.core.online import OnlineSettings
-from gemini_batch_provider.operators.base import GeminiRequestsOperator, run_identity
+from gemini_batch_provider.operators.base import GeminiRequestsOperator
+from gemini_batch_provider.operators.run import refusing
 
 
 class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
@@ -37,6 +38,8 @@ class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        found = self.checked_estimate()
-        self.check_budget(found, batch=False)
-        return self.land_online(found.requests, self.settings, run_identity(context))
+        with refusing(self.task_id):
+            run = self.task_run(context)
+            found = run.checked_estimate()
+            run.check_budget(found, batch=False)
+        return self.landed_summary(run.land_online(found.requests, self.settings))

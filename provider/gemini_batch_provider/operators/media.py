@@ -14,7 +14,7 @@ from pathlib import Path
 
 from google.genai import types
 
-from gemini_batch_provider.core.errors import InputError
+from gemini_batch_provider.core.errors import MediaRejected
 from gemini_batch_provider.core.media import Uploader
 from gemini_batch_provider.hooks.gemini import GeminiHook
 
@@ -45,7 +45,7 @@ def files_api_uploader(hook: GeminiHook, identity: str) -> Uploader:
             await asyncio.sleep(1)
             uploaded = await hook.client.aio.files.get(name=uploaded.name)
         if uploaded.state != types.FileState.ACTIVE:
-            raise InputError(f"the Files API did not take {path.name} ({mime}): its state is {uploaded.state}")
+            raise MediaRejected(f"the Files API did not take {path.name} ({mime}): its state is {uploaded.state}")
         return str(uploaded.uri)
 
     return upload
@@ -56,7 +56,7 @@ def gcs_uploader(hook: GeminiHook, staging_uri: str) -> Uploader:
 
     async def upload(path: Path, mime: str, sha256: str) -> str:
         uri = f"{staging_uri.rstrip('/')}/media/{sha256}"
-        await asyncio.to_thread(hook.upload_gcs, path, uri)
+        await asyncio.to_thread(hook.gcs.upload, path, uri)
         return uri
 
     return upload

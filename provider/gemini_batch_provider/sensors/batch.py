@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator, Context, PokeReturnValue
+from airflow.providers.common.compat.sdk import BaseSensorOperator, Context, PokeReturnValue, conf
 
 from gemini_batch_provider.core.errors import PollingFailed
 from gemini_batch_provider.core.vocabulary import TERMINAL, WaitStatus, as_job_names, validate_event
@@ -18,13 +18,14 @@ from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
 class GeminiBatchJobSensor(BaseSensorOperator):
     """Wait until every given batch job has ended (succeeded or not); never cancels anything.
 
-    Deferrable by default: the wait runs in the triggerer (``GeminiBatchJobTrigger``), holding no
-    worker slot; the sensor's ``timeout`` bounds it. With ``deferrable=False`` it pokes every
-    ``poke_interval`` seconds like any sensor.
+    With ``deferrable`` the wait runs in the triggerer (``GeminiBatchJobTrigger``), holding no
+    worker slot; the sensor's ``timeout`` bounds it. Without, it pokes every ``poke_interval``
+    seconds like any sensor.
 
     :param job_names: batch job names, ``batches/<id>`` (templated; e.g. another task's XCom).
     :param gemini_conn_id: connection of type ``gemini``.
-    :param deferrable: wait in the triggerer (default).
+    :param deferrable: wait in the triggerer; default: ``[operators] default_deferrable``, as the
+        official providers do.
     :param max_poll_interval: longest wait between the trigger's polls, seconds (polls start
         ``poke_interval`` apart and back off).
     :return: (XCom) ``[{"name", "state", "output_file"}]`` per job, in the order given.
@@ -35,7 +36,8 @@ class GeminiBatchJobSensor(BaseSensorOperator):
     ui_color = "#e8f0fe"
 
     def __init__(self, *, job_names: list[str] | str, gemini_conn_id: str = GeminiHook.default_conn_name,
-                 deferrable: bool = True, max_poll_interval: float = 300.0, **kwargs: Any) -> None:
+                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+                 max_poll_interval: float = 300.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job_names = job_names
         self.gemini_conn_id = gemini_conn_id
@@ -51,7 +53,8 @@ class GeminiBatchJobSensor(BaseSensorOperator):
             return super().execute(context)
         self.defer(
             trigger=GeminiBatchJobTrigger(job_names=as_job_names(self.job_names), gemini_conn_id=self.gemini_conn_id,
-                                          poll_interval=self.poke_interval, max_poll_interval=self.max_poll_interval),
+                                          poll_interval=self.poke_interval,
+                                          max_poll_interval=max(self.max_poll_interval, self.poke_interval)),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) if self.timeout else None,
         )

@@ -1,9 +1,10 @@
 """DAGs for the operator tests: each operator on a JSONL file and an output path given in the run's conf."""
 
+import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Asset
+from airflow.sdk import DAG, Asset, task
 from pydantic import BaseModel, Field
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
@@ -38,13 +39,15 @@ class LoseWorkerAfterCreate(GeminiBatchOperator):
     the job: what a worker lost at that moment leaves behind."""
 
     def execute(self, context):
-        self._first_try = context["ti"].try_number == 1
-        return super().execute(context)
+        if context["ti"].try_number == 1:
+            create = self.hook.create_batch_job
 
-    def _record_job(self, ledger, record, job, how):
-        if self._first_try:
-            raise RuntimeError(f"worker lost right after creating {job}")
-        super()._record_job(ledger, record, job, how)
+            def create_then_lose(*args, **kwargs):
+                job = create(*args, **kwargs)
+                raise RuntimeError(f"worker lost right after creating {job.name}")
+
+            self.hook.create_batch_job = create_then_lose
+        return super().execute(context)
 
 
 for dag_id, options in (
@@ -75,9 +78,21 @@ with _dag("gemini_op_online_schema"):
 
 with _dag("gemini_op_granular"):
     submit = GeminiSubmitBatchOperator(task_id="submit", max_requests_per_job=4, **COMMON)
-    wait = GeminiBatchJobSensor(task_id="wait", job_names=submit.output, poke_interval=0.2)
+    wait = GeminiBatchJobSensor(task_id="wait", job_names=submit.output, poke_interval=0.2, deferrable=True)
     land = GeminiBatchResultsOperator(task_id="land", job_names=submit.output, max_requests_per_job=4, **COMMON)
     submit >> wait >> land
+
+with _dag("gemini_op_granular_input_gone"):
+    # The input is removed once the jobs have ended: landing reads each key's job from the ledger.
+    submit = GeminiSubmitBatchOperator(task_id="submit", max_requests_per_job=3, **COMMON)
+    wait = GeminiBatchJobSensor(task_id="wait", job_names=submit.output, poke_interval=0.2, deferrable=True)
+
+    @task
+    def remove_input(params=None):
+        os.remove(params["in"])
+
+    land = GeminiBatchResultsOperator(task_id="land", job_names=submit.output, **COMMON)
+    submit >> wait >> remove_input() >> land
 
 with _dag("gemini_op_embed"):
     GeminiBatchEmbedOperator(task_id="embed", poll_interval=0.2, task_type="SEMANTIC_SIMILARITY",

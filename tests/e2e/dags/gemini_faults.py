@@ -17,13 +17,15 @@ from gemini_batch_provider.operators.batch import GeminiBatchOperator
 
 class GeminiBatchOperatorLosingItsWorker(GeminiBatchOperator):
     def execute(self, context):
-        self._kill = context["params"]["kill_worker_after_create"] and context["ti"].try_number == 1
-        return super().execute(context)
+        if context["params"]["kill_worker_after_create"] and context["ti"].try_number == 1:
+            create = self.hook.create_batch_job
 
-    def _record_job(self, ledger, record, job, how):
-        if self._kill:
-            os.kill(os.getpid(), signal.SIGKILL)
-        super()._record_job(ledger, record, job, how)
+            def create_then_die(*args, **kwargs):
+                create(*args, **kwargs)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            self.hook.create_batch_job = create_then_die
+        return super().execute(context)
 
 
 with DAG(dag_id="gemini_faults", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
@@ -34,6 +36,7 @@ with DAG(dag_id="gemini_faults", schedule=None, start_date=pendulum.datetime(202
         output_path="{{ params.out }}",
         prompt_template="Summarize: {text}",
         key_field="id",
+        deferrable=True,
         poll_interval=1.0,
         max_poll_interval=2.0,
         retries=2,

@@ -1,0 +1,102 @@
+"""Landing ended batch jobs: each job's output downloaded as a stream and joined to the keys.
+
+``land`` writes one results row per key (``core.results.join_results``) and hands back the keys
+to run again online: rows answered with a retryable error (``rerun_failed``) and rows that got no
+answer because a deadline cut their job short (``rerun_unanswered``). ``check_endings`` then fails
+the task, after landing, when jobs did not succeed. The API is reached through ``api`` (the hook),
+so this module holds no client and no Airflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import JobEndedBadly
+from .results import ResultsWriter, join_results
+from .transient import RETRYABLE_CODES
+from .vocabulary import ANSWERED, ENDED_BADLY, JobState, RowStatus
+
+NO_RESULT = {  # the status of a row its job gave no answer for, by the job's ending (else missing)
+    JobState.EXPIRED: RowStatus.EXPIRED,
+    JobState.CANCELLED: RowStatus.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """Which rows go online instead of landing as the batch left them.
+
+    :param failed: rows answered with a retryable error (HTTP 408/429/5xx), and rows with no readable answer.
+    :param unanswered: rows of jobs cut short (``expired``, ``cancelled``, ``missing``).
+    """
+
+    failed: bool = False
+    unanswered: bool = False
+
+    def __call__(self, row: dict[str, Any]) -> bool:
+        if row["status"] == RowStatus.MISSING:  # no answer at all, whatever the job's ending: lost, not refused
+            return self.unanswered or self.failed
+        if row["status"] in (RowStatus.EXPIRED, RowStatus.CANCELLED):
+            return self.unanswered
+        return self.failed and row["status"] == RowStatus.FAILED and (row["error"] or {}).get("code") in RETRYABLE_CODES
+
+
+def land(jobs: Sequence[dict[str, Any]], keys: Iterable[tuple[str, int]], api: Any, writer: ResultsWriter,
+         rerun: Rerun = Rerun(), log: logging.Logger | None = None) -> set[str]:
+    """Write one row per key of ``keys`` (``(key, shard_index)``; shard ``i`` is ``jobs[i]``'s) from
+    the jobs' output files (``{"name", "state", "output_file"}`` each); the keys to run online."""
+    log = log or logging.getLogger(__name__)
+    with tempfile.TemporaryDirectory(prefix="gemini-results-") as tmp:
+        outputs = []
+        for index, job in enumerate(jobs):
+            if job["output_file"]:
+                outputs.append(Path(tmp) / f"output-{index:05d}.jsonl")
+                api.download_api_file(job["output_file"], outputs[-1])
+        skipped, again = join_results(keys, _lines(outputs), writer, rerun, _why_missing(jobs))
+    if any(skipped.values()):
+        log.warning("Output lines skipped: %s", skipped)
+    return again
+
+
+def _lines(paths: Sequence[Path]) -> Iterator[bytes]:
+    for path in paths:
+        with path.open("rb") as lines:
+            yield from lines
+
+
+def _why_missing(jobs: Sequence[dict[str, Any]]) -> Callable[[str, int], tuple[str, str]]:
+    """The status and message of a key that its job's output does not mention."""
+
+    def why(key: str, shard: int) -> tuple[str, str]:
+        if shard >= len(jobs):
+            return RowStatus.MISSING, (f"this row belongs to shard {shard + 1} but only {len(jobs)} jobs were given; "
+                                       "give the results task the same per-job limits as the submit task")
+        job = jobs[shard]
+        if job["state"] in ANSWERED:
+            return RowStatus.MISSING, f"the output of {job['name']} has no readable line for this key"
+        status = NO_RESULT.get(job["state"], RowStatus.MISSING)
+        return status, f"{job['name']} ended {job['state']} before answering this row"
+
+    return why
+
+
+def check_endings(jobs: Sequence[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Raise, after landing, when a job ended FAILED, CANCELLED or EXPIRED, or when rows of jobs that
+    succeeded have no readable answer (an output file cut short or damaged).
+
+    :raises JobEndedBadly: naming the jobs and where what they produced landed.
+    """
+    bad = [f"{job['name']} {job['state']}" for job in jobs if job["state"] in ENDED_BADLY]
+    if bad:
+        raise JobEndedBadly(f"batch jobs did not succeed: {', '.join(bad)}; what they produced landed in "
+                            f"{summary['output_path']} (counts {summary['counts']})")
+    if missing := summary["counts"][RowStatus.MISSING]:
+        raise JobEndedBadly(
+            f"{missing} rows have no readable answer in the output of jobs that succeeded (the file was cut "
+            f"short or damaged); they landed as 'missing' in {summary['output_path']}. Set rerun_failed_online=True "
+            "to run such rows online")

@@ -1,0 +1,214 @@
+"""The plan of a run: everything known before a row is read, built and checked once, then frozen.
+
+The operators build a ``BatchPlan`` from their parameters when the DAG is parsed (so that a bad
+template, schema, limit or budget fails there) and again from the rendered ones when a try starts.
+Every stage after it (``core.submit``, ``core.land``, the online engine) reads the plan and passes
+plain data on: a ledger, a wait event, a summary. Nothing here imports Airflow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cost import Estimate, ModelPrice, price_of
+from .errors import BudgetExceeded, InputError
+from .media import FILE_LIMIT_BYTES, INLINE_MAX_BYTES
+from .requests import EmbedRequestSpec, RequestSpec
+from .schema import OutputSchema
+from .shards import ShardLimits
+
+JOB_LIFETIME_S = 48 * 3600.0  # a job not done by then expires (https://ai.google.dev/gemini-api/docs/batch-mode)
+MODES = ("batch", "online", "auto")
+ON_DEADLINE = ("online", "cancel")
+SCHEMA_KEYS = frozenset({"response_schema", "responseSchema", "response_json_schema", "responseJsonSchema"})
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """How a run's media are sent (see ``core.media``).
+
+    :param fields: record fields holding media.
+    :param inline_max_bytes: media up to this size go inline in each request; larger ones are uploaded.
+    :param max_bytes: largest medium accepted (the Files API's 2 GB at most).
+    :param keep_files: keep the uploaded media once the results have landed.
+    :raises InputError: unless ``0 <= inline_max_bytes <= max_bytes <= 2 GB``.
+    """
+
+    fields: tuple[str, ...] = ()
+    inline_max_bytes: int = INLINE_MAX_BYTES
+    max_bytes: int = FILE_LIMIT_BYTES
+    keep_files: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.inline_max_bytes <= self.max_bytes <= FILE_LIMIT_BYTES:
+            raise InputError(f"media sizes must satisfy 0 <= inline_media_max_bytes <= max_media_bytes <= "
+                             f"{FILE_LIMIT_BYTES}, got {self.inline_max_bytes} and {self.max_bytes}")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a run may cost: ``max_cost_usd`` US dollars (None: no budget), at ``prices``
+    (``{"model": {"input": $, "output": $, "cached": $}}`` per million tokens, over ``core.cost.PRICES``).
+
+    :raises InputError: for a budget that is not a finite number of dollars, zero or more.
+    """
+
+    max_cost_usd: float | None = None
+    prices: Mapping[str, Mapping[str, float]] | None = None
+
+    def __post_init__(self) -> None:
+        limit = self.max_cost_usd
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
+                                  or not math.isfinite(limit) or limit < 0):
+            raise InputError(f"max_cost_usd must be a finite number of US dollars, zero or more, got {limit!r}")
+
+    def price(self, model: str) -> ModelPrice | None:
+        return price_of(model, self.prices)
+
+    def check(self, model: str, found: Estimate, batch: bool) -> float | None:
+        """The estimated cost in US dollars (None without a known price).
+
+        :raises BudgetExceeded: it is over ``max_cost_usd``, or there is a budget and no price.
+        """
+        usd = found.usd(self.price(model), batch)
+        if self.max_cost_usd is None:
+            return usd
+        if usd is None:
+            raise BudgetExceeded(f"max_cost_usd is set but {model} has no known price; give its price with "
+                                 "prices={...}; nothing was sent or billed")
+        if usd > self.max_cost_usd:
+            raise BudgetExceeded(
+                f"the estimated cost ${usd:.4f} ({found.requests} requests) is over max_cost_usd "
+                f"${self.max_cost_usd:.4f}; nothing was sent or billed. Raise the budget, or send fewer rows or "
+                "shorter prompts")
+        return usd
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Which path the rows take (``GeminiBatchOperator``).
+
+    :param mode: ``batch``; ``online`` (every row through the online engine); ``auto`` (online
+        when there are at most ``online_threshold`` rows).
+    :param online_threshold: rows at or below which ``auto`` goes online.
+    :param deadline_s: seconds after the first job was created, across retries, after which
+        unfinished jobs are cancelled (None: wait for the jobs; at most 48 h, when jobs expire).
+    :param on_deadline: ``online``: rows the cancelled jobs did not answer finish online;
+        ``cancel``: they land ``cancelled`` and the task fails.
+    :param rerun_failed_online: rows the batch answered with a retryable error, or gave no
+        readable answer, run again online.
+    :raises InputError: for a value out of these.
+    """
+
+    mode: str = "batch"
+    online_threshold: int = 100
+    deadline_s: float | None = None
+    on_deadline: str = "online"
+    rerun_failed_online: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.on_deadline not in ON_DEADLINE:
+            raise InputError(f"on_deadline must be one of {ON_DEADLINE}, got {self.on_deadline!r}")
+        seconds = self.deadline_s
+        if seconds is not None and not (isinstance(seconds, (int, float)) and 0 < seconds <= JOB_LIFETIME_S):
+            raise InputError(f"deadline must be positive seconds and at most {JOB_LIFETIME_S} (48 h, after which a "
+                             f"batch job expires by itself), got {seconds!r}")
+        if isinstance(self.online_threshold, bool) or not isinstance(self.online_threshold, int) \
+                or self.online_threshold < 0:
+            raise InputError(f"online_threshold must be a whole number of rows, zero or more, got "
+                             f"{self.online_threshold!r}")
+
+    def online(self, rows: int) -> bool:
+        """Whether ``rows`` rows go online."""
+        return self.mode == "online" or (self.mode == "auto" and rows <= self.online_threshold)
+
+    @property
+    def online_after_deadline(self) -> bool:
+        return self.on_deadline == "online"
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """What makes a plan an embeddings one: ``task_type`` (e.g. ``RETRIEVAL_DOCUMENT``; the model's
+    default when None) and ``output_dimensionality`` (floats per vector; the model's default when None)."""
+
+    task_type: str | None = None
+    output_dimensionality: int | None = None
+
+
+def request_spec(prompt_template: str, *, key_field: str | None = None, system_instruction: str | None = None,
+                 generation_config: Mapping[str, Any] | None = None, output_schema: OutputSchema | None = None,
+                 media_fields: tuple[str, ...] = (), embedding: Embedding | None = None) -> RequestSpec:
+    """The request spec of a plan; ``output_schema`` goes into the generation config.
+
+    :raises InputError: for a bad template or generation config, a schema given twice, or media or
+        generation settings on an embeddings plan.
+    """
+    config = dict(generation_config or {})
+    if output_schema is not None:
+        if SCHEMA_KEYS & set(config):
+            raise InputError("give the schema once, as response_schema=, not also in generation_config")
+        config.update(output_schema.generation_config())
+    if embedding is None:
+        return RequestSpec(prompt_template=prompt_template, key_field=key_field, system_instruction=system_instruction,
+                           generation_config=config or None, media_fields=media_fields)
+    if media_fields:
+        raise InputError("the embeddings operators embed text; media_fields are for the text-generating ones")
+    return EmbedRequestSpec(prompt_template=prompt_template, key_field=key_field,
+                            system_instruction=system_instruction, generation_config=config or None,
+                            task_type=embedding.task_type, output_dimensionality=embedding.output_dimensionality)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """One run's plan.
+
+    :param model: the Gemini model, e.g. ``gemini-2.5-flash``.
+    :param spec: how each record becomes a request (``EmbedRequestSpec`` for embeddings).
+    :param output_path: where the results JSONL goes (a local path or a URL, see ``storage``).
+    :param input_path: the input ``.jsonl`` / ``.csv`` file; or ``records``, never both.
+    :param records: the input as dicts (small sets).
+    :param limits: how the input is split over batch jobs.
+    :param media: how media are sent.
+    :param budget: what the run may cost.
+    :param output_schema: the JSON each answer must be (None: free text).
+    :raises InputError: for both or neither of ``input_path`` and ``records``.
+    """
+
+    model: str
+    spec: RequestSpec
+    output_path: str
+    input_path: str | None = None
+    records: tuple[Mapping[str, Any], ...] | None = None
+    limits: ShardLimits = field(default_factory=ShardLimits)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    budget: Budget = field(default_factory=Budget)
+    output_schema: OutputSchema | None = None
+
+    def __post_init__(self) -> None:
+        if (self.records is None) == (self.input_path is None):
+            raise InputError("give exactly one of records= or input_path=")
+
+    @property
+    def embeddings(self) -> bool:
+        return isinstance(self.spec, EmbedRequestSpec)
+
+    @property
+    def method(self) -> str:
+        """The model method the plan's requests call: ``embedContent`` or ``generateContent``."""
+        return "embedContent" if self.embeddings else "generateContent"
+
+    @property
+    def salt(self) -> str:
+        """What, besides the requests, makes a submission different: the model and the per-job limits."""
+        return f"{self.model}\n{self.limits}"
+
+    def price(self) -> ModelPrice | None:
+        """The price the actual cost is counted at; None for embeddings, which report no usage."""
+        return None if self.embeddings else self.budget.price(self.model)
+

@@ -1,0 +1,172 @@
+"""Submitting a plan: its requests written as shards, each uploaded and its batch job created, once.
+
+What was created is kept in the ledger (``core.ledger``) and in each job's display name, written
+before and after each create call: a retry, a worker killed right after a create, or a cleared task
+reattaches to the jobs of the same task instance instead of paying twice. Jobs that ended FAILED or
+EXPIRED are submitted anew by the next try; a CANCELLED job was somebody's decision (ours at a
+deadline, or a user's) and is reattached to.
+
+The API is reached through ``api``, an object with the methods of ``hooks.gemini.GeminiHook`` used
+here (the hook in the provider), so this module holds no client and no Airflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cost import Estimate
+from .errors import InputError
+from .ledger import CREATED, CREATING, PENDING, Ledger, LedgerStore, ShardRecord, display_name
+from .plan import BatchPlan
+from .shards import KEYS_FILE, ShardedInput, write_shards
+from .transient import is_retryable
+from .vocabulary import JobState
+
+RESUBMIT_STATES = frozenset({JobState.FAILED, JobState.EXPIRED})
+ON_CHANGED_INPUT = ("fail", "submit")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Who submits, and how.
+
+    :param identity: the task instance's run-stable identity (the same for every try).
+    :param later_try: not the task instance's first try: jobs may exist that no ledger records.
+    :param on_changed_input: ``fail`` or ``submit`` (new jobs) when the input differs from what the
+        task instance already submitted.
+    :param staging_uri: ``gs://bucket/prefix`` for a Vertex AI connection's files.
+    :param media_files: the media uploaded for the requests (kept in the ledger, removed after landing).
+    """
+
+    identity: str
+    later_try: bool = False
+    on_changed_input: str = "fail"
+    staging_uri: str | None = None
+    media_files: tuple[str, ...] = ()
+
+
+def submit(plan: BatchPlan, requests: Iterable[tuple[str, dict[str, Any]]], api: Any, store: LedgerStore,
+           how: Submission, check_budget: Callable[[Estimate], float | None],
+           log: logging.Logger | None = None) -> Ledger | None:
+    """Submit every shard of ``requests`` not submitted yet; the ledger (None for no rows).
+
+    ``check_budget`` gets the requests' estimate once they are all built, before anything is
+    uploaded, and gives the estimated cost (it raises to refuse the run).
+
+    :raises InputError: a bad row (nothing was uploaded).
+    :raises ChangedInput: the input changed since this task instance submitted, under ``fail``.
+    :raises LedgerError: the ledger can't be read.
+    """
+    return _Submitter(plan, api, store, how, log or logging.getLogger(__name__)).run(requests, check_budget)
+
+
+class ChangedInput(InputError):
+    """The input or request settings differ from what this task instance already submitted."""
+
+
+class _Submitter:
+    def __init__(self, plan: BatchPlan, api: Any, store: LedgerStore, how: Submission, log: logging.Logger) -> None:
+        self.plan, self.api, self.store, self.how, self.log = plan, api, store, how, log
+
+    def run(self, requests: Iterable[tuple[str, dict[str, Any]]],
+            check_budget: Callable[[Estimate], float | None]) -> Ledger | None:
+        with tempfile.TemporaryDirectory(prefix="gemini-batch-") as tmp:
+            sharded = write_shards(requests, Path(tmp), self.plan.limits, salt=self.plan.salt)
+            if sharded.requests == 0:
+                self.log.warning("The input has no records: no batch job is created.")
+                return None
+            estimated = check_budget(sharded.estimate)
+            self.log.info("Built %d requests in %d shard(s): %s", sharded.requests, len(sharded.shards),
+                          [(s.requests, s.size_bytes) for s in sharded.shards])
+            ledger, fresh = self._ledger_for(sharded, Path(tmp) / KEYS_FILE)
+            ledger.estimated_cost_usd = estimated
+            ledger.add_media(list(self.how.media_files))
+            # A create may have gone through unrecorded: on a shard marked creating, and on any shard
+            # of a later try (a fresh ledger may be another machine's first), look its job up by name,
+            # all in one listing.
+            look_up = not fresh or self.how.later_try
+            found = self.api.find_batch_jobs(r.display_name for r in ledger.shards
+                                             if not r.job and (r.status == CREATING or look_up))
+            for shard, record in zip(sharded.shards, ledger.shards, strict=True):
+                self._submit_shard(ledger, record, shard.path, found.get(record.display_name))  # type: ignore[arg-type]
+        return ledger
+
+    def _ledger_for(self, sharded: ShardedInput, keys: Path) -> tuple[Ledger, bool]:
+        """The ledger to go on with, and whether it is new (its keys file kept, before any create)."""
+        identity = self.how.identity
+        old = self.store.load()
+        if old is not None and old.identity == identity:
+            if old.fingerprint == sharded.fingerprint:
+                self.log.info("This task instance already submitted %s; reattaching.", old.job_names)
+                return old, False
+            if self.how.on_changed_input == "fail":
+                raise ChangedInput(
+                    f"the input or request settings changed since this task instance created {old.job_names} "
+                    f"(ledger {self.store.ledger.url}); set on_changed_input='submit' to submit anew, or delete "
+                    "the ledger")
+            self.log.warning("Input changed since %s were created; submitting anew and leaving them as they are.",
+                             old.job_names)
+        count = len(sharded.shards)
+        ledger = Ledger(identity=identity, fingerprint=sharded.fingerprint, shards=[
+            ShardRecord(index=s.index, requests=s.requests,
+                        display_name=display_name(identity, sharded.fingerprint, s.index, count))
+            for s in sharded.shards
+        ])
+        self.store.put_keys(keys, ledger)
+        self.store.save(ledger)
+        return ledger, True
+
+    def _submit_shard(self, ledger: Ledger, record: ShardRecord, shard_path: Path, found: Any) -> None:
+        """Reattach to the shard's job, or to ``found`` (its job looked up by display name), or create it."""
+        api = self.api
+        if record.job:
+            state = api.get_job_status(record.job).state
+            if state not in RESUBMIT_STATES:
+                self.log.info("Shard %d: reattached to %s (%s).", record.index, record.job, state)
+                return
+            self.log.warning("Shard %d: %s ended %s; submitting it anew.", record.index, record.job, state)
+            record.attempt += 1
+            record.display_name = display_name(ledger.identity, ledger.fingerprint, record.index,
+                                               len(ledger.shards), record.attempt)
+            record.job, record.status, record.input_file = None, PENDING, None
+        elif found is not None:
+            self._record_job(ledger, record, str(found.name), "found by display name")
+            return
+        staged = self._staging(record) if api.vertex else None
+        if record.input_file is None:
+            if staged:
+                api.gcs.upload(shard_path, f"{staged}.jsonl")
+                record.input_file = f"{staged}.jsonl"
+            else:
+                record.input_file = str(api.upload_file(shard_path, display_name=record.display_name).name)
+        record.status = CREATING
+        self.store.save(ledger)
+        try:
+            job = api.create_batch_job(self.plan.model, src=record.input_file, display_name=record.display_name,
+                                       dest=f"{staged}-out" if staged else None, embeddings=self.plan.embeddings)
+        except Exception as exc:
+            # A 5xx or a dropped connection may hide a job that was created: look before giving up.
+            created = api.find_batch_job(record.display_name) if is_retryable(exc) else None
+            if created is None:
+                raise
+            job = created
+        self._record_job(ledger, record, str(job.name), f"created from {record.input_file}")
+
+    def _staging(self, record: ShardRecord) -> str:
+        """The shard's Cloud Storage stem (Vertex AI): input ``<stem>.jsonl``, predictions under ``<stem>-out``."""
+        tag = hashlib.sha256(record.display_name.encode()).hexdigest()[:16]
+        return f"{str(self.how.staging_uri).rstrip('/')}/{tag}/shard-{record.index:05d}"
+
+    def _record_job(self, ledger: Ledger, record: ShardRecord, job: str, how: str) -> None:
+        record.job, record.status = job, CREATED
+        if ledger.first_submitted_at is None:
+            ledger.first_submitted_at = time.time()
+        self.store.save(ledger)
+        self.log.info("Shard %d (%d requests): %s, %s.", record.index, record.requests, job, how)

@@ -1,0 +1,223 @@
+"""One try of an operator: where its plan meets the task instance's hook, storage and media.
+
+The operators are thin: each builds a ``BatchPlan`` (``core.plan``), makes a ``TaskRun`` of it, and
+hands both to the core stages (``core.submit``, ``core.land``, the online engine). A ``TaskRun``
+holds what one try needs and the core can't know: the input file (a remote one downloaded once),
+the media scanned and uploaded, the ledger's storage, the results writer, and the task's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowException, Context
+
+from gemini_batch_provider.core.cost import Estimate, estimate
+from gemini_batch_provider.core.errors import BudgetExceeded, InputError
+from gemini_batch_provider.core.ledger import Ledger, LedgerStore, keys_location, ledger_location
+from gemini_batch_provider.core.media import MediaStager
+from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings, OnlineStats
+from gemini_batch_provider.core.plan import BatchPlan
+from gemini_batch_provider.core.records import iter_records
+from gemini_batch_provider.core.requests import RequestSpec, build_requests, iter_keys
+from gemini_batch_provider.core.results import ResultsWriter
+from gemini_batch_provider.core.shards import shard_of_keys
+from gemini_batch_provider.core.summary import summarize
+from gemini_batch_provider.core.vocabulary import RowPath
+from gemini_batch_provider.hooks.gemini import GeminiHook
+from gemini_batch_provider.operators.media import delete_media, files_api_uploader, gcs_uploader
+from gemini_batch_provider.storage import Location, results_writer
+
+
+def run_identity(context: Context) -> str:
+    """The task instance's run-stable identity: the same for every try, never the try number."""
+    ti = context["ti"]
+    return f"airflow:{ti.dag_id}:{ti.task_id}:{ti.run_id}:{ti.map_index}"
+
+
+@contextmanager
+def refusing(task_id: str) -> Iterator[None]:
+    """Name the task in a refusal made before anything was sent; no retry can help it."""
+    try:
+        yield
+    except InputError as exc:
+        raise type(exc)(f"{task_id}: bad input, nothing was uploaded or billed: {exc}") from None
+    except BudgetExceeded as exc:
+        raise BudgetExceeded(f"{task_id}: {exc}") from None
+
+
+class TaskRun:
+    """One try of ``plan`` by a task instance (``identity``, see ``run_identity``)."""
+
+    def __init__(self, plan: BatchPlan, hook: GeminiHook, log: logging.Logger, identity: str,
+                 storage_conn_id: str | None = None) -> None:
+        self.plan, self.hook, self.log, self.identity = plan, hook, log, identity
+        self.storage_conn_id = storage_conn_id
+        self.estimated_cost_usd: float | None = None
+        self._media: MediaStager | None = None  # the run's media, once scanned (see prepare_media)
+
+    def location(self, url: str) -> Location:
+        return Location(url, lambda: self.hook, self.storage_conn_id)
+
+    @cached_property
+    def store(self) -> LedgerStore:
+        """The ledger and keys file beside ``output_path``."""
+        out = self.plan.output_path
+        return LedgerStore(self.location(ledger_location(out)), self.location(keys_location(out)))
+
+    @cached_property
+    def _input_file(self) -> str:
+        """``input_path``, or its local copy when it is remote (downloaded once per try)."""
+        source = self.location(str(self.plan.input_path))
+        if source.local is not None:
+            return str(source.local)
+        copy = Path(tempfile.mkdtemp(prefix="gemini-input-")) / source.url.rsplit("/", 1)[-1]
+        source.download(copy)
+        return str(copy)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        return iter_records(self.plan.records if self.plan.records is not None else self._input_file)
+
+    @property
+    def spec(self) -> RequestSpec:
+        return dataclasses.replace(self.plan.spec, media=self._media) if self._media else self.plan.spec
+
+    def requests(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(key, request)`` per record, checked as they are built (InputError)."""
+        return build_requests(self.records(), self.spec)
+
+    def keys_by_shard(self, jobs: list[dict[str, Any]], ledger: Ledger | None) -> Iterable[tuple[str, int]]:
+        """``(key, shard)`` per input row: from the ledger's keys file when it kept one for these
+        jobs; else worked out from the input (jobs submitted elsewhere, or by an older release)."""
+        if ledger is not None and ledger.keys_file and ledger.job_names == [job["name"] for job in jobs]:
+            return self.store.keys(ledger)
+        if len(jobs) == 1:
+            return ((key, 0) for key in iter_keys(self.records(), self.spec))
+        return shard_of_keys(self.requests(), self.plan.limits)
+
+    def preflight(self) -> None:
+        """What is checked before anything is uploaded or billed, beyond the rows: that the results
+        can be written where ``output_path`` says, and that the model exists and does the task."""
+        if self.plan.embeddings and self.hook.vertex:
+            raise InputError("embeddings run on a Gemini API connection (an API key), and this one is Vertex AI: "
+                             "the SDK creates no embeddings batch job there")
+        self.location(self.plan.output_path).check_writable("output_path")
+        self.hook.check_model(self.plan.model, self.plan.method)
+
+    def checked_estimate(self) -> Estimate:
+        """Build every request once, so that bad input fails before the first call; their estimate.
+        Media are scanned and fetched first (``prepare_media``), not uploaded."""
+        self.prepare_media()
+        return estimate(self.requests())
+
+    def check_budget(self, found: Estimate, batch: bool) -> float | None:
+        """Log the estimated cost (US dollars); raise BudgetExceeded when it passes the budget."""
+        self.estimated_cost_usd = self.plan.budget.check(self.plan.model, found, batch)
+        cost = "no known price" if self.estimated_cost_usd is None else f"${self.estimated_cost_usd:.4f}"
+        self.log.info("Estimated cost: %s for %d requests (~%d prompt and ~%d output tokens, %s price of %s).",
+                      cost, found.requests, found.prompt_tokens, found.output_tokens,
+                      "batch" if batch else "interactive", self.plan.model)
+        return self.estimated_cost_usd
+
+    def prepare_media(self) -> None:
+        """Scan the rows' media and download those behind URLs, once per try; bad media raise
+        InputError (naming row and field) before anything is uploaded."""
+        media = self.plan.media
+        if not media.fields or self._media is not None:
+            return
+        stager = MediaStager(media.fields, Path(tempfile.mkdtemp(prefix="gemini-media-")),
+                             inline_max_bytes=media.inline_max_bytes, max_bytes=media.max_bytes,
+                             vertex=self.hook.vertex, read_gcs=self.hook.gcs.download)
+        try:
+            stager.scan(self.records())
+            asyncio.run(stager.fetch())
+        except InputError:
+            shutil.rmtree(stager.folder, ignore_errors=True)
+            raise
+        self._media = stager
+        self.log.info("Media: %d distinct, %d over %d bytes (uploaded, once each), the rest inline.",
+                      len(stager.media), sum(m.size > media.inline_max_bytes for m in stager.media.values()),
+                      media.inline_max_bytes)
+
+    def stage_media(self, staging_uri: str | None = None) -> list[str]:
+        """Upload the media too large to go inline (once per content); the URIs this try uploaded."""
+        self.prepare_media()
+        if self._media is None or self._media.staged:
+            return []
+        limit = self.plan.media.inline_max_bytes
+        if self.hook.vertex:
+            if not staging_uri and any(m.uri is None and m.size > limit for m in self._media.media.values()):
+                raise InputError(f"media over {limit} bytes on Vertex AI are staged in Cloud Storage: give gs:// "
+                                 "URIs, or set gcs_staging_uri on a batch operator")
+            uploader = gcs_uploader(self.hook, staging_uri or "")
+        else:
+            uploader = files_api_uploader(self.hook, self.identity)
+        asyncio.run(self._media.stage(uploader))
+        return self._media.uploaded
+
+    def drop_media(self, uris: Iterable[str] = ()) -> None:
+        """Remove the local downloads, and the uploaded ``uris`` unless the plan keeps them."""
+        if self._media is not None:
+            shutil.rmtree(self._media.folder, ignore_errors=True)
+        uris = list(uris)
+        if uris and not self.plan.media.keep_files:
+            delete_media(self.hook, uris)
+            self.log.info("Deleted %d uploaded media files.", len(uris))
+
+    def results_writer(self) -> ResultsWriter:
+        schema = self.plan.output_schema
+        return results_writer(self.location(self.plan.output_path), schema.check if schema is not None else None)
+
+    def run_online(self, writer: ResultsWriter, requests: Iterable[tuple[str, dict[str, Any]]], total: int,
+                   settings: OnlineSettings) -> OnlineStats:
+        """Run ``requests`` through the online engine, each row written as soon as it is done."""
+
+        async def run() -> OnlineStats:
+            engine = OnlineEngine(self.hook.client, self.plan.model, settings)
+            stats = await engine.run(requests, writer.write, total=total)
+            self.log.info("%d calls for %d rows online; %d responses 429, %d other retried errors",
+                          stats.calls, total, stats.responses_429, stats.retried_errors)
+            return stats
+
+        return asyncio.run(run())
+
+    def land_online(self, rows: int, settings: OnlineSettings) -> dict[str, Any]:
+        """Run every row online into the results file; the summary.
+
+        :raises AirflowException: after landing, when rows ran out of attempts on transient errors.
+        """
+        self.preflight()
+        uploaded = self.stage_media()
+        writer = self.results_writer()
+        try:
+            stats = self.run_online(writer, self.requests(), rows, settings)
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            self.drop_media(uploaded)
+        writer.close()
+        summary = self.summary(writer, rows, RowPath.ONLINE, [])
+        if stats.gave_up:
+            raise AirflowException(
+                f"the API did not answer {stats.gave_up} of {rows} rows in {settings.max_attempts} attempts each "
+                f"(transient errors: 429, 5xx, timeouts or dropped connections); they landed as 'failed' with "
+                f"their last error in {summary['output_path']}. Lower concurrency/rpm/tpm to the model's quota or "
+                "raise max_attempts; a retry of the task runs every row again")
+        return summary
+
+    def summary(self, writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str]) -> dict[str, Any]:
+        """The XCom summary shared by both paths (``core.summary``); never the rows themselves."""
+        plan = self.plan
+        summary = summarize(writer, rows, path, batch_jobs, plan.model, self.estimated_cost_usd, plan.price())
+        self.log.info("Results landed: %s", summary)
+        return summary
