@@ -24,10 +24,23 @@ DAG_ID = "gemini_faults"
 ROWS = [{"id": f"row-{i}", "text": f"Row {i} talks about topic {i % 7}. It has a second sentence."} for i in range(40)]
 
 
+def _stack(folder):
+    return Stack(folder, dags_folder=Path(__file__).parent / "dags",
+                 emulator_args=("--batch-pending-seconds", "4", "--batch-running-seconds", "6"))
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("airflow"), dags_folder=Path(__file__).parent / "dags",
-               emulator_args=("--batch-pending-seconds", "4", "--batch-running-seconds", "6")) as running:
+    """Shared by the tests that leave every component as it was."""
+    with _stack(tmp_path_factory.mktemp("airflow")) as running:
+        running.wait_for_dag(DAG_ID)
+        yield running
+
+
+@pytest.fixture
+def own_stack(tmp_path):
+    """A stack of the test's own, for a test that kills or adds components."""
+    with _stack(tmp_path / "airflow") as running:
         running.wait_for_dag(DAG_ID)
         yield running
 
@@ -68,6 +81,15 @@ def _trigger_log_text(stack, run_id):
     return "".join(path.read_text() for path in stack.trigger_logs(DAG_ID, run_id, "batch"))
 
 
+def _wait_for_trigger_log(stack, run_id, text, timeout=60):
+    """Wait until the run's trigger has logged ``text``."""
+    deadline = time.monotonic() + timeout
+    while text not in _trigger_log_text(stack, run_id):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the trigger of {run_id} never logged {text!r}")
+        time.sleep(0.3)
+
+
 def test_a_worker_killed_right_after_the_create_call(stack):
     run_id, output = _start(stack, "killed-worker", kill_worker_after_create=True)
     result = _check(stack, run_id, output)
@@ -75,42 +97,39 @@ def test_a_worker_killed_right_after_the_create_call(stack):
     assert "found by display name" in stack.task_log(DAG_ID, run_id, "batch", try_number=2)
 
 
-def test_the_triggerer_killed_mid_wait_and_restarted(stack):
-    run_id, output = _start(stack, "killed-triggerer")
-    _wait_for_state(stack, run_id, "deferred")
-    time.sleep(2)  # the trigger is polling
-    stack.kill("triggerer")
-    time.sleep(3)
-    stack.restart("triggerer")
-    _check(stack, run_id, output)
-    logs = _trigger_log_text(stack, run_id)
+def test_the_triggerer_killed_mid_wait_and_restarted(own_stack):
+    run_id, output = _start(own_stack, "killed-triggerer")
+    _wait_for_state(own_stack, run_id, "deferred")
+    _wait_for_trigger_log(own_stack, run_id, "requests done")  # the trigger is polling
+    own_stack.kill("triggerer")
+    own_stack.restart("triggerer")
+    _check(own_stack, run_id, output)
+    logs = _trigger_log_text(own_stack, run_id)
     assert logs.count(") starting") >= 2  # the restarted triggerer ran the same trigger again
 
 
-def test_two_triggerers_at_once(stack):
-    stack.add_triggerer()
-    runs = [_start(stack, f"two-triggerers-{i}") for i in range(3)]
+def test_two_triggerers_at_once(own_stack):
+    own_stack.add_triggerer()
+    runs = [_start(own_stack, f"two-triggerers-{i}") for i in range(3)]
     for run_id, output in runs:
-        _check(stack, run_id, output)
+        _check(own_stack, run_id, output)
 
 
-def test_the_emulator_restarted_mid_job(stack):
-    run_id, output = _start(stack, "restarted-emulator")
-    _wait_for_state(stack, run_id, "deferred")
-    time.sleep(2)
-    stack.kill("emulator")  # its jobs and files are saved in its data folder
-    time.sleep(3)  # polls fail meanwhile: transient errors, tolerated
-    stack.restart("emulator")
-    _check(stack, run_id, output)
-    assert "poll error 1 of 10 tolerated" in _trigger_log_text(stack, run_id)
+def test_the_emulator_restarted_mid_job(own_stack):
+    run_id, output = _start(own_stack, "restarted-emulator")
+    _wait_for_state(own_stack, run_id, "deferred")
+    _wait_for_trigger_log(own_stack, run_id, "requests done")
+    own_stack.kill("emulator")  # its jobs and files are saved in its data folder
+    # Polls fail meanwhile: transient errors, tolerated, and the wait goes on.
+    _wait_for_trigger_log(own_stack, run_id, "poll error 1 of 10 tolerated")
+    own_stack.restart("emulator")
+    _check(own_stack, run_id, output)
 
 
 def test_marking_the_deferred_task_failed_cancels_its_job(stack):
     run_id, _ = _start(stack, "killed-by-user")
     _wait_for_state(stack, run_id, "deferred")
-    deadline = time.monotonic() + 60  # Airflow calls on_kill only for a trigger already running
-    while "requests done" not in _trigger_log_text(stack, run_id) and time.monotonic() < deadline:
-        time.sleep(0.3)
+    _wait_for_trigger_log(stack, run_id, "requests done")  # Airflow calls on_kill only for a trigger already running
     stack._request("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/batch", {"new_state": "failed"})
     client = _client(stack)
     deadline = time.monotonic() + 60
