@@ -1,9 +1,9 @@
 """The fault matrix: the batch and online paths through every fault the emulator can play, and what
 happened to the data.
 
-Each fault gets a fresh emulator (in this process) and one run of the operator as Airflow runs it:
-``execute``, and for a deferred batch task the trigger (serialised and rebuilt, as the triggerer
-does) run to its event, then ``execute_complete``. Prints one JSON object per fault:
+Each fault gets a fresh emulator (in this process) and one run of a DAG holding the operator,
+through Airflow's own ``dag.test()`` on a SQLite metadata database: a batch task defers, Airflow
+stores and runs its trigger and resumes the task with the event. Prints one JSON object per fault:
 
 ``fault``, ``path`` (batch or online), ``rows_in``, ``rows_out`` (results rows written),
 ``rows_lost`` (input keys with no results row), ``rows_duplicated`` (keys with more than one),
@@ -20,9 +20,9 @@ emulator), ``outcome`` (``success`` or
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,15 +31,18 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+REPO = Path(__file__).resolve().parents[1]
 _HOME = tempfile.mkdtemp(prefix="gemini-fault-matrix-")
 os.environ.update({"AIRFLOW_HOME": _HOME, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
-                   "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "NO_PROXY": "127.0.0.1,localhost"})
+                   "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": f"{_HOME}/dags",
+                   "NO_PROXY": "127.0.0.1,localhost"})
+sys.path.insert(0, str(REPO))  # the tests' helpers that run a DAG built here through dag.test()
 
-from airflow.providers.common.compat.sdk import TaskDeferred  # noqa: E402
-from airflow.triggers.base import BaseTrigger  # noqa: E402
+import pendulum  # noqa: E402
+from airflow.sdk import DAG  # noqa: E402
+from tests.dagbag import recording_failures, test_dag  # noqa: E402
 
 from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread, FaultConfig, RowErrors  # noqa: E402
 from gemini_batch_provider.operators.batch import GeminiBatchOperator  # noqa: E402
@@ -131,22 +134,17 @@ def records(rows: int) -> list[dict[str, str]]:
             for i in range(rows)]
 
 
-async def _first_event(trigger: BaseTrigger) -> Any:
-    async for event in trigger.run():
-        return event
-    raise RuntimeError("the trigger ended without an event")
-
-
-def run_task(task: Any, context: dict[str, Any]) -> dict[str, Any]:
-    """``execute``, and for a deferral the trigger, rebuilt from its serialised form, then the method it names."""
-    try:
-        return task.execute(context)
-    except TaskDeferred as deferred:
-        classpath, kwargs = deferred.trigger.serialize()
-        module, name = classpath.rsplit(".", 1)
-        trigger = getattr(__import__(module, fromlist=[name]), name)(**kwargs)
-        event = asyncio.run(_first_event(trigger))
-        return getattr(task, deferred.method_name)(context, event=event.payload)
+def run_dag(operator: type, options: dict[str, Any], folder: Path) -> tuple[str, str]:
+    """Run one task of ``operator`` in a DAG through ``dag.test()``: its outcome, and what the user
+    sees (the task's error, or the summary's counts)."""
+    task = recording_failures(operator)
+    with DAG(dag_id="fault_matrix", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        task(task_id="fault", **options)
+    dag_run = test_dag(dag, folder / "dags")
+    if dag_run.state == "success":
+        summary = dag_run.get_task_instance("fault").xcom_pull(task_ids="fault")
+        return "success", f"counts {summary['counts']}, path {summary['path']}"
+    return "failed", "; ".join(task.errors) or f"the run ended {dag_run.state}"
 
 
 def run_fault(fault: Fault, rows: int, folder: Path) -> dict[str, Any]:
@@ -155,23 +153,16 @@ def run_fault(fault: Fault, rows: int, folder: Path) -> dict[str, Any]:
     os.environ["AIRFLOW_CONN_GEMINI_DEFAULT"] = json.dumps(
         {"conn_type": "gemini", "password": API_KEY, "extra": {"base_url": run.emulator.base_url}})
     output = folder / "results.jsonl"
-    common = {"task_id": "fault", "records": records(rows), "key_field": "id", "output_path": str(output),
+    common = {"records": records(rows), "key_field": "id", "output_path": str(output),
               "prompt_template": "Summarize: {text}"}
     operator = GeminiBatchOperator if fault.path == "batch" else GeminiConcurrentGenerateOperator
-    task = operator(**common, **fault.operator)
-    ti = SimpleNamespace(dag_id="fault_matrix", task_id="fault", run_id=folder.name, map_index=-1, try_number=1,
-                         xcom_push=lambda **_: None)
     if fault.before:
         fault.before(run)
     side = threading.Thread(target=fault.during, args=(run,)) if fault.during else None
     started = time.monotonic()
     if side:
         side.start()
-    try:
-        summary = run_task(task, {"ti": ti})
-        outcome, message = "success", f"counts {summary['counts']}, path {summary['path']}"
-    except Exception as exc:  # what the user sees in the task's log
-        outcome, message = "failed", f"{type(exc).__name__}: {exc}"
+    outcome, message = run_dag(operator, {**common, **fault.operator}, folder)
     seconds = time.monotonic() - started
     if side:
         side.join()
@@ -196,6 +187,8 @@ def main() -> None:
     parser.add_argument("--only", help="run the faults whose name contains this")
     args = parser.parse_args()
     rows = 40 if args.short else args.rows
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
+                   stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     # stdout carries the JSON lines alone: what Airflow's loggers print goes to stderr.
     sys.stdout.flush()
     results = os.fdopen(os.dup(1), "w")

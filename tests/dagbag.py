@@ -44,17 +44,24 @@ test_dag.__test__ = False  # a helper, not a test
 
 
 def recording_failures(operator: type) -> type:
-    """``operator`` as a subclass whose ``errors`` list keeps the message of each exception its
-    ``execute`` raises. ``dag.test()`` runs tasks in the test's process, and not every Airflow
-    release prints a task's error or calls its failure callback there."""
+    """``operator`` as a subclass whose ``errors`` list keeps ``"<ExceptionType>: <message>"`` of
+    each exception its ``execute`` or ``execute_complete`` (after a deferral) raises. ``dag.test()``
+    runs tasks in the test's process, and not every Airflow release prints a task's error or calls
+    its failure callback there."""
 
-    def execute(self, context):
-        try:
-            return operator.execute(self, context)
-        except Exception as exc:
-            type(self).errors.append(str(exc))
-            raise
+    def recording(method):
+        def run(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:  # not a deferral: TaskDeferred is a BaseException
+                type(self).errors.append(f"{type(exc).__name__}: {exc}")
+                raise
 
-    return type(operator.__name__, (operator,), {"execute": execute, "errors": []})
+        return run
+
+    methods = {name: recording(getattr(operator, name)) for name in ("execute", "execute_complete")
+               if hasattr(operator, name)}
+    return type(operator.__name__, (operator,), {**methods, "errors": []})
+
 
 __all__ = ["DagBag", "register", "test_dag"]
