@@ -193,7 +193,7 @@ class BatchRunner:
         batch = Batch(id=batch_id, resource=resource, input_requests=inline, outcome=outcome, tokens=tokens,
                       kind=kind)
         self.store.batches[batch_id] = batch
-        self.store.save()
+        self.store.save_batch(batch)
         self._start(batch)
         return batch
 
@@ -214,17 +214,16 @@ class BatchRunner:
 
     def delete(self, batch: Batch) -> None:
         self.cancel(batch)
-        del self.store.batches[batch.id]
-        self.store.save()
+        self.store.forget_batch(batch.id)
 
     def _finish(self, batch: Batch, state: str) -> None:
         moment = timestamp(now())
         batch.resource.update(state=state, updateTime=moment, endTime=moment)
-        self.store.save()
+        self.store.save_batch(batch)
 
     def _set_state(self, batch: Batch, state: str) -> None:
         batch.resource.update(state=state, updateTime=timestamp(now()))
-        self.store.save()
+        self.store.save_batch(batch)
 
     async def _until(self, batch: Batch, seconds_after_creation: float) -> None:
         await asyncio.sleep(max(0.0, batch.created + seconds_after_creation - time.time()))
@@ -234,8 +233,8 @@ class BatchRunner:
         field = "successfulRequestCount" if "response" in answer else "failedRequestCount"
         counts[field] = counts.get(field, 0) + 1
         counts["pendingRequestCount"] -= 1
-        # A new dict, zero counts left out as the API does; replacing it whole is safe while the
-        # loop thread writes state.json from the old one.
+        # A new dict, zero counts left out as the API does; replacing it whole is safe while
+        # another thread saves the batch from the old one.
         batch.resource["batchStats"] = {name: str(value) for name, value in counts.items() if value}
 
     async def _run(self, batch: Batch) -> None:

@@ -1,5 +1,6 @@
-"""The emulator's resources: files kept on disk, their metadata and batch jobs in memory, saved to
-``state.json`` under the data folder after each change, so that an emulator started again on the
+"""The emulator's resources: files kept on disk, their metadata and batch jobs in memory, each saved
+on its own under ``state/files/<id>.json`` or ``state/batches/<id>.json`` in the data folder when it
+changes (a change writes one resource, not all of them), so that an emulator started again on the
 same folder carries on (uploads in progress are lost, as a dropped connection loses them).
 
 Resources are stored in the wire shape the Gemini API returns (camelCase, int64 as strings), so the
@@ -73,19 +74,31 @@ class Store:
         self.uploads: dict[str, Upload] = {}
         self.batches: dict[str, Batch] = {}
         self._saving = threading.Lock()
-        saved = root / "state.json"
-        if saved.exists():
-            data = json.loads(saved.read_text())
-            self.files = data["files"]
-            self.batches = {b["id"]: Batch(**b) for b in data["batches"]}
+        for kind in ("files", "batches"):
+            (root / "state" / kind).mkdir(parents=True, exist_ok=True)
+        for saved in (root / "state" / "files").glob("*.json"):
+            self.files[saved.stem] = json.loads(saved.read_text())
+        for saved in (root / "state" / "batches").glob("*.json"):
+            self.batches[saved.stem] = Batch(**json.loads(saved.read_text()))
 
-    def save(self) -> None:
-        """Write the files' metadata and the batches to ``state.json`` (atomically), one writer at a
-        time (the emulator's loop, and EmulatorThread's caller in tests)."""
+    def _save(self, kind: str, resource_id: str, data: dict[str, Any] | None) -> None:
+        """Write one resource's record atomically (None: remove it), one writer at a time (the
+        emulator's loop, and EmulatorThread's caller in tests)."""
+        path = self.root / "state" / kind / f"{resource_id}.json"
         with self._saving:
-            part = self.root / "state.json.part"
-            part.write_text(json.dumps({"files": self.files, "batches": [asdict(b) for b in self.batches.values()]}))
-            os.replace(part, self.root / "state.json")
+            if data is None:
+                path.unlink(missing_ok=True)
+                return
+            part = path.with_suffix(".part")
+            part.write_text(json.dumps(data))
+            os.replace(part, path)
+
+    def save_batch(self, batch: Batch) -> None:
+        self._save("batches", batch.id, asdict(batch))
+
+    def forget_batch(self, batch_id: str) -> None:
+        del self.batches[batch_id]
+        self._save("batches", batch_id, None)
 
     def file_path(self, file_id: str) -> Path:
         return self.root / "files" / file_id
@@ -117,7 +130,7 @@ class Store:
         if display_name:
             resource["displayName"] = display_name
         self.files[file_id] = resource
-        self.save()
+        self._save("files", file_id, resource)
         return resource
 
     def read_file(self, uri: str) -> bytes:
@@ -133,4 +146,4 @@ class Store:
     def delete_file(self, file_id: str) -> None:
         del self.files[file_id]
         self.file_path(file_id).unlink(missing_ok=True)
-        self.save()
+        self._save("files", file_id, None)
