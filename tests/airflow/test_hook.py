@@ -113,3 +113,34 @@ def test_the_connection_secrets_are_registered_with_the_secrets_masker(emulator,
     assert redact(f"calling with {api_key}") == "calling with ***"
     line = redact(f"key: {private_key.splitlines()[0]} ... {private_key}")
     assert private_key not in line and "***" in line
+
+
+@pytest.mark.parametrize(("env", "netrc", "trusted"), [
+    ({}, False, False),  # nothing to find: no lookups on every request
+    ({"HTTPS_PROXY": "http://proxy.internal:3128"}, False, True),
+    ({"all_proxy": "http://proxy.internal:3128"}, False, True),
+    ({}, True, True),
+])
+def test_the_shared_async_session_trusts_the_environment_when_it_has_a_proxy_or_netrc(
+        gemini_conn, emulator, monkeypatch, tmp_path, env, netrc, trusted):
+    import asyncio
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    if netrc:
+        (tmp_path / "netrc").write_text("machine example.com login a password b\n")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the emulator is reached directly, proxy or not
+
+    from gemini_batch_provider.hooks.connection import loop_session
+
+    async def poll():
+        client = await GeminiHook().aget_client()
+        model = await client.aio.models.get(model="gemini-2.5-flash")
+        session = loop_session()
+        return client._api_client._http_options.aiohttp_client is session, session.trust_env, model.name
+
+    assert asyncio.run(poll()) == (True, trusted, "models/gemini-2.5-flash")

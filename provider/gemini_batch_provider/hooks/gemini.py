@@ -41,6 +41,7 @@ from gemini_batch_provider.hooks.connection import (
     POLL_OPTIONS,
     client_options,
     is_vertex,
+    loop_session,
     mask_connection_secrets,
     shared_async_client,
     vertex_options,
@@ -108,14 +109,16 @@ class GeminiHook(BaseHook):
 
         Shared by every caller on the same event loop with the same connection settings: a
         triggerer running a thousand triggers builds one client, not a thousand. The connection is
-        read once per hook and loop.
+        read once per hook and loop. Its calls time out after 60 s (``POLL_TIMEOUT_MS``): it is for
+        polls and cancels, never uploads or downloads.
         """
         loop = asyncio.get_running_loop()
         if self._async_client is None or self._async_client[0] is not loop:
             conn = await get_async_connection(self.gemini_conn_id, hook=self)
             # Masking and ``extra_dejson`` are synchronous calls to the supervisor before Airflow
             # 3.3.2, and building a client costs CPU: both run in a worker thread, off the loop.
-            self._async_client = (loop, await sync_to_async(shared_async_client)(conn, loop))
+            session = loop_session()
+            self._async_client = (loop, await sync_to_async(shared_async_client)(conn, loop, session))
         return self._async_client[1]
 
     # The connection form. Airflow 3.2+ reads it from the provider info (``conn-fields``,
@@ -261,12 +264,12 @@ class GeminiHook(BaseHook):
     async def aget_job_status(self, name: str) -> JobStatus:
         """``get_job_status`` with the async client (for triggers): one request, never blocking the loop."""
         client = await self.aget_client()
-        response = await client.aio._api_client.async_request("get", self._job_path(client, name), {}, POLL_OPTIONS)
+        response = await client.aio._api_client.async_request("get", self._job_path(client, name), {})
         return self._job_status(client, name, json.loads(response.body or "{}"))
 
     async def acancel_batch_job(self, name: str) -> None:
         client = await self.aget_client()
-        await client.aio.batches.cancel(name=name, config={"http_options": POLL_OPTIONS})
+        await client.aio.batches.cancel(name=name)
 
     def job_summaries(self, names: str | Iterable[str]) -> list[dict[str, Any]]:
         """``{"name", "state", "output_file"}`` of each job (one name or several), in order."""
