@@ -79,7 +79,7 @@ def gcs(emulator: EmulatorThread, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     server = create_server("127.0.0.1", port, in_memory=True)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    emulator.state.vertex.gcs_endpoint = endpoint
+    emulator.configure("vertex", gcs_endpoint=endpoint)
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
     client = storage.Client(project="emu-project", credentials=AnonymousCredentials(),
                             client_options={"api_endpoint": endpoint})

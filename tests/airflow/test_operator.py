@@ -66,7 +66,7 @@ def test_bad_input_fails_before_anything_is_uploaded(airflow_db, emulator, gemin
 @pytest.mark.parametrize(("outcome", "status"), [("fail", "missing"), ("expire", "expired")])
 def test_a_job_that_did_not_succeed_lands_every_row_then_fails_the_task(airflow_db, emulator, gemini_conn, tmp_path,
                                                                        outcome, status):
-    emulator.state.batches.outcome = outcome
+    emulator.configure("batches", outcome=outcome)
     dag_run, rows = _run_dag(tmp_path, "gemini_op_deferrable", RECORDS)
     assert dag_run.state == "failed"
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
@@ -118,7 +118,7 @@ def test_auto_mode_routes_small_sets_online_and_large_ones_to_batch(airflow_db, 
 
 
 def test_deadline_cancels_the_batch_and_finishes_every_row_online(airflow_db, emulator, gemini_conn, tmp_path):
-    emulator.state.batches.pending_s = 60  # the batch would not finish before the 1 s deadline
+    emulator.configure("batches", pending_s=60)  # the batch would not finish before the 1 s deadline
     dag_run, rows = _run_dag(tmp_path, "gemini_op_deadline", RECORDS)
     assert dag_run.state == "success"
     [batch] = emulator.state.store.batches.values()
@@ -134,7 +134,8 @@ def test_deadline_cancels_the_batch_and_finishes_every_row_online(airflow_db, em
 def test_retryable_row_errors_of_the_batch_run_again_online(airflow_db, emulator, gemini_conn, tmp_path, code, rerun):
     from gemini_batch_provider.emulator import RowErrors
 
-    emulator.state.batches.row_errors = errors = RowErrors(rate=0.4, code=code)
+    errors = RowErrors(rate=0.4, code=code)
+    emulator.configure("batches", row_errors=errors)
     hit = {r["id"] for r in RECORDS if errors.hits(r["id"])}
     assert 0 < len(hit) < len(RECORDS)  # the rate and keys give both kinds of row
     dag_run, rows = _run_dag(tmp_path, "gemini_op_rerun", RECORDS)
@@ -158,7 +159,7 @@ def test_retryable_row_errors_of_the_batch_run_again_online(airflow_db, emulator
 
 
 def test_deadline_with_cancel_lands_cancelled_rows_and_fails(airflow_db, emulator, gemini_conn, tmp_path):
-    emulator.state.batches.pending_s = 60
+    emulator.configure("batches", pending_s=60)
     dag_run, rows = _run_dag(tmp_path, "gemini_op_deadline_cancel", RECORDS)
     assert dag_run.state == "failed"
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
@@ -244,7 +245,7 @@ def test_on_kill_cancels_the_jobs_the_task_created(emulator, gemini_conn, tmp_pa
 
     from gemini_batch_provider.operators.batch import GeminiBatchOperator
 
-    emulator.state.batches.outcome = "stall"
+    emulator.configure("batches", outcome="stall")
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     task = GeminiBatchOperator(task_id="batch", input_path=str(source), output_path=str(tmp_path / "out.jsonl"),
@@ -277,7 +278,8 @@ def test_the_batch_operator_on_vertex_stages_in_cloud_storage(airflow_db, emulat
     from tests.airflow.test_hook import _vertex_conn
 
     _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
-    emulator.state.vertex.row_errors = errors = RowErrors(rate=row_error_rate)
+    errors = RowErrors(rate=row_error_rate)
+    emulator.configure("vertex", row_errors=errors)
     dag_run, rows = _run_dag(tmp_path, "gemini_op_vertex", RECORDS)
     assert dag_run.state == "success"  # PARTIALLY_SUCCEEDED lands its failed rows and succeeds
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
@@ -300,7 +302,7 @@ def test_a_vertex_job_that_did_not_succeed_lands_every_row_then_fails(airflow_db
     from tests.airflow.test_hook import _vertex_conn
 
     _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
-    emulator.state.vertex.outcome = outcome
+    emulator.configure("vertex", outcome=outcome)
     dag_run, rows = _run_dag(tmp_path, "gemini_op_vertex", RECORDS)
     assert dag_run.state == "failed"
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]

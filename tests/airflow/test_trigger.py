@@ -38,7 +38,7 @@ def test_serializes_conn_id_not_key():
 
 async def test_waits_for_every_job_and_yields_one_event(client, emulator, gemini_conn, capsys):
     # Pending long enough that the first poll sees the jobs unanswered, however slowly they were created.
-    emulator.state.batches.pending_s = 1.5
+    emulator.configure("batches", pending_s=1.5)
     names = [_job(client), _job(client, rows=3)]
     jobs_before = len(emulator.state.store.batches)
     trigger = GeminiBatchJobTrigger(job_names=names, gemini_conn_id=gemini_conn, poll_interval=0.1)
@@ -85,7 +85,7 @@ async def test_transient_errors_are_tolerated_up_to_the_limit(monkeypatch):
 async def test_a_passed_deadline_yields_the_jobs_last_states_and_cancels_nothing(client, emulator, gemini_conn):
     import time
 
-    emulator.state.batches.pending_s = 30  # the job stays pending past the deadline
+    emulator.configure("batches", pending_s=30)  # the job stays pending past the deadline
     name = _job(client)
     trigger = GeminiBatchJobTrigger(job_names=[name], gemini_conn_id=gemini_conn, poll_interval=0.1,
                                     deadline=time.time() + 0.5)
@@ -97,7 +97,7 @@ async def test_a_passed_deadline_yields_the_jobs_last_states_and_cancels_nothing
 
 @pytest.mark.parametrize("cancel_on_kill", [True, False])
 async def test_on_kill_cancels_only_for_the_task_that_created_the_jobs(client, emulator, gemini_conn, cancel_on_kill):
-    emulator.state.batches.outcome = "stall"
+    emulator.configure("batches", outcome="stall")
     name = _job(client)
     trigger = GeminiBatchJobTrigger(job_names=[name], gemini_conn_id=gemini_conn, cancel_on_kill=cancel_on_kill)
     await trigger.on_kill()

@@ -123,7 +123,7 @@ def test_create_from_missing_file_or_unknown_model_is_refused(client):
 def test_row_errors_on_demand_hit_the_same_keys_in_every_job(client, emulator):
     from gemini_batch_provider.emulator import RowErrors
 
-    emulator.state.batches.row_errors = RowErrors(rate=0.3, code=503)
+    emulator.configure("batches", row_errors=RowErrors(rate=0.3, code=503))
     lines = [{"key": f"k{i}", "request": _request(f"Row {i}.")} for i in range(40)]
     failed_per_job = []
     for _ in range(2):
@@ -139,7 +139,7 @@ def test_row_errors_on_demand_hit_the_same_keys_in_every_job(client, emulator):
 
 @pytest.mark.parametrize(("outcome", "state"), [("fail", "JOB_STATE_FAILED"), ("expire", "JOB_STATE_EXPIRED")])
 def test_jobs_fail_or_expire_on_demand_without_results(client, emulator, outcome, state):
-    emulator.state.batches.outcome = outcome
+    emulator.configure("batches", outcome=outcome)
     job, states = _wait(client, client.batches.create(model=MODEL, src=_input_file(client, [
         {"key": "a", "request": _request("Hi.")}])).name)
     assert job.state.value == state and job.dest is None
@@ -147,7 +147,7 @@ def test_jobs_fail_or_expire_on_demand_without_results(client, emulator, outcome
 
 
 def test_a_stalled_job_runs_until_cancelled(client, emulator):
-    emulator.state.batches.outcome = "stall"
+    emulator.configure("batches", outcome="stall")
     name = client.batches.create(model=MODEL, src=_input_file(client, [{"key": "a", "request": _request("Hi.")}])).name
     time.sleep(emulator.state.batches.pending_s + emulator.state.batches.running_s + 0.3)
     assert client.batches.get(name=name).state.value == "JOB_STATE_RUNNING"
@@ -156,7 +156,7 @@ def test_a_stalled_job_runs_until_cancelled(client, emulator):
 
 
 def test_enqueued_token_limit_answers_429_on_create_until_a_job_ends(client, emulator):
-    emulator.state.batches.max_enqueued_tokens = 150
+    emulator.configure("batches", max_enqueued_tokens=150)
     lines = [{"key": str(i), "request": _request("word " * 10)} for i in range(4)]  # ~440 bytes: ~110 tokens
     first = client.batches.create(model=MODEL, src=_input_file(client, lines)).name
     second_file = _input_file(client, lines)
@@ -170,7 +170,7 @@ def test_enqueued_token_limit_answers_429_on_create_until_a_job_ends(client, emu
 
 
 def test_uploads_over_the_file_limit_are_refused(client, emulator):
-    emulator.state.config.max_file_bytes = 100
+    emulator.configure("config", max_file_bytes=100)
     with pytest.raises(errors.ClientError) as refused:
         _input_file(client, [{"key": str(i), "request": _request("x" * 50)} for i in range(3)])
     assert refused.value.code == 400 and "larger than the limit" in refused.value.message

@@ -105,7 +105,8 @@ def test_a_vertex_batch_reads_gcs_and_writes_predictions(vertex_client, gcs):
 def test_row_errors_make_a_partially_succeeded_job(vertex_client, gcs, emulator):
     from gemini_batch_provider.emulator import RowErrors
 
-    emulator.state.vertex.row_errors = errors_ = RowErrors(rate=0.4)
+    errors_ = RowErrors(rate=0.4)
+    emulator.configure("vertex", row_errors=errors_)
     job = _wait(vertex_client, vertex_client.batches.create(model=MODEL, src=_vertex_input(gcs, 10),
                                                             config={"dest": "gs://bkt/out"}).name)
     assert job.state.value == "JOB_STATE_PARTIALLY_SUCCEEDED"
@@ -115,7 +116,7 @@ def test_row_errors_make_a_partially_succeeded_job(vertex_client, gcs, emulator)
 
 
 def test_a_vertex_job_can_be_cancelled(vertex_client, gcs, emulator):
-    emulator.state.vertex.outcome = "stall"
+    emulator.configure("vertex", outcome="stall")
     name = vertex_client.batches.create(model=MODEL, src=_vertex_input(gcs, 2), config={"dest": "gs://bkt/out"}).name
     vertex_client.batches.cancel(name=name)
     assert vertex_client.batches.get(name=name).state.value == "JOB_STATE_CANCELLED"

@@ -48,6 +48,22 @@ class EmulatorThread:
 
         return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result()
 
+    def configure(self, part: str, **settings: Any) -> None:
+        """Change how the running emulator behaves, on its own loop: ``part`` names what to change,
+        ``batches`` (the Gemini API's batch runner), ``vertex`` (Vertex AI's) or ``config``, e.g.
+        ``configure("batches", outcome="stall", pending_s=30)``. Raises AttributeError for a
+        setting it does not have."""
+        target = getattr(self.state, part)
+        unknown = [name for name in settings if not hasattr(target, name)]
+        if unknown:
+            raise AttributeError(f"the emulator's {part} has no setting {unknown}")
+
+        def apply() -> None:
+            for name, value in settings.items():
+                setattr(target, name, value)
+
+        self.call(apply)
+
     def start(self) -> EmulatorThread:
         self._thread.start()
 
