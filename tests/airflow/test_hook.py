@@ -144,3 +144,27 @@ def test_the_shared_async_session_trusts_the_environment_when_it_has_a_proxy_or_
         return client._api_client._http_options.aiohttp_client is session, session.trust_env, model.name
 
     assert asyncio.run(poll()) == (True, trusted, "models/gemini-2.5-flash")
+
+
+def test_hooks_on_one_loop_share_one_connection_read_and_a_failed_read_is_not_kept():
+    import asyncio
+
+    from gemini_batch_provider.hooks.connection import read_connection
+
+    calls = []
+
+    async def read():
+        calls.append(1)
+        await asyncio.sleep(0)
+        if len(calls) == 1:
+            raise ConnectionError("the secrets backend did not answer")
+        return f"connection {len(calls)}"
+
+    async def main():
+        first = await asyncio.gather(*(read_connection("c", read) for _ in range(3)), return_exceptions=True)
+        again = await asyncio.gather(*(read_connection("c", read) for _ in range(1000)))
+        return first, again
+
+    first, again = asyncio.run(main())
+    assert [type(e) for e in first] == [ConnectionError] * 3  # three hooks, one read, its error for each
+    assert set(again) == {"connection 2"} and len(calls) == 2  # read again after the failure, once for all

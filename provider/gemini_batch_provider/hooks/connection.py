@@ -13,6 +13,7 @@ import json
 import os
 import ssl
 import weakref
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -162,10 +163,47 @@ def loop_session() -> aiohttp.ClientSession:
     return session
 
 
+CONNECTION_TTL_S = 60.0
+_READS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[Connection]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def read_connection(conn_id: str, read: Callable[[], Awaitable[Connection]]) -> Connection:
+    """The connection ``read()`` gives, read once per loop and ``CONNECTION_TTL_S`` seconds.
+
+    A read costs ~1 ms of CPU, in worker threads that take the GIL from the loop: ten thousand
+    triggers resumed together (a triggerer restart) would stall it for seconds, one read each. They
+    share one read instead; a connection changed since is read by the triggers that start after a
+    minute (running ones keep their client, as before). A failed read is not kept.
+    """
+    loop = asyncio.get_running_loop()
+    reads = _READS.setdefault(loop, {})
+    entry = reads.get(conn_id)
+    stale = entry is None or entry[0] < loop.time() or (entry[1].done() and (
+        entry[1].cancelled() or entry[1].exception() is not None))
+    if stale:
+        entry = reads[conn_id] = (loop.time() + CONNECTION_TTL_S, loop.create_task(read()))  # type: ignore[arg-type]
+    return await asyncio.shield(entry[1])  # type: ignore[index]
+
+
 def _connection_digest(conn: Connection) -> str:
     """A digest of what the client is built from (the key included, never kept in clear)."""
     parts = (conn.conn_id, conn.password or "", json.dumps(conn.extra_dejson, sort_keys=True))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+# The client each connection read (``read_connection``) was given, by loop: hooks that share a
+# read share its client without a thread hop. Keyed by the read's id, kept with it so the id is not reused.
+_BY_READ: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, tuple[Connection, genai.Client]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def client_of(conn: Connection, loop: asyncio.AbstractEventLoop) -> genai.Client | None:
+    """The client ``shared_async_client`` gave for this very ``conn`` object on ``loop``, if any."""
+    entry = _BY_READ.get(loop, {}).get(id(conn))
+    return entry[1] if entry is not None and entry[0] is conn else None
 
 
 def shared_async_client(conn: Connection, loop: asyncio.AbstractEventLoop,
@@ -179,4 +217,8 @@ def shared_async_client(conn: Connection, loop: asyncio.AbstractEventLoop,
     digest = _connection_digest(conn)
     if digest not in clients:
         clients[digest] = genai.Client(**client_options(conn, session, POLL_TIMEOUT_MS))
+    reads = _BY_READ.setdefault(loop, {})
+    if len(reads) > 1000:  # reads are a minute apart each; old ones go
+        reads.clear()
+    reads[id(conn)] = (conn, clients[digest])
     return clients[digest]

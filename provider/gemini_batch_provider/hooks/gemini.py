@@ -39,10 +39,12 @@ from gemini_batch_provider.core.transient import server_retry_delay
 from gemini_batch_provider.core.vocabulary import as_job_names
 from gemini_batch_provider.hooks.connection import (
     POLL_OPTIONS,
+    client_of,
     client_options,
     is_vertex,
     loop_session,
     mask_connection_secrets,
+    read_connection,
     shared_async_client,
     vertex_options,
     vertex_project_location,
@@ -109,16 +111,20 @@ class GeminiHook(BaseHook):
 
         Shared by every caller on the same event loop with the same connection settings: a
         triggerer running a thousand triggers builds one client, not a thousand. The connection is
-        read once per hook and loop. Its calls time out after 60 s (``POLL_TIMEOUT_MS``): it is for
-        polls and cancels, never uploads or downloads.
+        read once a minute per loop, whatever the number of hooks (``read_connection``). Its calls
+        time out after 60 s (``POLL_TIMEOUT_MS``): it is for polls and cancels, never uploads or
+        downloads.
         """
         loop = asyncio.get_running_loop()
         if self._async_client is None or self._async_client[0] is not loop:
-            conn = await get_async_connection(self.gemini_conn_id, hook=self)
+            conn = await read_connection(self.gemini_conn_id, lambda: get_async_connection(self.gemini_conn_id,
+                                                                                              hook=self))
             # Masking and ``extra_dejson`` are synchronous calls to the supervisor before Airflow
             # 3.3.2, and building a client costs CPU: both run in a worker thread, off the loop.
-            session = loop_session()
-            self._async_client = (loop, await sync_to_async(shared_async_client)(conn, loop, session))
+            client = client_of(conn, loop)  # the client of this very read, if another hook made it
+            if client is None:
+                client = await sync_to_async(shared_async_client)(conn, loop, loop_session())
+            self._async_client = (loop, client)
         return self._async_client[1]
 
     # The connection form. Airflow 3.2+ reads it from the provider info (``conn-fields``,

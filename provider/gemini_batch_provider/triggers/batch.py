@@ -51,7 +51,8 @@ def _import_api() -> tuple[ModuleType, ModuleType]:
 async def load_api(gemini_conn_id: str) -> tuple[GeminiHook, ModuleType]:
     """A hook with its async client ready, and the waiting engine (``core.waiting``), both loaded
     in a worker thread: importing them costs ~0.5 s of CPU the first time in a process."""
-    hooks, engine = await asyncio.to_thread(_import_api)
+    # Once imported, no thread hop: ten thousand triggers resumed together would queue ten thousand.
+    hooks, engine = _import_api() if _import_api.cache_info().currsize else await asyncio.to_thread(_import_api)
     hook = hooks.GeminiHook(gemini_conn_id)
     await hook.aget_client()
     return hook, engine
