@@ -24,11 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import tenacity
 from airflow.providers.common.compat.connection import get_async_connection
-from airflow.providers.common.compat.sdk import (
-    AirflowFailException,
-    BaseHook,
-    Connection,
-)
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook, Connection
 from asgiref.sync import sync_to_async
 from google import genai
 from google.genai import errors, types
