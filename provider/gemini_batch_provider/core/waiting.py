@@ -5,9 +5,8 @@ sensor's trigger all wait through ``wait_for_jobs``, and every cancel goes throu
 ``cancel_unfinished``, so the rules live here once:
 
 - polls start ``poll_interval`` apart and back off by half each time up to ``max_poll_interval``,
-  each wait a random quarter longer or shorter, after a random start within the first interval:
-  triggers started together (a triggerer restart, or thousands deferred at once) spread their first
-  polls over a whole interval, instead of one core's worth of polls a second;
+  each wait a random quarter longer or shorter, after a random start within a quarter interval:
+  triggers resumed together (a triggerer restart) spread their polls;
 - transient errors (``core.transient``: HTTP 408/429/5xx, timeouts, dropped connections) are
   ridden out up to ``max_poll_errors`` in a row; any other error ends the wait at once;
 - a job that has ended is not polled again.
@@ -89,7 +88,7 @@ async def wait_for_jobs(names: Sequence[str], poll: Poll, policy: WaitPolicy, *,
     (``ended``, ``deadline`` or ``error``) and stop. ``sleep`` waits between polls (seconds)."""
     latest = {name: JobStatus(name, JobState.UNSPECIFIED) for name in names}
     errors_in_row, interval = 0, policy.poll_interval
-    await sleep(random.uniform(0, policy.poll_interval))
+    await sleep(random.uniform(0, policy.poll_interval / 4))
     while True:
         try:
             for name in names:
