@@ -73,10 +73,19 @@ class Run:
 
 
 def restart_emulator(run: Run) -> None:
-    """Stop the emulator while the jobs run, and start it again on the same port and folder."""
-    time.sleep(0.8)
+    """Once the task's job exists (the task is past its create call, however slow the machine),
+    stop the emulator for 2 s while the job runs, then start it again on the same port and folder."""
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=run.emulator.base_url))
+    give_up = time.monotonic() + 120
+    while not list(client.batches.list()):
+        if time.monotonic() > give_up:
+            raise TimeoutError("the task created no batch job in 120 s")
+        time.sleep(0.05)
     run.emulator.stop()
-    time.sleep(2.0)
+    time.sleep(2.0)  # the outage the waiting task must ride out
     run.emulator = EmulatorThread(run.emulator.state.config, port=run.emulator.port).start()
 
 
