@@ -52,6 +52,10 @@ class Submission:
     media_files: tuple[str, ...] = ()
 
 
+class ChangedInput(InputError):
+    """The input or request settings differ from what this task instance already submitted."""
+
+
 def submit(plan: BatchPlan, requests: Iterable[tuple[str, dict[str, Any]]], api: Any, store: LedgerStore,
            how: Submission, check_budget: Callable[[Estimate], float | None],
            log: logging.Logger | None = None) -> Ledger | None:
@@ -65,10 +69,6 @@ def submit(plan: BatchPlan, requests: Iterable[tuple[str, dict[str, Any]]], api:
     :raises LedgerError: the ledger can't be read.
     """
     return _Submitter(plan, api, store, how, log or logging.getLogger(__name__)).run(requests, check_budget)
-
-
-class ChangedInput(InputError):
-    """The input or request settings differ from what this task instance already submitted."""
 
 
 class _Submitter:
