@@ -39,6 +39,10 @@ os.environ.update({"AIRFLOW_HOME": _HOME, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
                    "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": f"{_HOME}/dags",
                    "NO_PROXY": "127.0.0.1,localhost"})
 sys.path.insert(0, str(REPO))  # the tests' helpers that run a DAG built here through dag.test()
+# stdout carries the JSON lines alone: whatever Airflow prints, on import too, goes to stderr.
+sys.stdout.flush()
+RESULTS = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
 
 import pendulum  # noqa: E402
 from airflow.sdk import DAG  # noqa: E402
@@ -198,15 +202,11 @@ def main() -> None:
     rows = 40 if args.short else args.rows
     subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
                    stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    # stdout carries the JSON lines alone: what Airflow's loggers print goes to stderr.
-    sys.stdout.flush()
-    results = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
     for fault in faults(rows):
         if args.only and args.only not in fault.name:
             continue
         with tempfile.TemporaryDirectory(prefix="fault-") as folder:
-            print(json.dumps(run_fault(replace(fault), rows, Path(folder))), file=results, flush=True)
+            print(json.dumps(run_fault(replace(fault), rows, Path(folder))), file=RESULTS, flush=True)
 
 
 if __name__ == "__main__":
