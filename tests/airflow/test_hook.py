@@ -168,3 +168,49 @@ def test_hooks_on_one_loop_share_one_connection_read_and_a_failed_read_is_not_ke
     first, again = asyncio.run(main())
     assert [type(e) for e in first] == [ConnectionError] * 3  # three hooks, one read, its error for each
     assert set(again) == {"connection 2"} and len(calls) == 2  # read again after the failure, once for all
+
+
+# Run in a fresh interpreter: the hook's module is what a triggerer or task loads before any response
+# is read; then a thread starts importing what a Vertex AI credentials refresh imports, and is held
+# half-way (inside ``requests``) while a response with aiohttp's headers is read, as another trigger
+# on the loop would.
+RESPONSE_DURING_A_THREADED_IMPORT = """
+import importlib.abc, sys, threading
+import gemini_batch_provider.hooks.connection
+from google.genai._api_client import HttpResponse
+from multidict import CIMultiDict, CIMultiDictProxy
+
+reached, release = threading.Event(), threading.Event()
+
+class HoldRequests(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "requests.structures":
+            reached.set()
+            release.wait(60)
+        return None
+
+def refresh_imports():
+    import google.auth.transport.requests  # noqa: F401
+    reached.set()  # nothing was held: it was loaded already
+
+sys.meta_path.insert(0, HoldRequests())
+thread = threading.Thread(target=refresh_imports)
+thread.start()
+reached.wait(60)
+try:
+    response = HttpResponse(headers=CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"})))
+    print(response.headers)
+finally:
+    release.set()
+    thread.join()
+"""
+
+
+def test_a_response_is_read_while_another_thread_imports_the_vertex_credentials_transport():
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", RESPONSE_DURING_A_THREADED_IMPORT], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "{'Content-Type': 'application/json'}"

@@ -19,6 +19,12 @@ from typing import Any
 
 import aiohttp
 import certifi
+
+# Loaded whole now, before any response is read. The SDK asks ``sys.modules`` whether ``requests``
+# is loaded to recognise its headers, and gets a half-imported module while another thread imports
+# it, as its Vertex AI credentials refresh does (``google.auth.transport.requests``, in a thread):
+# the triggers sharing that loop then fail with "'requests' has no attribute 'structures'".
+import google.auth.transport.requests  # noqa: F401
 from airflow.providers.common.compat.sdk import AirflowException, Connection, mask_secret
 from google import genai
 from google.genai import types
