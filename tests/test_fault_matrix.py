@@ -26,8 +26,8 @@ EXPECTED = {
     "job EXPIRED": ("failed", "JOB_STATE_EXPIRED"),
     "job CANCELLED": ("failed", "'cancelled': 40"),
     "job stuck past the deadline": ("success", "path batch+online"),
-    "per-row errors 503": ("success", "'succeeded': 40"),
-    "per-row errors 400": ("success", r"'succeeded': (?!40)\d+, 'failed': [1-9]"),  # some rows, not none
+    "per-row errors UNAVAILABLE": ("success", "'succeeded': 40"),
+    "per-row errors INVALID_ARGUMENT": ("success", r"'succeeded': (?!40)\d+, 'failed': [1-9]"),  # some rows, not none
     "malformed result file (": ("failed", "Set rerun_failed_online=True"),
     "malformed result file, re-run online": ("success", "'succeeded': 40"),
     "truncated result file": ("failed", "have no readable answer"),

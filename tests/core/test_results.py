@@ -43,6 +43,7 @@ def test_every_key_lands_exactly_once(tmp_path):
     assert rows[0] == {
         "key": "b", "status": "succeeded", "path": "batch", "text": "B.", "parsed": None, "embedding": None,
         "usage": {"prompt_token_count": 3, "candidates_token_count": 2, "total_token_count": 5}, "error": None,
+        "finish_reason": "STOP",
     }
     assert rows[1]["status"] == "failed" and rows[1]["error"] == {
         "code": 400, "message": "bad request", "status": "INVALID_ARGUMENT",
@@ -123,6 +124,7 @@ def test_keys_without_an_answer_get_the_status_their_job_ending_gives(tmp_path):
     {"candidates": [{"content": {"parts": [{"text": "only a thought", "thought": True}]}}]},
     {"candidates": [], "promptFeedback": {"blockReason": "SAFETY"}},
     {"candidates": [{"finishReason": "SAFETY"}]},
+    _response("Cut sh", finish="MAX_TOKENS"),
     {"candidates": [{"content": {"parts": [{"text": 7}]}}]},
     {"candidates": "not a list"},
 ])
@@ -155,3 +157,42 @@ def test_an_embedding_line_lands_its_vector_and_a_line_without_numbers_fails():
     for broken in ({"embedding": {"values": []}}, {"embedding": ["0.6"]}, {"embedding": {"values": ["x"]}}):
         row = parse_output_line({"key": "e", "response": broken})
         assert row["status"] == "failed" and row["error"]["status"] == "INVALID_RESPONSE"
+
+
+# Error lines as the live batch output writes them: a gRPC canonical code, often no status, sometimes
+# no code at all; a call's error (HTTP code and status) reads as before.
+@pytest.mark.parametrize(("error", "status", "retryable"), [
+    ({"code": 3, "message": "bad"}, "INVALID_ARGUMENT", False),
+    ({"code": 4, "message": "slow"}, "DEADLINE_EXCEEDED", True),
+    ({"code": 8, "message": "quota"}, "RESOURCE_EXHAUSTED", True),
+    ({"code": 13, "message": "oops"}, "INTERNAL", True),
+    ({"code": 14, "message": "down"}, "UNAVAILABLE", True),
+    ({"message": "quota"}, "UNKNOWN", False),
+    ({"code": 503, "message": "down", "status": "UNAVAILABLE"}, "UNAVAILABLE", True),
+    ({"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}, "INVALID_ARGUMENT", False),
+    ({"code": "14", "message": "not a number"}, "UNKNOWN", False),
+])
+def test_a_row_error_gets_its_status_from_either_code_family(error, status, retryable):
+    from gemini_batch_provider.core.land import Rerun
+
+    row = parse_output_line({"error": error, "key": "k"})
+    assert row["status"] == "failed" and row["error"]["status"] == status
+    assert row["error"]["message"] == error["message"]
+    assert Rerun(failed=True)(row) is retryable
+
+
+def test_the_finish_reason_is_kept_in_the_apis_words_and_a_cut_structured_answer_is_invalid():
+    from google.genai import types
+
+    from gemini_batch_provider.core.results import response_row
+    from gemini_batch_provider.core.schema import OutputSchema
+
+    cut = parse_output_line({"key": "k", "response": _response('{"summary": "fine"}', finish="MAX_TOKENS")})
+    assert (cut["status"], cut["finish_reason"]) == ("succeeded", "MAX_TOKENS")
+    schema = OutputSchema({"type": "object", "properties": {"summary": {"type": "string"}}})
+    checked = schema.check(cut)  # valid JSON, but cut short: not what was asked for
+    assert checked["status"] == "invalid_output" and "MAX_TOKENS" in checked["error"]["message"]
+    assert schema.check({**cut, "finish_reason": "STOP"})["parsed"] == {"summary": "fine"}
+    blocked = response_row("k", "online", types.GenerateContentResponse.model_validate(
+        {"candidates": [{"finishReason": "SAFETY"}]}))
+    assert blocked["finish_reason"] == "SAFETY" and blocked["error"]["message"] == "no text in the response (SAFETY)"

@@ -59,8 +59,8 @@ def test_file_batch_goes_pending_running_succeeded_with_one_output_line_per_inpu
     assert [line["key"] for line in lines] == ["a", None, "c", "d"]
     assert lines[0]["response"]["candidates"][0]["content"]["parts"][0]["text"] == "The first row is here."
     assert lines[0]["response"]["usageMetadata"]["totalTokenCount"] > 0
-    assert lines[1]["error"]["status"] == "INVALID_ARGUMENT"
-    assert lines[2]["error"]["code"] == 400 and "contents" in lines[2]["error"]["message"]
+    assert lines[1]["error"] == {"code": 3, "message": lines[1]["error"]["message"]}  # gRPC INVALID_ARGUMENT, no status
+    assert lines[2]["error"]["code"] == 3 and "contents" in lines[2]["error"]["message"]
     assert "response" in lines[3]
 
 
@@ -123,7 +123,7 @@ def test_create_from_missing_file_or_unknown_model_is_refused(client):
 def test_row_errors_on_demand_hit_the_same_keys_in_every_job(client, emulator):
     from gemini_batch_provider.emulator import RowErrors
 
-    emulator.configure("batches", row_errors=RowErrors(rate=0.3, code=503))
+    emulator.configure("batches", row_errors=RowErrors(rate=0.3, code=14))
     lines = [{"key": f"k{i}", "request": _request(f"Row {i}.")} for i in range(40)]
     failed_per_job = []
     for _ in range(2):
@@ -131,8 +131,10 @@ def test_row_errors_on_demand_hit_the_same_keys_in_every_job(client, emulator):
         output = [json.loads(x) for x in client.files.download(file=job.dest.file_name).decode().splitlines()]
         assert [o["key"] for o in output] == [f"k{i}" for i in range(40)]
         failed = {o["key"] for o in output if "error" in o}
-        injected = {"code": 503, "status": "UNAVAILABLE", "message": "An injected row error of the emulator."}
+        # As live lines come: a gRPC canonical code and no status, the answer before the key.
+        injected = {"code": 14, "message": "An injected row error of the emulator."}
         assert all(o["error"] == injected for o in output if "error" in o)
+        assert all(list(o) == ["error" if "error" in o else "response", "key"] for o in output)
         failed_per_job.append(failed)
     assert 4 <= len(failed_per_job[0]) <= 20 and failed_per_job[0] == failed_per_job[1]
 

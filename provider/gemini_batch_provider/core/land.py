@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import JobEndedBadly
 from .results import ResultsWriter, join_results
-from .transient import RETRYABLE_CODES
+from .transient import is_retryable_error
 from .vocabulary import ANSWERED, ENDED_BADLY, JobState, RowStatus
 
 NO_RESULT = {  # the status of a row its job gave no answer for, by the job's ending (else missing)
@@ -31,7 +31,9 @@ NO_RESULT = {  # the status of a row its job gave no answer for, by the job's en
 class Rerun:
     """Which rows go online instead of landing as the batch left them.
 
-    :param failed: rows answered with a retryable error (HTTP 408/429/5xx), and rows with no readable answer.
+    :param failed: rows answered with a retryable error (``core.transient.is_retryable_error``: gRPC's
+        RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED or INTERNAL, or HTTP 408/429/5xx), and rows
+        with no readable answer.
     :param unanswered: rows of jobs cut short (``expired``, ``cancelled``, ``missing``).
     """
 
@@ -43,15 +45,17 @@ class Rerun:
             return self.unanswered or self.failed
         if row["status"] in (RowStatus.EXPIRED, RowStatus.CANCELLED):
             return self.unanswered
-        return self.failed and row["status"] == RowStatus.FAILED and (row["error"] or {}).get("code") in RETRYABLE_CODES
+        return self.failed and row["status"] == RowStatus.FAILED and is_retryable_error(row["error"])
 
 
 def land(jobs: Sequence[dict[str, Any]], keys: Iterable[tuple[str, int]], api: Any, writer: ResultsWriter,
-         rerun: Rerun = Rerun(), log: logging.Logger | None = None) -> set[str]:
+         rerun: Rerun = Rerun(), log: logging.Logger | None = None, scratch: Path | None = None) -> set[str]:
     """Write one row per key of ``keys`` (``(key, shard_index)``; shard ``i`` is ``jobs[i]``'s) from
-    the jobs' output files (``{"name", "state", "output_file"}`` each); the keys to run online."""
+    the jobs' output files (``{"name", "state", "output_file"}`` each); the keys to run online.
+    The output files are downloaded into a folder under ``scratch`` (the system's temporary folder
+    when None) and removed once read."""
     log = log or logging.getLogger(__name__)
-    with tempfile.TemporaryDirectory(prefix="gemini-results-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gemini-output-", dir=scratch) as tmp:
         outputs = []
         for index, job in enumerate(jobs):
             if job["output_file"]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -30,7 +31,7 @@ from google.genai import errors, types
 
 from .results import embedding_row, error_row, response_row
 from .tokens import estimate_tokens
-from .transient import is_retryable, server_retry_delay
+from .transient import error_status, is_retryable, server_retry_delay
 from .vocabulary import RowPath
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,9 @@ class OnlineSettings:
         for name in ("concurrency", "rpm", "tpm", "request_timeout_s", "max_attempts", "initial_backoff_s",
                      "max_backoff_s", "progress_interval_s"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 < value < math.inf):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         for name in ("concurrency", "max_attempts"):
             if not isinstance(getattr(self, name), int):
                 raise ValueError(f"{name} must be a whole number, got {getattr(self, name)!r}")
@@ -235,7 +237,7 @@ class OnlineEngine:
             response = await retrying(self._call, request, estimate)
         except errors.APIError as exc:
             self.stats.gave_up += is_retryable(exc)
-            return error_row(key, RowPath.ONLINE, str(exc.message), str(exc.status), exc.code)
+            return error_row(key, RowPath.ONLINE, str(exc.message), error_status(exc.code, exc.status), exc.code)
         except TimeoutError:
             self.stats.gave_up += 1
             return error_row(key, RowPath.ONLINE, f"no answer within {self.settings.request_timeout_s} s",

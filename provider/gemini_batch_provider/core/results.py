@@ -13,7 +13,12 @@ Results row (one JSON object per line)::
      "status": "succeeded" | "failed" | "invalid_output" | "missing" | "expired" | "cancelled",
      "path": "batch" | "online",
      "text": str | None, "parsed": JSON value | None, "embedding": [float] | None,
-     "usage": {usage_metadata fields} | None, "error": {code, message, status} | None}
+     "usage": {usage_metadata fields} | None, "error": {code, message, status} | None,
+     "finish_reason": "STOP" | "MAX_TOKENS" | "SAFETY" | ... | None}
+
+``finish_reason`` is the first candidate's ``finishReason`` in the API's own words
+(https://ai.google.dev/api/generate-content#FinishReason): ``MAX_TOKENS`` marks an answer cut at
+``max_output_tokens``, which, given a ``response_schema``, lands ``invalid_output``.
 
 ``parsed`` is the answer parsed and validated against the operator's ``response_schema`` (None
 without one, see ``core.schema``); ``embedding`` the vector of an embeddings row (None otherwise;
@@ -33,6 +38,7 @@ import pydantic
 from google.genai import types
 
 from .keys import NEW, UNKNOWN, KeyIndex
+from .transient import error_status
 from .vocabulary import RowPath, RowStatus
 
 USAGE_FIELDS = (
@@ -42,9 +48,15 @@ USAGE_FIELDS = (
 
 
 def _row(key: str, status: str, path: str, *, text: str | None = None, usage: dict[str, int] | None = None,
-         error: dict[str, Any] | None = None, embedding: list[float] | None = None) -> dict[str, Any]:
+         error: dict[str, Any] | None = None, embedding: list[float] | None = None,
+         finish_reason: str | None = None) -> dict[str, Any]:
     return {"key": key, "status": str(status), "path": str(path), "text": text, "parsed": None, "embedding": embedding,
-            "usage": usage, "error": error}
+            "usage": usage, "error": error, "finish_reason": finish_reason}
+
+
+def _api_word(value: Any) -> str | None:
+    """An SDK enum member (``FinishReason.SAFETY``) as the API's word (``SAFETY``)."""
+    return None if value is None else str(getattr(value, "value", value))
 
 
 def _error(message: str, status: str, code: int | None = None) -> dict[str, Any]:
@@ -85,7 +97,8 @@ def _plain_text_row(key: str, response: Any) -> dict[str, Any] | None:
     ~20 us a row, a third of a million-row landing's time.
     """
     try:
-        parts = response["candidates"][0]["content"]["parts"]
+        candidate = response["candidates"][0]
+        parts = candidate["content"]["parts"]
         if not parts or any(not _TEXT_PART_FIELDS.issuperset(part) for part in parts):
             return None
         text = "".join(part["text"] for part in parts if "text" in part and not part.get("thought"))
@@ -93,9 +106,12 @@ def _plain_text_row(key: str, response: Any) -> dict[str, Any] | None:
             return None
         meta = response.get("usageMetadata")
         usage = None if meta is None else {_WIRE_USAGE[k]: int(v) for k, v in meta.items() if k in _WIRE_USAGE}
+        finish = candidate.get("finishReason")
+        if finish is not None and not isinstance(finish, str):
+            return None
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
-    return _row(key, RowStatus.SUCCEEDED, RowPath.BATCH, text=text, usage=usage)
+    return _row(key, RowStatus.SUCCEEDED, RowPath.BATCH, text=text, usage=usage, finish_reason=finish)
 
 
 def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
@@ -104,9 +120,10 @@ def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
     key = str(item.get("key"))
     if isinstance(item.get("status"), str) and item["status"]:
         return error_row(key, RowPath.BATCH, item["status"], "ROW_FAILED")
-    if isinstance(item.get("error"), dict):
+    if isinstance(item.get("error"), dict):  # gRPC code, often no status (core.transient)
         err = item["error"]
-        return error_row(key, RowPath.BATCH, str(err.get("message", "")), str(err.get("status", "")), err.get("code"))
+        code = err.get("code") if isinstance(err.get("code"), int) else None
+        return error_row(key, RowPath.BATCH, str(err.get("message", "")), error_status(code, err.get("status")), code)
     response = item.get("response")
     if isinstance(response, dict) and "embedding" in response:  # an EmbedContentResponse
         embedding = response["embedding"]
@@ -125,14 +142,13 @@ def response_row(key: str, path: str, response: types.GenerateContentResponse) -
     """The results row for a ``GenerateContentResponse``: ``succeeded`` with its text, else ``failed``."""
     usage = _usage(response)
     text = response.text if response.candidates else None
+    candidate = response.candidates[0] if response.candidates else None
+    finish = _api_word(candidate and candidate.finish_reason)
     if text is None:
-        candidate = response.candidates[0] if response.candidates else None
-        reason = (candidate and candidate.finish_reason) or (
-            response.prompt_feedback and response.prompt_feedback.block_reason
-        )
-        return _row(key, RowStatus.FAILED, path, usage=usage,
+        reason = finish or _api_word(response.prompt_feedback and response.prompt_feedback.block_reason)
+        return _row(key, RowStatus.FAILED, path, usage=usage, finish_reason=finish,
                     error=_error(f"no text in the response ({reason})", "NO_TEXT"))
-    return _row(key, RowStatus.SUCCEEDED, path, text=text, usage=usage)
+    return _row(key, RowStatus.SUCCEEDED, path, text=text, usage=usage, finish_reason=finish)
 
 
 class ResultsWriter:

@@ -74,6 +74,9 @@ class OutputSchema:
         if row["status"] != RowStatus.SUCCEEDED:
             return row
         try:
+            if row.get("finish_reason") == "MAX_TOKENS":  # JSON cut short may still parse, as less than was meant
+                raise ValueError("the answer was cut short at max_output_tokens (finishReason MAX_TOKENS); raise "
+                                 "max_output_tokens")
             return {**row, "parsed": self.parse(row["text"])}
         except ValueError as exc:
             reason = f"the answer does not match response_schema: {exc}"

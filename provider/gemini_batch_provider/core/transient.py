@@ -3,6 +3,10 @@
 HTTP 408, 429 and 5xx (Google's retry guidance and the SDK's own ``HttpRetryOptions`` defaults),
 timeouts and connection failures. One definition for every place that retries: the trigger's polls,
 the online engine, and the batch rows re-run online.
+
+A batch output line's error carries a gRPC canonical code (``{"code": 14, "message": ...}``), often
+without its ``status``, where a call's error carries an HTTP code and its status; both families
+are read here, by their status name (https://cloud.google.com/apis/design/errors#handling_errors).
 """
 
 from __future__ import annotations
@@ -14,6 +18,34 @@ import httpx2
 from google.genai import errors
 
 RETRYABLE_CODES = frozenset({408, 429, 500, 502, 503, 504})
+
+#: gRPC canonical codes (https://github.com/googleapis/googleapis/blob/master/google/rpc/code.proto).
+GRPC_STATUS = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
+               6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
+               10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
+               15: "DATA_LOSS", 16: "UNAUTHENTICATED"}
+#: HTTP codes as Google's APIs map them to gRPC statuses (the same design guide).
+HTTP_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+               408: "DEADLINE_EXCEEDED", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
+               500: "INTERNAL", 501: "UNIMPLEMENTED", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+#: The statuses of the retryable HTTP codes, whichever family names them.
+RETRYABLE_STATUSES = frozenset(HTTP_STATUS[code] for code in RETRYABLE_CODES)
+
+
+def error_status(code: object, status: object = None) -> str:
+    """An error's status name: its own ``status`` when it has one, else the one its code stands
+    for (gRPC codes are 1-16, HTTP ones 400-599), else ``UNKNOWN``."""
+    if isinstance(status, str) and status:
+        return status
+    if isinstance(code, int) and not isinstance(code, bool):
+        return GRPC_STATUS.get(code) or HTTP_STATUS.get(code) or ("INTERNAL" if 500 <= code < 600 else "UNKNOWN")
+    return "UNKNOWN"
+
+
+def is_retryable_error(error: dict[str, object] | None) -> bool:
+    """Whether a results row's ``error`` (``{"code", "message", "status"}``) is worth another try:
+    RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED or INTERNAL, by gRPC or HTTP code."""
+    return error is not None and error_status(error.get("code"), error.get("status")) in RETRYABLE_STATUSES
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -42,8 +42,8 @@ BATCH_TYPE = {"generate": _TYPES + "GenerateContentBatch", "embed": _TYPES + "Em
 OUTPUT_TYPE = {"generate": _TYPES + "GenerateContentBatchOutput", "embed": _TYPES + "EmbedContentBatchOutput"}
 
 
-_STATUS = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
-           504: "DEADLINE_EXCEEDED"}
+# The gRPC canonical codes a live batch's error lines carry (no HTTP codes, often no status).
+GRPC_CODES = {3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 8: "RESOURCE_EXHAUSTED", 13: "INTERNAL", 14: "UNAVAILABLE"}
 
 
 class QuotaExceeded(Exception):
@@ -56,21 +56,24 @@ class QuotaExceeded(Exception):
 
 @dataclass
 class RowErrors:
-    """Rows of a batch answered with an error: a share ``rate`` of them, with HTTP ``code``."""
+    """Rows of a batch answered with an error: a share ``rate`` of them, each with the gRPC canonical
+    ``code`` (one of ``GRPC_CODES``) and no status, as live output lines come; ``code=None`` gives a
+    line with a message alone, as some live ones are."""
 
     rate: float = 0.0
-    code: int = 503
+    code: int | None = 14
 
     def __post_init__(self) -> None:
-        if not 0 <= self.rate <= 1 or self.code not in _STATUS:
-            raise ValueError(f"row error rate must lie in [0, 1] and code be one of {sorted(_STATUS)}")
+        if not 0 <= self.rate <= 1 or (self.code is not None and self.code not in GRPC_CODES):
+            raise ValueError(f"row error rate must lie in [0, 1] and code be None or one of {sorted(GRPC_CODES)}")
 
     def hits(self, identity: str) -> bool:
         digest = hashlib.sha256(identity.encode()).digest()
         return int.from_bytes(digest[:8], "big") < self.rate * 2**64
 
     def error(self) -> dict[str, Any]:
-        return {"code": self.code, "message": "An injected row error of the emulator.", "status": _STATUS[self.code]}
+        message = {"message": "An injected row error of the emulator."}
+        return message if self.code is None else {"code": self.code, **message}
 
 
 def _answer(item: Any, batch: Batch, row_errors: RowErrors, position: int,
@@ -85,7 +88,7 @@ def _answer(item: Any, batch: Batch, row_errors: RowErrors, position: int,
             return {"response": synthetic.embed(item["request"])}
         return {"response": synthetic.generate(item["request"], batch.resource["model"], read_file)}
     except synthetic.InvalidRequest as exc:
-        return {"error": {"code": 400, "message": str(exc), "status": "INVALID_ARGUMENT"}}
+        return {"error": {"code": 3, "message": str(exc)}}
 
 
 def operation(batch: Batch) -> dict[str, Any]:
@@ -296,7 +299,7 @@ class BatchRunner:
                     item = json.loads(raw)
                 except ValueError as exc:
                     item, key = None, None
-                    answer = {"error": {"code": 400, "message": f"invalid JSON: {exc}", "status": "INVALID_ARGUMENT"}}
+                    answer = {"error": {"code": 3, "message": f"invalid JSON: {exc}"}}
                 else:
                     key = item.get("key") if isinstance(item, dict) else None
                     answer = _answer(item, batch, self.row_errors, position, self.store.read_file)

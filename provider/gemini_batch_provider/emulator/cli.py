@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds before a 500, 503 or reset is answered (default: at once)")
     parser.add_argument("--batch-row-error-rate", type=float, default=0.0,
                         help="share of batch rows answered with an error (the same rows in every run)")
-    parser.add_argument("--batch-row-error-code", type=int, default=503, help="HTTP code of those row errors")
+    parser.add_argument("--batch-row-error-code", type=int, default=14,
+                        help="gRPC canonical code of those row errors, as live output lines carry (3, 4, 8, 13, 14)")
     parser.add_argument("--batch-outcome", choices=["succeed", "fail", "fail-once", "expire", "stall"],
                         default="succeed", help="how batch jobs end (fail-once: the first fails, later ones succeed)")
     parser.add_argument("--batch-output-fault", choices=["none", "malformed", "truncated"], default="none",

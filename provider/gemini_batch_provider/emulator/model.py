@@ -150,16 +150,18 @@ def generate(request: dict[str, Any], model: str, read_file: FileReader | None =
         answer = json.dumps(from_schema(schema or {"type": "object", "properties": {"text": {}}}, text, summary))
     else:
         answer = summary
-        max_tokens = _get(config, "maxOutputTokens", "max_output_tokens")
-        if isinstance(max_tokens, int) and max_tokens > 0:
-            answer = answer[: max_tokens * 4]
+    # Past maxOutputTokens the answer stops where it is, JSON or not, and says so.
+    finish = "STOP"
+    max_tokens = _get(config, "maxOutputTokens", "max_output_tokens")
+    if isinstance(max_tokens, int) and max_tokens > 0 and count_tokens(answer) > max_tokens:
+        answer, finish = answer[: max_tokens * 4], "MAX_TOKENS"
     system = _get(request, "systemInstruction", "system_instruction")
     prompt_tokens = count_tokens(text) + (count_tokens("\n".join(_texts([system]))) if system else 0)
     prompt_tokens += MEDIA_TOKENS * len(media)
     output_tokens = count_tokens(answer)
     return {
         "candidates": [
-            {"content": {"parts": [{"text": answer}], "role": "model"}, "finishReason": "STOP", "index": 0}
+            {"content": {"parts": [{"text": answer}], "role": "model"}, "finishReason": finish, "index": 0}
         ],
         "usageMetadata": {
             "promptTokenCount": prompt_tokens,
