@@ -45,7 +45,8 @@ test_dag.__test__ = False  # a helper, not a test
 
 def recording_failures(operator: type) -> type:
     """``operator`` as a subclass whose ``errors`` list keeps ``"<ExceptionType>: <message>"`` of
-    each exception its ``execute`` or ``execute_complete`` (after a deferral) raises. ``dag.test()``
+    each exception its ``render_template_fields`` (as a try starts), ``execute`` or
+    ``execute_complete`` (after a deferral) raises. ``dag.test()``
     runs tasks in the test's process, and not every Airflow release prints a task's error or calls
     its failure callback there."""
 
@@ -59,8 +60,8 @@ def recording_failures(operator: type) -> type:
 
         return run
 
-    methods = {name: recording(getattr(operator, name)) for name in ("execute", "execute_complete")
-               if hasattr(operator, name)}
+    recorded = ("render_template_fields", "execute", "execute_complete")
+    methods = {name: recording(getattr(operator, name)) for name in recorded if hasattr(operator, name)}
     return type(operator.__name__, (operator,), {**methods, "errors": []})
 
 

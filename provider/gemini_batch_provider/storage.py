@@ -45,6 +45,16 @@ class Location:
         self._conn_id = conn_id
 
     @property
+    def identity(self) -> str:
+        """The file however it is spelled: a local path (or ``file://`` URL) resolved through links,
+        ``~`` and ``..``; any other URL with its scheme and bucket in lower case, as they compare."""
+        scheme, found, rest = self.url.partition("://")
+        if not found or scheme.lower() == "file":
+            return "file://" + os.path.realpath(Path(rest if found else self.url).expanduser())
+        bucket, _, key = rest.partition("/")
+        return f"{scheme.lower()}://{bucket.lower()}/{key}"
+
+    @property
     def local(self) -> Path | None:
         """The path when the location is on the worker's disk, else None."""
         return None if "://" in self.url else Path(self.url).expanduser()
@@ -133,8 +143,9 @@ class UploadingResultsWriter(ResultsWriter):
     """Results for a remote output: written to a local file, uploaded whole once complete (so a
     reader never sees half a file), the local copy removed."""
 
-    def __init__(self, target: Location, check: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
-        self._folder = tempfile.mkdtemp(prefix="gemini-results-")
+    def __init__(self, target: Location, check: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 scratch: Path | None = None) -> None:
+        self._folder = tempfile.mkdtemp(prefix="gemini-results-", dir=scratch)
         super().__init__(Path(self._folder) / "results.jsonl", check)
         self.target = target
 
@@ -154,7 +165,11 @@ class UploadingResultsWriter(ResultsWriter):
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
-def results_writer(target: Location, check: Callable[[dict[str, Any]], dict[str, Any]] | None) -> ResultsWriter:
+def results_writer(target: Location, check: Callable[[dict[str, Any]], dict[str, Any]] | None,
+                   scratch: Path | None = None) -> ResultsWriter:
     """A writer of results rows to ``target``, whole or not at all: renamed into place on local
-    disk, uploaded once complete elsewhere. ``check`` validates each row (``core.schema``)."""
-    return ResultsWriter(target.local, check) if target.local is not None else UploadingResultsWriter(target, check)
+    disk, uploaded once complete elsewhere (staged in a folder under ``scratch``). ``check``
+    validates each row (``core.schema``)."""
+    if target.local is not None:
+        return ResultsWriter(target.local, check)
+    return UploadingResultsWriter(target, check, scratch)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
 
 import pytest
 
+from gemini_batch_provider.operators.run import TaskRun, scratch_folder, task_scratch
 from tests.conftest import API_KEY
 from tests.dagbag import DagBag, register
 
@@ -54,6 +57,26 @@ def test_lands_one_row_per_record(airflow_db, emulator, gemini_conn, tmp_path, d
     # The uploaded input file was deleted; only the job's output file remains.
     assert list(emulator.state.store.files) == [f"batch-{job_id}"]
     assert API_KEY not in json.dumps(summary)
+    # Nothing the tries built or downloaded is left in the temporary folder.
+    assert not task_scratch(f"airflow:{dag_id}:batch:{dag_run.run_id}:-1").exists()
+
+
+def test_what_a_killed_try_downloaded_is_removed_by_the_next_try(gemini_conn):
+    from gemini_batch_provider.core.plan import BatchPlan
+    from gemini_batch_provider.core.requests import RequestSpec
+    from gemini_batch_provider.hooks.gemini import GeminiHook
+
+    identity = "airflow:d:t:manual__killed:-1"
+    # A try killed while landing: its output download stays, as no finally or finaliser ran.
+    killed = scratch_folder(identity) / "gemini-output-x" / "output-00000.jsonl"
+    killed.parent.mkdir()
+    killed.write_bytes(b'{"key": "a", "response": {}}\n' * 1000)
+    plan = BatchPlan(model="gemini-2.5-flash", spec=RequestSpec("{text}"), output_path="/tmp/o.jsonl", records=())
+    run = TaskRun(plan, GeminiHook(), logging.getLogger(__name__), identity)
+    assert not killed.exists() and list(task_scratch(identity).iterdir()) == [run.scratch]
+    del run  # the try is done with its run: its folder goes, and the task instance's with it
+    gc.collect()
+    assert not task_scratch(identity).exists()
 
 
 def test_bad_input_fails_before_anything_is_uploaded(airflow_db, emulator, gemini_conn, tmp_path):
@@ -79,8 +102,9 @@ def test_online_operator_lands_the_same_schema_and_summary(airflow_db, emulator,
     dag_run, rows = _run_dag(tmp_path, "gemini_op_online", RECORDS)
     assert dag_run.state == "success"
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
-    assert all(set(r) == {"key", "status", "path", "text", "parsed", "embedding", "usage", "error"} for r in rows)
-    assert all(r["status"] == "succeeded" and r["path"] == "online" for r in rows)
+    assert all(set(r) == {"key", "status", "path", "text", "parsed", "embedding", "usage", "error", "finish_reason"}
+               for r in rows)
+    assert all(r["status"] == "succeeded" and r["path"] == "online" and r["finish_reason"] == "STOP" for r in rows)
     summary = dag_run.get_task_instance("online").xcom_pull(task_ids="online")
     assert summary["path"] == "online" and summary["batch_jobs"] == []
     assert summary["counts"] == {**NONE, "succeeded": 7}
@@ -130,8 +154,12 @@ def test_deadline_cancels_the_batch_and_finishes_every_row_online(airflow_db, em
     assert sum(summary["counts"].values()) == summary["rows"] == 7
 
 
-@pytest.mark.parametrize(("code", "rerun"), [(503, True), (400, False)])
-def test_retryable_row_errors_of_the_batch_run_again_online(airflow_db, emulator, gemini_conn, tmp_path, code, rerun):
+# Live output lines carry gRPC canonical codes and no status: UNAVAILABLE (14) and RESOURCE_EXHAUSTED
+# (8) are worth running again, INVALID_ARGUMENT (3) is not, and neither is an error with no code.
+@pytest.mark.parametrize(("code", "rerun", "status"), [(14, True, None), (8, True, None),
+                                                       (3, False, "INVALID_ARGUMENT"), (None, False, "UNKNOWN")])
+def test_retryable_row_errors_of_the_batch_run_again_online(airflow_db, emulator, gemini_conn, tmp_path, code, rerun,
+                                                            status):
     from gemini_batch_provider.emulator import RowErrors
 
     errors = RowErrors(rate=0.4, code=code)
@@ -148,7 +176,8 @@ def test_retryable_row_errors_of_the_batch_run_again_online(airflow_db, emulator
         elif rerun:
             assert (row["status"], row["path"], row["error"]) == ("succeeded", "online", None)
         else:
-            assert (row["status"], row["path"], row["error"]["code"]) == ("failed", "batch", 400)
+            assert (row["status"], row["path"], row["error"]["code"]) == ("failed", "batch", code)
+            assert row["error"]["status"] == status  # filled in from the code, which the line alone carries
     summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
     assert summary["rows"] == 7 and sum(summary["counts"].values()) == 7
     if rerun:
@@ -441,3 +470,19 @@ def test_the_vertex_link_opens_the_job_or_the_project_list():
         "https://console.cloud.google.com/vertex-ai/locations/europe-west4/batch-predictions/42?project=acme")
     assert batch_jobs_url(["a/1", "a/2"], vertex) == (
         "https://console.cloud.google.com/vertex-ai/batch-predictions?project=acme")
+
+
+def test_a_prompt_takes_airflows_jinja_then_each_rows_fields_and_raw_braces_reach_the_model_as_text():
+    import pendulum
+    from airflow.sdk import DAG
+
+    from gemini_batch_provider.operators.batch import GeminiBatchOperator
+
+    template = '{% raw %}Answer as {{"summary": "..."}}{% endraw %} for {{ params.audience }}: {text!r:.9}'
+    with DAG(dag_id="prompt_template", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
+             params={"audience": "children"}) as dag:
+        task = GeminiBatchOperator(task_id="t", records=[{"id": "a", "text": "A long story."}], key_field="id",
+                                   prompt_template=template, output_path="/tmp/prompt-template/results.jsonl")
+    task.render_template_fields({"params": {"audience": "children"}}, dag.get_template_env())
+    request = task.plan().spec.request({"id": "a", "text": "A long story."}, 0)
+    assert request["contents"][0]["parts"] == [{"text": """Answer as {"summary": "..."} for children: 'A long s"""}]

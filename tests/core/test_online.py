@@ -130,7 +130,7 @@ def test_token_estimate_counts_prompt_system_and_output_budget():
 
 @pytest.mark.parametrize("bad", [{"concurrency": 0}, {"rpm": -1}, {"request_timeout_s": 0}])
 def test_settings_refuse_non_positive_limits(bad):
-    with pytest.raises(ValueError, match="must be a positive number"):
+    with pytest.raises(ValueError, match="must be a positive finite number"):
         OnlineSettings(**bad)
 
 

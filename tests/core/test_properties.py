@@ -29,7 +29,8 @@ def test_any_text_and_key_round_trip_or_are_refused_naming_the_row(text, key):
         [(built_key, request)] = list(build_requests([{"id": key, "text": text}], SPEC))
     except InputError as exc:
         assert str(exc).startswith("row 0: ")
-        assert not text.strip() or _surrogate(text) or _surrogate(str(key))
+        blank_key = isinstance(key, str) and not key.strip()
+        assert not text.strip() or _surrogate(text) or _surrogate(str(key)) or blank_key
         return
     assert built_key == str(key) and text.strip() and not _surrogate(text)
     with tempfile.TemporaryDirectory() as folder:
@@ -61,3 +62,36 @@ def test_every_key_lands_once_whatever_the_output_holds(keys):
         rows = [orjson.loads(raw) for raw in (Path(folder) / "results.jsonl").read_bytes().splitlines()]
     assert sorted(r["key"] for r in rows) == sorted(unique)
     assert {r["key"] for r in rows if r["status"] == "missing"} == set(unique[1::2])
+
+
+# Templates made of literal text (braces included), fields with any conversion and format spec, and
+# records whose values may be of any JSON type, or missing: each input is either refused with a
+# message naming the template, or naming a row, or gives exactly one request per record, in order.
+_NAMES = st.sampled_from(["text", "n", "x"])
+_SEGMENT = st.one_of(
+    st.text(alphabet="ab {}:!.-_0\n", max_size=6),
+    st.builds(lambda name, conversion, spec: "{" + name + conversion + spec + "}", _NAMES,
+              st.sampled_from(["", "!r", "!s", "!a", "!z", "!"]),
+              st.sampled_from(["", ":d", ":>5", ":,", ":.2f", ":{n}", ":x"])),
+)
+_VALUE = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+                   st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
+_RECORD = st.dictionaries(st.sampled_from(["id", "text", "n", "x"]), _VALUE, max_size=4)
+
+
+@settings(max_examples=400, deadline=None)
+@given(template=st.lists(_SEGMENT, min_size=1, max_size=5).map("".join), records=st.lists(_RECORD, max_size=5))
+def test_any_template_and_records_give_one_request_per_record_or_a_refusal_naming_where(template, records):
+    try:
+        spec = RequestSpec(prompt_template=template, key_field="id")
+    except InputError as exc:
+        assert str(exc).startswith("prompt_template")
+        return
+    built = []
+    try:
+        built.extend(build_requests(records, spec))
+    except InputError as exc:
+        assert str(exc).startswith(f"row {len(built)}: ")
+        return
+    assert [key for key, _ in built] == [str(record["id"]) for record in records]
+    assert len({key for key, _ in built}) == len(records)

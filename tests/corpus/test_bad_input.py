@@ -9,6 +9,7 @@ output paths when the task runs, before its first upload or call.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ BAD_PARAMETERS = [
     ("empty template", {"records": GOOD, "prompt_template": " "}, ["prompt_template is empty", "give a template"]),
     ("positional template field", {"records": GOOD, "prompt_template": "Say {0}"}, ["plain names like {text}"]),
     ("unbalanced template brace", {"records": GOOD, "prompt_template": "Say {text"},
-     ["does not parse", "write literal braces as '{{'"]),
+     ["does not parse", "write a literal brace doubled, '{{'", "{% raw %}"]),
     ("response_schema not a schema", {"records": GOOD, "response_schema": "json please"},
      ["response_schema must be a pydantic model class or a JSON schema dict"]),
     ("invalid response_schema", {"records": GOOD, "response_schema": {"type": "objekt"}},
@@ -55,11 +56,27 @@ BAD_PARAMETERS = [
      ["max_cost_usd must be a finite number of US dollars, zero or more, got nan"]),
     ("unknown mode", {"records": GOOD, "mode": "fast"}, ["mode must be one of ('batch', 'online', 'auto')"]),
     ("zero online concurrency", {"records": GOOD, "online_concurrency": 0},
-     ["concurrency must be a positive number, got 0"]),
+     ["concurrency must be a positive finite number, got 0"]),
     ("absurd online concurrency", {"records": GOOD, "online_concurrency": 1_000_000},
      ["concurrency must be at most 1000", "map the task instead"]),
     ("negative online threshold", {"records": GOOD, "mode": "auto", "online_threshold": -5},
      ["online_threshold must be a whole number of rows, zero or more, got -5"]),
+    ("unknown conversion in the template", {"records": GOOD, "prompt_template": "Say {text!z}"},
+     ["prompt_template field {text!z}: unknown conversion '!z'", "use !r, !s, !a or none"]),
+    ("a field inside a format spec", {"records": GOOD, "prompt_template": "Say {text:>{width}}"},
+     ["a format spec can't hold another field"]),
+    ("JSON example in the template, unwrapped",
+     {"records": GOOD, "prompt_template": 'Answer as {{"summary": 1}}: {text}'},
+     ["prompt_template is not valid Jinja, which Airflow renders first", "{% raw %}"]),
+    ("JSON example in the template, single braces", {"records": GOOD, "prompt_template": 'Answer as {"summary": 1}'},
+     ["fields must be plain names like {text}", "{% raw %}", "system_instruction"]),
+    ("infinite tokens a minute", {"records": GOOD, "online_tpm": float("inf")},
+     ["tpm must be a positive finite number, got inf"]),
+    ("price that is not a number", {"records": GOOD, "prices": {"gemini-2.5-flash": {"input": float("nan"),
+                                                                                     "output": 1, "cached": 0}}},
+     ["prices['gemini-2.5-flash'] is not a price", "input must be a finite number", "got nan"]),
+    ("price without its cached rate", {"records": GOOD, "prices": {"gemini-2.5-flash": {"input": 1, "output": 2}}},
+     ["prices['gemini-2.5-flash'] is not a price", "'cached'"]),
 ]
 
 
@@ -72,8 +89,8 @@ def test_a_bad_parameter_is_refused_when_the_dag_is_parsed(case, kwargs, message
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"max_attempts": 2.5}, "max_attempts must be a whole number"),
-    ({"request_timeout": 0}, "request_timeout_s must be a positive number"),
-    ({"rpm": True}, "rpm must be a positive number, got True"),
+    ({"request_timeout": 0}, "request_timeout_s must be a positive finite number"),
+    ({"rpm": True}, "rpm must be a positive finite number, got True"),
 ])
 def test_a_bad_online_setting_is_refused_when_the_dag_is_parsed(kwargs, message, tmp_path):
     with pytest.raises(ValueError, match=message):
@@ -101,6 +118,11 @@ def _jsonl(*records) -> bytes:
     return b"".join(json.dumps(r).encode() + b"\n" for r in records)
 
 
+# Stand-ins for paths made in the test's own folder: the input itself, a link to it, the input under
+# the keys file's name beside output_path, and a FIFO (a read of which would wait for a writer for ever).
+SAME_AS_INPUT, LINK_TO_INPUT, KEYS_ARE_INPUT = "<input>", "<link to input>", "<keys file is input>"
+FIFO_MEDIA = "<records with a FIFO photo>"
+
 # (case, input: records list or (file name, bytes), extra kwargs, message parts): refused at run time.
 BAD_RUNS = [
     ("duplicate keys", [*GOOD, {"id": "a", "text": "again"}], {}, ["row 2: key 'a' already used by row 0"]),
@@ -113,7 +135,7 @@ BAD_RUNS = [
     ("empty prompt", [{"id": "a", "text": ""}], {"prompt_template": "{text}"}, ["row 0: the prompt is empty"]),
     ("whitespace prompt", [*GOOD, {"id": "c", "text": " \n\t "}], {"prompt_template": "{text}"},
      ["row 2: the prompt is empty", "drop it"]),
-    ("missing key", [*GOOD, {"text": "no id"}], {}, ["row 2: key field 'id' is missing or empty"]),
+    ("missing key", [*GOOD, {"text": "no id"}], {}, ["row 2: key field 'id' is missing or blank"]),
     ("unpaired surrogate", [{"id": "a", "text": "broken \ud800 text"}], {},
      ["row 0: the prompt holds '\\ud800'", "unpaired surrogate", "how the input was decoded"]),
     ("non-UTF-8 bytes", ("in.jsonl", _jsonl(*GOOD) + b'{"id": "c", "text": "caf\xe9"}\n'), {},
@@ -142,6 +164,27 @@ BAD_RUNS = [
      ["climbs out of its folder with '..'"]),
     ("relative output_path", GOOD, {"output_path": "results/out.jsonl"}, ["is relative", "absolute path"]),
     ("output_path that is a folder", GOOD, {"output_path": "/tmp"}, ["is a folder; name the results file"]),
+    ("output_path that is the input", ("in.jsonl", _jsonl(*GOOD)), {"output_path": SAME_AS_INPUT},
+     ["output_path is input_path", "write over its own input", "a path of their own"]),
+    ("output_path that is the input through a link", ("in.jsonl", _jsonl(*GOOD)), {"output_path": LINK_TO_INPUT},
+     ["output_path is input_path"]),
+    ("keys file beside output_path that is the input", ("r.jsonl.gemini-batch-keys.jsonl", _jsonl(*GOOD)),
+     {"output_path": KEYS_ARE_INPUT}, ["the keys file beside output_path is input_path"]),
+    ("CSV header naming a column twice", ("in.csv", b"id,text,text\na,one,two\n"), {},
+     ["in.csv, line 1: the header names column(s) ['text'] more than once", "rename the columns"]),
+    ("format spec that does not fit a CSV cell", ("in.csv", b"id,n\na,5\n"), {"prompt_template": "Count {n:d}"},
+     ["row 0: field 'n' (str '5') does not fit its format spec {n:d}", "CSV cells are text"]),
+    ("format spec that does not fit a value", [{"id": "a", "text": "x", "n": 2.5}], {"prompt_template": "{text} {n:d}"},
+     ["row 0: field 'n' (float '2.5') does not fit its format spec {n:d}"]),
+    ("key that is an object", [{"id": {"a": 1}, "text": "x"}], {}, ["row 0: key field 'id' is a dict",
+                                                                     "a string or a whole number"]),
+    ("key that is blank", [*GOOD, {"id": "  ", "text": "x"}], {}, ["row 2: key field 'id' is missing or blank"]),
+    ("key that is a boolean", [{"id": True, "text": "x"}], {}, ["row 0: key field 'id' is a bool"]),
+    ("Jinja name that is no Airflow value", GOOD, {"prompt_template": "Keep {{literal}} {text}"},
+     ["did not render with Airflow's Jinja", "'literal' is undefined", "single braces", "{% raw %}"]),
+    ("media field naming a FIFO", FIFO_MEDIA, {"prompt_template": "Describe {photo}", "media_fields": ["photo"]},
+     ["row 0, field 'photo'", "is not a regular file", "FIFO"]),
+    ("input_path naming a FIFO", ("FIFO", None), {}, ["is not a regular file"]),
     ("unwritable output_path", GOOD, {"output_path": "/proc/gemini/out.jsonl"},
      ["the results can't be written at '/proc/gemini/out.jsonl'", "a folder the worker can write to"]),
 ]
@@ -165,11 +208,24 @@ def test_a_bad_run_fails_before_anything_is_uploaded_or_billed(case, given, kwar
 
     from tests.dagbag import recording_failures, test_dag
 
-    if isinstance(given, tuple):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    if given == ("FIFO", None):
+        source = {"input_path": str(fifo.rename(tmp_path / "in.jsonl"))}
+    elif isinstance(given, tuple):
         name, content = given
         source = {"input_path": name if content is None else _file(tmp_path, name, content)}
+    elif given == FIFO_MEDIA:
+        source = {"records": [{"id": "a", "photo": str(fifo)}]}
     else:
         source = {"records": given}
+    stand_ins = {SAME_AS_INPUT: source.get("input_path"), LINK_TO_INPUT: str(tmp_path / "link.jsonl"),
+                 KEYS_ARE_INPUT: str(tmp_path / "r.jsonl")}
+    if kwargs.get("output_path") == LINK_TO_INPUT:
+        (tmp_path / "link.jsonl").symlink_to(source["input_path"])
+    kwargs = {**kwargs, **({"output_path": stand_ins[kwargs["output_path"]]} if kwargs.get("output_path") in stand_ins
+                           else {})}
+    before = Path(source["input_path"]).read_bytes() if Path(source.get("input_path", "/")).is_file() else None
     operator, options = OPERATORS[path]
     task = recording_failures(operator)
     with DAG(dag_id="bad_input", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
@@ -185,3 +241,5 @@ def test_a_bad_run_fails_before_anything_is_uploaded_or_billed(case, given, kwar
     assert list(client.files.list()) == [] and list(client.batches.list()) == []
     assert emulator.state.counters["ok"] == 0
     assert not (tmp_path / "out" / "results.jsonl").exists()
+    if before is not None:  # the input is as it was, for the next try
+        assert Path(source["input_path"]).read_bytes() == before

@@ -10,6 +10,7 @@ A model without a price gets no cost (None), never a guess.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,13 @@ class ModelPrice:
     input: float
     output: float
     cached: float
+
+    def __post_init__(self) -> None:
+        for name in ("input", "output", "cached"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number of US dollars per million tokens, zero or more, "
+                                 f"got {value!r}")
 
 
 PRICES: dict[str, ModelPrice] = {

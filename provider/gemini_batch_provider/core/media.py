@@ -26,6 +26,8 @@ import asyncio
 import base64
 import hashlib
 import mimetypes
+import os
+import stat
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,9 +160,16 @@ class MediaStager:
         if not path.is_absolute():
             raise InputError(f"{medium.where}: {medium.source!r} is a relative path; give an absolute one")
         try:
-            with path.open("rb") as handle:
+            # Looked at before it is opened: opening a FIFO blocks until something writes to it, and a
+            # device or socket is no file to send. O_NONBLOCK keeps a FIFO swapped in since from blocking.
+            if not stat.S_ISREG(path.stat().st_mode):
+                raise InputError(f"{medium.where}: {medium.source} is not a regular file (a folder, FIFO, socket or "
+                                 "device); give the path of a file")
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    raise InputError(f"{medium.where}: {medium.source} is not a regular file; give the path of a file")
                 head = handle.read(64)
-            size = path.stat().st_size
+                size = os.fstat(handle.fileno()).st_size
         except OSError as exc:
             raise InputError(f"{medium.where}: can't read {medium.source} ({exc.strerror}); check the path and "
                              "that the worker can read it") from None

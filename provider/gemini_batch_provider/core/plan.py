@@ -64,6 +64,12 @@ class Budget:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
                                   or not math.isfinite(limit) or limit < 0):
             raise InputError(f"max_cost_usd must be a finite number of US dollars, zero or more, got {limit!r}")
+        for model, price in (self.prices or {}).items():
+            try:
+                ModelPrice(**price)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"prices[{model!r}] is not a price ({exc}); give "
+                                 "{'input': $, 'output': $, 'cached': $} in US dollars per million tokens") from None
 
     def price(self, model: str) -> ModelPrice | None:
         return price_of(model, self.prices)

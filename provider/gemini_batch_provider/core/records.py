@@ -49,6 +49,11 @@ def _csv(path: Path) -> Iterator[dict[str, Any]]:
 
     reader = csv.DictReader(lines(), strict=True)
     try:
+        header = reader.fieldnames or []
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:  # DictReader would keep only the last column of each name
+            raise InputError(f"{path}, line 1: the header names column(s) {repeated} more than once, and only one "
+                             "column of a name can be read; rename the columns so that each name is unique")
         for record in reader:
             if None in record:  # DictReader files the cells beyond the header under None
                 raise InputError(f"{path}, line {number}: more cells than the header has columns; "
@@ -65,8 +70,10 @@ def iter_records(source: Records) -> Iterator[dict[str, Any]]:
     """
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"input file {path} does not exist; pass a local .jsonl or .csv path or a list of dicts")
+        if not path.is_file():  # a folder, FIFO, socket or device: opening a FIFO would wait for a writer
+            raise InputError(f"input file {path} is not a regular file; pass the path of a .jsonl or .csv file")
         suffix = path.suffix.lower()
         if suffix in (".jsonl", ".ndjson"):
             yield from _jsonl(path)

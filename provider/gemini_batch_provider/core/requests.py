@@ -20,6 +20,12 @@ from .errors import InputError
 from .keys import KeyIndex
 from .media import MediaStager
 
+#: How a prompt_template writes a brace that is text, said in every message about braces.
+LITERAL_BRACES = ("write a literal brace doubled, '{{' or '}}' (Python's str.format). Airflow's Jinja reads '{{' "
+                  "first, so in an operator wrap such text in {% raw %}...{% endraw %}, e.g. "
+                  "'{% raw %}Answer as {{\"summary\": ...}}{% endraw %}', or give it in system_instruction, "
+                  "which no row fills in")
+
 
 def _wire(model: types._common.BaseModel) -> dict[str, Any]:
     """The REST (camelCase) shape of an SDK type, as the batch input file carries it."""
@@ -64,13 +70,21 @@ class RequestSpec:
             raise InputError("prompt_template is empty; give a template such as 'Summarize: {text}'")
         try:
             segments = tuple(string.Formatter().parse(self.prompt_template))
-            names = [name for _, name, _, _ in segments if name is not None]
         except ValueError as exc:
-            raise InputError(
-                f"prompt_template does not parse ({exc}); write literal braces as '{{{{' and '}}}}'"
-            ) from None
-        if any(not name.isidentifier() for name in names):
-            raise InputError(f"prompt_template fields must be plain names like {{text}}; got {names}")
+            raise InputError(f"prompt_template does not parse ({exc}); {LITERAL_BRACES}") from None
+        names = [name for _, name, _, _ in segments if name is not None]
+        for _, name, spec, conversion in segments:
+            if name is None:
+                continue
+            if not name.isidentifier():
+                raise InputError(f"prompt_template fields must be plain names like {{text}}; got {{{name}}}. "
+                                 f"If the braces are text, {LITERAL_BRACES}")
+            if conversion not in (None, "r", "s", "a"):
+                raise InputError(f"prompt_template field {{{name}!{conversion}}}: unknown conversion "
+                                 f"'!{conversion}'; use !r, !s, !a or none")
+            if "{" in (spec or ""):
+                raise InputError(f"prompt_template field {{{name}:{spec}}}: a format spec can't hold another field; "
+                                 "write the spec out, e.g. {text:>20}")
         shared: dict[str, Any] = {}
         if self.system_instruction:
             shared["systemInstruction"] = _wire(types.Content(parts=[types.Part(text=self.system_instruction)]))
@@ -109,7 +123,10 @@ class RequestSpec:
                                  "text; flatten it into text (e.g. json.dumps) before it reaches the operator")
         if self.media_fields:
             return {"contents": [{"parts": self._media_parts(record, row), "role": "user"}], **self._shared}
-        prompt = self.prompt_template.format_map(record)
+        try:
+            prompt = self.prompt_template.format_map(record)
+        except (ValueError, TypeError) as exc:  # a format spec that does not fit a value, e.g. {n:d} on text
+            raise self._format_error(record, row, exc) from None
         if not prompt.strip():
             raise InputError(f"row {row}: the prompt is empty; give the row some text or drop it")
         _check_text(prompt, row)
@@ -137,16 +154,39 @@ class RequestSpec:
                 flush()
                 parts.extend(self.media.parts(record[name]))
             else:
-                text.append(formatter.format_field(formatter.convert_field(record[name], conversion), spec or ""))
+                try:
+                    text.append(formatter.format_field(formatter.convert_field(record[name], conversion), spec or ""))
+                except (ValueError, TypeError) as exc:
+                    raise self._format_error(record, row, exc) from None
         flush()
         return parts
 
+    def _format_error(self, record: dict[str, Any], row: int, exc: Exception) -> InputError:
+        """The refusal of a row whose value does not fit its field's format spec, naming the field."""
+        formatter = string.Formatter()
+        for _, name, spec, conversion in self._segments:
+            if name is None or name in self.media_fields:
+                continue
+            value = record[name]
+            try:
+                formatter.format_field(formatter.convert_field(value, conversion), spec or "")
+            except (ValueError, TypeError) as problem:
+                return InputError(f"row {row}: field {name!r} ({type(value).__name__} {str(value)[:40]!r}) does not "
+                                  f"fit its format spec {{{name}:{spec}}} in prompt_template ({problem}); change the "
+                                  "spec, or the field's type (CSV cells are text)")
+        return InputError(f"row {row}: prompt_template can't be filled in ({exc})")
+
     def key(self, record: dict[str, Any], row: int) -> str:
+        """The row's key: the 0-based row index, or the ``key_field`` value as text (a string or
+        a whole number, not blank; ``7`` and ``"7"`` are the same key)."""
         if self.key_field is None:
             return str(row)
         value = record.get(self.key_field)
-        if value is None or str(value) == "":
-            raise InputError(f"row {row}: key field {self.key_field!r} is missing or empty; every row needs a key")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise InputError(f"row {row}: key field {self.key_field!r} is missing or blank; every row needs a key")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise InputError(f"row {row}: key field {self.key_field!r} is a {type(value).__name__}; a key is a string "
+                             "or a whole number, so that it reads the same in the results")
         key = str(value)
         if _surrogate_at(key) is not None:
             raise InputError(f"row {row}: key field {self.key_field!r} holds an unpaired surrogate, which is not "

@@ -43,6 +43,8 @@ class Submission:
         task instance already submitted.
     :param staging_uri: ``gs://bucket/prefix`` for a Vertex AI connection's files.
     :param media_files: the media uploaded for the requests (kept in the ledger, removed after landing).
+    :param scratch: where the input files are built before upload (in a folder removed afterwards);
+        the system's temporary folder when None.
     """
 
     identity: str
@@ -50,6 +52,7 @@ class Submission:
     on_changed_input: str = "fail"
     staging_uri: str | None = None
     media_files: tuple[str, ...] = ()
+    scratch: Path | None = None
 
 
 class ChangedInput(InputError):
@@ -77,7 +80,7 @@ class _Submitter:
 
     def run(self, requests: Iterable[tuple[str, dict[str, Any]]],
             check_budget: Callable[[Estimate], float | None]) -> Ledger | None:
-        with tempfile.TemporaryDirectory(prefix="gemini-batch-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="gemini-input-", dir=self.how.scratch) as tmp:
             sharded = write_shards(requests, Path(tmp), self.plan.limits, salt=self.plan.salt)
             if sharded.requests == 0:
                 self.log.warning("The input has no records: no batch job is created.")

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
+import jinja2
 from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context
 
 from gemini_batch_provider.core.errors import InputError
@@ -19,12 +20,15 @@ from gemini_batch_provider.core.schema import OutputSchema, ResponseSchema
 from gemini_batch_provider.core.shards import ShardLimits
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.run import TaskRun, run_identity
+from gemini_batch_provider.operators.templating import preview, render_error
 
 
 class GeminiRequestsOperator(BaseOperator):
     """Base of the operators that run one Gemini request per record.
 
-    :param prompt_template: ``str.format`` template; each ``{field}`` names a record field.
+    :param prompt_template: the prompt of each row (templated): Airflow's Jinja renders it when the
+        try starts, then each ``{field}`` takes the row's value (Python's ``str.format``). A literal
+        brace is doubled, ``{{``, inside ``{% raw %}...{% endraw %}`` (see ``operators.templating``).
     :param output_path: where the results JSONL goes (templated): an absolute local path, a ``gs://``
         URI (Cloud Storage through the connection's Vertex AI credentials, else the machine's default
         ones), or any URL Airflow's ObjectStoragePath reads, e.g. ``s3://`` (see ``storage``).
@@ -101,16 +105,28 @@ class GeminiRequestsOperator(BaseOperator):
                                        keep_media_files)
             self.budget = Budget(max_cost_usd, prices)
             self.limits = limits or ShardLimits()
-            self.plan()  # a bad template or generation_config fails when the DAG is parsed
+            # A bad template or generation_config fails when the DAG is parsed; the prompt is checked
+            # as the rows will see it, Airflow's Jinja aside (operators.templating).
+            self.plan(preview(self.prompt_template, self.get_template_env()))
         except InputError as exc:
             raise InputError(f"{self.task_id}: {exc}") from None
 
-    def plan(self) -> BatchPlan:
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Airflow's rendering, with a Jinja error made a refusal that names the way out (no retry
+        renders it better)."""
+        try:
+            super().render_template_fields(context, jinja_env)
+        except jinja2.TemplateError as exc:
+            raise InputError(f"{self.task_id}: {render_error(exc)}") from None
+
+    def plan(self, prompt_template: str | None = None) -> BatchPlan:
         """The run's plan, from the parameters as they are now (rendered, once a try has started).
 
+        :param prompt_template: the row template to check instead of ``self.prompt_template`` (its
+            preview, when the DAG is parsed).
         :raises InputError: for a parameter the plan refuses.
         """
-        spec = request_spec(self.prompt_template, key_field=self.key_field,
+        spec = request_spec(prompt_template or self.prompt_template, key_field=self.key_field,
                             system_instruction=self.system_instruction, generation_config=self.generation_config,
                             output_schema=self.output_schema, media_fields=self.media.fields,
                             embedding=self.embedding)

@@ -52,7 +52,7 @@ def land_batch(run: TaskRun, jobs: list[dict[str, Any]], rerun: Rerun, online: O
     writer = run.results_writer()
     ledger = run.store.load()
     try:
-        again = land(jobs, run.keys_by_shard(jobs, ledger), run.hook, writer, rerun, run.log)
+        again = land(jobs, run.keys_by_shard(jobs, ledger), run.hook, writer, rerun, run.log, run.scratch)
         if again:
             run.log.info("%d rows go online (deadline passed, or retryable errors).", len(again))
             # A resumed task builds its media parts again (and finds what it uploaded before).

@@ -13,6 +13,7 @@ from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES
 from gemini_batch_provider.core.vocabulary import TERMINAL
 from gemini_batch_provider.operators.base import GeminiRequestsOperator, batch_limits
 from gemini_batch_provider.operators.batch_run import delete_media_files, land_batch
+from gemini_batch_provider.operators.run import refusing
 
 
 class GeminiBatchResultsOperator(GeminiRequestsOperator):
@@ -55,6 +56,8 @@ class GeminiBatchResultsOperator(GeminiRequestsOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         run = self.task_run(context)
+        with refusing(self.task_id):
+            run.check_apart()
         jobs = self.hook.job_summaries(self.job_names)
         unfinished = [job["name"] for job in jobs if job["state"] not in TERMINAL]
         if unfinished:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -55,13 +57,39 @@ def refusing(task_id: str) -> Iterator[None]:
         raise BudgetExceeded(f"{task_id}: {exc}") from None
 
 
+def task_scratch(identity: str) -> Path:
+    """The task instance's folder in the system's temporary folder (its tries' scratch folders)."""
+    return Path(tempfile.gettempdir()) / f"gemini-task-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+
+
+def scratch_folder(identity: str) -> Path:
+    """A new folder for one try's downloads (remote input, media, batch output), inside the task
+    instance's own; what a try killed mid-way (no ``finally`` runs) left there is removed first."""
+    parent = task_scratch(identity)
+    shutil.rmtree(parent, ignore_errors=True)
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=parent))
+
+
+def _remove_scratch(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    with suppress(OSError):  # another try of the task instance may have begun in it
+        folder.parent.rmdir()
+
+
 class TaskRun:
-    """One try of ``plan`` by a task instance (``identity``, see ``run_identity``)."""
+    """One try of ``plan`` by a task instance (``identity``, see ``run_identity``).
+
+    Its downloads live in ``scratch``, removed when the run is done with (collected, or the process
+    ends) and, should the process be killed, by the task instance's next try.
+    """
 
     def __init__(self, plan: BatchPlan, hook: GeminiHook, log: logging.Logger, identity: str,
                  storage_conn_id: str | None = None) -> None:
         self.plan, self.hook, self.log, self.identity = plan, hook, log, identity
         self.storage_conn_id = storage_conn_id
+        self.scratch = scratch_folder(identity)
+        weakref.finalize(self, _remove_scratch, self.scratch)
         self.estimated_cost_usd: float | None = None
         self._media: MediaStager | None = None  # the run's media, once scanned (see prepare_media)
 
@@ -80,7 +108,8 @@ class TaskRun:
         source = self.location(str(self.plan.input_path))
         if source.local is not None:
             return str(source.local)
-        copy = Path(tempfile.mkdtemp(prefix="gemini-input-")) / source.url.rsplit("/", 1)[-1]
+        copy = self.scratch / "input" / source.url.rsplit("/", 1)[-1]
+        copy.parent.mkdir()
         source.download(copy)
         return str(copy)
 
@@ -110,8 +139,22 @@ class TaskRun:
         if self.plan.embeddings and self.hook.vertex:
             raise InputError("embeddings run on a Gemini API connection (an API key), and this one is Vertex AI: "
                              "the SDK creates no embeddings batch job there")
+        self.check_apart()
         self.location(self.plan.output_path).check_writable("output_path")
         self.hook.check_model(self.plan.model, self.plan.method)
+
+    def check_apart(self) -> None:
+        """Refuse an ``output_path`` whose results or keys file would be written over the input: the
+        run would destroy what it reads, and a retry would find nothing to read. (The ledger's name
+        ends in ``.json``, which no input has.)"""
+        if self.plan.input_path is None:
+            return
+        source = self.location(str(self.plan.input_path)).identity
+        out = self.plan.output_path
+        for what, url in (("output_path", out), ("the keys file beside output_path", keys_location(out))):
+            if self.location(url).identity == source:
+                raise InputError(f"{what} is input_path ({self.plan.input_path}): the run would write over its own "
+                                 "input, and a retry would have none to read; give the results a path of their own")
 
     def checked_estimate(self) -> Estimate:
         """Build every request once, so that bad input fails before the first call; their estimate.
@@ -134,7 +177,7 @@ class TaskRun:
         media = self.plan.media
         if not media.fields or self._media is not None:
             return
-        stager = MediaStager(media.fields, Path(tempfile.mkdtemp(prefix="gemini-media-")),
+        stager = MediaStager(media.fields, Path(tempfile.mkdtemp(prefix="media-", dir=self.scratch)),
                              inline_max_bytes=media.inline_max_bytes, max_bytes=media.max_bytes,
                              vertex=self.hook.vertex, read_gcs=self.hook.gcs.download)
         try:
@@ -175,7 +218,8 @@ class TaskRun:
 
     def results_writer(self) -> ResultsWriter:
         schema = self.plan.output_schema
-        return results_writer(self.location(self.plan.output_path), schema.check if schema is not None else None)
+        return results_writer(self.location(self.plan.output_path), schema.check if schema is not None else None,
+                              self.scratch)
 
     def run_online(self, writer: ResultsWriter, requests: Iterable[tuple[str, dict[str, Any]]], total: int,
                    settings: OnlineSettings) -> OnlineStats:

@@ -68,7 +68,7 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
         when the input has no rows)."""
         run = run or self.task_run(context)
         how = Submission(identity=run.identity, later_try=context["ti"].try_number > 1,
-                         on_changed_input=self.on_changed_input, staging_uri=self.gcs_staging_uri)
+                         on_changed_input=self.on_changed_input, staging_uri=self.gcs_staging_uri, scratch=run.scratch)
         self._ledger = submit_batch(run, how)
         if self._ledger is not None:
             GeminiBatchJobLink.persist(context, batch_jobs_url(self._ledger.job_names, self.hook.vertex_location))
