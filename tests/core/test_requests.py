@@ -88,6 +88,8 @@ def test_records_from_jsonl_and_csv(tmp_path):
     csv_file = tmp_path / "in.csv"
     csv_file.write_text('t,n\n"a, with comma",1\nb,2\n')
     assert list(iter_records(jsonl)) == [{"t": "a"}, {"t": "b"}]
+    jsonl.write_bytes(b'\xef\xbb\xbf{"t": "a"}\n')  # a byte-order mark first, as some editors save
+    assert list(iter_records(jsonl)) == [{"t": "a"}]
     assert list(iter_records(str(csv_file))) == [{"t": "a, with comma", "n": "1"}, {"t": "b", "n": "2"}]
 
 

@@ -19,8 +19,8 @@ Records = Iterable[dict[str, Any]] | str | Path
 def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
-            try:
-                line = raw.decode("utf-8")
+            try:  # as in a CSV, a byte-order mark some editors write first is no part of the data
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise InputError(f"{path}, line {number}: not UTF-8 (byte {exc.start + 1} of the line); save the "
                                  "file as UTF-8") from None
