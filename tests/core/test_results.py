@@ -196,3 +196,14 @@ def test_the_finish_reason_is_kept_in_the_apis_words_and_a_cut_structured_answer
     blocked = response_row("k", "online", types.GenerateContentResponse.model_validate(
         {"candidates": [{"finishReason": "SAFETY"}]}))
     assert blocked["finish_reason"] == "SAFETY" and blocked["error"]["message"] == "no text in the response (SAFETY)"
+
+
+def test_an_output_line_without_a_usable_key_answers_no_input_row(tmp_path):
+    # An input key that reads like what a missing, null or boolean key would print as.
+    lines = [json.dumps({"response": _response("lost")}).encode(),
+             json.dumps({"key": None, "response": _response("null")}).encode(),
+             json.dumps({"key": True, "response": _response("true")}).encode(),
+             json.dumps({"key": 7, "response": _response("seven")}).encode()]
+    rows, skipped, _ = _land(tmp_path, ["None", "True", "7"], lines)
+    assert {r["key"]: r["status"] for r in rows} == {"7": "succeeded", "None": "missing", "True": "missing"}
+    assert skipped["unknown_keys"] == 3

@@ -232,7 +232,10 @@ def join_results(
             except orjson.JSONDecodeError:
                 skipped["unreadable_lines"] += 1
                 continue
-            mark = index.mark_seen(str(item.get("key"))) if isinstance(item, dict) else UNKNOWN
+            key = item.get("key") if isinstance(item, dict) else None
+            # A line without a key (or with one no input key can be) is no input's: str(None) is "None"
+            usable = isinstance(key, (str, int)) and not isinstance(key, bool)
+            mark = index.mark_seen(str(key)) if usable else UNKNOWN
             if mark == NEW:
                 land(parse_output_line(item))
             else:
