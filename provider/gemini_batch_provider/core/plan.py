@@ -9,6 +9,7 @@ plain data on: a ledger, a wait event, a summary. Nothing here imports Airflow.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from .shards import ShardLimits
 JOB_LIFETIME_S = 48 * 3600.0  # a job not done by then expires (https://ai.google.dev/gemini-api/docs/batch-mode)
 MODES = ("batch", "online", "auto")
 ON_DEADLINE = ("online", "cancel")
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@/-]*")
 SCHEMA_KEYS = frozenset({"response_schema", "responseSchema", "response_json_schema", "responseJsonSchema"})
 
 
@@ -199,6 +201,17 @@ class BatchPlan:
     def __post_init__(self) -> None:
         if (self.records is None) == (self.input_path is None):
             raise InputError("give exactly one of records= or input_path=")
+
+    def check_model_id(self) -> None:
+        """Refuse a model that is no model id (checked once rendered: it is often templated).
+
+        :raises InputError: for a blank id, or one with a '..' step, spaces or a query, which would
+            call some other endpoint once it is made a URL path.
+        """
+        model = self.model
+        if not isinstance(model, str) or not MODEL_ID.fullmatch(model) or ".." in model.split("/"):
+            raise InputError(f"model must be a model id such as 'gemini-2.5-flash' (or a resource name such as "
+                             f"'models/gemini-2.5-flash'), got {model!r}")
 
     @property
     def embeddings(self) -> bool:

@@ -140,6 +140,7 @@ class TaskRun:
             raise InputError("embeddings run on a Gemini API connection (an API key), and this one is Vertex AI: "
                              "the SDK creates no embeddings batch job there")
         self.check_apart()
+        self.plan.check_model_id()
         self.location(self.plan.output_path).check_writable("output_path")
         self.hook.check_model(self.plan.model, self.plan.method)
 
