@@ -15,7 +15,6 @@ Two modes, chosen by the connection:
 from __future__ import annotations
 
 import asyncio
-import json
 import warnings
 from collections.abc import Iterable
 from functools import cached_property
@@ -34,7 +33,6 @@ from gemini_batch_provider.core.jobs import JobStatus, gemini_job_status, vertex
 from gemini_batch_provider.core.transient import server_retry_delay
 from gemini_batch_provider.core.vocabulary import as_job_names
 from gemini_batch_provider.hooks.connection import (
-    POLL_OPTIONS,
     client_of,
     client_options,
     is_vertex,
@@ -46,6 +44,7 @@ from gemini_batch_provider.hooks.connection import (
     vertex_project_location,
 )
 from gemini_batch_provider.hooks.gcs import CloudStorage
+from gemini_batch_provider.hooks.polling import aget_operation, get_operation
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -250,24 +249,15 @@ class GeminiHook(BaseHook):
     def _job_status(self, client: genai.Client, name: str, operation: dict[str, Any]) -> JobStatus:
         return (vertex_job_status if client.vertexai else gemini_job_status)(name, operation)
 
-    def _job_path(self, client: genai.Client, name: str) -> str:
-        """The resource path to GET: Vertex AI's rebuilt from the client's project and location and
-        the job id, as the SDK does (the service names jobs by project number)."""
-        if not client.vertexai:
-            return name
-        return f"projects/{client._api_client.project}/locations/{client._api_client.location}/" \
-               f"batchPredictionJobs/{name.rsplit('/', 1)[-1]}"
-
     def get_job_status(self, name: str) -> JobStatus:
         """A job's state, output file and progress, from one ``GET`` (see ``core.jobs``)."""
-        response = self.client._api_client.request("get", self._job_path(self.client, name), {}, POLL_OPTIONS)
-        return self._job_status(self.client, name, json.loads(response.body or "{}"))
+        return self._job_status(self.client, name, get_operation(self.client, name))
 
     async def aget_job_status(self, name: str) -> JobStatus:
-        """``get_job_status`` with the async client (for triggers): one request, never blocking the loop."""
+        """``get_job_status`` with the async client (for triggers): one request, never blocking the
+        loop, at the least CPU a poll can cost (``hooks.polling``)."""
         client = await self.aget_client()
-        response = await client.aio._api_client.async_request("get", self._job_path(client, name), {})
-        return self._job_status(client, name, json.loads(response.body or "{}"))
+        return self._job_status(client, name, await aget_operation(client, name))
 
     async def acancel_batch_job(self, name: str) -> None:
         client = await self.aget_client()
