@@ -1,8 +1,11 @@
 """The main job: the nightly Gemini batch DAG through a real Airflow scheduler and triggerer.
 
-Starts the emulator (unless GEMINI_API_KEY is set: then real Gemini) and Airflow under .demo/,
-triggers ``gemini_batch_nightly`` through the REST API, waits for it, and prints the summary, the
-results file and the UI address. Interactive runs keep Airflow up until Ctrl-C; others stop it.
+Starts the emulator (unless GEMINI_API_KEY is set: then real Gemini) and Airflow under .demo/airflow.
+The nightly DAG is on (unpaused), so the scheduler starts its latest scheduled run at once, as it
+would at 02:00: that run is the demo's only one, hence one batch job. The demo waits for it and for
+the report DAG it sets off (an Asset), so nothing is stopped in flight, then prints the summary and
+the results file, kept under .demo/results/<demo start>/<run id>/ from one demo to the next. Interactive runs
+keep Airflow up for the UI until Ctrl-C; others stop it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 from stack import REPO, Stack
 
 DAG_ID = "gemini_batch_nightly"
+REPORT_DAG_ID = "gemini_results_report"  # scheduled on the nightly DAG's results Asset
+RESULTS = REPO / ".demo" / "results"  # outside the Airflow home, which each demo starts afresh
 
 
 def main() -> int:
@@ -27,23 +32,29 @@ def main() -> int:
     print(f"Starting Airflow under {home}, Gemini target: {target} ...", flush=True)
     started = time.monotonic()
     kwargs = {"api_key": real_key, "use_emulator": False} if real_key else {}
-    stack = Stack(home, **kwargs).__enter__()
+    # A folder per demo: the scheduler names a day's run the same each time, and a results folder
+    # shared with an earlier demo would hold that demo's ledger, naming a job of its emulator.
+    results = RESULTS / time.strftime("%Y%m%dT%H%M%S")
+    stack = Stack(home, env={"GEMINI_BATCH_OUTPUT_DIR": str(results)}, **kwargs).__enter__()
     try:
         stack.wait_for_dag(DAG_ID)
-        print(f"Airflow is up ({time.monotonic() - started:.0f} s); UI: {stack.api_url}", flush=True)
-        run_id = stack.trigger(DAG_ID)
-        print(f"Triggered {DAG_ID} run {run_id}", flush=True)
+        print(f"Airflow is up ({time.monotonic() - started:.0f} s).", flush=True)
+        run_id = stack.wait_for_run_of_type(DAG_ID, "scheduled")
+        print(f"The scheduler started {DAG_ID} run {run_id}", flush=True)
         result = stack.wait_for_run(DAG_ID, run_id, on_poll=lambda task, state: print(f"  {task}: {state}", flush=True))
         if result["state"] != "success":
             print(f"Run ended {result['state']}; task log:\n" + stack.task_log(DAG_ID, run_id, "summarize_modules"))
             return 1
+        report = stack.wait_for_run_of_type(REPORT_DAG_ID, "asset_triggered")
+        print(f"{REPORT_DAG_ID} run {report} (set off by the results Asset): "
+              f"{stack.wait_for_run(REPORT_DAG_ID, report)['state']}", flush=True)
         summary = stack.xcom(DAG_ID, run_id, "summarize_modules")
         print("Summary:", json.dumps(summary, indent=2))
         rows = Path(summary["output_path"]).read_text(encoding="utf-8").splitlines()
         print(f"Results: {summary['output_path']} ({len(rows)} rows); first row:\n  {rows[0]}")
-        print(f"Wall time: {time.monotonic() - started:.0f} s. UI: {stack.api_url} (logs: {stack.logs})")
+        print(f"Wall time: {time.monotonic() - started:.0f} s. Logs: {stack.logs}")
         if sys.stdin.isatty():
-            print("Airflow keeps running for the UI; press Ctrl-C to stop.", flush=True)
+            print(f"Airflow keeps running for the UI at {stack.api_url}; press Ctrl-C to stop.", flush=True)
             while True:
                 time.sleep(3600)
         return 0

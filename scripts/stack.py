@@ -329,6 +329,19 @@ class Stack:
                 raise
         return run_id
 
+    def wait_for_run_of_type(self, dag_id: str, run_type: str, timeout: float = 120) -> str:
+        """The id of the first run of ``dag_id`` the scheduler made of ``run_type`` (``scheduled``,
+        ``asset_triggered``), once there is one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            runs = self.get(f"/api/v2/dags/{dag_id}/dagRuns?order_by=run_after")["dag_runs"]
+            for run in runs:
+                if run["run_type"] == run_type:
+                    return run["dag_run_id"]
+            time.sleep(0.5)
+        raise TimeoutError(f"no {run_type} run of {dag_id} within {timeout} s; see {self.logs}/scheduler.log")
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600, on_poll: Any = None) -> dict[str, Any]:
         """Poll the run every half second until it ends; returns ``{"state", "task_states_seen"}``.
 
