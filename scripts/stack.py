@@ -205,8 +205,13 @@ class Stack:
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self._spawn("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.api_port),
                                    "--host", "127.0.0.1"])
+        self._spawn("dag-processor", [str(BIN / "airflow"), "dag-processor"])
+        # Tasks and triggers reach the Execution API as they start: what runs them starts once the
+        # api-server listens (uvicorn listens once the app has started), so no call is retried.
+        self._wait_listening(self.api_url)
         for name in self.COMPONENTS:
-            self._spawn(name, [str(BIN / "airflow"), name])
+            if name not in self.procs:
+                self._spawn(name, [str(BIN / "airflow"), name])
         if self.distributed:
             self.add_triggerer()
             self._spawn("celery-worker", [str(BIN / "airflow"), "celery", "worker", "--queues", self.name])
