@@ -167,9 +167,11 @@ class TaskRun:
         """Log the estimated cost (US dollars); raise BudgetExceeded when it passes the budget."""
         self.estimated_cost_usd = self.plan.budget.check(self.plan.model, found, batch)
         cost = "no known price" if self.estimated_cost_usd is None else f"${self.estimated_cost_usd:.4f}"
-        self.log.info("Estimated cost: %s for %d requests (~%d prompt and ~%d output tokens, %s price of %s).",
-                      cost, found.requests, found.prompt_tokens, found.output_tokens,
-                      "batch" if batch else "interactive", self.plan.model)
+        self.log.info("Estimated cost: %s for %d requests at the %s price of %s: ~%d prompt tokens (4 characters "
+                      "a token) and ~%d output tokens (max_output_tokens where set, else as many as the prompt's; "
+                      "thinking not counted). The actual cost follows from the API's token counts once landed.",
+                      cost, found.requests, "batch" if batch else "interactive", self.plan.model,
+                      found.prompt_tokens, found.output_tokens)
         return self.estimated_cost_usd
 
     def prepare_media(self) -> None:
@@ -265,4 +267,8 @@ class TaskRun:
         plan = self.plan
         summary = summarize(writer, rows, path, batch_jobs, plan.model, self.estimated_cost_usd, plan.price())
         self.log.info("Results landed: %s", summary)
+        estimated, actual = summary["estimated_cost_usd"], summary["cost_usd"]
+        if estimated is not None and actual is not None:
+            self.log.info("Cost: estimated $%.4f, actual $%.4f (%.1fx the actual; the estimate's assumptions are "
+                          "in its line above).", estimated, actual, estimated / actual if actual else float("inf"))
         return summary
