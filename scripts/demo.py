@@ -14,7 +14,9 @@ import json
 import os
 import shutil
 import sys
+import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 from stack import REPO, Stack
@@ -22,6 +24,35 @@ from stack import REPO, Stack
 DAG_ID = "gemini_batch_nightly"
 REPORT_DAG_ID = "gemini_results_report"  # scheduled on the nightly DAG's results Asset
 RESULTS = REPO / ".demo" / "results"  # outside the Airflow home, which each demo starts afresh
+
+
+SAMPLES = ("json", "os", "sqlite3")  # modules everyone knows, shown as sample rows when present
+
+
+def report(summary: dict, synthetic: bool) -> str:
+    """The run as people read it: rows by status and category, cost, three sample rows, the file."""
+    rows = [json.loads(line) for line in Path(summary["output_path"]).read_text(encoding="utf-8").splitlines()]
+    statuses = Counter(row["status"] for row in rows)
+    categories = Counter((row["parsed"] or {}).get("category", "(none)") for row in rows)
+    samples = [row for row in rows if row["key"] in SAMPLES] or rows[:3]
+    cost, estimate = summary["cost_usd"], summary["estimated_cost_usd"]
+    lines = [
+        f"{summary['rows']} rows through {', '.join(summary['batch_jobs']) or 'no batch job'} ({summary['model']}):",
+        "  by status:   " + ", ".join(f"{status} {count}" for status, count in statuses.most_common()),
+        "  by category: " + ", ".join(f"{name} {count}" for name, count in categories.most_common(8))
+        + (f", {len(categories) - 8} more" if len(categories) > 8 else ""),
+        f"  tokens: {summary['usage'].get('prompt_token_count', 0):,} prompt, "
+        f"{summary['usage'].get('candidates_token_count', 0):,} output; cost "
+        + (f"${cost:.4f} at the batch price (estimated ${estimate:.4f})" if cost is not None else "unknown"),
+        "Sample rows:",
+        *(f"  {row['key']:<10} [{(row['parsed'] or {}).get('category')}] "
+          f"{textwrap.shorten(str((row['parsed'] or {}).get('summary')), 100)}" for row in samples),
+    ]
+    if synthetic:
+        lines.append("These answers come from the local emulator's synthetic model, not from Gemini: set "
+                     "GEMINI_API_KEY for real ones.")
+    lines.append(f"Results: {summary['output_path']} (one JSON row per module)")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -49,9 +80,7 @@ def main() -> int:
         print(f"{REPORT_DAG_ID} run {report} (set off by the results Asset): "
               f"{stack.wait_for_run(REPORT_DAG_ID, report)['state']}", flush=True)
         summary = stack.xcom(DAG_ID, run_id, "summarize_modules")
-        print("Summary:", json.dumps(summary, indent=2))
-        rows = Path(summary["output_path"]).read_text(encoding="utf-8").splitlines()
-        print(f"Results: {summary['output_path']} ({len(rows)} rows); first row:\n  {rows[0]}")
+        print(report(summary, synthetic=not real_key))
         print(f"Wall time: {time.monotonic() - started:.0f} s. Logs: {stack.logs}")
         if sys.stdin.isatty():
             print(f"Airflow keeps running for the UI at {stack.api_url}; press Ctrl-C to stop.", flush=True)
