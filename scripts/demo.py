@@ -76,9 +76,9 @@ def main() -> int:
         if result["state"] != "success":
             print(f"Run ended {result['state']}; task log:\n" + stack.task_log(DAG_ID, run_id, "summarize_modules"))
             return 1
-        report = stack.wait_for_run_of_type(REPORT_DAG_ID, "asset_triggered")
-        print(f"{REPORT_DAG_ID} run {report} (set off by the results Asset): "
-              f"{stack.wait_for_run(REPORT_DAG_ID, report)['state']}", flush=True)
+        report_run = stack.wait_for_run_of_type(REPORT_DAG_ID, "asset_triggered")
+        print(f"{REPORT_DAG_ID} run {report_run} (set off by the results Asset): "
+              f"{stack.wait_for_run(REPORT_DAG_ID, report_run)['state']}", flush=True)
         summary = stack.xcom(DAG_ID, run_id, "summarize_modules")
         print(report(summary, synthetic=not real_key))
         print(f"Wall time: {time.monotonic() - started:.0f} s. Logs: {stack.logs}")
