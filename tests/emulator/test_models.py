@@ -29,6 +29,38 @@ def test_generate_content_is_an_extractive_deterministic_summary(client):
     assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
 
 
+# A docstring as the nightly DAG sends it: a label line, a prose lead, then a doctest, a list, a
+# table and an indented code block, each worth more words than the lead.
+DOCSTRING_PROMPT = """Module: shelve
+
+Manage shelves of pickled objects.
+
+>>> import shelve
+>>> d = shelve.open(filename) # open, with (g)dbm filename -- no suffix
+>>> d[key] = data   # store data at key (overwrites old data if using an existing key)
+
+- d[key] = data stores data at key, d[key] reads data at key, del d[key] deletes data at key
+- data = d[key] reads a copy of the data at key, keys of the shelf are strings
+
+=========  ==========================================
+Operation  What the shelf does with the data at key
+=========  ==========================================
+
+    data = d[key]
+    data.append(anitem)
+    d[key] = data
+"""
+
+
+@pytest.mark.parametrize(("prompt", "summary"), [
+    (DOCSTRING_PROMPT, "Manage shelves of pickled objects."),
+    ("Module: encodings.utf_32\n\nPython 'utf-32' Codec", "Python 'utf-32' Codec"),
+])
+def test_a_summary_comes_from_prose_never_code_lists_tables_or_the_label(client, prompt, summary):
+    answer = client.models.generate_content(model="gemini-2.5-flash", contents=prompt)
+    assert answer.text == summary
+
+
 async def test_generate_content_async_with_json_schema(client):
     config = types.GenerateContentConfig(
         system_instruction="Summarize and categorize.",

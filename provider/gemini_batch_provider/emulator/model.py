@@ -25,6 +25,9 @@ MEDIA_TOKENS = 258  # Gemini's count for an image of up to 384x384 pixels
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _WORD = re.compile(r"[a-z][a-z0-9_]{2,}")
+_LABEL = re.compile(r"[\w .-]{1,40}:\s*\S{1,60}")  # "Module: os", "Version: 2"
+_RULE = re.compile(r"[=~^*-]{4,}")  # a heading's underline, a table's border
+_CODE_LINE = re.compile(r"\s*(import |from \S+ import |[\w.\[\]]+ ?=[^=]|[\w.]+\([^)]*\)?\s*$)")  # x = ..., f(...)
 _STOPWORDS = frozenset(
     """the and for are but not you all any can had her was one our out has him his how its may new now
     old see two way who did get let put say she too use this that with from they will have been were
@@ -68,22 +71,44 @@ def request_text(request: dict[str, Any]) -> str:
     return "\n".join(_texts(request.get("contents")))
 
 
+def _is_prose(paragraph: str) -> bool:
+    """Whether a paragraph (its lines as written) reads as prose, not code, a doctest, a list, a
+    table or a "Label: value" heading: what a model would not summarize from."""
+    lines = [line for line in paragraph.splitlines() if line.strip()]
+    if not lines or _is_label(paragraph) or all(line[:1].isspace() for line in lines):  # indented: a code block
+        return False
+    if any(line.lstrip().startswith((">>>", "...", "$ ", "- ", "* ", "|", "#")) or _CODE_LINE.match(line)
+           or _RULE.search(line) for line in lines):
+        return False
+    visible = "".join(paragraph.split())
+    return sum(c.isalpha() for c in visible) >= 0.6 * len(visible)
+
+
+def _is_label(paragraph: str) -> bool:
+    return bool(_LABEL.fullmatch(paragraph.strip()))
+
+
 def summarize(text: str) -> str:
-    """The sentence whose content words are most frequent in the whole text, earlier sentences
-    weighted up (leads summarize well); the first one on ties."""
-    paragraphs = (" ".join(p.split()) for p in _PARAGRAPH.split(text))
+    """The sentence whose content words are most frequent in the whole text, weighted by its place
+    (the n-th counts 1/n: a lead sentence summarizes, as a docstring's first line does); the first
+    one on ties. Only prose is summarized from
+    (``_is_prose``), and sentences that fit ``MAX_SUMMARY_WORDS`` are preferred, as a model's one
+    sentence would be; text without prose is summarized from all of it."""
+    raw = [p for p in _PARAGRAPH.split(text) if p.strip() and not _is_label(p)] or [text]
+    paragraphs = [" ".join(p.split()) for p in ([p for p in raw if _is_prose(p)] or raw)]
     sentences = [s for p in paragraphs for s in _SENTENCE_END.split(p) if s]
     if not sentences:
         return ""
-    # A heading or label ("Module: os") is no summary: prefer sentences of a few words or more.
+    # A heading or label is no summary: prefer sentences of a few words, and not too many.
     sentences = [s for s in sentences if len(s.split()) >= MIN_SUMMARY_WORDS] or sentences
+    sentences = [s for s in sentences if len(s.split()) <= MAX_SUMMARY_WORDS] or sentences
     freq = Counter(w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS)
 
     def score(sentence: str) -> float:
         words = [w for w in _WORD.findall(sentence.lower()) if w not in _STOPWORDS]
         return sum(freq[w] for w in words) / math.sqrt(len(words)) if words else 0.0
 
-    weighted = [score(sentence) / (1 + 0.2 * position) for position, sentence in enumerate(sentences)]
+    weighted = [score(sentence) / (1 + position) for position, sentence in enumerate(sentences)]
     best = sentences[weighted.index(max(weighted))]  # index() finds the first of equal scores
     words = best.split()
     return " ".join(words[:MAX_SUMMARY_WORDS]) + (" ..." if len(words) > MAX_SUMMARY_WORDS else "")
