@@ -91,7 +91,8 @@ class LoseWorkerAfterSubmit(GeminiBatchOperator):
 
     def execute(self, context):
         if context["ti"].try_number == 1:
-            self.submit(context)
+            with self.task_run(context) as run:
+                self.submit(context, run)
             raise RuntimeError("worker lost after submitting")
         return super().execute(context)
 

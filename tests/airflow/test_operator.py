@@ -284,7 +284,8 @@ def test_on_kill_cancels_the_jobs_the_task_created(emulator, gemini_conn, tmp_pa
     pushed = {}
     ti = SimpleNamespace(dag_id="d", task_id="batch", run_id="r", map_index=-1, try_number=1,
                          xcom_push=lambda key, value: pushed.update({key: value}))
-    ledger = task.submit({"ti": ti})
+    with task.task_run({"ti": ti}) as run:
+        ledger = task.submit({"ti": ti}, run)
     assert len(ledger.job_names) == 2 and pushed == {"_link_GeminiBatchJobLink": "https://aistudio.google.com/batches"}
     task.on_kill()
     states = {b.resource["state"] for b in emulator.state.store.batches.values()}

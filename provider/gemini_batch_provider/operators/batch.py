@@ -82,28 +82,31 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         with refusing(self.task_id):
             run = self.task_run(context)
-            if self.routing.mode != "batch":
-                found = run.checked_estimate()
-                if self.routing.online(found.requests):
-                    self.log.info("%d rows, mode %s: running online.", found.requests, self.routing.mode)
-                    run.check_budget(found, batch=False)
-                    return self.landed_summary(run.land_online(found.requests, self.online_settings))
-            ledger = self.submit(context, run)
-        if ledger is None:
-            return self._land(run, [], past_deadline=False)
-        deadline = self._deadline_at(ledger)
-        if self.deferrable:
-            self.defer(
-                trigger=GeminiBatchJobTrigger(
-                    job_names=ledger.job_names, gemini_conn_id=self.gemini_conn_id, poll_interval=self.poll_interval,
-                    max_poll_interval=self.max_poll_interval, deadline=deadline, cancel_on_kill=True,
-                ),
-                method_name="execute_complete",
-            )
-        policy = waiting.WaitPolicy(self.poll_interval, self.max_poll_interval, deadline=deadline)
-        poll = waiting.in_thread(self.hook.get_job_status)
-        event = asyncio.run(waiting.wait_logged(ledger.job_names, poll, policy, self.log))
-        return self.execute_complete(context, event.payload())
+        with run:  # its downloads go when the try ends, deferred or not
+            with refusing(self.task_id):
+                if self.routing.mode != "batch":
+                    found = run.checked_estimate()
+                    if self.routing.online(found.requests):
+                        self.log.info("%d rows, mode %s: running online.", found.requests, self.routing.mode)
+                        run.check_budget(found, batch=False)
+                        return self.landed_summary(run.land_online(found.requests, self.online_settings))
+                ledger = self.submit(context, run)
+            if ledger is None:
+                return self._land(run, [], past_deadline=False)
+            deadline = self._deadline_at(ledger)
+            if self.deferrable:
+                self.defer(
+                    trigger=GeminiBatchJobTrigger(
+                        job_names=ledger.job_names, gemini_conn_id=self.gemini_conn_id,
+                        poll_interval=self.poll_interval, max_poll_interval=self.max_poll_interval, deadline=deadline,
+                        cancel_on_kill=True,
+                    ),
+                    method_name="execute_complete",
+                )
+            policy = waiting.WaitPolicy(self.poll_interval, self.max_poll_interval, deadline=deadline)
+            poll = waiting.in_thread(self.hook.get_job_status)
+            event = asyncio.run(waiting.wait_logged(ledger.job_names, poll, policy, self.log))
+            return self.execute_complete(context, event.payload())
 
     def _deadline_at(self, ledger: Ledger) -> float | None:
         """The deadline as Unix time, anchored at the first create: it survives retries and restarts."""
@@ -117,12 +120,12 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
         ended = validate_event(event)
         if ended.status is WaitStatus.ERROR:
             raise PollingFailed(f"{self.task_id}: {ended.message}")
-        run = self.task_run(context)
-        jobs = self._cancel_unfinished(ended.jobs) if ended.past_deadline else ended.jobs
-        summary = self._land(run, jobs, ended.past_deadline)
-        if not (ended.past_deadline and self.routing.online_after_deadline):
-            check_endings(jobs, summary)
-        delete_media_files(run)
+        with self.task_run(context) as run:
+            jobs = self._cancel_unfinished(ended.jobs) if ended.past_deadline else ended.jobs
+            summary = self._land(run, jobs, ended.past_deadline)
+            if not (ended.past_deadline and self.routing.online_after_deadline):
+                check_endings(jobs, summary)
+            delete_media_files(run)
         return summary
 
     def _cancel_unfinished(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -40,6 +40,8 @@ class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         with refusing(self.task_id):
             run = self.task_run(context)
-            found = run.checked_estimate()
-            run.check_budget(found, batch=False)
-        return self.landed_summary(run.land_online(found.requests, self.settings))
+        with run:
+            with refusing(self.task_id):
+                found = run.checked_estimate()
+                run.check_budget(found, batch=False)
+            return self.landed_summary(run.land_online(found.requests, self.settings))

@@ -55,17 +55,17 @@ class GeminiBatchResultsOperator(GeminiRequestsOperator):
         self.delete_input_files = delete_input_files
 
     def execute(self, context: Context) -> dict[str, Any]:
-        run = self.task_run(context)
-        with refusing(self.task_id):
-            run.check_apart()
-        jobs = self.hook.job_summaries(self.job_names)
-        unfinished = [job["name"] for job in jobs if job["state"] not in TERMINAL]
-        if unfinished:
-            raise AirflowException(f"{self.task_id}: batch jobs not ended yet: {unfinished}; wait with "
-                                   "GeminiBatchJobSensor first")
-        summary = land_batch(run, jobs, Rerun(failed=self.rerun_failed_online), self.online_settings,
-                             self.delete_input_files)
-        self.landed_summary(summary)
-        check_endings(jobs, summary)
-        delete_media_files(run)
-        return summary
+        with self.task_run(context) as run:
+            with refusing(self.task_id):
+                run.check_apart()
+            jobs = self.hook.job_summaries(self.job_names)
+            unfinished = [job["name"] for job in jobs if job["state"] not in TERMINAL]
+            if unfinished:
+                raise AirflowException(f"{self.task_id}: batch jobs not ended yet: {unfinished}; wait with "
+                                       "GeminiBatchJobSensor first")
+            summary = land_batch(run, jobs, Rerun(failed=self.rerun_failed_online), self.online_settings,
+                                 self.delete_input_files)
+            self.landed_summary(summary)
+            check_endings(jobs, summary)
+            delete_media_files(run)
+            return summary

@@ -80,8 +80,8 @@ def _remove_scratch(folder: Path) -> None:
 class TaskRun:
     """One try of ``plan`` by a task instance (``identity``, see ``run_identity``).
 
-    Its downloads live in ``scratch``, removed when the run is done with (collected, or the process
-    ends) and, should the process be killed, by the task instance's next try.
+    Its downloads live in ``scratch``, removed when the run is left as a context manager (or, else,
+    collected) and, should the process be killed, by the task instance's next try.
     """
 
     def __init__(self, plan: BatchPlan, hook: GeminiHook, log: logging.Logger, identity: str,
@@ -89,12 +89,21 @@ class TaskRun:
         self.plan, self.hook, self.log, self.identity = plan, hook, log, identity
         self.storage_conn_id = storage_conn_id
         self.scratch = scratch_folder(identity)
-        weakref.finalize(self, _remove_scratch, self.scratch)
+        self._remove_scratch = weakref.finalize(self, _remove_scratch, self.scratch)
         self.estimated_cost_usd: float | None = None
         self._media: MediaStager | None = None  # the run's media, once scanned (see prepare_media)
 
+    def __enter__(self) -> TaskRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """The try is done with its downloads: they go now. (A task process may end without
+        running finalisers, so the operators leave no run to them.)"""
+        self._remove_scratch()
+
     def location(self, url: str) -> Location:
-        return Location(url, lambda: self.hook, self.storage_conn_id)
+        hook = self.hook  # not self: a location kept by the run must not keep the run alive
+        return Location(url, lambda: hook, self.storage_conn_id)
 
     @cached_property
     def store(self) -> LedgerStore:

@@ -60,13 +60,13 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
 
     def execute(self, context: Context) -> list[str]:
         with refusing(self.task_id):
-            ledger = self.submit(context)
+            run = self.task_run(context)
+        with run, refusing(self.task_id):
+            ledger = self.submit(context, run)
         return ledger.job_names if ledger else []
 
-    def submit(self, context: Context, run: TaskRun | None = None) -> Ledger | None:
-        """Submit every shard not submitted yet (by ``run``, a new one if None); the ledger (None
-        when the input has no rows)."""
-        run = run or self.task_run(context)
+    def submit(self, context: Context, run: TaskRun) -> Ledger | None:
+        """Submit every shard not submitted yet, as ``run``; the ledger (None when the input has no rows)."""
         how = Submission(identity=run.identity, later_try=context["ti"].try_number > 1,
                          on_changed_input=self.on_changed_input, staging_uri=self.gcs_staging_uri, scratch=run.scratch)
         self._ledger = submit_batch(run, how)
