@@ -69,7 +69,7 @@ async def test_generate_content_async_with_json_schema(client):
             "type": "OBJECT",
             "properties": {
                 "summary": {"type": "STRING"},
-                "category": {"type": "STRING", "enum": ["networking", "data formats"]},
+                "category": {"type": "STRING", "enum": ["networking", "file formats"]},
                 "tags": {"type": "ARRAY", "items": {"type": "STRING"}},
             },
         },
@@ -77,7 +77,7 @@ async def test_generate_content_async_with_json_schema(client):
     response = await client.aio.models.generate_content(model="gemini-2.5-flash", contents=TEXT, config=config)
     parsed = json.loads(response.text)
     assert set(parsed) == {"summary", "category", "tags"}
-    assert parsed["category"] == "data formats"  # the option whose words the prompt shares
+    assert parsed["category"] == "file formats"  # the option whose words the prompt shares ("files")
     assert isinstance(parsed["tags"], list) and parsed["summary"] in TEXT
 
 

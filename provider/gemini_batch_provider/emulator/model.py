@@ -88,15 +88,20 @@ def _is_label(paragraph: str) -> bool:
     return bool(_LABEL.fullmatch(paragraph.strip()))
 
 
+def _prose(text: str) -> list[str]:
+    """The text's prose paragraphs (``_is_prose``), each on one line; all its paragraphs but a
+    "Label: value" line when it has no prose."""
+    raw = [p for p in _PARAGRAPH.split(text) if p.strip() and not _is_label(p)] or [text]
+    return [" ".join(p.split()) for p in ([p for p in raw if _is_prose(p)] or raw)]
+
+
 def summarize(text: str) -> str:
     """The sentence whose content words are most frequent in the whole text, weighted by its place
     (the n-th counts 1/n: a lead sentence summarizes, as a docstring's first line does); the first
     one on ties. Only prose is summarized from
     (``_is_prose``), and sentences that fit ``MAX_SUMMARY_WORDS`` are preferred, as a model's one
     sentence would be; text without prose is summarized from all of it."""
-    raw = [p for p in _PARAGRAPH.split(text) if p.strip() and not _is_label(p)] or [text]
-    paragraphs = [" ".join(p.split()) for p in ([p for p in raw if _is_prose(p)] or raw)]
-    sentences = [s for p in paragraphs for s in _SENTENCE_END.split(p) if s]
+    sentences = [s for p in _prose(text) for s in _SENTENCE_END.split(p) if s]
     if not sentences:
         return ""
     # A heading or label is no summary: prefer sentences of a few words, and not too many.
@@ -114,25 +119,67 @@ def summarize(text: str) -> str:
     return " ".join(words[:MAX_SUMMARY_WORDS]) + (" ..." if len(words) > MAX_SUMMARY_WORDS else "")
 
 
-def _pick(options: list[Any], text: str) -> Any:
-    """The enum option whose words overlap the text most; a stable hash breaks ties."""
-    words = {w[:5] for w in _WORD.findall(text.lower())}
-    digest = int(hashlib.sha256(text.encode()).hexdigest(), 16)
+def _terms(text: str) -> list[str]:
+    """The text's content words, each cut to a crude stem (a plural's "s" dropped, then the first six
+    letters) so that "file" and "files" or "compress" and "compression" meet."""
+    return [w.removesuffix("s")[:6] for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
 
-    def overlap(option: Any) -> int:
-        return len({w[:5] for w in _WORD.findall(str(option).lower())} & words)
 
-    best = max(overlap(o) for o in options)
-    tied = [o for o in options if overlap(o) == best]
-    return tied[digest % len(tied)]
+def _choose(options: list[tuple[Any, str]], text: str) -> Any:
+    """The value of the ``(value, what it means)`` option closest to the prompt in meaning, by Okapi BM25
+    over the options' words (k1 1.2, b 0.75; a term's weight log(options / options using it), so words
+    that every option uses decide nothing). The prompt's terms come from its prose (``_prose``), an
+    occurrence in its n-th sentence counting 1/n, as its lead sentence says most of what it is about.
+    A stable hash of the prompt picks among equals, as when no option shares a word with it."""
+    documents = [Counter(_terms(meaning)) for _, meaning in options]
+    frequency = Counter(term for document in documents for term in document)
+    idf = {term: math.log(len(options) / n) for term, n in frequency.items()}
+    average = sum(sum(document.values()) for document in documents) / len(documents) or 1.0
+    sentences = [s for p in _prose(text) for s in _SENTENCE_END.split(p) if s]
+    prompt: Counter[str] = Counter()
+    for position, sentence in enumerate(sentences):
+        for term in _terms(sentence):
+            prompt[term] += 1 / (1 + position)
+
+    def score(document: Counter[str]) -> float:
+        damping = 1.2 * (0.25 + 0.75 * sum(document.values()) / average)  # k1 (1 - b + b * length / average)
+        return sum(math.log1p(weight) * idf[term] * document[term] * 2.2 / (document[term] + damping)
+                   for term, weight in prompt.items() if term in document)
+
+    scores = [round(score(document), 9) for document in documents]
+    tied = [value for (value, _), score in zip(options, scores, strict=True) if score == max(scores)]
+    return tied[int(hashlib.sha256(text.encode()).hexdigest(), 16) % len(tied)]
+
+
+def _options(schema: dict[str, Any]) -> list[tuple[Any, str]] | None:
+    """A schema's choices as ``(value, its words)``: each ``enum`` value, or each branch of an ``anyOf`` /
+    ``oneOf`` that allows one value (``enum`` of one or ``const``) with its ``description`` and ``title``;
+    None when the schema is not a choice of values."""
+    if schema.get("enum"):
+        return [(value, str(value)) for value in schema["enum"]]
+    branches = schema.get("anyOf") or schema.get("oneOf") or []
+    options = []
+    for branch in branches:
+        values = branch.get("enum") if isinstance(branch, dict) else None
+        value = values[0] if isinstance(values, list) and len(values) == 1 else (branch or {}).get("const")
+        if value is None:
+            return None
+        options.append((value, " ".join([str(value), *(str(branch.get(k, "")) for k in ("title", "description"))])))
+    return options or None
 
 
 def from_schema(schema: dict[str, Any], text: str, summary: str) -> Any:
-    """A value valid against a Gemini ``Schema`` or a JSON schema, derived from the prompt."""
+    """A value valid against a Gemini ``Schema`` or a JSON schema, derived from the prompt: a choice of
+    values (``enum``, or ``anyOf`` of one-value branches) is answered by meaning (``_choose``), any other
+    ``anyOf`` / ``oneOf`` from its first branch that is not null."""
     if not isinstance(schema, dict):
         raise InvalidRequest("response_schema must be an object")
-    if schema.get("enum"):
-        return _pick(schema["enum"], text)
+    options = _options(schema)
+    if options:
+        return _choose(options, text)
+    branches = schema.get("anyOf") or schema.get("oneOf")
+    if branches:
+        return from_schema(next((b for b in branches if b.get("type") != "null"), branches[0]), text, summary)
     kind = str(schema.get("type", "string")).lower()
     if isinstance(schema.get("type"), list):  # JSON schema union such as ["string", "null"]
         kind = next((str(t).lower() for t in schema["type"] if t != "null"), "null")
