@@ -75,6 +75,7 @@ class Stack:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.argv: dict[str, list[str]] = {}
         self._token: str | None = None
+        self.started: set[str] = set()  # the components start() ran (see restore)
         extra = {"base_url": self.emulator_url} if self.emulator_url else {}
         self.gcs_url = f"http://127.0.0.1:{free_port()}" if use_emulator else None
         self.env = {
@@ -216,7 +217,21 @@ class Stack:
             self.add_triggerer()
             self._spawn("celery-worker", [str(BIN / "airflow"), "celery", "worker", "--queues", self.name])
         self._wait_healthy()
+        self.started = set(self.procs)
         return self
+
+    def restore(self) -> None:
+        """Put the components back as ``start`` left them: stop any added since (a second triggerer),
+        start again any killed or exited, and wait until they serve."""
+        for name in set(self.procs) - self.started:
+            self._terminate([self.procs.pop(name)])
+        for name in sorted(self.started):
+            if name not in self.procs or self.procs[name].poll() is not None:
+                self.restart(name)
+        for url in (self.gcs_url, self.emulator_url):
+            if url:
+                self._wait_listening(url)
+        self._wait_healthy()
 
     def kill(self, name: str) -> None:
         """SIGKILL a component (and its children), as a lost machine would end it."""
@@ -232,17 +247,22 @@ class Stack:
         """Run one more triggerer beside the first (Airflow's HA setup)."""
         self._spawn(name, [str(BIN / "airflow"), "triggerer"])
 
-    def stop(self) -> None:
-        for proc in self.procs.values():
+    @staticmethod
+    def _terminate(procs: list[subprocess.Popen[bytes]]) -> None:
+        """SIGTERM each process group, then SIGKILL any still running after 30 s."""
+        for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
-        for proc in self.procs.values():
+        for proc in procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+    def stop(self) -> None:
+        self._terminate(list(self.procs.values()))
         if self.distributed:
             self._database(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 

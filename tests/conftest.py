@@ -86,3 +86,11 @@ def gcs(emulator: EmulatorThread, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     client.create_bucket("bkt")
     yield client
     server.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first: the end-to-end stacks, the fault matrix and the example DAGs' runs. With
+    the files spread over workers (scripts/test.sh), the run ends sooner when a long one does not
+    start last; the order within each part is kept."""
+    first = ("tests/e2e/", "tests/test_fault_matrix.py", "tests/examples/")
+    items.sort(key=lambda item: not item.nodeid.startswith(first))

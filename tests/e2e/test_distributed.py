@@ -34,7 +34,8 @@ def stack(tmp_path_factory):
             pytest.fail(f"the distributed run was required but {', '.join(down)} did not answer")
         pytest.skip(f"{', '.join(down)} not reachable")
     with Stack(tmp_path_factory.mktemp("airflow-distributed"), api_key=API_KEY, distributed=True,
-               emulator_args=("--batch-pending-seconds", "3", "--batch-running-seconds", "4")) as running:
+               env={"GEMINI_BATCH_POLL_INTERVAL": "1"},
+               emulator_args=("--batch-pending-seconds", "1", "--batch-running-seconds", "2")) as running:
         for dag_id in ("gemini_batch_nightly", "gemini_urgent", "gemini_vertex_batch"):
             running.wait_for_dag(dag_id)
         yield running

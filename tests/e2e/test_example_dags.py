@@ -26,7 +26,8 @@ API_KEY = "e2e-recognisable-key-5b1f0c"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     with Stack(tmp_path_factory.mktemp("airflow"), api_key=API_KEY,
-               emulator_args=("--batch-pending-seconds", "3", "--batch-running-seconds", "4")) as running:
+               env={"GEMINI_BATCH_POLL_INTERVAL": "1"},
+               emulator_args=("--batch-pending-seconds", "1", "--batch-running-seconds", "2")) as running:
         running.wait_for_dag(DAG_ID)
         running.wait_for_dag("gemini_results_report")
         yield running

@@ -1,6 +1,10 @@
 """Faults through a real Airflow deployment: a lost worker, a killed triggerer, two triggerers, an
 emulator restarted mid-job. Each run must succeed with exactly one batch job created and every
-input row in the output once."""
+input row in the output once.
+
+The tests share one stack: a test that kills, restarts or adds a component puts the stack back as it
+found it when it ends, pass or fail (``components_restored``), and each run has input, output and
+a batch job of its own."""
 
 from __future__ import annotations
 
@@ -24,25 +28,23 @@ DAG_ID = "gemini_faults"
 ROWS = [{"id": f"row-{i}", "text": f"Row {i} talks about topic {i % 7}. It has a second sentence."} for i in range(40)]
 
 
-def _stack(folder):
-    return Stack(folder, dags_folder=Path(__file__).parent / "dags",
-                 emulator_args=("--batch-pending-seconds", "4", "--batch-running-seconds", "6"))
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """Shared by the tests that leave every component as it was."""
-    with _stack(tmp_path_factory.mktemp("airflow")) as running:
+    # A killed triggerer's triggers go to a live one once its heartbeat is 10 s old (Airflow's default
+    # is 30 s): the test waits for that.
+    env = {"AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10"}
+    with Stack(tmp_path_factory.mktemp("airflow"), dags_folder=Path(__file__).parent / "dags", env=env,
+               emulator_args=("--batch-pending-seconds", "4", "--batch-running-seconds", "6")) as running:
         running.wait_for_dag(DAG_ID)
         yield running
 
 
 @pytest.fixture
-def own_stack(tmp_path):
-    """A stack of the test's own, for a test that kills or adds components."""
-    with _stack(tmp_path / "airflow") as running:
-        running.wait_for_dag(DAG_ID)
-        yield running
+def components_restored(stack):
+    """For a test that kills, restarts or adds components: the shared stack's components are put back
+    as they were once the test ends."""
+    yield
+    stack.restore()
 
 
 def _client(stack):
@@ -97,33 +99,36 @@ def test_a_worker_killed_right_after_the_create_call(stack):
     assert "found by display name" in stack.task_log(DAG_ID, run_id, "batch", try_number=2)
 
 
-def test_the_triggerer_killed_mid_wait_and_restarted(own_stack):
-    run_id, output = _start(own_stack, "killed-triggerer")
-    _wait_for_state(own_stack, run_id, "deferred")
-    _wait_for_trigger_log(own_stack, run_id, "requests done")  # the trigger is polling
-    own_stack.kill("triggerer")
-    own_stack.restart("triggerer")
-    _check(own_stack, run_id, output)
-    logs = _trigger_log_text(own_stack, run_id)
+@pytest.mark.usefixtures("components_restored")
+def test_the_triggerer_killed_mid_wait_and_restarted(stack):
+    run_id, output = _start(stack, "killed-triggerer")
+    _wait_for_state(stack, run_id, "deferred")
+    _wait_for_trigger_log(stack, run_id, "requests done")  # the trigger is polling
+    stack.kill("triggerer")
+    stack.restart("triggerer")
+    _check(stack, run_id, output)
+    logs = _trigger_log_text(stack, run_id)
     assert logs.count(") starting") >= 2  # the restarted triggerer ran the same trigger again
 
 
-def test_two_triggerers_at_once(own_stack):
-    own_stack.add_triggerer()
-    runs = [_start(own_stack, f"two-triggerers-{i}") for i in range(3)]
+@pytest.mark.usefixtures("components_restored")
+def test_two_triggerers_at_once(stack):
+    stack.add_triggerer()  # stopped again by the fixture
+    runs = [_start(stack, f"two-triggerers-{i}") for i in range(3)]
     for run_id, output in runs:
-        _check(own_stack, run_id, output)
+        _check(stack, run_id, output)
 
 
-def test_the_emulator_restarted_mid_job(own_stack):
-    run_id, output = _start(own_stack, "restarted-emulator")
-    _wait_for_state(own_stack, run_id, "deferred")
-    _wait_for_trigger_log(own_stack, run_id, "requests done")
-    own_stack.kill("emulator")  # its jobs and files are saved in its data folder
+@pytest.mark.usefixtures("components_restored")
+def test_the_emulator_restarted_mid_job(stack):
+    run_id, output = _start(stack, "restarted-emulator")
+    _wait_for_state(stack, run_id, "deferred")
+    _wait_for_trigger_log(stack, run_id, "requests done")
+    stack.kill("emulator")  # its jobs and files are saved in its data folder
     # Polls fail meanwhile: transient errors, tolerated, and the wait goes on.
-    _wait_for_trigger_log(own_stack, run_id, "poll error 1 of 10 tolerated")
-    own_stack.restart("emulator")
-    _check(own_stack, run_id, output)
+    _wait_for_trigger_log(stack, run_id, "poll error 1 of 10 tolerated")
+    stack.restart("emulator")
+    _check(stack, run_id, output)
 
 
 def test_marking_the_deferred_task_failed_cancels_its_job(stack):
