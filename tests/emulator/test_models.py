@@ -25,8 +25,9 @@ def test_generate_content_is_an_extractive_deterministic_summary(client):
     assert first.text in TEXT and first.text.endswith(".")
     assert first.text != "It is small."  # the sentence with the most frequent content words wins
     usage = first.usage_metadata
-    assert usage.prompt_token_count > 0
-    assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
+    assert usage.prompt_token_count > 0 and usage.thoughts_token_count > 0  # 2.5 Flash thinks by default
+    spent = usage.prompt_token_count + usage.candidates_token_count + usage.thoughts_token_count
+    assert usage.total_token_count == spent
 
 
 # A docstring as the nightly DAG sends it: a label line, a prose lead, then a doctest, a list, a
@@ -118,3 +119,35 @@ def test_missing_key_is_refused(emulator):
         urllib.request.urlopen(request)
     assert info.value.code == 403
     assert json.loads(info.value.read())["error"]["status"] == "PERMISSION_DENIED"
+
+
+@pytest.mark.parametrize(("model", "thinking", "most"), [
+    ("gemini-3-flash-preview", None, 16384),  # Gemini 3 thinks at HIGH by default
+    ("gemini-3-flash-preview", {"thinking_level": "LOW"}, 1024),
+    ("gemini-2.5-flash", {"thinking_budget": 40}, 40),
+    ("gemini-2.5-flash", {"thinking_budget": 0}, 0),
+    ("gemini-2.5-flash-lite", None, 0),  # Flash-Lite 2.5 does not think unless given a budget
+])
+def test_a_thinking_model_answers_with_its_thought_count_and_a_signature_within_its_budget(
+        client, model, thinking, most):
+    config = types.GenerateContentConfig(thinking_config=thinking)
+    response = client.models.generate_content(model=model, contents=TEXT, config=config)
+    thoughts = response.usage_metadata.thoughts_token_count or 0
+    assert thoughts <= most and (thoughts > 0) == (most > 0)
+    parts = response.candidates[0].content.parts
+    assert [bool(p.thought_signature) for p in parts] == ([False, True] if thoughts else [False])
+    assert response.text in TEXT  # the signature part adds nothing to the text
+
+
+def test_thoughts_asked_for_come_as_a_thought_part_never_in_the_text(client):
+    config = types.GenerateContentConfig(thinking_config={"thinking_level": "LOW", "include_thoughts": True})
+    response = client.models.generate_content(model="gemini-3-flash-preview", contents=TEXT, config=config)
+    [thought] = [p for p in response.candidates[0].content.parts if p.thought]
+    assert thought.text and thought.text not in response.text and response.text in TEXT
+
+
+def test_a_retired_model_id_is_not_found_as_the_api_answers_it(client):
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(model="gemini-3-pro-preview", contents=TEXT)
+    assert info.value.code == 404
+    assert client.models.get(model="gemini-3.1-pro-preview").thinking is True

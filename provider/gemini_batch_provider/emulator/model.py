@@ -10,6 +10,7 @@ texts sharing words lie close together. The same request always gets the same an
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -21,6 +22,12 @@ from .errors import InvalidRequest
 from .media import FileReader, describe, media_of
 
 MEDIA_TOKENS = 258  # Gemini's count for an image of up to 384x384 pixels
+# Thinking (https://ai.google.dev/gemini-api/docs/thinking): the most tokens a request thinks at each
+# thinkingLevel (Gemini 3), and each thinking model's cap when the request sets neither level nor budget.
+THINKING_LEVEL_CAP = {"MINIMAL": 0, "LOW": 1024, "MEDIUM": 4096, "HIGH": 16384, "XHIGH": 32768}
+DEFAULT_THINKING_CAP = {"gemini-2.5-pro": 32768, "gemini-2.5-flash": 24576, "gemini-3-flash-preview": 16384,
+                        "gemini-3.1-pro-preview": 16384, "gemini-3.1-flash-lite-preview": 16384,
+                        "gemini-3.1-flash-lite": 16384}
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PARAGRAPH = re.compile(r"\n\s*\n")
@@ -231,18 +238,42 @@ def generate(request: dict[str, Any], model: str, read_file: FileReader | None =
     prompt_tokens = count_tokens(text) + (count_tokens("\n".join(_texts([system]))) if system else 0)
     prompt_tokens += MEDIA_TOKENS * len(media)
     output_tokens = count_tokens(answer)
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    thinking = _get(config, "thinkingConfig", "thinking_config") or {}
+    thoughts = thoughts_tokens(model, thinking, prompt_tokens, digest)
+    parts: list[dict[str, Any]] = [{"text": answer}]
+    if thoughts:  # a thinking model's answer: what it thought (asked for) first, its signature last
+        if _get(thinking, "includeThoughts", "include_thoughts"):
+            parts.insert(0, {"text": f"Thinking about: {summary}", "thought": True})
+        parts.append({"thoughtSignature": base64.b64encode(bytes.fromhex(digest[:24])).decode()})
+    usage = {"promptTokenCount": prompt_tokens, "candidatesTokenCount": output_tokens,
+             "totalTokenCount": prompt_tokens + output_tokens + thoughts}
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
     return {
-        "candidates": [
-            {"content": {"parts": [{"text": answer}], "role": "model"}, "finishReason": finish, "index": 0}
-        ],
-        "usageMetadata": {
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": output_tokens,
-            "totalTokenCount": prompt_tokens + output_tokens,
-        },
+        "candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": 0}],
+        "usageMetadata": usage,
         "modelVersion": model.removeprefix("models/"),
-        "responseId": hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:22],
+        "responseId": digest[:22],
     }
+
+
+def thoughts_tokens(model: str, thinking: dict[str, Any], prompt_tokens: int, digest: str) -> int:
+    """How many tokens a request thinks: none for a model that does not think by default (Flash-Lite
+    2.5, image models) unless given a budget; else about as many as the prompt has plus 256, between
+    half and one and a half times that from request to request (a stable draw from ``digest``),
+    within the request's ``thinkingBudget`` or ``thinkingLevel`` or the model's default cap."""
+    budget = _get(thinking, "thinkingBudget", "thinking_budget")
+    level = str(_get(thinking, "thinkingLevel", "thinking_level") or "").upper()
+    name = model.removeprefix("models/")
+    if isinstance(budget, int) and budget >= 0:
+        cap = budget
+    elif level in THINKING_LEVEL_CAP:
+        cap = THINKING_LEVEL_CAP[level]
+    else:
+        cap = DEFAULT_THINKING_CAP.get(name, THINKING_LEVEL_CAP["HIGH"] if budget == -1 else 0)
+    draw = 0.5 + int(digest[-8:], 16) / 0xFFFFFFFF  # 0.5 to 1.5
+    return min(cap, round((prompt_tokens + 256) * draw))
 
 
 def embed(request: dict[str, Any]) -> dict[str, Any]:

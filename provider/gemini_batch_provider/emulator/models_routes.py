@@ -13,9 +13,12 @@ from . import model as synthetic
 from .state import State
 from .wire import ApiError, json_response, not_found, page, quota_exceeded, read_body
 
+# The model ids the Gemini API serves (https://ai.google.dev/gemini-api/docs/models, 2026-11). A
+# retired id (gemini-3-pro-preview, shut down for gemini-3.1-pro-preview) is answered 404, as the API does.
 MODELS = [
-    "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-3-flash-preview",
-    "gemini-3-pro-preview", "gemini-embedding-001",
+    "gemini-3.1-pro-preview", "gemini-3-flash-preview", "gemini-3.1-flash-lite-preview", "gemini-3.1-flash-lite",
+    "gemini-3.1-flash-image-preview", "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite",
+    "gemini-embedding-001",
 ]
 
 
@@ -39,6 +42,7 @@ def _model_resource(name: str) -> dict[str, Any]:
         "name": f"models/{name}", "baseModelId": name, "displayName": name, "version": "001",
         "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
         "supportedGenerationMethods": ["generateContent", "countTokens", "batchGenerateContent"],
+        "thinking": name in synthetic.DEFAULT_THINKING_CAP,
     }
 
 
