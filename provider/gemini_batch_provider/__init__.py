@@ -86,4 +86,20 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "Google Gemini", "python-modules": ["gemini_batch_provider.triggers.batch"]}
         ],
+        "config": {
+            "gemini_batch": {
+                "description": "Settings of the Google Gemini Batch provider for the whole deployment.",
+                "options": {
+                    "prices_file": {
+                        "description": "A TOML file of model prices (US dollars per million tokens), of the shape "
+                        "of the provider's data/prices.toml; its models add to and override the shipped table, "
+                        "and an operator's prices= wins over both. Empty: the shipped table only.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/opt/airflow/gemini-prices.toml",
+                        "default": "",
+                    },
+                },
+            },
+        },
     }

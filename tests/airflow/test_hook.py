@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 def test_connection_test_lists_models(gemini_conn):
     ok, message = GeminiHook(gemini_conn).test_connection()
-    assert ok and "models visible" in message and "models/gemini-2.5-flash" in message
+    assert ok and "9 models visible" in message and "models/gemini-3.1-pro-preview" in message
 
 
 def test_connection_test_reports_a_refused_key_without_it(monkeypatch):

@@ -46,10 +46,13 @@ def test_lands_one_row_per_record(airflow_db, emulator, gemini_conn, tmp_path, d
     assert summary["rows"] == 7 and summary["counts"] == {**NONE, "succeeded": 7}
     assert summary["path"] == "batch" and summary["rows_by_path"] == {"batch": 7}
     assert summary["usage"]["total_token_count"] == sum(r["usage"]["total_token_count"] for r in rows)
-    # gemini-2.5-flash at the batch price (half of $0.30 in / $2.50 out per million), after the deferral too
-    prompt, output = summary["usage"]["prompt_token_count"], summary["usage"]["candidates_token_count"]
-    assert summary["cost_usd"] == pytest.approx((prompt * 0.30 + output * 2.50) / 2e6, abs=1e-6)
-    assert 0 < summary["estimated_cost_usd"] < 10 * summary["cost_usd"]
+    # gemini-2.5-flash at the batch price (half of $0.30 in / $2.50 out per million, thinking billed as
+    # output), after the deferral too; the estimate counts the thinking and is within 2x of it
+    usage = summary["usage"]
+    output = usage["candidates_token_count"] + usage["thoughts_token_count"]
+    assert usage["thoughts_token_count"] > usage["candidates_token_count"]  # 2.5 Flash thinks by default
+    assert summary["cost_usd"] == pytest.approx((usage["prompt_token_count"] * 0.30 + output * 2.50) / 2e6, abs=1e-6)
+    assert summary["cost_usd"] / 2 < summary["estimated_cost_usd"] < 2 * summary["cost_usd"]
     [job] = summary["batch_jobs"]
     job_id = job.removeprefix("batches/")
     assert emulator.state.store.batches[job_id].resource["displayName"].startswith(
@@ -97,13 +100,29 @@ def test_a_job_that_did_not_succeed_lands_every_row_then_fails_the_task(airflow_
     assert all(r["status"] == status and f"batches/{job.id} ended" in r["error"]["message"] for r in rows)
 
 
+
+def test_a_thinking_model_is_billed_its_thoughts_at_the_output_price_and_estimated_within_2x(
+        airflow_db, emulator, gemini_conn, tmp_path):
+    dag_run, rows = _run_dag(tmp_path, "gemini_op_thinking", RECORDS)
+    assert dag_run.state == "success"
+    prompts = {r["id"]: f"Summarize: {r['text']}" for r in RECORDS}
+    for row in rows:  # the answer without its thoughts; the thoughts, asked for, in a field of their own
+        assert row["text"] in prompts[row["key"]] and "Thinking about" not in row["text"]
+        assert row["thoughts"].startswith("Thinking about") and 0 < row["usage"]["thoughts_token_count"] <= 1024
+    summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
+    usage = summary["usage"]
+    # gemini-3-flash-preview, batch: half of $0.50 in and $3.00 out (thinking included) per million
+    output = usage["candidates_token_count"] + usage["thoughts_token_count"]
+    assert summary["cost_usd"] == pytest.approx((usage["prompt_token_count"] * 0.50 + output * 3.00) / 2e6, abs=1e-6)
+    assert summary["cost_usd"] / 2 < summary["estimated_cost_usd"] < 2 * summary["cost_usd"]
+
 def test_online_operator_lands_the_same_schema_and_summary(airflow_db, emulator, gemini_conn, tmp_path):
     emulator.state.faults.config.error_503_rate = 0.3  # some calls fail and are retried
     dag_run, rows = _run_dag(tmp_path, "gemini_op_online", RECORDS)
     assert dag_run.state == "success"
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
-    assert all(set(r) == {"key", "status", "path", "text", "parsed", "embedding", "usage", "error", "finish_reason"}
-               for r in rows)
+    assert all(set(r) == {"key", "status", "path", "text", "parsed", "embedding", "usage", "error", "finish_reason",
+                          "thoughts"} for r in rows)
     assert all(r["status"] == "succeeded" and r["path"] == "online" and r["finish_reason"] == "STOP" for r in rows)
     summary = dag_run.get_task_instance("online").xcom_pull(task_ids="online")
     assert summary["path"] == "online" and summary["batch_jobs"] == []
@@ -338,6 +357,10 @@ def test_a_vertex_job_that_did_not_succeed_lands_every_row_then_fails(airflow_db
     assert dag_run.state == "failed"
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
     assert all(r["status"] == status and "/batchPredictionJobs/" in r["error"]["message"] for r in rows)
+    # What landed, and what it cost, is in XCom although the task failed.
+    summary = dag_run.get_task_instance("batch").xcom_pull(task_ids="batch")
+    assert summary["counts"][status] == len(RECORDS) and summary["output_path"].endswith("results.jsonl")
+    assert "cost_usd" in summary and summary["usage"] is not None
 
 
 @pytest.mark.parametrize("vertex", [False, True])

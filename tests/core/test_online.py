@@ -140,8 +140,9 @@ def test_client_side_tpm_limit_keeps_under_the_quota():
     late and bunched (a loaded machine delays some by a tenth of a second or more; over a 1 s window
     such a delay alone earned a 429)."""
     quota = EmulatorConfig(tpm=6000, quota_window_s=5.0)  # 500 tokens in any 5 s; a row costs ~20
-    _, unlimited, _ = _run(quota, rows=40, concurrency=20)
-    landed, limited, _ = _run(quota, rows=40, concurrency=20, tpm=5400)
+    lite = "gemini-2.5-flash-lite"  # no thinking: each row's tokens are known before the call
+    _, unlimited, _ = _run(quota, rows=40, model=lite, concurrency=20)
+    landed, limited, _ = _run(quota, rows=40, model=lite, concurrency=20, tpm=5400)
     assert unlimited.responses_429 > 0
     assert limited.responses_429 == 0 and _keys(landed) == list(range(40))
     assert all(row["status"] == "succeeded" for row in landed)

@@ -52,7 +52,7 @@ def test_the_connection_form_test_lists_the_models_or_says_what_is_missing(stack
     body = {"connection_id": "gemini_form", "conn_type": "gemini", "extra": extra}
     tested = stack.post("/api/v2/connections/test", {**body, "password": API_KEY})
     assert tested["status"] is True and "models visible" in tested["message"]
-    assert "gemini-2.5-flash" in tested["message"] and API_KEY not in tested["message"]
+    assert "gemini-3.1-pro-preview" in tested["message"] and API_KEY not in tested["message"]
     missing = stack.post("/api/v2/connections/test", body)
     assert missing["status"] is False and "has no API key: put the Gemini API key in its password" in missing["message"]
 

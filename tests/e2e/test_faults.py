@@ -30,10 +30,7 @@ ROWS = [{"id": f"row-{i}", "text": f"Row {i} talks about topic {i % 7}. It has a
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    # A killed triggerer's triggers go to a live one once its heartbeat is 10 s old (Airflow's default
-    # is 30 s): the test waits for that.
-    env = {"AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10"}
-    with Stack(tmp_path_factory.mktemp("airflow"), dags_folder=Path(__file__).parent / "dags", env=env,
+    with Stack(tmp_path_factory.mktemp("airflow"), dags_folder=Path(__file__).parent / "dags",
                emulator_args=("--batch-pending-seconds", "4", "--batch-running-seconds", "6")) as running:
         running.wait_for_dag(DAG_ID)
         yield running

@@ -1,89 +1,228 @@
-"""What a run costs, in US dollars: estimated before anything is sent, actual from ``usage_metadata``.
+"""What a run costs, in US dollars: estimated before anything is sent, actual from each row's usage.
 
-Prices per million tokens from Google's Gemini Developer API pricing page
-(https://ai.google.dev/gemini-api/docs/pricing), as of 2026-11, standard (paid) tier, text, prompts
-up to 200k tokens: thinking tokens are billed as output; cached prompt tokens at the caching price;
-the Batch API costs half (https://ai.google.dev/gemini-api/docs/batch-mode). Prices change: give
-your own with ``prices`` (``{"model": {"input": $, "output": $, "cached": $}}`` per million tokens).
-A model without a price gets no cost (None), never a guess.
+The prices are a data file, ``data/prices.toml`` (each model's figures with their source and
+date, from https://ai.google.dev/gemini-api/docs/pricing): text prompt tokens, audio prompt tokens,
+cached prompt tokens, output tokens (thinking included: ``thoughtsTokenCount`` is billed as
+output), image output tokens, and a long-context tier for a request whose prompt is over a size.
+The Batch API charges half (https://ai.google.dev/gemini-api/docs/batch-mode). A deployment's own
+file (``prices_file``, same shape) and an operator's ``prices`` override the shipped table, in that
+order. A model without a price gets no cost (None), never a guess.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
+from .errors import InputError
 from .tokens import estimate_split
 
 BATCH_DISCOUNT = 0.5
+PRICES_FILE = Path(__file__).parents[1] / "data" / "prices.toml"
+_RATES = ("input", "output", "cached", "input_audio", "output_image")
+PRICED_ONE_BY_ONE_ABOVE = 32_000  # prompt tokens: no long-context tier may start below
+
+
+def _rate(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of US dollars per million tokens, zero or more, "
+                         f"got {value!r}")
+
+
+@dataclass(frozen=True)
+class LongContext:
+    """The prices of a request whose prompt has more than ``above_prompt_tokens`` tokens (None: as
+    the short-context price)."""
+
+    above_prompt_tokens: int
+    input: float | None = None
+    output: float | None = None
+    cached: float | None = None
+
+    def __post_init__(self) -> None:
+        above = self.above_prompt_tokens
+        if isinstance(above, bool) or not isinstance(above, int) or above < PRICED_ONE_BY_ONE_ABOVE:
+            raise ValueError(f"above_prompt_tokens must be a whole number of tokens from {PRICED_ONE_BY_ONE_ABOVE}, "
+                             f"got {above!r}")
+        for name in ("input", "output", "cached"):
+            if getattr(self, name) is not None:
+                _rate(f"long_context.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)
 class ModelPrice:
-    """US dollars per million tokens."""
+    """US dollars per million tokens: ``input`` (text, image, video prompt tokens), ``output``
+    (answer and thinking tokens), ``cached`` (prompt tokens from a context cache); ``input_audio``
+    and ``output_image`` where the model prices them apart (None: as ``input`` / ``output``); the
+    ``long_context`` tier (None: one tier); where the figures come from and when (``source``,
+    ``as_of``).
+
+    :raises ValueError: for a figure that is not a finite number of dollars, zero or more.
+    """
 
     input: float
     output: float
     cached: float
+    input_audio: float | None = None
+    output_image: float | None = None
+    long_context: LongContext | None = None
+    source: str = ""
+    as_of: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("input", "output", "cached"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number of US dollars per million tokens, zero or more, "
-                                 f"got {value!r}")
+        for name in _RATES:
+            if getattr(self, name) is not None or name in ("input", "output", "cached"):
+                _rate(name, getattr(self, name))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ModelPrice:
+        """A price from a table of ``prices.toml`` or an operator's ``prices`` entry.
+
+        :raises ValueError: for an unknown field, a missing rate, or a figure that is not a price.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown field(s) {unknown}; a price has {sorted(known)}")
+        missing = [name for name in ("input", "output", "cached") if name not in values]
+        if missing:
+            raise ValueError(f"missing {missing}")
+        long = values.get("long_context")
+        try:
+            return cls(**{**values, "long_context": LongContext(**long) if long is not None else None})
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+    def rates(self, prompt_tokens: int) -> tuple[float, float, float]:
+        """``(input, output, cached)`` for a request of ``prompt_tokens``: the long-context tier's
+        where the prompt is over its size."""
+        tier = self.long_context
+        if tier is None or prompt_tokens <= tier.above_prompt_tokens:
+            return self.input, self.output, self.cached
+        return (tier.input if tier.input is not None else self.input,
+                tier.output if tier.output is not None else self.output,
+                tier.cached if tier.cached is not None else self.cached)
 
 
-PRICES: dict[str, ModelPrice] = {
-    "gemini-2.5-pro": ModelPrice(input=1.25, output=10.00, cached=0.31),
-    "gemini-2.5-flash": ModelPrice(input=0.30, output=2.50, cached=0.075),
-    "gemini-2.5-flash-lite": ModelPrice(input=0.10, output=0.40, cached=0.025),
-    "gemini-embedding-001": ModelPrice(input=0.15, output=0.0, cached=0.0),  # input tokens only
-}
+def _table(data: Mapping[str, Any], where: str) -> dict[str, ModelPrice]:
+    """``data``'s prices by model; an InputError names ``where`` (``{model}`` in it: the model) and the fix."""
+    table = {}
+    for model, values in data.items():
+        try:
+            table[model] = ModelPrice.from_mapping(values)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where.format(model=repr(model))} is not a price ({exc}); give at least "
+                             "{'input': $, 'output': $, 'cached': $} in US dollars per million tokens") from None
+    return table
 
 
-def price_of(model: str, overrides: Mapping[str, Mapping[str, float]] | None = None) -> ModelPrice | None:
-    """The price of ``model`` (``models/`` and ``publishers/google/models/`` prefixes ignored)."""
+@functools.cache
+def load_prices(path: str | Path = PRICES_FILE) -> dict[str, ModelPrice]:
+    """The prices of a TOML file of ``prices.toml``'s shape, by model id.
+
+    :raises InputError: for a file that can't be read, is not TOML, or holds something not a price.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise InputError(f"prices file {path} can't be read ({exc.strerror}); fix [gemini_batch] prices_file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"prices file {path} is not TOML ({exc})") from None
+    where = str(path).replace("{", "{{").replace("}", "}}")  # a path is no format string
+    return _table(data, f"prices file {where}: {{model}}")
+
+
+PRICES: dict[str, ModelPrice] = load_prices()
+
+
+def check_prices(prices: Mapping[str, Mapping[str, Any]]) -> dict[str, ModelPrice]:
+    """An operator's ``prices`` as ``ModelPrice`` by model id; raises InputError naming the model."""
+    return _table(prices, "prices[{model}]")
+
+
+def price_of(model: str, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+             prices_file: str | None = None) -> ModelPrice | None:
+    """The price of ``model`` (``models/`` and ``publishers/google/models/`` prefixes ignored): from
+    ``overrides`` (an operator's ``prices``), else the deployment's ``prices_file``, else ``PRICES``."""
     name = model.rsplit("/", 1)[-1]
     if overrides and name in overrides:
-        return ModelPrice(**overrides[name])
+        return ModelPrice.from_mapping(overrides[name])
+    if prices_file:
+        found = load_prices(prices_file).get(name)
+        if found is not None:
+            return found
     return PRICES.get(name)
 
 
-def cost_usd(usage: Mapping[str, int], price: ModelPrice, batch: bool) -> float:
-    """The cost of ``usage`` (``usage_metadata`` fields, snake_case) at ``price``, halved for batch."""
-    cached = usage.get("cached_content_token_count", 0)
-    prompt = usage.get("prompt_token_count", 0) - cached
-    output = usage.get("candidates_token_count", 0) + usage.get("thoughts_token_count", 0)
-    dollars = (prompt * price.input + cached * price.cached + output * price.output) / 1e6
+def _modality(details: Any, modality: str) -> int:
+    """Tokens of ``modality`` in a ``*_tokens_details`` list (``[{"modality", "token_count"}]``)."""
+    if not isinstance(details, list):
+        return 0
+    return sum(int(d.get("token_count") or 0) for d in details
+               if isinstance(d, dict) and str(d.get("modality", "")).upper() == modality)
+
+
+def cost_usd(usage: Mapping[str, Any], price: ModelPrice, batch: bool) -> float:
+    """The cost of one request's ``usage`` (``usage_metadata`` fields, snake_case, with its
+    ``prompt_tokens_details`` / ``candidates_tokens_details`` where given) at ``price``, halved for
+    batch. Its prompt size picks the tier; audio prompt tokens and image answer tokens take their
+    own prices; thinking tokens are output."""
+    prompt = int(usage.get("prompt_token_count") or 0)
+    cached = int(usage.get("cached_content_token_count") or 0)
+    audio = _modality(usage.get("prompt_tokens_details"), "AUDIO") if price.input_audio is not None else 0
+    output = int(usage.get("candidates_token_count") or 0) + int(usage.get("thoughts_token_count") or 0)
+    image = _modality(usage.get("candidates_tokens_details"), "IMAGE") if price.output_image is not None else 0
+    input_rate, output_rate, cached_rate = price.rates(prompt)
+    dollars = ((prompt - cached - audio) * input_rate + audio * (price.input_audio or 0.0) + cached * cached_rate
+               + (output - image) * output_rate + image * (price.output_image or 0.0)) / 1e6
     return dollars * (BATCH_DISCOUNT if batch else 1.0)
 
 
 @dataclass
 class Estimate:
-    """Estimated tokens of a set of requests and, when the model has a price, their cost."""
+    """Estimated tokens of a set of requests and, when the model has a price, their cost.
+
+    Requests of up to ``PRICED_ONE_BY_ONE_ABOVE`` prompt tokens are counted together; larger ones
+    are kept one by one, so that each is priced at its own tier (the long-context tiers start
+    above that size).
+    """
 
     requests: int = 0
     prompt_tokens: int = 0
-    output_tokens: int = 0
+    output_tokens: int = 0  # answer and thinking
+    thinking_tokens: int = 0
+    large: list[tuple[int, int]] = field(default_factory=list)
 
-    def add(self, prompt: int, output: int) -> None:
-        """Count one request of ``prompt`` and ``output`` estimated tokens (``estimate_split``)."""
+    def add(self, prompt: int, output: int, thinking: int = 0) -> None:
+        """Count one request of ``prompt``, ``output`` and ``thinking`` estimated tokens (``estimate_split``)."""
         self.requests += 1
         self.prompt_tokens += prompt
-        self.output_tokens += output
+        self.output_tokens += output + thinking
+        self.thinking_tokens += thinking
+        if prompt > PRICED_ONE_BY_ONE_ABOVE:
+            self.large.append((prompt, output + thinking))
 
     def usd(self, price: ModelPrice | None, batch: bool) -> float | None:
         if price is None:
             return None
-        usage = {"prompt_token_count": self.prompt_tokens, "candidates_token_count": self.output_tokens}
-        return cost_usd(usage, price, batch)
+        prompt = self.prompt_tokens - sum(p for p, _ in self.large)
+        output = self.output_tokens - sum(o for _, o in self.large)
+        small = cost_usd({"prompt_token_count": prompt, "candidates_token_count": output},
+                         dataclasses.replace(price, long_context=None), batch)  # each of them below any tier
+        return small + sum(cost_usd({"prompt_token_count": p, "candidates_token_count": o}, price, batch)
+                           for p, o in self.large)
 
 
-def estimate(requests: Iterable[tuple[str, dict[str, Any]]]) -> Estimate:
+def estimate(requests: Iterable[tuple[str, dict[str, Any]]], model: str | None = None) -> Estimate:
+    """The estimate of ``(key, request)`` pairs sent to ``model`` (its thinking counted, see ``estimate_split``)."""
     found = Estimate()
     for _, request in requests:
-        found.add(*estimate_split(request))
+        found.add(*estimate_split(request, model))
     return found

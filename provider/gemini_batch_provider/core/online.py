@@ -226,7 +226,7 @@ class OnlineEngine:
 
     async def run_one(self, key: str, request: dict[str, Any]) -> dict[str, Any]:
         """The results row for one request; never raises for API or transport errors."""
-        estimate = estimate_tokens(request)
+        estimate = estimate_tokens(request, self.model)
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception(is_retryable),
             wait=self._wait,

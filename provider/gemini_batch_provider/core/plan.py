@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cost import Estimate, ModelPrice, price_of
+from .cost import Estimate, ModelPrice, check_prices, price_of
 from .errors import BudgetExceeded, InputError
 from .media import FILE_LIMIT_BYTES, INLINE_MAX_BYTES
 from .requests import EmbedRequestSpec, RequestSpec
@@ -53,28 +53,26 @@ class MediaSettings:
 @dataclass(frozen=True)
 class Budget:
     """What a run may cost: ``max_cost_usd`` US dollars (None: no budget), at ``prices``
-    (``{"model": {"input": $, "output": $, "cached": $}}`` per million tokens, over ``core.cost.PRICES``).
+    (``{"model": {"input": $, "output": $, "cached": $, ...}}`` per million tokens, the fields of
+    ``core.cost.ModelPrice``) over the deployment's ``prices_file`` over ``core.cost.PRICES``.
 
-    :raises InputError: for a budget that is not a finite number of dollars, zero or more.
+    :raises InputError: for a budget that is not a finite number of dollars, zero or more, or a
+        price that is not one.
     """
 
     max_cost_usd: float | None = None
-    prices: Mapping[str, Mapping[str, float]] | None = None
+    prices: Mapping[str, Mapping[str, Any]] | None = None
+    prices_file: str | None = None
 
     def __post_init__(self) -> None:
         limit = self.max_cost_usd
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
                                   or not math.isfinite(limit) or limit < 0):
             raise InputError(f"max_cost_usd must be a finite number of US dollars, zero or more, got {limit!r}")
-        for model, price in (self.prices or {}).items():
-            try:
-                ModelPrice(**price)
-            except (TypeError, ValueError) as exc:
-                raise InputError(f"prices[{model!r}] is not a price ({exc}); give "
-                                 "{'input': $, 'output': $, 'cached': $} in US dollars per million tokens") from None
+        check_prices(self.prices or {})
 
     def price(self, model: str) -> ModelPrice | None:
-        return price_of(model, self.prices)
+        return price_of(model, self.prices, self.prices_file)
 
     def check(self, model: str, found: Estimate, batch: bool) -> float | None:
         """The estimated cost in US dollars (None without a known price).

@@ -14,7 +14,12 @@ Results row (one JSON object per line)::
      "path": "batch" | "online",
      "text": str | None, "parsed": JSON value | None, "embedding": [float] | None,
      "usage": {usage_metadata fields} | None, "error": {code, message, status} | None,
-     "finish_reason": "STOP" | "MAX_TOKENS" | "SAFETY" | ... | None}
+     "finish_reason": "STOP" | "MAX_TOKENS" | "SAFETY" | ... | None, "thoughts": str | None}
+
+``text`` is the answer without its thought parts; ``thoughts`` their text, given when the request
+asked for them (``thinking_config.include_thoughts``), else None. ``usage`` holds the
+``usage_metadata`` counts (``thoughts_token_count`` among them) and, where the API gives them,
+``prompt_tokens_details`` / ``candidates_tokens_details`` (``[{"modality", "token_count"}]``).
 
 ``finish_reason`` is the first candidate's ``finishReason`` in the API's own words
 (https://ai.google.dev/api/generate-content#FinishReason): ``MAX_TOKENS`` marks an answer cut at
@@ -37,6 +42,7 @@ import orjson
 import pydantic
 from google.genai import types
 
+from .cost import ModelPrice, cost_usd
 from .keys import NEW, UNKNOWN, KeyIndex
 from .transient import error_status
 from .vocabulary import RowPath, RowStatus
@@ -45,13 +51,15 @@ USAGE_FIELDS = (
     "prompt_token_count", "candidates_token_count", "thoughts_token_count",
     "cached_content_token_count", "total_token_count",
 )
+# Tokens by modality, kept where the API gives them: audio prompt and image answer tokens have prices of their own.
+MODALITY_FIELDS = ("prompt_tokens_details", "candidates_tokens_details")
 
 
-def _row(key: str, status: str, path: str, *, text: str | None = None, usage: dict[str, int] | None = None,
+def _row(key: str, status: str, path: str, *, text: str | None = None, usage: dict[str, Any] | None = None,
          error: dict[str, Any] | None = None, embedding: list[float] | None = None,
-         finish_reason: str | None = None) -> dict[str, Any]:
+         finish_reason: str | None = None, thoughts: str | None = None) -> dict[str, Any]:
     return {"key": key, "status": str(status), "path": str(path), "text": text, "parsed": None, "embedding": embedding,
-            "usage": usage, "error": error, "finish_reason": finish_reason}
+            "usage": usage, "error": error, "finish_reason": finish_reason, "thoughts": thoughts}
 
 
 def _api_word(value: Any) -> str | None:
@@ -63,11 +71,27 @@ def _error(message: str, status: str, code: int | None = None) -> dict[str, Any]
     return {"code": code, "message": message, "status": status}
 
 
-def _usage(response: types.GenerateContentResponse) -> dict[str, int] | None:
+def _details(details: Any) -> list[dict[str, Any]]:
+    """A ``*TokensDetails`` list (``ModalityTokenCount``) as ``[{"modality", "token_count"}]``."""
+    found = []
+    for item in details if isinstance(details, list) else []:
+        if isinstance(item, dict):
+            modality, count = item.get("modality"), item.get("tokenCount", item.get("token_count"))
+        else:
+            modality, count = _api_word(item.modality), item.token_count
+        found.append({"modality": str(modality), "token_count": int(count or 0)})
+    return found
+
+
+def _usage(response: types.GenerateContentResponse) -> dict[str, Any] | None:
     meta = response.usage_metadata
     if meta is None:
         return None
-    return {name: getattr(meta, name) for name in USAGE_FIELDS if getattr(meta, name) is not None}
+    usage: dict[str, Any] = {name: getattr(meta, name) for name in USAGE_FIELDS if getattr(meta, name) is not None}
+    for name in MODALITY_FIELDS:
+        if getattr(meta, name):
+            usage[name] = _details(getattr(meta, name))
+    return usage
 
 
 def embedding_row(key: str, path: str, values: Any) -> dict[str, Any]:
@@ -86,6 +110,13 @@ _TEXT_PART_FIELDS = frozenset({"text", "thought", "thoughtSignature"})
 _WIRE_USAGE = {"promptTokenCount": "prompt_token_count", "candidatesTokenCount": "candidates_token_count",
                "thoughtsTokenCount": "thoughts_token_count", "cachedContentTokenCount": "cached_content_token_count",
                "totalTokenCount": "total_token_count"}
+_WIRE_DETAILS = {"promptTokensDetails": "prompt_tokens_details", "candidatesTokensDetails": "candidates_tokens_details"}
+
+
+def _wire_usage(meta: dict[str, Any]) -> dict[str, Any]:
+    usage: dict[str, Any] = {_WIRE_USAGE[k]: int(v) for k, v in meta.items() if k in _WIRE_USAGE}
+    usage.update({_WIRE_DETAILS[k]: _details(v) for k, v in meta.items() if k in _WIRE_DETAILS and v})
+    return usage
 
 
 def _plain_text_row(key: str, response: Any) -> dict[str, Any] | None:
@@ -102,16 +133,18 @@ def _plain_text_row(key: str, response: Any) -> dict[str, Any] | None:
         if not parts or any(not _TEXT_PART_FIELDS.issuperset(part) for part in parts):
             return None
         text = "".join(part["text"] for part in parts if "text" in part and not part.get("thought"))
+        thoughts = "".join(part["text"] for part in parts if "text" in part and part.get("thought")) or None
         if not all(isinstance(part.get("text", ""), str) for part in parts) or not text:
             return None
         meta = response.get("usageMetadata")
-        usage = None if meta is None else {_WIRE_USAGE[k]: int(v) for k, v in meta.items() if k in _WIRE_USAGE}
+        usage = None if meta is None else _wire_usage(meta)
         finish = candidate.get("finishReason")
         if finish is not None and not isinstance(finish, str):
             return None
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
-    return _row(key, RowStatus.SUCCEEDED, RowPath.BATCH, text=text, usage=usage, finish_reason=finish)
+    return _row(key, RowStatus.SUCCEEDED, RowPath.BATCH, text=text, usage=usage, finish_reason=finish,
+                thoughts=thoughts)
 
 
 def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
@@ -148,14 +181,20 @@ def response_row(key: str, path: str, response: types.GenerateContentResponse) -
         reason = finish or _api_word(response.prompt_feedback and response.prompt_feedback.block_reason)
         return _row(key, RowStatus.FAILED, path, usage=usage, finish_reason=finish,
                     error=_error(f"no text in the response ({reason})", "NO_TEXT"))
-    return _row(key, RowStatus.SUCCEEDED, path, text=text, usage=usage, finish_reason=finish)
+    parts = (candidate.content.parts if candidate and candidate.content else None) or []
+    thoughts = "".join(part.text for part in parts if part.thought and part.text) or None
+    return _row(key, RowStatus.SUCCEEDED, path, text=text, usage=usage, finish_reason=finish, thoughts=thoughts)
 
 
 class ResultsWriter:
-    """Writes results rows to ``path`` atomically (a ``.part`` file renamed on close) and tallies them.
+    """Writes results rows to ``path`` atomically (a ``.part`` file renamed on close) and tallies them:
+    counts by status and path, token usage, and, when ``price`` is set, each row's cost at it (its
+    own tier, thinking and cached tokens; ``cost_by_path``, US dollars).
 
     ``check`` (e.g. ``OutputSchema.check``) turns each row into the row written, on both paths.
     """
+
+    price: ModelPrice | None = None
 
     def __init__(self, path: Path, check: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self.path = path
@@ -165,8 +204,8 @@ class ResultsWriter:
         self._out = self._part.open("wb")
         self.counts: Counter[str] = Counter({status.value: 0 for status in RowStatus})
         self.usage: Counter[str] = Counter()
-        self.usage_by_path: dict[str, Counter[str]] = {RowPath.BATCH.value: Counter(), RowPath.ONLINE.value: Counter()}
         self.paths: Counter[str] = Counter()
+        self.cost_by_path: Counter[str] = Counter()
 
     def write(self, row: dict[str, Any]) -> None:
         if self.check is not None:
@@ -174,8 +213,10 @@ class ResultsWriter:
         self._out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))  # UTF-8, as json.dumps would
         self.counts[row["status"]] += 1
         self.paths[row["path"]] += 1
-        self.usage.update(row["usage"] or {})
-        self.usage_by_path[row["path"]].update(row["usage"] or {})
+        counts = {name: value for name, value in (row["usage"] or {}).items() if name in USAGE_FIELDS}
+        self.usage.update(counts)
+        if self.price is not None and row["usage"]:
+            self.cost_by_path[row["path"]] += cost_usd(row["usage"], self.price, batch=row["path"] == RowPath.BATCH)
 
     @property
     def location(self) -> str:

@@ -79,14 +79,15 @@ class ShardedInput:
 
 
 def _lines(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardLimits,
-           estimate: Estimate | None = None) -> Iterator[tuple[int, str, bytes, int]]:
-    """``(shard_index, key, line, tokens)`` per request, in input order; ``estimate`` adds them up."""
+           estimate: Estimate | None = None, model: str | None = None) -> Iterator[tuple[int, str, bytes, int]]:
+    """``(shard_index, key, line, tokens)`` per request, in input order; ``estimate`` adds them up,
+    with the thinking of ``model`` (the limits count prompt and answer tokens)."""
     index, count, size, tokens = 0, 0, 0, 0
     for key, request in requests:
         line = orjson.dumps({"key": key, "request": request}, option=orjson.OPT_APPEND_NEWLINE)
-        prompt, output = estimate_split(request)
+        prompt, output, thinking = estimate_split(request, model)
         if estimate is not None:
-            estimate.add(prompt, output)
+            estimate.add(prompt, output, thinking)
         cost = prompt + output if limits.max_tokens is not None else 0
         if len(line) > limits.max_bytes:
             raise InputError(f"row with key {key!r}: its request takes {len(line)} bytes, more than max_bytes "
@@ -123,7 +124,7 @@ def read_keys(path: Path) -> Iterator[tuple[str, int]]:
 
 
 def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, limits: ShardLimits,
-                 salt: str = "") -> ShardedInput:
+                 salt: str = "", model: str | None = None) -> ShardedInput:
     """Write ``(key, request)`` pairs as batch input JSONL files ``requests-NNNNN.jsonl`` in ``folder``,
     and each key's shard as ``[key, shard_index]`` lines in ``folder / KEYS_FILE`` (see ``read_keys``).
 
@@ -135,7 +136,7 @@ def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, l
     out = None
     keys = (folder / KEYS_FILE).open("wb")
     try:
-        for index, key, line, cost in _lines(requests, limits, written.estimate):
+        for index, key, line, cost in _lines(requests, limits, written.estimate, model):
             keys.write(orjson.dumps([key, index], option=orjson.OPT_APPEND_NEWLINE))
             if index == len(written.shards):
                 if out is not None:

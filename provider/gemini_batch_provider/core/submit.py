@@ -81,7 +81,7 @@ class _Submitter:
     def run(self, requests: Iterable[tuple[str, dict[str, Any]]],
             check_budget: Callable[[Estimate], float | None]) -> Ledger | None:
         with tempfile.TemporaryDirectory(prefix="gemini-input-", dir=self.how.scratch) as tmp:
-            sharded = write_shards(requests, Path(tmp), self.plan.limits, salt=self.plan.salt)
+            sharded = write_shards(requests, Path(tmp), self.plan.limits, salt=self.plan.salt, model=self.plan.model)
             if sharded.requests == 0:
                 self.log.warning("The input has no records: no batch job is created.")
                 return None

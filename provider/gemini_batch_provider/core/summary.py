@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cost import ModelPrice, cost_usd
+from .cost import ModelPrice
 from .results import ResultsWriter
-from .vocabulary import RowPath, RowStatus
+from .vocabulary import RowStatus
 
 
 def actual_cost(writer: ResultsWriter, price: ModelPrice | None) -> float | None:
-    """US dollars for what the rows report in ``usage_metadata``, batch rows at the batch price;
-    None without a price (a model without a known one, or embeddings, which report no usage)."""
+    """US dollars for what the rows report in ``usage_metadata``, each row at its own tier, batch
+    rows at the batch price (the writer's ``cost_by_path``); None without a price (a model without
+    a known one, or embeddings, which report no usage)."""
     if price is None:
         return None
-    by_path = writer.usage_by_path.items()
-    return round(sum(cost_usd(usage, price, batch=path == RowPath.BATCH) for path, usage in by_path), 6)
+    return round(sum(writer.cost_by_path.values()), 6)
 
 
 def summarize(writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str], model: str,

@@ -1,4 +1,5 @@
-"""Token estimates made before anything is sent (for the TPM limiter and the batch token budget)."""
+"""Token estimates made before anything is sent (for the TPM limiter, the batch token budget and the
+cost estimate)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,43 @@ from typing import Any
 
 from .media import MEDIA_TOKENS
 
+# Thinking (https://ai.google.dev/gemini-api/docs/thinking, 2026-11): Gemini 2.5 and 3 models think
+# by default and bill the thoughts as output. Gemini 3 takes thinkingLevel (default HIGH), 2.5 a
+# thinkingBudget in tokens (-1: dynamic, the default; 0: off, which 2.5 Pro refuses). The caps
+# below are the most a request thinks at each setting; how much it thinks within the cap depends on
+# the prompt, for which THOUGHTS_BEYOND_PROMPT is the rule of thumb.
+THINKING_LEVEL_CAP = {"MINIMAL": 0, "LOW": 1024, "MEDIUM": 4096, "HIGH": 16384, "XHIGH": 32768}
+DYNAMIC_THINKING_CAP = {"gemini-2.5-pro": 32768, "gemini-2.5-flash": 24576}
+THOUGHTS_BEYOND_PROMPT = 256  # a thinking model thinks about as many tokens as its prompt has, and this many more
 
-def estimate_split(request: dict[str, Any]) -> tuple[int, int]:
-    """``(prompt, output)`` tokens a ``GenerateContentRequest`` (wire shape) will cost, estimated at
-    4 characters a token (Google's rule of thumb, https://ai.google.dev/gemini-api/docs/tokens) for
-    its text, ``MEDIA_TOKENS`` per image or document part, and its ``maxOutputTokens`` (or as many
-    output tokens as input when it sets none).
+
+def thinking_cap(model: str | None, config: dict[str, Any]) -> int:
+    """The most thinking tokens a request to ``model`` with ``generationConfig`` ``config`` may
+    spend: its ``thinkingConfig``'s budget or level, else the model's default (none for models that
+    don't think by default: Flash-Lite 2.5, image and embedding models, unknown ones)."""
+    thinking = config.get("thinkingConfig") or {}
+    budget = thinking.get("thinkingBudget")
+    name = (model or "").rsplit("/", 1)[-1]
+    if isinstance(budget, int) and budget >= 0:
+        return budget
+    level = str(thinking.get("thinkingLevel") or "").upper()
+    if level in THINKING_LEVEL_CAP:
+        return THINKING_LEVEL_CAP[level]
+    if name.startswith("gemini-3") and "image" not in name:
+        return THINKING_LEVEL_CAP["HIGH"]
+    return DYNAMIC_THINKING_CAP.get(name, THINKING_LEVEL_CAP["HIGH"] if budget == -1 else 0)
+
+
+def estimate_split(request: dict[str, Any], model: str | None = None) -> tuple[int, int, int]:
+    """``(prompt, output, thinking)`` tokens a ``GenerateContentRequest`` (wire shape) to ``model``
+    will cost, estimated at 4 characters a token (Google's rule of thumb,
+    https://ai.google.dev/gemini-api/docs/tokens) for its text, ``MEDIA_TOKENS`` per image or
+    document part; its ``maxOutputTokens`` of answer (or as many as the prompt's when it sets
+    none); and, for a model that thinks, as many thinking tokens as the prompt's plus
+    ``THOUGHTS_BEYOND_PROMPT``, within ``thinking_cap`` (no model given: no thinking).
     An ``EmbedContentRequest`` (one ``content``) has no output tokens."""
     if "content" in request:
-        return math.ceil(sum(len(part.get("text", "")) for part in request["content"]["parts"]) / 4), 0
+        return math.ceil(sum(len(part.get("text", "")) for part in request["content"]["parts"]) / 4), 0, 0
     chars = media = 0
     for content in request.get("contents", []):
         for part in content["parts"]:
@@ -26,9 +55,11 @@ def estimate_split(request: dict[str, Any]) -> tuple[int, int]:
     system = request.get("systemInstruction") or {}
     chars += sum(len(part.get("text", "")) for part in system.get("parts", []))
     prompt = math.ceil(chars / 4) + MEDIA_TOKENS * media
-    return prompt, int((request.get("generationConfig") or {}).get("maxOutputTokens") or prompt)
+    config = request.get("generationConfig") or {}
+    thinking = min(thinking_cap(model, config), prompt + THOUGHTS_BEYOND_PROMPT) if model else 0
+    return prompt, int(config.get("maxOutputTokens") or prompt), thinking
 
 
-def estimate_tokens(request: dict[str, Any]) -> int:
-    """Prompt and output tokens of ``estimate_split`` together."""
-    return sum(estimate_split(request))
+def estimate_tokens(request: dict[str, Any], model: str | None = None) -> int:
+    """Prompt, output and thinking tokens of ``estimate_split`` together."""
+    return sum(estimate_split(request, model))

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Any
 
 import jinja2
-from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context
+from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context, conf
 
 from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.media import FILE_LIMIT_BYTES, INLINE_MAX_BYTES
@@ -50,8 +50,11 @@ class GeminiRequestsOperator(BaseOperator):
     :param gemini_conn_id: connection of type ``gemini``.
     :param max_cost_usd: a budget in US dollars: the task fails before anything is sent or billed
         when the estimated cost is higher (or the model has no known price). None: no budget.
-    :param prices: per-model prices overriding ``core.cost.PRICES``, in US dollars per million
-        tokens: ``{"gemini-2.5-flash": {"input": 0.3, "output": 2.5, "cached": 0.075}}``.
+    :param prices: per-model prices overriding the shipped table (``data/prices.toml``) and the
+        deployment's (the Airflow option ``[gemini_batch] prices_file``, a TOML file of the same
+        shape), in US dollars per million tokens:
+        ``{"gemini-2.5-flash": {"input": 0.3, "output": 2.5, "cached": 0.075}}``, optionally
+        ``input_audio``, ``output_image`` and ``long_context`` (see ``core.cost.ModelPrice``).
     :param media_fields: record fields holding media (images, PDFs, text files...): a local path,
         an ``http(s)://`` URL, a ``gs://`` URI or bytes, or a list of them; the template places
         each (``"Describe {photo}"``). See ``core.media``: bad media refuse the run before anything
@@ -103,7 +106,8 @@ class GeminiRequestsOperator(BaseOperator):
             self.output_schema = OutputSchema(response_schema) if response_schema is not None else None
             self.media = MediaSettings(tuple(media_fields or ()), inline_media_max_bytes, max_media_bytes,
                                        keep_media_files)
-            self.budget = Budget(max_cost_usd, prices)
+            prices_file = conf.get("gemini_batch", "prices_file", fallback=None) or None
+            self.budget = Budget(max_cost_usd, prices, prices_file)
             self.limits = limits or ShardLimits()
             # A bad template or generation_config fails when the DAG is parsed; the prompt is checked
             # as the rows will see it, Airflow's Jinja aside (operators.templating).
@@ -141,7 +145,7 @@ class GeminiRequestsOperator(BaseOperator):
 
     def task_run(self, context: Context) -> TaskRun:
         """This try's run of the plan (the rendered parameters')."""
-        return TaskRun(self.plan(), self.hook, self.log, run_identity(context), self.storage_conn_id)
+        return TaskRun(self.plan(), self.hook, self.log, run_identity(context), self.storage_conn_id, context["ti"])
 
     def landed_summary(self, summary: dict[str, Any]) -> dict[str, Any]:
         """Keep the summary for the outlets' events (``post_execute``); returns it, for XCom."""

@@ -34,10 +34,13 @@ from gemini_batch_provider.core.requests import RequestSpec, build_requests, ite
 from gemini_batch_provider.core.results import ResultsWriter
 from gemini_batch_provider.core.shards import shard_of_keys
 from gemini_batch_provider.core.summary import summarize
+from gemini_batch_provider.core.tokens import THOUGHTS_BEYOND_PROMPT
 from gemini_batch_provider.core.vocabulary import RowPath
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.media import delete_media, files_api_uploader, gcs_uploader
 from gemini_batch_provider.storage import Location, results_writer
+
+XCOM_RETURN_KEY = "return_value"  # where Airflow keeps what execute returns
 
 
 def run_identity(context: Context) -> str:
@@ -81,13 +84,18 @@ class TaskRun:
     """One try of ``plan`` by a task instance (``identity``, see ``run_identity``).
 
     Its downloads live in ``scratch``, removed when the run is left as a context manager (or, else,
-    collected) and, should the process be killed, by the task instance's next try.
+    collected) and, should the process be killed, by the task instance's next try. When the run is
+    left by an error after its results landed (a job that did not succeed, rows nobody answered),
+    their summary is pushed to XCom first, under ``return_value`` as a success's is, so that what
+    was spent shows in the UI and to downstream ``all_done`` tasks (``ti``: the task instance).
     """
 
     def __init__(self, plan: BatchPlan, hook: GeminiHook, log: logging.Logger, identity: str,
-                 storage_conn_id: str | None = None) -> None:
+                 storage_conn_id: str | None = None, ti: Any = None) -> None:
         self.plan, self.hook, self.log, self.identity = plan, hook, log, identity
         self.storage_conn_id = storage_conn_id
+        self.ti = ti
+        self.landed: dict[str, Any] | None = None  # the summary, once the results landed
         self.scratch = scratch_folder(identity)
         self._remove_scratch = weakref.finalize(self, _remove_scratch, self.scratch)
         self.estimated_cost_usd: float | None = None
@@ -96,10 +104,13 @@ class TaskRun:
     def __enter__(self) -> TaskRun:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, error_type: type[BaseException] | None, *exc: object) -> None:
         """The try is done with its downloads: they go now. (A task process may end without
         running finalisers, so the operators leave no run to them.)"""
         self._remove_scratch()
+        if error_type is not None and self.landed is not None and self.ti is not None:
+            self.ti.xcom_push(key=XCOM_RETURN_KEY, value=self.landed)
+            self.log.info("The task fails after its results landed: their summary is in XCom (%s).", XCOM_RETURN_KEY)
 
     def location(self, url: str) -> Location:
         hook = self.hook  # not self: a location kept by the run must not keep the run alive
@@ -170,17 +181,19 @@ class TaskRun:
         """Build every request once, so that bad input fails before the first call; their estimate.
         Media are scanned and fetched first (``prepare_media``), not uploaded."""
         self.prepare_media()
-        return estimate(self.requests())
+        return estimate(self.requests(), self.plan.model)
 
     def check_budget(self, found: Estimate, batch: bool) -> float | None:
         """Log the estimated cost (US dollars); raise BudgetExceeded when it passes the budget."""
         self.estimated_cost_usd = self.plan.budget.check(self.plan.model, found, batch)
         cost = "no known price" if self.estimated_cost_usd is None else f"${self.estimated_cost_usd:.4f}"
         self.log.info("Estimated cost: %s for %d requests at the %s price of %s: ~%d prompt tokens (4 characters "
-                      "a token) and ~%d output tokens (max_output_tokens where set, else as many as the prompt's; "
-                      "thinking not counted). The actual cost follows from the API's token counts once landed.",
+                      "a token) and ~%d output tokens, of which ~%d thinking (answers of max_output_tokens where "
+                      "set, else as long as the prompt; thinking as long as the prompt plus %d, within the "
+                      "thinking budget or level, or the model's default). The actual cost follows from the API's "
+                      "token counts once landed.",
                       cost, found.requests, "batch" if batch else "interactive", self.plan.model,
-                      found.prompt_tokens, found.output_tokens)
+                      found.prompt_tokens, found.output_tokens, found.thinking_tokens, THOUGHTS_BEYOND_PROMPT)
         return self.estimated_cost_usd
 
     def prepare_media(self) -> None:
@@ -230,8 +243,10 @@ class TaskRun:
 
     def results_writer(self) -> ResultsWriter:
         schema = self.plan.output_schema
-        return results_writer(self.location(self.plan.output_path), schema.check if schema is not None else None,
-                              self.scratch)
+        writer = results_writer(self.location(self.plan.output_path), schema.check if schema is not None else None,
+                                self.scratch)
+        writer.price = self.plan.price()
+        return writer
 
     def run_online(self, writer: ResultsWriter, requests: Iterable[tuple[str, dict[str, Any]]], total: int,
                    settings: OnlineSettings) -> OnlineStats:
@@ -275,6 +290,7 @@ class TaskRun:
         """The XCom summary shared by both paths (``core.summary``); never the rows themselves."""
         plan = self.plan
         summary = summarize(writer, rows, path, batch_jobs, plan.model, self.estimated_cost_usd, plan.price())
+        self.landed = summary
         self.log.info("Results landed: %s", summary)
         estimated, actual = summary["estimated_cost_usd"], summary["cost_usd"]
         if estimated is not None and actual is not None:

@@ -63,6 +63,8 @@ for dag_id, options in (
     ("gemini_op_storage", {"storage_conn_id": "aws_moto"}),  # s3:// through this connection
     ("gemini_op_schema", {"response_schema": Summary}),
     ("gemini_op_asset", {"outlets": [Asset("gemini_test_results")], "inlets": [Asset("gemini_test_input")]}),
+    ("gemini_op_thinking", {"model": "gemini-3-flash-preview", "generation_config": {
+        "thinking_config": {"thinking_level": "low", "include_thoughts": True}}}),
 ):
     with _dag(dag_id):
         GeminiBatchOperator(task_id="batch", poll_interval=0.2, **COMMON, **options)
