@@ -239,6 +239,13 @@ class Stack:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
+    def pause(self, name: str) -> None:
+        """SIGSTOP a component (and its children): alive, but silent, as a stalled machine is."""
+        os.killpg(self.procs[name].pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        os.killpg(self.procs[name].pid, signal.SIGCONT)
+
     def restart(self, name: str) -> None:
         """Start a killed component again, as it was started."""
         self._spawn(name, self.argv[name])

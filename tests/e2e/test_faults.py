@@ -30,7 +30,10 @@ ROWS = [{"id": f"row-{i}", "text": f"Row {i} talks about topic {i % 7}. It has a
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("airflow"), dags_folder=Path(__file__).parent / "dags",
+    # A triggerer whose heartbeat is 15 s old is taken for dead, and its triggers go to a live one
+    # (Airflow's default is 30 s): the tests that kill or stall one wait for that.
+    env = {"AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15"}
+    with Stack(tmp_path_factory.mktemp("airflow"), dags_folder=Path(__file__).parent / "dags", env=env,
                emulator_args=("--batch-pending-seconds", "4", "--batch-running-seconds", "6")) as running:
         running.wait_for_dag(DAG_ID)
         yield running
@@ -80,13 +83,17 @@ def _trigger_log_text(stack, run_id):
     return "".join(path.read_text() for path in stack.trigger_logs(DAG_ID, run_id, "batch"))
 
 
+def _wait_for(condition, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} s for {what}")
+        time.sleep(0.3)
+
+
 def _wait_for_trigger_log(stack, run_id, text, timeout=60):
     """Wait until the run's trigger has logged ``text``."""
-    deadline = time.monotonic() + timeout
-    while text not in _trigger_log_text(stack, run_id):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the trigger of {run_id} never logged {text!r}")
-        time.sleep(0.3)
+    _wait_for(lambda: text in _trigger_log_text(stack, run_id), f"the trigger of {run_id} to log {text!r}", timeout)
 
 
 def test_a_worker_killed_right_after_the_create_call(stack):
@@ -106,6 +113,27 @@ def test_the_triggerer_killed_mid_wait_and_restarted(stack):
     _check(stack, run_id, output)
     logs = _trigger_log_text(stack, run_id)
     assert logs.count(") starting") >= 2  # the restarted triggerer ran the same trigger again
+
+
+@pytest.mark.usefixtures("components_restored")
+def test_a_stalled_triggerer_hands_its_trigger_over_without_cancelling_the_job(stack):
+    """Airflow 3.3 calls on_kill on a triggerer that finds its trigger gone to another; the task
+    still waits there, so its job must go on. The emulator is held still meanwhile, so that the job
+    outlasts the handover (a held job resumes where it was)."""
+    run_id, output = _start(stack, "stalled-triggerer")
+    _wait_for_state(stack, run_id, "deferred")
+    _wait_for_trigger_log(stack, run_id, "requests done")
+    stack.pause("emulator")
+    stack.pause("triggerer")  # its heartbeat stops; a second triggerer takes the trigger over
+    try:
+        stack.add_triggerer()
+        _wait_for(lambda: len(stack.trigger_logs(DAG_ID, run_id, "batch")) >= 2, "the trigger to move", timeout=120)
+        stack.resume("triggerer")  # it finds the trigger gone, and Airflow calls on_kill
+        _wait_for_trigger_log(stack, run_id, "the task still waits, so its jobs go on")
+    finally:
+        stack.resume("triggerer")
+        stack.resume("emulator")
+    _check(stack, run_id, output)  # succeeded, with its one job: not cancelled
 
 
 @pytest.mark.usefixtures("components_restored")

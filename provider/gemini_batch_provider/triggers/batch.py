@@ -1,8 +1,10 @@
 """GeminiBatchJobTrigger: waits in the triggerer until every given batch job has ended.
 
 It only waits: it never creates jobs (duplicates of a trigger may run at once) and cancels them
-only when a user kills the deferred task that created them (``cancel_on_kill``; Airflow calls
-``on_kill`` then, never on a triggerer restart). It carries the connection id, never the key, in
+only when a user kills the deferred task that created them (``cancel_on_kill``). Airflow 3.3 calls
+``on_kill`` then, and also on a triggerer that loses the trigger to another (a triggerer whose
+heartbeat was late), though the task still waits: so the jobs are cancelled only once the task
+is no longer deferred. It carries the connection id, never the key, in
 its kwargs. The wait itself is ``core.waiting``'s engine over the hook's async client: one request
 per poll of a running job, transient errors ridden out.
 
@@ -104,8 +106,13 @@ class GeminiBatchJobTrigger(BaseTrigger):
         )
 
     async def on_kill(self) -> None:
-        """The user killed the deferred task: cancel its unfinished jobs (``cancel_on_kill`` only)."""
+        """The user killed the deferred task: cancel its unfinished jobs (``cancel_on_kill`` only),
+        unless the task is still deferred (the trigger went to another triggerer)."""
         if not self.cancel_on_kill:
+            return
+        state = await self._task_state()
+        if state == "deferred":
+            self.log.info("The trigger moved to another triggerer; the task still waits, so its jobs go on.")
             return
         hook, engine = await load_api(self.gemini_conn_id)
 
@@ -114,6 +121,19 @@ class GeminiBatchJobTrigger(BaseTrigger):
             await hook.acancel_batch_job(name)
 
         await engine.cancel_unfinished(self.job_names, hook.aget_job_status, cancel)
+
+    async def _task_state(self) -> str | None:
+        """The state of the task instance this trigger waits for, asked of the Execution API (None
+        when unknown); in a thread, as the SDK's call blocks."""
+        ti = getattr(self, "task_instance", None)  # set by the triggerer
+        if ti is None:
+            return None
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        states = await asyncio.to_thread(RuntimeTaskInstance.get_task_states, dag_id=ti.dag_id,
+                                         map_index=ti.map_index, task_ids=[ti.task_id], run_ids=[ti.run_id])
+        name = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        return states.get(ti.run_id, {}).get(name)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook, engine = await load_api(self.gemini_conn_id)
