@@ -42,7 +42,8 @@ def report(summary: dict, synthetic: bool) -> str:
         "  by category: " + ", ".join(f"{name} {count}" for name, count in categories.most_common(8))
         + (f", {len(categories) - 8} more" if len(categories) > 8 else ""),
         f"  tokens: {summary['usage'].get('prompt_token_count', 0):,} prompt, "
-        f"{summary['usage'].get('candidates_token_count', 0):,} output; cost "
+        f"{summary['usage'].get('candidates_token_count', 0):,} answer, "
+        f"{summary['usage'].get('thoughts_token_count', 0):,} thinking (billed as output); cost "
         + (f"${cost:.4f} at the batch price (estimated ${estimate:.4f})" if cost is not None else "unknown"),
         "Sample rows:",
         *(f"  {row['key']:<10} [{(row['parsed'] or {}).get('category')}] "
