@@ -154,7 +154,8 @@ def _choose(options: list[tuple[Any, str]], text: str) -> Any:
                    for term, weight in prompt.items() if term in document)
 
     scores = [round(score(document), 9) for document in documents]
-    tied = [value for (value, _), score in zip(options, scores, strict=True) if score == max(scores)]
+    best = max(scores)
+    tied = [value for (value, _), found in zip(options, scores, strict=True) if found == best]
     return tied[int(hashlib.sha256(text.encode()).hexdigest(), 16) % len(tied)]
 
 
