@@ -189,7 +189,7 @@ def response_row(key: str, path: str, response: types.GenerateContentResponse) -
 class ResultsWriter:
     """Writes results rows to ``path`` atomically (a ``.part`` file renamed on close) and tallies them:
     counts by status and path, token usage, and, when ``price`` is set, each row's cost at it (its
-    own tier, thinking and cached tokens; ``cost_by_path``, US dollars).
+    own tier, thinking and cached tokens; ``cost_usd``, US dollars).
 
     ``check`` (e.g. ``OutputSchema.check``) turns each row into the row written, on both paths.
     """
@@ -205,7 +205,7 @@ class ResultsWriter:
         self.counts: Counter[str] = Counter({status.value: 0 for status in RowStatus})
         self.usage: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
-        self.cost_by_path: Counter[str] = Counter()
+        self.cost_usd = 0.0
 
     def write(self, row: dict[str, Any]) -> None:
         if self.check is not None:
@@ -216,7 +216,7 @@ class ResultsWriter:
         counts = {name: value for name, value in (row["usage"] or {}).items() if name in USAGE_FIELDS}
         self.usage.update(counts)
         if self.price is not None and row["usage"]:
-            self.cost_by_path[row["path"]] += cost_usd(row["usage"], self.price, batch=row["path"] == RowPath.BATCH)
+            self.cost_usd += cost_usd(row["usage"], self.price, batch=row["path"] == RowPath.BATCH)
 
     @property
     def location(self) -> str:

@@ -15,11 +15,11 @@ from .vocabulary import RowStatus
 
 def actual_cost(writer: ResultsWriter, price: ModelPrice | None) -> float | None:
     """US dollars for what the rows report in ``usage_metadata``, each row at its own tier, batch
-    rows at the batch price (the writer's ``cost_by_path``); None without a price (a model without
+    rows at the batch price (the writer's ``cost_usd``); None without a price (a model without
     a known one, or embeddings, which report no usage)."""
     if price is None:
         return None
-    return round(sum(writer.cost_by_path.values()), 6)
+    return round(writer.cost_usd, 6)
 
 
 def summarize(writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str], model: str,

@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException, Context
+from airflow.providers.common.compat.sdk import XCOM_RETURN_KEY, AirflowException, Context
 
 from gemini_batch_provider.core.cost import Estimate, estimate
 from gemini_batch_provider.core.errors import BudgetExceeded, InputError
@@ -39,8 +39,6 @@ from gemini_batch_provider.core.vocabulary import RowPath
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.media import delete_media, files_api_uploader, gcs_uploader
 from gemini_batch_provider.storage import Location, results_writer
-
-XCOM_RETURN_KEY = "return_value"  # where Airflow keeps what execute returns
 
 
 def run_identity(context: Context) -> str:
