@@ -54,6 +54,10 @@ class Location:
         bucket, _, key = rest.partition("/")
         return f"{scheme.lower()}://{bucket.lower()}/{key}"
 
+    def beside(self, name: str) -> Location:
+        """The location ``name`` (a relative path) in this one's folder."""
+        return Location(f"{self.url.rsplit('/', 1)[0]}/{name}", self._hook, self._conn_id)
+
     @property
     def local(self) -> Path | None:
         """The path when the location is on the worker's disk, else None."""
@@ -141,21 +145,30 @@ class Location:
 
 class UploadingResultsWriter(ResultsWriter):
     """Results for a remote output: written to a local file, uploaded whole once complete (so a
-    reader never sees half a file), the local copy removed."""
+    reader never sees half a file), the local copy removed. The rows' pictures are uploaded into
+    the folder beside the target (``images_folder_name``) first."""
 
     def __init__(self, target: Location, check: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                  scratch: Path | None = None) -> None:
         self._folder = tempfile.mkdtemp(prefix="gemini-results-", dir=scratch)
-        super().__init__(Path(self._folder) / "results.jsonl", check)
         self.target = target
+        super().__init__(Path(self._folder) / (target.url.rsplit("/", 1)[-1] or "results.jsonl"), check)
 
     @property
     def location(self) -> str:
         return self.target.url
 
+    def image_location(self, name: str) -> str:
+        return self._image_target(name).url
+
+    def _image_target(self, name: str) -> Location:
+        return self.target.beside(f"{self.images_folder.name}/{name}")
+
     def close(self) -> None:
         super().close()
         try:
+            for image in sorted(self.images_folder.glob("*")) if self.images_folder.is_dir() else []:
+                self._image_target(image.name).put(image)
             self.target.put(self.path)
         finally:
             shutil.rmtree(self._folder, ignore_errors=True)

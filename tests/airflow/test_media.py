@@ -217,3 +217,29 @@ def test_on_vertex_gs_media_go_straight_in_and_large_local_ones_are_staged_in_cl
     names = sorted(b.name for b in gcs.list_blobs("bkt"))
     assert "photos/chelsea.png" in names and not [n for n in names if n.startswith("staging/media/")]
     assert emulator.state.counters["uploads"] == 0  # no Files API on Vertex AI
+
+
+@pytest.mark.parametrize(("operator", "path", "options"), [
+    (GeminiBatchOperator, "batch", {"poll_interval": 0.2}), (GeminiConcurrentGenerateOperator, "online", {})])
+def test_an_image_model_lands_its_pictures_beside_the_results_and_media_resolution_goes_through(
+        airflow_db, emulator, gemini_conn, tmp_path, operator, path, options):
+    records = [{"id": "camera/1", "question": "Draw this in red.", "photo": str(SKIMAGE_DATA / "camera.png")},
+               {"id": "logo", "question": "Draw this in blue.", "photo": str(SKIMAGE_DATA / "logo.png")}]
+    config = {"response_modalities": ["TEXT", "IMAGE"], "media_resolution": "MEDIA_RESOLUTION_HIGH"}
+    dag_run, rows, summary = _run(tmp_path, operator, records, model="gemini-3.1-flash-image-preview",
+                                  generation_config=config, **options)
+    assert dag_run.state == "success" and [r["path"] for r in rows] == [path, path]
+    folder = tmp_path / "out" / "results_images"
+    for row in rows:
+        [image] = row["images"]
+        assert image["mime_type"] == "image/png" and Path(image["file"]).parent == folder
+        assert Path(image["file"]).read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and row["text"]
+        # An image at high resolution on Gemini 3 is 1120 prompt tokens (258 when not set), plus the question's.
+        assert 1120 < row["usage"]["prompt_token_count"] < 1120 + 10
+    assert sorted(p.name for p in folder.iterdir()) == ["camera%2F1-0.png", "logo-0.png"]  # one name per key
+    # The pictures' 1290 tokens each at the image output price ($60 per million, halved in batch).
+    usage, half = summary["usage"], 0.5 if path == "batch" else 1.0
+    text_out = usage["candidates_token_count"] - 2 * 1290
+    expected = (usage["prompt_token_count"] * 0.50 + text_out * 3.00 + 2 * 1290 * 60.00) / 1e6 * half
+    assert summary["cost_usd"] == pytest.approx(expected, abs=1e-6)
+    assert summary["cost_usd"] / 2 < summary["estimated_cost_usd"] < 2 * summary["cost_usd"]

@@ -122,7 +122,7 @@ def test_online_operator_lands_the_same_schema_and_summary(airflow_db, emulator,
     assert dag_run.state == "success"
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
     assert all(set(r) == {"key", "status", "path", "text", "parsed", "embedding", "usage", "error", "finish_reason",
-                          "thoughts"} for r in rows)
+                          "thoughts", "images"} for r in rows)
     assert all(r["status"] == "succeeded" and r["path"] == "online" and r["finish_reason"] == "STOP" for r in rows)
     summary = dag_run.get_task_instance("online").xcom_pull(task_ids="online")
     assert summary["path"] == "online" and summary["batch_jobs"] == []

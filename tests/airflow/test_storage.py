@@ -92,3 +92,21 @@ def test_a_scheme_airflow_has_no_filesystem_for_fails_before_anything_is_sent(ai
     dag_run = DagBag(dag_folder=DAGS_FOLDER).get_dag("gemini_op_storage").test(run_conf=run_conf)
     assert dag_run.state == "failed"
     assert list(client.files.list()) == [] and list(client.batches.list()) == []
+
+
+def test_pictures_of_remote_results_are_uploaded_beside_them_and_named_by_their_url(airflow_db, s3):
+    from gemini_batch_provider.storage import Location, results_writer
+
+    client, bucket = s3
+    target = Location(f"s3://{bucket}/out/night.jsonl", hook=lambda: None, conn_id="aws_moto")
+    writer = results_writer(target, check=None)
+    row = {"key": "k", "status": "succeeded", "path": "batch", "text": None, "usage": None,
+           "images": [{"mime_type": "image/png", "data": b"\x89PNG picture"}]}
+    writer.write(row)
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # nothing shows before the results are whole
+    writer.close()
+    [landed] = [json.loads(line) for line in client.get_object(Bucket=bucket, Key="out/night.jsonl")["Body"].read()
+                .decode().splitlines()]
+    assert landed["images"] == [{"file": f"s3://{bucket}/out/night_images/k-0.png", "mime_type": "image/png"}]
+    picture = client.get_object(Bucket=bucket, Key="out/night_images/k-0.png")["Body"].read()
+    assert picture == b"\x89PNG picture"

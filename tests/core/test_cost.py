@@ -9,6 +9,7 @@ import pytest
 from gemini_batch_provider.core.cost import PRICES, Estimate, ModelPrice, cost_usd, estimate, price_of
 from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.requests import RequestSpec, build_requests
+from gemini_batch_provider.core.tokens import TokenSplit, estimate_split
 
 
 def test_cost_counts_cached_at_the_cache_price_thoughts_as_output_and_halves_batch():
@@ -53,9 +54,9 @@ def test_a_prompt_over_the_long_context_size_prices_the_whole_request_at_the_lon
     assert cost_usd(long, pro, batch=True) == pytest.approx((0.25 * 4.00 + 0.001 * 18.00) / 2)
     # An estimate prices each large request at its own tier, not the sum of all prompts.
     found = Estimate()
-    found.add(250_000, 1_000)
+    found.add(TokenSplit(250_000, 1_000))
     for _ in range(10):
-        found.add(30_000, 1_000)
+        found.add(TokenSplit(30_000, 1_000))
     expected = 0.25 * 4.00 + 0.001 * 18.00 + 10 * (0.03 * 2.00 + 0.001 * 12.00)
     assert found.usd(pro, batch=False) == pytest.approx(expected)
 
@@ -96,3 +97,16 @@ def test_a_bad_prices_file_is_refused_naming_the_file_and_the_model(tmp_path, co
     with pytest.raises(InputError) as info:
         price_of("m", prices_file=str(path))
     assert str(path) in str(info.value) and words in str(info.value)
+
+
+def test_an_image_answer_is_estimated_at_the_image_output_price_and_media_resolution_counts():
+    spec = RequestSpec(prompt_template="{t}", generation_config={"response_modalities": ["IMAGE"]})
+    found = estimate(build_requests([{"t": "x" * 400}], spec), "gemini-3.1-flash-image-preview")
+    assert (found.prompt_tokens, found.output_tokens, found.picture_tokens) == (100, 1290, 1290)  # no text asked
+    price = PRICES["gemini-3.1-flash-image-preview"]
+    assert found.usd(price, batch=False) == pytest.approx((100 * price.input + 1290 * price.output_image) / 1e6)
+    request = {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}]}],
+               "generationConfig": {"mediaResolution": "MEDIA_RESOLUTION_HIGH"}}
+    assert estimate_split(request, "gemini-3-flash-preview").prompt == 1120  # Gemini 3 at high resolution
+    assert estimate_split(request, "gemini-2.5-flash").prompt == 256
+    assert estimate_split({"contents": request["contents"]}, "gemini-3-flash-preview").prompt == 258  # unset

@@ -43,7 +43,7 @@ def test_embedding_requests_carry_the_text_task_type_and_size():
     assert key == "0"
     assert request == {"content": user_content("os: OS routines."), "taskType": "RETRIEVAL_DOCUMENT",
                        "outputDimensionality": 256}
-    assert estimate_split(request) == (4, 0, 0)  # 16 characters; an embedding has no output or thinking tokens
+    assert estimate_split(request) == (4, 0, 0, 0)  # 16 characters; an embedding has no output or thinking tokens
 
 
 def test_keys_default_to_the_row_index():

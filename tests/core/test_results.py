@@ -43,7 +43,7 @@ def test_every_key_lands_exactly_once(tmp_path):
     assert rows[0] == {
         "key": "b", "status": "succeeded", "path": "batch", "text": "B.", "parsed": None, "embedding": None,
         "usage": {"prompt_token_count": 3, "candidates_token_count": 2, "total_token_count": 5}, "error": None,
-        "finish_reason": "STOP", "thoughts": None,
+        "finish_reason": "STOP", "thoughts": None, "images": None,
     }
     assert rows[1]["status"] == "failed" and rows[1]["error"] == {
         "code": 400, "message": "bad request", "status": "INVALID_ARGUMENT",
@@ -207,3 +207,32 @@ def test_an_output_line_without_a_usable_key_answers_no_input_row(tmp_path):
     rows, skipped, _ = _land(tmp_path, ["None", "True", "7"], lines)
     assert {r["key"]: r["status"] for r in rows} == {"7": "succeeded", "None": "missing", "True": "missing"}
     assert skipped["unknown_keys"] == 3
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"picture"
+
+
+def _picture_response(*parts):
+    return {"candidates": [{"content": {"parts": list(parts), "role": "model"}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1292, "totalTokenCount": 1295,
+                              "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 2},
+                                                          {"modality": "IMAGE", "tokenCount": 1290}]}}
+
+
+def test_an_answers_pictures_land_as_files_beside_the_results_named_by_key(tmp_path):
+    import base64
+
+    picture = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(PNG).decode()}}
+    lines = _lines({"key": "a/b", "response": _picture_response({"text": "A red square."}, picture, picture)},
+                   {"key": "only", "response": _picture_response(picture)},
+                   {"key": "k" * 300, "response": _picture_response(picture)})
+    rows, _, _ = _land(tmp_path, ["a/b", "only", "k" * 300], lines)
+    folder = tmp_path / "out" / "results_images"
+    assert rows[0]["text"] == "A red square." and rows[0]["images"] == [
+        {"file": str(folder / "a%2Fb-0.png"), "mime_type": "image/png"},
+        {"file": str(folder / "a%2Fb-1.png"), "mime_type": "image/png"}]
+    assert rows[1]["status"] == "succeeded" and rows[1]["text"] is None  # a picture alone is an answer
+    assert len(rows[2]["images"][0]["file"].rsplit("/", 1)[-1]) < 100  # a long key is named by its hash
+    assert all((folder / name).read_bytes() == PNG for name in ("a%2Fb-0.png", "a%2Fb-1.png", "only-0.png"))
+    assert len(list(folder.iterdir())) == 4 and not list(folder.glob("*.part"))
+    assert rows[0]["usage"]["candidates_tokens_details"][1] == {"modality": "IMAGE", "token_count": 1290}

@@ -151,3 +151,47 @@ def test_a_retired_model_id_is_not_found_as_the_api_answers_it(client):
         client.models.generate_content(model="gemini-3-pro-preview", contents=TEXT)
     assert info.value.code == 404
     assert client.models.get(model="gemini-3.1-pro-preview").thinking is True
+
+
+def test_an_image_model_answers_with_a_picture_and_its_image_tokens(client):
+    config = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
+    response = client.models.generate_content(model="gemini-3.1-flash-image-preview", contents=TEXT, config=config)
+    [picture] = [p.inline_data for p in response.candidates[0].content.parts if p.inline_data]
+    assert picture.mime_type == "image/png" and picture.data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert response.text in TEXT  # the text part beside the picture
+    details = {d.modality.value: d.token_count for d in response.usage_metadata.candidates_tokens_details}
+    assert details["IMAGE"] == 1290 and details["TEXT"] > 0
+    assert response.usage_metadata.candidates_token_count == details["IMAGE"] + details["TEXT"]
+    only = client.models.generate_content(model="gemini-3.1-flash-image-preview", contents=TEXT,
+                                          config=types.GenerateContentConfig(response_modalities=["IMAGE"]))
+    assert [bool(p.inline_data) for p in only.candidates[0].content.parts] == [True]
+    assert only.text is None
+    other = client.models.generate_content(model="gemini-3.1-flash-image-preview", contents=TEXT + " Another.",
+                                           config=config)
+    assert other.candidates[0].content.parts[1].inline_data.data != picture.data  # each prompt its own picture
+
+
+def test_a_text_model_refuses_to_draw_as_the_api_does(client):
+    config = types.GenerateContentConfig(response_modalities=["IMAGE"])
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(model="gemini-3-flash-preview", contents=TEXT, config=config)
+    assert info.value.code == 400 and "response modalities" in info.value.message
+
+
+PIXEL = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
+                      "53de0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082")
+
+
+@pytest.mark.parametrize(("model", "resolution", "media"), [
+    ("gemini-3-flash-preview", None, 258),
+    ("gemini-3-flash-preview", "MEDIA_RESOLUTION_LOW", 280),
+    ("gemini-3-flash-preview", "MEDIA_RESOLUTION_HIGH", 1120),
+    ("gemini-2.5-flash", "MEDIA_RESOLUTION_LOW", 64),
+])
+def test_media_resolution_sets_what_an_image_costs_and_count_tokens_agrees(client, model, resolution, media):
+    contents = [types.Part.from_bytes(data=PIXEL, mime_type="image/png"), "What is this?"]
+    config = types.GenerateContentConfig(media_resolution=resolution, thinking_config={"thinking_budget": 0}
+                                         if model.startswith("gemini-2.5") else {"thinking_level": "MINIMAL"})
+    response = client.models.generate_content(model=model, contents=contents, config=config)
+    assert response.usage_metadata.prompt_token_count == media + 4  # "What is this?": 13 characters, 4 tokens
+    assert client.models.count_tokens(model=model, contents=contents).total_tokens == 258 + 4  # no config sent

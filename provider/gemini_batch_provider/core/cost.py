@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .tokens import estimate_split
+from .tokens import TokenSplit, estimate_split
 
 BATCH_DISCOUNT = 0.5
 PRICES_FILE = Path(__file__).parents[1] / "data" / "prices.toml"
@@ -196,33 +196,43 @@ class Estimate:
 
     requests: int = 0
     prompt_tokens: int = 0
-    output_tokens: int = 0  # answer and thinking
+    output_tokens: int = 0  # answer text, thinking and pictures
     thinking_tokens: int = 0
-    large: list[tuple[int, int]] = field(default_factory=list)
+    picture_tokens: int = 0
+    large: list[TokenSplit] = field(default_factory=list)
 
-    def add(self, prompt: int, output: int, thinking: int = 0) -> None:
-        """Count one request of ``prompt``, ``output`` and ``thinking`` estimated tokens (``estimate_split``)."""
+    def add(self, split: TokenSplit) -> None:
+        """Count one request's estimated tokens (``estimate_split``)."""
         self.requests += 1
-        self.prompt_tokens += prompt
-        self.output_tokens += output + thinking
-        self.thinking_tokens += thinking
-        if prompt > PRICED_ONE_BY_ONE_ABOVE:
-            self.large.append((prompt, output + thinking))
+        self.prompt_tokens += split.prompt
+        self.output_tokens += split.output + split.thinking + split.pictures
+        self.thinking_tokens += split.thinking
+        self.picture_tokens += split.pictures
+        if split.prompt > PRICED_ONE_BY_ONE_ABOVE:
+            self.large.append(split)
 
     def usd(self, price: ModelPrice | None, batch: bool) -> float | None:
         if price is None:
             return None
-        prompt = self.prompt_tokens - sum(p for p, _ in self.large)
-        output = self.output_tokens - sum(o for _, o in self.large)
-        small = cost_usd({"prompt_token_count": prompt, "candidates_token_count": output},
-                         dataclasses.replace(price, long_context=None), batch)  # each of them below any tier
-        return small + sum(cost_usd({"prompt_token_count": p, "candidates_token_count": o}, price, batch)
-                           for p, o in self.large)
+        pictures = self.picture_tokens - sum(s.pictures for s in self.large)
+        small = TokenSplit(self.prompt_tokens - sum(s.prompt for s in self.large),  # text and thinking as output
+                           self.output_tokens - sum(s.output + s.thinking + s.pictures for s in self.large) - pictures,
+                           pictures=pictures)
+        below = dataclasses.replace(price, long_context=None)  # each of the small ones is below any tier
+        return _usd(small, below, batch) + sum(_usd(s, price, batch) for s in self.large)
+
+
+def _usd(split: TokenSplit, price: ModelPrice, batch: bool) -> float:
+    """``cost_usd`` of estimated tokens (the output side of ``split`` counts its thinking and pictures)."""
+    return cost_usd({"prompt_token_count": split.prompt,
+                     "candidates_token_count": split.output + split.thinking + split.pictures,
+                     "candidates_tokens_details": [{"modality": "IMAGE", "token_count": split.pictures}]},
+                    price, batch)
 
 
 def estimate(requests: Iterable[tuple[str, dict[str, Any]]], model: str | None = None) -> Estimate:
     """The estimate of ``(key, request)`` pairs sent to ``model`` (its thinking counted, see ``estimate_split``)."""
     found = Estimate()
     for _, request in requests:
-        found.add(*estimate_split(request, model))
+        found.add(estimate_split(request, model))
     return found

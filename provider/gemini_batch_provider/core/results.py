@@ -14,12 +14,18 @@ Results row (one JSON object per line)::
      "path": "batch" | "online",
      "text": str | None, "parsed": JSON value | None, "embedding": [float] | None,
      "usage": {usage_metadata fields} | None, "error": {code, message, status} | None,
-     "finish_reason": "STOP" | "MAX_TOKENS" | "SAFETY" | ... | None, "thoughts": str | None}
+     "finish_reason": "STOP" | "MAX_TOKENS" | "SAFETY" | ... | None, "thoughts": str | None,
+     "images": [{"file": str, "mime_type": str}] | None}
 
 ``text`` is the answer without its thought parts; ``thoughts`` their text, given when the request
 asked for them (``thinking_config.include_thoughts``), else None. ``usage`` holds the
 ``usage_metadata`` counts (``thoughts_token_count`` among them) and, where the API gives them,
 ``prompt_tokens_details`` / ``candidates_tokens_details`` (``[{"modality", "token_count"}]``).
+
+``images`` are the pictures of an image model's answer (``response_modalities`` with ``IMAGE``),
+each landed as a file beside the results (``ResultsWriter.images_folder``) and named here by its
+path or URL; None when the answer holds none. A row with pictures and no text succeeds, its
+``text`` None.
 
 ``finish_reason`` is the first candidate's ``finishReason`` in the API's own words
 (https://ai.google.dev/api/generate-content#FinishReason): ``MAX_TOKENS`` marks an answer cut at
@@ -32,11 +38,14 @@ the API reports no token usage for embeddings).
 
 from __future__ import annotations
 
+import hashlib
+import mimetypes
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pydantic
@@ -57,9 +66,10 @@ MODALITY_FIELDS = ("prompt_tokens_details", "candidates_tokens_details")
 
 def _row(key: str, status: str, path: str, *, text: str | None = None, usage: dict[str, Any] | None = None,
          error: dict[str, Any] | None = None, embedding: list[float] | None = None,
-         finish_reason: str | None = None, thoughts: str | None = None) -> dict[str, Any]:
+         finish_reason: str | None = None, thoughts: str | None = None,
+         images: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"key": key, "status": str(status), "path": str(path), "text": text, "parsed": None, "embedding": embedding,
-            "usage": usage, "error": error, "finish_reason": finish_reason, "thoughts": thoughts}
+            "usage": usage, "error": error, "finish_reason": finish_reason, "thoughts": thoughts, "images": images}
 
 
 def _api_word(value: Any) -> str | None:
@@ -174,16 +184,36 @@ def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
 def response_row(key: str, path: str, response: types.GenerateContentResponse) -> dict[str, Any]:
     """The results row for a ``GenerateContentResponse``: ``succeeded`` with its text, else ``failed``."""
     usage = _usage(response)
-    text = response.text if response.candidates else None
     candidate = response.candidates[0] if response.candidates else None
     finish = _api_word(candidate and candidate.finish_reason)
-    if text is None:
+    parts = (candidate.content.parts if candidate and candidate.content else None) or []
+    # The first candidate's text parts, thoughts apart, as GenerateContentResponse.text joins them
+    # (read here, as .text warns on every answer that also holds a picture).
+    text = "".join(part.text for part in parts if part.text and not part.thought) or None
+    images = [{"mime_type": part.inline_data.mime_type, "data": part.inline_data.data} for part in parts
+              if part.inline_data and part.inline_data.data and str(part.inline_data.mime_type).startswith("image/")]
+    if text is None and not images:
         reason = finish or _api_word(response.prompt_feedback and response.prompt_feedback.block_reason)
         return _row(key, RowStatus.FAILED, path, usage=usage, finish_reason=finish,
                     error=_error(f"no text in the response ({reason})", "NO_TEXT"))
-    parts = (candidate.content.parts if candidate and candidate.content else None) or []
     thoughts = "".join(part.text for part in parts if part.thought and part.text) or None
-    return _row(key, RowStatus.SUCCEEDED, path, text=text, usage=usage, finish_reason=finish, thoughts=thoughts)
+    return _row(key, RowStatus.SUCCEEDED, path, text=text, usage=usage, finish_reason=finish, thoughts=thoughts,
+                images=images or None)
+
+
+def images_folder_name(results_name: str) -> str:
+    """The folder beside a results file that holds its rows' pictures: ``results_images`` for
+    ``results.jsonl``."""
+    return f"{results_name.split('.', 1)[0] or results_name}_images"
+
+
+def image_name(key: str, index: int, mime_type: str) -> str:
+    """The file name of a row's ``index``-th picture: its key, percent-encoded so that any key makes
+    one file name and no two keys the same one (a long key by its hash), and the type's extension."""
+    name = quote(key, safe="")
+    if len(name) > 200:  # file names stop at 255 bytes
+        name = "key-" + hashlib.sha256(key.encode()).hexdigest()
+    return f"{name}-{index}{mimetypes.guess_extension(mime_type) or '.bin'}"
 
 
 class ResultsWriter:
@@ -192,6 +222,8 @@ class ResultsWriter:
     own tier, thinking and cached tokens; ``cost_usd``, US dollars).
 
     ``check`` (e.g. ``OutputSchema.check``) turns each row into the row written, on both paths.
+    A row's pictures are written into ``images_folder`` (``images_folder_name``, beside ``path``)
+    and the row names each file (``image_location``).
     """
 
     price: ModelPrice | None = None
@@ -206,10 +238,14 @@ class ResultsWriter:
         self.usage: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
         self.cost_usd = 0.0
+        self.images_folder = path.with_name(images_folder_name(path.name))
 
     def write(self, row: dict[str, Any]) -> None:
         if self.check is not None:
             row = self.check(row)
+        if row.get("images"):
+            row = {**row, "images": [self._save_image(row["key"], index, image)
+                                     for index, image in enumerate(row["images"])]}
         self._out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))  # UTF-8, as json.dumps would
         self.counts[row["status"]] += 1
         self.paths[row["path"]] += 1
@@ -217,6 +253,19 @@ class ResultsWriter:
         self.usage.update(counts)
         if self.price is not None and row["usage"]:
             self.cost_usd += cost_usd(row["usage"], self.price, batch=row["path"] == RowPath.BATCH)
+
+    def _save_image(self, key: str, index: int, image: dict[str, Any]) -> dict[str, Any]:
+        """Write one picture (``{"mime_type", "data": bytes}``) whole; the row's reference to it."""
+        name = image_name(key, index, image["mime_type"])
+        self.images_folder.mkdir(exist_ok=True)
+        part = self.images_folder / (name + ".part")
+        part.write_bytes(image["data"])
+        os.replace(part, self.images_folder / name)
+        return {"file": self.image_location(name), "mime_type": image["mime_type"]}
+
+    def image_location(self, name: str) -> str:
+        """Where the picture ``name`` ends up."""
+        return str(self.images_folder / name)
 
     @property
     def location(self) -> str:

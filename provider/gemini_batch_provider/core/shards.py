@@ -85,10 +85,10 @@ def _lines(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardLimits,
     index, count, size, tokens = 0, 0, 0, 0
     for key, request in requests:
         line = orjson.dumps({"key": key, "request": request}, option=orjson.OPT_APPEND_NEWLINE)
-        prompt, output, thinking = estimate_split(request, model)
+        split = estimate_split(request, model)
         if estimate is not None:
-            estimate.add(prompt, output, thinking)
-        cost = prompt + output if limits.max_tokens is not None else 0
+            estimate.add(split)
+        cost = split.prompt + split.output + split.pictures if limits.max_tokens is not None else 0
         if len(line) > limits.max_bytes:
             raise InputError(f"row with key {key!r}: its request takes {len(line)} bytes, more than max_bytes "
                              f"({limits.max_bytes}) per input file; shorten it or raise the limit")

@@ -4,7 +4,7 @@ cost estimate)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from .media import MEDIA_TOKENS
 
@@ -16,6 +16,23 @@ from .media import MEDIA_TOKENS
 THINKING_LEVEL_CAP = {"MINIMAL": 0, "LOW": 1024, "MEDIUM": 4096, "HIGH": 16384, "XHIGH": 32768}
 DYNAMIC_THINKING_CAP = {"gemini-2.5-pro": 32768, "gemini-2.5-flash": 24576}
 THOUGHTS_BEYOND_PROMPT = 256  # a thinking model thinks about as many tokens as its prompt has, and this many more
+# Tokens of one image or document part at each generationConfig.mediaResolution, Gemini 3 and 2.5
+# (https://ai.google.dev/gemini-api/docs/media-resolution, 2026-11); MEDIA_TOKENS when it is not set.
+MEDIA_RESOLUTION_TOKENS = {
+    "gemini-3": {"MEDIA_RESOLUTION_LOW": 280, "MEDIA_RESOLUTION_MEDIUM": 560, "MEDIA_RESOLUTION_HIGH": 1120},
+    "gemini-2": {"MEDIA_RESOLUTION_LOW": 64, "MEDIA_RESOLUTION_MEDIUM": 256, "MEDIA_RESOLUTION_HIGH": 256},
+}
+# An answer's picture, up to 1024x1024 pixels (https://ai.google.dev/gemini-api/docs/pricing, image output, 2026-11).
+PICTURE_TOKENS = 1290
+
+
+class TokenSplit(NamedTuple):
+    """A request's estimated tokens: its prompt's, its answer's text, its thinking and its pictures."""
+
+    prompt: int
+    output: int
+    thinking: int = 0
+    pictures: int = 0
 
 
 def thinking_cap(model: str | None, config: dict[str, Any]) -> int:
@@ -35,16 +52,24 @@ def thinking_cap(model: str | None, config: dict[str, Any]) -> int:
     return DYNAMIC_THINKING_CAP.get(name, THINKING_LEVEL_CAP["HIGH"] if budget == -1 else 0)
 
 
-def estimate_split(request: dict[str, Any], model: str | None = None) -> tuple[int, int, int]:
-    """``(prompt, output, thinking)`` tokens a ``GenerateContentRequest`` (wire shape) to ``model``
-    will cost, estimated at 4 characters a token (Google's rule of thumb,
-    https://ai.google.dev/gemini-api/docs/tokens) for its text, ``MEDIA_TOKENS`` per image or
-    document part; its ``maxOutputTokens`` of answer (or as many as the prompt's when it sets
-    none); and, for a model that thinks, as many thinking tokens as the prompt's plus
-    ``THOUGHTS_BEYOND_PROMPT``, within ``thinking_cap`` (no model given: no thinking).
+def media_tokens(model: str | None, config: dict[str, Any]) -> int:
+    """Prompt tokens of one image or document part at ``config``'s ``mediaResolution`` on ``model``."""
+    level = config.get("mediaResolution")
+    family = "gemini-3" if (model or "").rsplit("/", 1)[-1].startswith("gemini-3") else "gemini-2"
+    table = MEDIA_RESOLUTION_TOKENS[family]
+    return table.get(str(level), MEDIA_TOKENS)
+
+
+def estimate_split(request: dict[str, Any], model: str | None = None) -> TokenSplit:
+    """The tokens a ``GenerateContentRequest`` (wire shape) to ``model`` will cost: its prompt at 4
+    characters a token (Google's rule of thumb, https://ai.google.dev/gemini-api/docs/tokens) and
+    ``media_tokens`` per image or document part; its ``maxOutputTokens`` of answer text (or as
+    many as the prompt's when it sets none); for a model that thinks, as many thinking tokens as
+    the prompt's plus ``THOUGHTS_BEYOND_PROMPT``, within ``thinking_cap`` (no model given: no
+    thinking); and ``PICTURE_TOKENS`` when its ``responseModalities`` ask for an image.
     An ``EmbedContentRequest`` (one ``content``) has no output tokens."""
     if "content" in request:
-        return math.ceil(sum(len(part.get("text", "")) for part in request["content"]["parts"]) / 4), 0, 0
+        return TokenSplit(math.ceil(sum(len(part.get("text", "")) for part in request["content"]["parts"]) / 4), 0)
     chars = media = 0
     for content in request.get("contents", []):
         for part in content["parts"]:
@@ -54,12 +79,14 @@ def estimate_split(request: dict[str, Any], model: str | None = None) -> tuple[i
                 media += 1
     system = request.get("systemInstruction") or {}
     chars += sum(len(part.get("text", "")) for part in system.get("parts", []))
-    prompt = math.ceil(chars / 4) + MEDIA_TOKENS * media
     config = request.get("generationConfig") or {}
+    prompt = math.ceil(chars / 4) + media_tokens(model, config) * media
     thinking = min(thinking_cap(model, config), prompt + THOUGHTS_BEYOND_PROMPT) if model else 0
-    return prompt, int(config.get("maxOutputTokens") or prompt), thinking
+    modalities = {str(m).upper() for m in config.get("responseModalities") or ["TEXT"]}
+    output = int(config.get("maxOutputTokens") or prompt) if "TEXT" in modalities else 0
+    return TokenSplit(prompt, output, thinking, PICTURE_TOKENS if "IMAGE" in modalities else 0)
 
 
 def estimate_tokens(request: dict[str, Any], model: str | None = None) -> int:
-    """Prompt, output and thinking tokens of ``estimate_split`` together."""
+    """All the tokens of ``estimate_split`` together."""
     return sum(estimate_split(request, model))

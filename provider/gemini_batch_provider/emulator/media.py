@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -89,3 +90,21 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
             return width, height
         index += 2 + length
     return None
+
+
+PICTURE_SIDE = 64  # pixels; the live API's pictures are 1024x1024, this small one keeps test data small
+
+
+def picture(digest: str) -> bytes:
+    """A PNG the emulator's image model answers with: a square of one colour, chosen by ``digest``
+    (a hex string), so that the same request gets the same picture and ``describe`` can tell them
+    apart. Written with zlib alone, as Pillow is optional."""
+    colour = list(_COLOURS.values())[int(digest[:8], 16) % len(_COLOURS)]
+    row = b"\x00" + bytes(colour) * PICTURE_SIDE  # filter byte "none", then RGB pixels
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", PICTURE_SIDE, PICTURE_SIDE, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * PICTURE_SIDE))
+            + chunk(b"IEND", b""))

@@ -3,7 +3,8 @@
 Given a ``GenerateContentRequest`` (wire shape, camelCase or snake_case keys), it answers with an
 extractive one-sentence summary of the user's text, or, when the request asks for JSON
 (``responseMimeType: application/json``), with JSON that is valid against the request's
-``responseSchema`` / ``responseJsonSchema``. Given an ``EmbedContentRequest``, it answers with an
+``responseSchema`` / ``responseJsonSchema``. An image model asked for ``IMAGE`` in
+``responseModalities`` adds a picture (``media.picture``) and its 1290 image tokens. Given an ``EmbedContentRequest``, it answers with an
 embedding: the text's words hashed into the vector's dimensions and normalised to length 1, so that
 texts sharing words lie close together. The same request always gets the same answer.
 """
@@ -19,9 +20,18 @@ from collections import Counter
 from typing import Any
 
 from .errors import InvalidRequest
-from .media import FileReader, describe, media_of
+from .media import FileReader, describe, media_of, picture
 
 MEDIA_TOKENS = 258  # Gemini's count for an image of up to 384x384 pixels
+# Tokens a medium takes at each generationConfig.mediaResolution (Gemini 3 and 2.5 count differently:
+# https://ai.google.dev/gemini-api/docs/media-resolution, 2026-11); MEDIA_TOKENS when it is not set.
+MEDIA_RESOLUTION_TOKENS = {
+    "gemini-3": {"MEDIA_RESOLUTION_LOW": 280, "MEDIA_RESOLUTION_MEDIUM": 560, "MEDIA_RESOLUTION_HIGH": 1120},
+    "gemini-2": {"MEDIA_RESOLUTION_LOW": 64, "MEDIA_RESOLUTION_MEDIUM": 256, "MEDIA_RESOLUTION_HIGH": 256},
+}
+# What an answer's picture costs: 1290 output tokens for one of up to 1024x1024 pixels
+# (https://ai.google.dev/gemini-api/docs/pricing, image output, 2026-11).
+PICTURE_TOKENS = 1290
 # Thinking (https://ai.google.dev/gemini-api/docs/thinking): the most tokens a request thinks at each
 # thinkingLevel (Gemini 3), and each thinking model's cap when the request sets neither level nor budget.
 THINKING_LEVEL_CAP = {"MINIMAL": 0, "LOW": 1024, "MEDIUM": 4096, "HIGH": 16384, "XHIGH": 32768}
@@ -235,28 +245,69 @@ def generate(request: dict[str, Any], model: str, read_file: FileReader | None =
     max_tokens = _get(config, "maxOutputTokens", "max_output_tokens")
     if isinstance(max_tokens, int) and max_tokens > 0 and count_tokens(answer) > max_tokens:
         answer, finish = answer[: max_tokens * 4], "MAX_TOKENS"
-    system = _get(request, "systemInstruction", "system_instruction")
-    prompt_tokens = count_tokens(text) + (count_tokens("\n".join(_texts([system]))) if system else 0)
-    prompt_tokens += MEDIA_TOKENS * len(media)
-    output_tokens = count_tokens(answer)
+    prompt_tokens = count_prompt(request, model, len(media))
     digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     thinking = _get(config, "thinkingConfig", "thinking_config") or {}
     thoughts = thoughts_tokens(model, thinking, prompt_tokens, digest)
-    parts: list[dict[str, Any]] = [{"text": answer}]
+    modalities = _modalities(config, model)
+    parts: list[dict[str, Any]] = [{"text": answer}] if "TEXT" in modalities else []
+    if "IMAGE" in modalities:
+        parts.append({"inlineData": {"mimeType": "image/png", "data": base64.b64encode(picture(digest)).decode()}})
     if thoughts:  # a thinking model's answer: what it thought (asked for) first, its signature last
         if _get(thinking, "includeThoughts", "include_thoughts"):
             parts.insert(0, {"text": f"Thinking about: {summary}", "thought": True})
         parts.append({"thoughtSignature": base64.b64encode(bytes.fromhex(digest[:24])).decode()})
-    usage = {"promptTokenCount": prompt_tokens, "candidatesTokenCount": output_tokens,
-             "totalTokenCount": prompt_tokens + output_tokens + thoughts}
+    text_tokens = count_tokens(answer) if "TEXT" in modalities else 0
+    picture_tokens = PICTURE_TOKENS if "IMAGE" in modalities else 0
+    usage: dict[str, Any] = {"promptTokenCount": prompt_tokens, "candidatesTokenCount": text_tokens + picture_tokens,
+                             "totalTokenCount": prompt_tokens + text_tokens + picture_tokens + thoughts}
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
+    if picture_tokens:  # the split by modality, as the live API gives it for image answers
+        usage["candidatesTokensDetails"] = [{"modality": "TEXT", "tokenCount": text_tokens},
+                                            {"modality": "IMAGE", "tokenCount": picture_tokens}][not text_tokens:]
     return {
         "candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": 0}],
         "usageMetadata": usage,
         "modelVersion": model.removeprefix("models/"),
         "responseId": digest[:22],
     }
+
+
+def count_prompt(request: dict[str, Any], model: str, media: int) -> int:
+    """Prompt tokens of a ``GenerateContentRequest`` holding ``media`` media parts: its text's, its
+    system instruction's, and each medium's at the request's ``mediaResolution``."""
+    config = _get(request, "generationConfig", "generation_config") or {}
+    system = _get(request, "systemInstruction", "system_instruction")
+    text = count_tokens(request_text(request)) + (count_tokens("\n".join(_texts([system]))) if system else 0)
+    return text + media_tokens(config, model) * media
+
+
+def media_tokens(config: dict[str, Any], model: str) -> int:
+    """Prompt tokens of one medium at the request's ``mediaResolution`` on ``model``."""
+    level = _get(config, "mediaResolution", "media_resolution")
+    if level in (None, "MEDIA_RESOLUTION_UNSPECIFIED"):
+        return MEDIA_TOKENS
+    family = "gemini-3" if model.removeprefix("models/").startswith("gemini-3") else "gemini-2"
+    table = MEDIA_RESOLUTION_TOKENS[family]
+    if level not in table:
+        raise InvalidRequest(f"generationConfig.mediaResolution: unknown value {level!r}; one of {', '.join(table)}")
+    return table[level]
+
+
+def _modalities(config: dict[str, Any], model: str) -> set[str]:
+    """What the answer holds (``responseModalities``, default text); InvalidRequest, as the live API
+    answers, for images asked of a model that draws none (only image models do)."""
+    asked = _get(config, "responseModalities", "response_modalities") or ["TEXT"]
+    if not isinstance(asked, list) or not asked:
+        raise InvalidRequest("responseModalities must be a non-empty list")
+    modalities = {str(m).upper() for m in asked}
+    if unknown := modalities - {"TEXT", "IMAGE"}:
+        raise InvalidRequest("Model does not support the requested response modalities: "
+                             + ", ".join(sorted(unknown)).lower())
+    if "IMAGE" in modalities and "image" not in model:
+        raise InvalidRequest("Model does not support the requested response modalities: image")
+    return modalities
 
 
 def thoughts_tokens(model: str, thinking: dict[str, Any], prompt_tokens: int, digest: str) -> int:

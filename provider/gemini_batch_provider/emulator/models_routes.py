@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from . import model as synthetic
+from .media import media_of
 from .state import State
 from .wire import ApiError, json_response, not_found, page, quota_exceeded, read_body
 
@@ -112,10 +113,11 @@ async def _answer_online(request: web.Request, state: State, model: str, answer:
 
 
 async def count_tokens(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
-    model_name(match["model"])
+    model = model_name(match["model"])
     body = await read_body(request)
     request_body = body.get("generateContentRequest") or body
     try:
-        return json_response({"totalTokens": synthetic.count_tokens(synthetic.request_text(request_body))})
+        media = media_of(request_body.get("contents"), state.read_file)
+        return json_response({"totalTokens": synthetic.count_prompt(request_body, model, len(media))})
     except synthetic.InvalidRequest as exc:
         raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
