@@ -407,6 +407,9 @@ def test_the_budget_message_names_the_estimate_and_the_fix():
     for bad in (float("nan"), float("inf"), -1.0, "5"):
         with pytest.raises(InputError, match="max_cost_usd must be a finite number of US dollars"):
             Budget(max_cost_usd=bad)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(InputError, match="count_tokens_sample must be a whole number of rows"):
+            Budget(count_tokens_sample=bad)
 
 
 @pytest.mark.parametrize(("dag_id", "path"), [("gemini_op_embed", "batch"), ("gemini_op_embed_online", "online")])
@@ -510,3 +513,25 @@ def test_a_prompt_takes_airflows_jinja_then_each_rows_fields_and_raw_braces_reac
     task.render_template_fields({"params": {"audience": "children"}}, dag.get_template_env())
     request = task.plan().spec.request({"id": "a", "text": "A long story."}, 0)
     assert request["contents"][0]["parts"] == [{"text": """Answer as {"summary": "..."} for children: 'A long s"""}]
+
+
+def test_the_estimate_takes_the_prompt_side_from_count_tokens_on_a_sample_of_rows(emulator, client, gemini_conn):
+    from gemini_batch_provider.core.plan import BatchPlan, Budget
+    from gemini_batch_provider.core.requests import RequestSpec
+    from gemini_batch_provider.hooks.gemini import GeminiHook
+
+    # Code is denser in tokens than prose: the rule of thumb (4 characters a token) counts it low.
+    records = [{"id": str(i), "code": f"def f{i}(a, b):\n    return g(a[{i}], b) or h(a, b={i})\n"} for i in range(40)]
+    actual = sum(client.models.count_tokens(model="gemini-2.5-flash-lite", contents=f"Explain: {r['code']}")
+                 .total_tokens for r in records)
+    config = {"max_output_tokens": 1}  # the estimate is then almost all prompt: $0.10 a million, halved
+
+    def estimated_prompt(sample):
+        plan = BatchPlan(model="gemini-2.5-flash-lite", spec=RequestSpec("Explain: {code}", generation_config=config),
+                         output_path="/tmp/o.jsonl", records=tuple(records), budget=Budget(count_tokens_sample=sample))
+        with TaskRun(plan, GeminiHook(), logging.getLogger(__name__), f"airflow:d:t:sample{sample}:-1") as run:
+            usd = run.check_budget(run.checked_estimate(), batch=True)
+        return (usd * 2e6 - len(records) * 0.40) / 0.10
+
+    assert estimated_prompt(0) < 0.8 * actual  # the rule of thumb alone
+    assert estimated_prompt(5) == pytest.approx(actual, rel=0.05)  # five rows counted by the API

@@ -82,12 +82,13 @@ async def test_generate_content_async_with_json_schema(client):
     assert isinstance(parsed["tags"], list) and parsed["summary"] in TEXT
 
 
-def test_count_tokens_sync_and_async(client):
+def test_count_tokens_sync_and_async_counts_words_in_pieces_and_marks_one_each(client):
     import asyncio
 
-    counted = client.models.count_tokens(model="gemini-2.5-flash", contents="x" * 40)
-    assert counted.total_tokens == 10
-    assert asyncio.run(client.aio.models.count_tokens(model="gemini-2.5-flash", contents="x" * 40)).total_tokens == 10
+    prose = "The json module encodes JSON."  # The json module encode|s JSON . : 29 characters, 7 tokens
+    assert client.models.count_tokens(model="gemini-2.5-flash", contents=prose).total_tokens == 7
+    code = "print(a, b)"  # print ( a , b ) : 11 characters, 6 tokens, code being denser than prose
+    assert asyncio.run(client.aio.models.count_tokens(model="gemini-2.5-flash", contents=code)).total_tokens == 6
 
 
 def test_models_list_and_get(client):

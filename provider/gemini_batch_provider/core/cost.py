@@ -211,6 +211,11 @@ class Estimate:
         if split.prompt > PRICED_ONE_BY_ONE_ABOVE:
             self.large.append(split)
 
+    def scaled(self, prompt_ratio: float) -> Estimate:
+        """This estimate with its prompt tokens ``prompt_ratio`` times as many (``tokens.prompt_ratio``)."""
+        return dataclasses.replace(self, prompt_tokens=round(self.prompt_tokens * prompt_ratio),
+                                   large=[s._replace(prompt=round(s.prompt * prompt_ratio)) for s in self.large])
+
     def usd(self, price: ModelPrice | None, batch: bool) -> float | None:
         if price is None:
             return None

@@ -54,17 +54,23 @@ class MediaSettings:
 class Budget:
     """What a run may cost: ``max_cost_usd`` US dollars (None: no budget), at ``prices``
     (``{"model": {"input": $, "output": $, "cached": $, ...}}`` per million tokens, the fields of
-    ``core.cost.ModelPrice``) over the deployment's ``prices_file`` over ``core.cost.PRICES``.
+    ``core.cost.ModelPrice``) over the deployment's ``prices_file`` over ``core.cost.PRICES``. The
+    estimate's prompt side is checked against the API's own count (``countTokens``, not billed) on
+    the first ``count_tokens_sample`` rows (0: no calls, the rule of thumb alone).
 
-    :raises InputError: for a budget that is not a finite number of dollars, zero or more, or a
-        price that is not one.
+    :raises InputError: for a budget that is not a finite number of dollars, zero or more, a price
+        that is not one, or a sample that is not a whole number of rows.
     """
 
     max_cost_usd: float | None = None
     prices: Mapping[str, Mapping[str, Any]] | None = None
     prices_file: str | None = None
+    count_tokens_sample: int = 5
 
     def __post_init__(self) -> None:
+        sample = self.count_tokens_sample
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+            raise InputError(f"count_tokens_sample must be a whole number of rows, zero or more, got {sample!r}")
         limit = self.max_cost_usd
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
                                   or not math.isfinite(limit) or limit < 0):

@@ -4,6 +4,8 @@ cost estimate)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any, NamedTuple
 
 from .media import MEDIA_TOKENS
@@ -90,3 +92,21 @@ def estimate_split(request: dict[str, Any], model: str | None = None) -> TokenSp
 def estimate_tokens(request: dict[str, Any], model: str | None = None) -> int:
     """All the tokens of ``estimate_split`` together."""
     return sum(estimate_split(request, model))
+
+
+def prompt_ratio(requests: Iterable[dict[str, Any]], model: str, count: Callable[[list[dict[str, Any]]], int],
+                 rows: int) -> float | None:
+    """How many times the rule of thumb's prompt tokens the API counts: ``count`` (``countTokens``
+    on a request's ``contents``) over ``estimate_split``'s prompt for the same contents, summed over
+    the first ``rows`` requests that hold only text and inline media (files not yet uploaded can't
+    be counted). None when no request could be counted."""
+    counted = estimated = 0
+    for request in islice((r for r in requests if _countable(r)), rows):
+        counted += count(request["contents"])
+        estimated += estimate_split({"contents": request["contents"]}, model).prompt
+    return counted / estimated if estimated else None
+
+
+def _countable(request: dict[str, Any]) -> bool:
+    return "contents" in request and all("fileData" not in part for content in request["contents"]
+                                         for part in content["parts"])

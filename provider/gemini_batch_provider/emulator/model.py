@@ -4,9 +4,10 @@ Given a ``GenerateContentRequest`` (wire shape, camelCase or snake_case keys), i
 extractive one-sentence summary of the user's text, or, when the request asks for JSON
 (``responseMimeType: application/json``), with JSON that is valid against the request's
 ``responseSchema`` / ``responseJsonSchema``. An image model asked for ``IMAGE`` in
-``responseModalities`` adds a picture (``media.picture``) and its 1290 image tokens. Given an ``EmbedContentRequest``, it answers with an
-embedding: the text's words hashed into the vector's dimensions and normalised to length 1, so that
-texts sharing words lie close together. The same request always gets the same answer.
+``responseModalities`` adds a picture (``media.picture``) and its 1290 image tokens. Given an
+``EmbedContentRequest``, it answers with an embedding: the text's words hashed into the vector's
+dimensions and normalised to length 1, so that texts sharing words lie close together. The same
+request always gets the same answer.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ DEFAULT_THINKING_CAP = {"gemini-2.5-pro": 32768, "gemini-2.5-flash": 24576, "gem
                         "gemini-3.1-pro-preview": 16384, "gemini-3.1-flash-lite-preview": 16384,
                         "gemini-3.1-flash-lite": 16384}
 
+_PIECE = re.compile(r"\w{1,6}|[^\w\s]")  # a token: up to six word characters, or one mark
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _WORD = re.compile(r"[a-z][a-z0-9_]{2,}")
@@ -61,8 +63,12 @@ def _get(mapping: dict[str, Any], camel: str, snake: str) -> Any:
 
 
 def count_tokens(text: str) -> int:
-    """Roughly 4 characters per token, the ratio Google documents for Gemini models."""
-    return max(1, math.ceil(len(text) / 4)) if text else 0
+    """Tokens as a subword tokenizer makes them, roughly: each word in pieces of up to six
+    characters, each punctuation mark one, spaces none. English prose comes to about 4 characters a
+    token (3.9 on stdlib docstrings), the ratio Google documents for Gemini models
+    (https://ai.google.dev/gemini-api/docs/tokens); code to fewer (3.3 on this project's source),
+    as with the real tokenizer, so that an estimate at 4 characters a token is not exact here either."""
+    return max(1, len(_PIECE.findall(text))) if text else 0
 
 
 def _texts(contents: Any) -> list[str]:

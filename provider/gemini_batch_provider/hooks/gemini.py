@@ -164,6 +164,11 @@ class GeminiHook(BaseHook):
             raise AirflowFailException(f"model {model!r} does not do {action} (it does "
                                        f"{', '.join(found.supported_actions)}); pick a model made for it")
 
+    def count_tokens(self, model: str, contents: list[dict[str, Any]]) -> int:
+        """The prompt tokens of ``contents`` (wire-shaped ``Content`` dicts) by ``countTokens``, which
+        is not billed (https://ai.google.dev/gemini-api/docs/tokens)."""
+        return self.client.models.count_tokens(model=model, contents=contents).total_tokens or 0
+
     def upload_file(self, path: Path, display_name: str, mime_type: str = "jsonl") -> types.File:
         """Upload a local file through the Files API (resumable, 8 MiB chunks, streamed from disk)."""
         return self.client.files.upload(file=str(path), config={"display_name": display_name, "mime_type": mime_type})

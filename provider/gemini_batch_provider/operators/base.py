@@ -55,6 +55,9 @@ class GeminiRequestsOperator(BaseOperator):
         shape), in US dollars per million tokens:
         ``{"gemini-2.5-flash": {"input": 0.3, "output": 2.5, "cached": 0.075}}``, optionally
         ``input_audio``, ``output_image`` and ``long_context`` (see ``core.cost.ModelPrice``).
+    :param count_tokens_sample: rows whose prompts the API counts (``countTokens``, one call each,
+        not billed) before the cost estimate, which then scales its rule of thumb (4 characters a
+        token) by what the API made of them; 0: no calls. Rows with media to upload are not counted.
     :param media_fields: record fields holding media (images, PDFs, text files...): a local path,
         an ``http(s)://`` URL, a ``gs://`` URI or bytes, or a list of them; the template places
         each (``"Describe {photo}"``). See ``core.media``: bad media refuse the run before anything
@@ -84,9 +87,9 @@ class GeminiRequestsOperator(BaseOperator):
                  system_instruction: str | None = None, generation_config: dict[str, Any] | None = None,
                  response_schema: ResponseSchema | None = None, gemini_conn_id: str = GeminiHook.default_conn_name,
                  max_cost_usd: float | None = None, prices: dict[str, dict[str, float]] | None = None,
-                 media_fields: Sequence[str] | None = None, inline_media_max_bytes: int = INLINE_MAX_BYTES,
-                 max_media_bytes: int = FILE_LIMIT_BYTES, keep_media_files: bool = False,
-                 storage_conn_id: str | None = None, limits: ShardLimits | None = None,
+                 count_tokens_sample: int = 5, media_fields: Sequence[str] | None = None,
+                 inline_media_max_bytes: int = INLINE_MAX_BYTES, max_media_bytes: int = FILE_LIMIT_BYTES,
+                 keep_media_files: bool = False, storage_conn_id: str | None = None, limits: ShardLimits | None = None,
                  embedding: Embedding | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prompt_template = prompt_template
@@ -107,7 +110,7 @@ class GeminiRequestsOperator(BaseOperator):
             self.media = MediaSettings(tuple(media_fields or ()), inline_media_max_bytes, max_media_bytes,
                                        keep_media_files)
             prices_file = conf.get("gemini_batch", "prices_file", fallback=None) or None
-            self.budget = Budget(max_cost_usd, prices, prices_file)
+            self.budget = Budget(max_cost_usd, prices, prices_file, count_tokens_sample)
             self.limits = limits or ShardLimits()
             # A bad template or generation_config fails when the DAG is parsed; the prompt is checked
             # as the rows will see it, Airflow's Jinja aside (operators.templating).

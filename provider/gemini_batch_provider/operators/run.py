@@ -21,7 +21,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import httpx2
 from airflow.providers.common.compat.sdk import XCOM_RETURN_KEY, AirflowException, Context
+from google.genai import errors as genai_errors
 
 from gemini_batch_provider.core.cost import Estimate, estimate
 from gemini_batch_provider.core.errors import BudgetExceeded, InputError
@@ -34,7 +36,7 @@ from gemini_batch_provider.core.requests import RequestSpec, build_requests, ite
 from gemini_batch_provider.core.results import ResultsWriter
 from gemini_batch_provider.core.shards import shard_of_keys
 from gemini_batch_provider.core.summary import summarize
-from gemini_batch_provider.core.tokens import THOUGHTS_BEYOND_PROMPT
+from gemini_batch_provider.core.tokens import THOUGHTS_BEYOND_PROMPT, prompt_ratio
 from gemini_batch_provider.core.vocabulary import RowPath
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.media import delete_media, files_api_uploader, gcs_uploader
@@ -182,17 +184,37 @@ class TaskRun:
         return estimate(self.requests(), self.plan.model)
 
     def check_budget(self, found: Estimate, batch: bool) -> float | None:
-        """Log the estimated cost (US dollars); raise BudgetExceeded when it passes the budget."""
+        """Log the estimated cost (US dollars), its prompt side checked against ``countTokens`` on a
+        sample of rows; raise BudgetExceeded when it passes the budget."""
+        ratio = self._prompt_ratio
+        if ratio is not None:
+            found = found.scaled(ratio)
         self.estimated_cost_usd = self.plan.budget.check(self.plan.model, found, batch)
         cost = "no known price" if self.estimated_cost_usd is None else f"${self.estimated_cost_usd:.4f}"
-        self.log.info("Estimated cost: %s for %d requests at the %s price of %s: ~%d prompt tokens (4 characters "
-                      "a token) and ~%d output tokens, of which ~%d thinking (answers of max_output_tokens where "
-                      "set, else as long as the prompt; thinking as long as the prompt plus %d, within the "
-                      "thinking budget or level, or the model's default). The actual cost follows from the API's "
-                      "token counts once landed.",
+        counted = "4 characters a token" if ratio is None else (
+            f"4 characters a token times {ratio:.2f}, what countTokens made of the first rows")
+        self.log.info("Estimated cost: %s for %d requests at the %s price of %s: ~%d prompt tokens (%s) and ~%d "
+                      "output tokens, of which ~%d thinking (answers of max_output_tokens where set, else as long as "
+                      "the prompt; thinking as long as the prompt plus %d, within the thinking budget or level, or "
+                      "the model's default). The actual cost follows from the API's token counts once landed.",
                       cost, found.requests, "batch" if batch else "interactive", self.plan.model,
-                      found.prompt_tokens, found.output_tokens, found.thinking_tokens, THOUGHTS_BEYOND_PROMPT)
+                      found.prompt_tokens, counted, found.output_tokens, found.thinking_tokens, THOUGHTS_BEYOND_PROMPT)
         return self.estimated_cost_usd
+
+    @cached_property
+    def _prompt_ratio(self) -> float | None:
+        """What the API counts for the first rows' prompts over the rule of thumb (``core.tokens.prompt_ratio``);
+        None when the sample is 0, no row could be counted, or the API did not answer (the estimate
+        then stands on the rule of thumb: a count is worth no failed task)."""
+        rows = self.plan.budget.count_tokens_sample
+        if not rows:
+            return None
+        try:
+            return prompt_ratio((request for _, request in self.requests()), self.plan.model,
+                                lambda contents: self.hook.count_tokens(self.plan.model, contents), rows)
+        except (genai_errors.APIError, httpx2.TransportError, OSError) as exc:
+            self.log.warning("countTokens did not answer (%s); the estimate counts 4 characters a token", exc)
+            return None
 
     def prepare_media(self) -> None:
         """Scan the rows' media and download those behind URLs, once per try; bad media raise
