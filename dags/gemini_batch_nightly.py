@@ -248,7 +248,7 @@ def stdlib_docstrings(limit: int):
     catchup=False,
     tags=["gemini", "batch"],
     params={
-        "model": Param("gemini-2.5-flash", type="string", description="Gemini model to run the batch on"),
+        "model": Param("gemini-3-flash-preview", type="string", description="Gemini model to run the batch on"),
         "row_limit": Param(1000, type="integer", minimum=1, maximum=20000, description="At most this many modules"),
         "output_dir": Param(
             os.environ.get("GEMINI_BATCH_OUTPUT_DIR", "/tmp/gemini-batch-results"), type="string",
@@ -275,7 +275,9 @@ def gemini_batch_nightly():
         key_field="module",
         prompt_template=PROMPT_TEMPLATE,
         system_instruction=SYSTEM_INSTRUCTION,
-        generation_config={"temperature": 0.2},
+        # Gemini 3 thinks at HIGH unless told; a one-line summary and a category need little of it.
+        # (Its temperature is best left at its default, 1.0: https://ai.google.dev/gemini-api/docs/gemini-3.)
+        generation_config={"thinking_config": {"thinking_level": "low"}},
         response_schema=ModuleSummary,  # each row's answer lands validated in its "parsed" field
         outlets=[MODULE_SUMMARIES],  # the asset event carries the summary: output_path, counts, cost
         model="{{ params.model }}",

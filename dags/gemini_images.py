@@ -40,7 +40,7 @@ class PhotoAnswer(BaseModel):
     catchup=False,
     tags=["gemini", "batch", "images"],
     params={
-        "model": Param("gemini-2.5-flash", type="string", description="Gemini model to run the batch on"),
+        "model": Param("gemini-3-flash-preview", type="string", description="Gemini model to run the batch on"),
         "question": Param("Describe this photo in one sentence and count the people in it.", type="string",
                           minLength=1, description="What to ask about each photo"),
         "photo_limit": Param(40, type="integer", minimum=1, maximum=100, description="At most this many photos"),
@@ -76,6 +76,8 @@ def gemini_images():
         media_fields=["photo"],
         inline_media_max_bytes=256_000,  # larger photos are uploaded once through the Files API
         response_schema=PhotoAnswer,
+        # 280 tokens a photo on Gemini 3 (1120 at high): enough for a sentence about it.
+        generation_config={"media_resolution": "MEDIA_RESOLUTION_LOW", "thinking_config": {"thinking_level": "low"}},
         model="{{ params.model }}",
         output_path="{{ params.output_dir }}/{{ run_id }}/results.jsonl",
         poll_interval=float(os.environ.get("GEMINI_BATCH_POLL_INTERVAL", "30")),

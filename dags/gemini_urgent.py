@@ -26,7 +26,7 @@ MAX_TOPIC_CHARS = 6000  # the longest topics run to tens of pages; the start say
     catchup=False,
     tags=["gemini", "online"],
     params={
-        "model": Param("gemini-2.5-flash", type="string", description="Gemini model to call"),
+        "model": Param("gemini-3-flash-preview", type="string", description="Gemini model to call"),
         "topic_limit": Param(100, type="integer", minimum=1, maximum=1000, description="At most this many topics"),
         "output_dir": Param(
             os.environ.get("GEMINI_BATCH_OUTPUT_DIR", "/tmp/gemini-batch-results"), type="string",
@@ -55,6 +55,7 @@ def gemini_urgent():
         prompt_template='Python help topic "{topic}":\n\n{text}',
         system_instruction="Explain this part of the Python language to a new programmer in one sentence.",
         model="{{ params.model }}",
+        generation_config={"thinking_config": {"thinking_level": "minimal"}},  # urgent: answer, don't ponder
         output_path="{{ params.output_dir }}/{{ run_id }}/results.jsonl",
         concurrency=16,
         rpm=int(os.environ.get("GEMINI_URGENT_RPM", "600")),

@@ -31,7 +31,7 @@ from gemini_batch_provider.operators.batch import GeminiBatchOperator
     catchup=False,
     tags=["gemini", "batch", "vertex"],
     params={
-        "model": Param("gemini-2.5-flash", type="string", description="Gemini model to run the batch on"),
+        "model": Param("gemini-3-flash-preview", type="string", description="Gemini model to run the batch on"),
         "gcs_staging_uri": Param(
             os.environ.get("GEMINI_VERTEX_STAGING_URI", "gs://gemini-batch-staging/airflow"), type="string",
             pattern="^gs://", description="Cloud Storage folder for the staged input and the predictions",
