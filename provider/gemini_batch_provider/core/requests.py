@@ -9,7 +9,7 @@ prompt template is present and not null, and the prompt is not empty.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,7 +239,8 @@ def _check_text(text: str, row: int) -> None:
                          "unpaired surrogate that is not text; fix how the input was decoded")
 
 
-def build_requests(records: Iterable[dict[str, Any]], spec: RequestSpec) -> Iterator[tuple[str, dict[str, Any]]]:
+def build_requests(records: Iterable[dict[str, Any]],
+                   spec: RequestSpec) -> Generator[tuple[str, dict[str, Any]], None, None]:
     """Yield ``(key, request)`` per record, in order; raises InputError on the first bad row.
 
     Keys must be unique; the keys seen are kept on disk (``KeyIndex``), not in memory.

@@ -15,8 +15,8 @@ import logging
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import closing, contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,7 @@ class TaskRun:
         self._remove_scratch = weakref.finalize(self, _remove_scratch, self.scratch)
         self.estimated_cost_usd: float | None = None
         self._media: MediaStager | None = None  # the run's media, once scanned (see prepare_media)
+        self._preflown = False
 
     def __enter__(self) -> TaskRun:
         return self
@@ -140,7 +141,7 @@ class TaskRun:
     def spec(self) -> RequestSpec:
         return dataclasses.replace(self.plan.spec, media=self._media) if self._media else self.plan.spec
 
-    def requests(self) -> Iterator[tuple[str, dict[str, Any]]]:
+    def requests(self) -> Generator[tuple[str, dict[str, Any]], None, None]:
         """``(key, request)`` per record, checked as they are built (InputError)."""
         return build_requests(self.records(), self.spec)
 
@@ -155,7 +156,10 @@ class TaskRun:
 
     def preflight(self) -> None:
         """What is checked before anything is uploaded or billed, beyond the rows: that the results
-        can be written where ``output_path`` says, and that the model exists and does the task."""
+        can be written where ``output_path`` says, and that the model exists and does the task.
+        Once per try: the stages that need it ask for it, and the first one checks."""
+        if self._preflown:
+            return
         if self.plan.embeddings and self.hook.vertex:
             raise InputError("embeddings run on a Gemini API connection (an API key), and this one is Vertex AI: "
                              "the SDK creates no embeddings batch job there")
@@ -163,6 +167,7 @@ class TaskRun:
         self.plan.check_model_id()
         self.location(self.plan.output_path).check_writable("output_path")
         self.hook.check_model(self.plan.model, self.plan.method)
+        self._preflown = True
 
     def check_apart(self) -> None:
         """Refuse an ``output_path`` whose results or keys file would be written over the input: the
@@ -209,9 +214,11 @@ class TaskRun:
         rows = self.plan.budget.count_tokens_sample
         if not rows:
             return None
-        try:
-            return prompt_ratio((request for _, request in self.requests()), self.plan.model,
-                                lambda contents: self.hook.count_tokens(self.plan.model, contents), rows)
+        self.preflight()  # the model is checked before it is asked anything
+        try:  # the requests are left after a few: closed here, so that their key index is closed in this thread
+            with closing(self.requests()) as requests:
+                return prompt_ratio((request for _, request in requests), self.plan.model,
+                                    lambda contents: self.hook.count_tokens(self.plan.model, contents), rows)
         except (genai_errors.APIError, httpx2.TransportError, OSError) as exc:
             self.log.warning("countTokens did not answer (%s); the estimate counts 4 characters a token", exc)
             return None
