@@ -93,7 +93,11 @@ def _wait_for(condition, what, timeout=60):
 
 def _wait_for_trigger_log(stack, run_id, text, timeout=60):
     """Wait until the run's trigger has logged ``text``."""
-    _wait_for(lambda: text in _trigger_log_text(stack, run_id), f"the trigger of {run_id} to log {text!r}", timeout)
+    try:
+        _wait_for(lambda: text in _trigger_log_text(stack, run_id), f"the trigger of {run_id} to log {text!r}",
+                  timeout)
+    except TimeoutError as exc:  # what the trigger did log, to tell why
+        raise TimeoutError(f"{exc}; its logs end with:\n{_trigger_log_text(stack, run_id)[-3000:]}") from None
 
 
 def test_a_worker_killed_right_after_the_create_call(stack):
@@ -129,7 +133,9 @@ def test_a_stalled_triggerer_hands_its_trigger_over_without_cancelling_the_job(s
         stack.add_triggerer()
         _wait_for(lambda: len(stack.trigger_logs(DAG_ID, run_id, "batch")) >= 2, "the trigger to move", timeout=120)
         stack.resume("triggerer")  # it finds the trigger gone, and Airflow calls on_kill
-        _wait_for_trigger_log(stack, run_id, "the task still waits, so its jobs go on")
+        # Two minutes: a triggerer resumed on a loaded machine takes a while to heartbeat, reload
+        # its triggers and ask the Execution API for the task's state.
+        _wait_for_trigger_log(stack, run_id, "the task still waits, so its jobs go on", timeout=120)
     finally:
         stack.resume("triggerer")
         stack.resume("emulator")
