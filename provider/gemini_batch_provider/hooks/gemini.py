@@ -82,6 +82,15 @@ class GeminiHook(BaseHook):
         self.create_429_attempts = create_429_attempts
         self._async_client: tuple[asyncio.AbstractEventLoop, genai.Client] | None = None
 
+    @classmethod
+    def for_connection(cls, conn: Connection) -> GeminiHook:
+        """A hook of a connection already read: common.ai's batch layer hands its adapters the
+        connection's fields, not its id (``common_ai``)."""
+        hook = cls(gemini_conn_id=conn.conn_id)
+        mask_connection_secrets(conn)
+        hook.__dict__["connection"] = conn  # what the cached property would have read
+        return hook
+
     @cached_property
     def connection(self) -> Connection:
         """The connection, read once per hook (in a task each read is a round trip to the supervisor).

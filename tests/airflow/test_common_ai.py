@@ -1,0 +1,153 @@
+"""Gemini through Airflow's common.ai batch layer (``@task.llm_batch``, ``LLMBatchOperator``): the real
+common.ai provider picks ``GeminiBatchAdapter`` by its entry point, and ``dag.test()`` runs it against
+the emulator through the real SDK."""
+
+from __future__ import annotations
+
+import json
+
+import pendulum
+import pytest
+
+pytest.importorskip("airflow.providers.common.ai")
+
+from airflow.providers.common.ai.operators.llm_batch import LLMBatchOperator
+from airflow.sdk import DAG, task
+from pydantic import BaseModel
+
+from gemini_batch_provider.common_ai import GeminiBatchAdapter
+from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread
+from gemini_batch_provider.operators.batch import GeminiBatchOperator
+from tests.airflow.test_operator import RECORDS
+from tests.conftest import API_KEY
+from tests.dagbag import test_dag
+
+pytestmark = pytest.mark.integration
+
+MODEL = "gemini:gemini-3-flash-preview"
+SYSTEM = "Summarize the document in one sentence."
+PROMPTS = [r["text"] for r in RECORDS]
+
+
+@pytest.fixture
+def emulator(monkeypatch):
+    """An emulator whose jobs end as soon as they are made (common.ai polls every 30 s at the
+    fastest), and ``gemini_default`` pointing at it: its host is the base URL common.ai hands the
+    adapter, its ``base_url`` extra the one this provider's own hook reads."""
+    with EmulatorThread(EmulatorConfig(batch_pending_s=0, batch_running_s=0)) as emu:
+        conn = {"conn_type": "gemini", "password": API_KEY, "host": emu.base_url,
+                "extra": {"base_url": emu.base_url}}
+        monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
+        yield emu
+
+
+class Summary(BaseModel):
+    summary: str
+    words: int
+
+
+def _run(tmp_path, build):
+    """``build()`` inside a DAG, run through ``dag.test()``; the DagRun and its landed rows by index."""
+    with DAG(dag_id="ai_batch", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        build()
+    dag_run = test_dag(dag, tmp_path / "no-dags")
+    [ti] = dag_run.get_task_instances()
+    manifest = dag_run.get_task_instance(ti.task_id).xcom_pull(task_ids=ti.task_id)
+    rows = {}
+    if manifest:
+        with open(manifest["result_uri"].removeprefix("file://")) as lines:
+            rows = {row["index"]: row for row in map(json.loads, lines)}
+    return dag_run, rows
+
+
+def test_the_decorator_lands_every_prompt_as_gemini_batch_does(airflow_db, emulator, tmp_path):
+    def build():
+        @task.llm_batch(llm_conn_id="gemini_default", model_id=MODEL, result_path=str(tmp_path / "ai"),
+                        system_prompt=SYSTEM, poll_interval=30)
+        def prompts():
+            return PROMPTS
+
+        prompts()
+
+    dag_run, rows = _run(tmp_path, build)
+    assert dag_run.state == "success"
+    assert sorted(rows) == list(range(len(PROMPTS))) and all(r["status"] == "success" for r in rows.values())
+    assert len(emulator.state.store.batches) == 1
+    [job] = emulator.state.store.batches.values()
+    assert job.resource["displayName"].startswith("common-ai:")  # what an orphan is found by
+    # The same rows through this provider's own operator: the same answers.
+    out = tmp_path / "own.jsonl"
+    with DAG(dag_id="own_batch", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        GeminiBatchOperator(task_id="own", records=[{"text": p} for p in PROMPTS], prompt_template="{text}",
+                            system_instruction=SYSTEM, model=MODEL.split(":", 1)[1], output_path=str(out),
+                            poll_interval=0.2)
+    assert test_dag(dag, tmp_path / "no-dags-own").state == "success"
+    own = {int(row["key"]): row["text"] for row in map(json.loads, out.read_text().splitlines())}
+    assert {i: r["output"] for i, r in rows.items()} == own
+
+
+def test_a_structured_output_type_lands_validated_values(airflow_db, emulator, tmp_path):
+    def build():
+        LLMBatchOperator(task_id="classify", requests=PROMPTS, llm_conn_id="gemini_default", model_id=MODEL,
+                         result_path=str(tmp_path / "ai"), output_type=Summary, poll_interval=30)
+
+    dag_run, rows = _run(tmp_path, build)
+    assert dag_run.state == "success"
+    for index, row in rows.items():
+        assert row["status"] == "success" and set(row["output"]) == {"summary", "words"}
+        assert row["output"]["summary"] in PROMPTS[index]
+    [job] = emulator.state.store.batches.values()
+    assert job.resource["model"].endswith("gemini-3-flash-preview")
+
+
+class LoseWorkerAfterSubmit(LLMBatchOperator):
+    """Its first try submits, then its worker is lost before the wait."""
+
+    def _wait(self, context, **kwargs):
+        if context["ti"].try_number == 1:
+            raise RuntimeError("worker lost after submitting")
+        return super()._wait(context, **kwargs)
+
+
+class LoseSubmitAnswer(GeminiBatchAdapter):
+    """Creates the job, then loses the API's answer once: common.ai has the intent but no job id."""
+
+    lost = False
+
+    def submit(self, *args, **kwargs):
+        result = super().submit(*args, **kwargs)
+        if not LoseSubmitAnswer.lost:
+            LoseSubmitAnswer.lost = True
+            raise ConnectionError("the answer to the create call was lost")
+        return result
+
+
+class WithLostAnswer(LLMBatchOperator):
+    def _build_adapter(self, conn=None):
+        conn = conn or self._connection()
+        return "gemini", LoseSubmitAnswer(api_key=conn.password, base_url=conn.host)
+
+
+@pytest.mark.parametrize("operator", [LoseWorkerAfterSubmit, WithLostAnswer])
+def test_a_retry_reattaches_to_its_job_instead_of_paying_twice(airflow_db, emulator, tmp_path, operator):
+    LoseSubmitAnswer.lost = False  # this test's own first answer is the one lost
+
+    def build():
+        operator(task_id="t", requests=PROMPTS, llm_conn_id="gemini_default", model_id=MODEL,
+                 result_path=str(tmp_path / "ai"), poll_interval=30, retries=1, retry_delay=0)
+
+    dag_run, rows = _run(tmp_path, build)
+    assert dag_run.state == "success" and dag_run.get_task_instance("t").try_number == 2
+    assert len(rows) == len(PROMPTS)
+    assert len(emulator.state.store.batches) == 1  # found again (by its record, or as an orphan by its name)
+
+
+def test_a_failed_job_fails_the_task(airflow_db, emulator, tmp_path):
+    emulator.configure("batches", outcome="fail")
+
+    def build():
+        LLMBatchOperator(task_id="t", requests=PROMPTS, llm_conn_id="gemini_default", model_id=MODEL,
+                         result_path=str(tmp_path / "ai"), poll_interval=30)
+
+    dag_run, _ = _run(tmp_path, build)
+    assert dag_run.state == "failed"
