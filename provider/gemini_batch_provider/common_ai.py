@@ -32,7 +32,11 @@ from airflow.providers.common.ai.batch.base import (
     RawResultItem,
     SubmitResult,
 )
-from airflow.providers.common.ai.exceptions import LLMBatchInputError, LLMBatchLimitExceededError
+from airflow.providers.common.ai.exceptions import (
+    LLMBatchInputError,
+    LLMBatchLimitExceededError,
+    LLMBatchModelMismatchError,
+)
 from airflow.providers.common.compat.sdk import Connection
 
 from gemini_batch_provider.core.errors import InputError
@@ -85,7 +89,10 @@ class GeminiBatchAdapter(BatchAdapter):
         custom ids are unique by construction (``<key>-<index>``, as common.ai reads them back)."""
         specs: dict[str, RequestSpec] = {}
         for index, request in enumerate(requests):
-            self.resolve_request_model(request.get("model"), default_bare_model=model, request_index=index)
+            if self.resolve_request_model(request.get("model"), default_bare_model=model, request_index=index) != model:
+                raise LLMBatchModelMismatchError(
+                    f"request {index} names model {request['model']!r}, and a Gemini batch job runs one model "
+                    f"({model}); leave the request's model out, or give its rows a task of their own")
             config = {**(request_params or {}), **(request.get("params") or {}),
                       "max_output_tokens": request.get("max_tokens") or max_tokens, **output_directive}
             system = request.get("system_prompt") or system_prompt or None

@@ -151,3 +151,18 @@ def test_a_failed_job_fails_the_task(airflow_db, emulator, tmp_path):
 
     dag_run, _ = _run(tmp_path, build)
     assert dag_run.state == "failed"
+
+
+def test_requests_the_api_would_refuse_are_refused_before_anything_is_sent(emulator):
+    from airflow.providers.common.ai.batch.output_schema import build_output_spec
+    from airflow.providers.common.ai.exceptions import LLMBatchInputError, LLMBatchModelMismatchError
+
+    adapter = GeminiBatchAdapter(api_key=API_KEY, base_url=emulator.base_url)
+    check = {"model": "gemini-3-flash-preview", "output_spec": build_output_spec(str), "idempotency_key": "k" * 16}
+    with pytest.raises(LLMBatchModelMismatchError, match=r"request 1 names model 'gemini:gemini-2\.5-flash'"):
+        adapter.validate_requests([{"prompt": "a"}, {"prompt": "b", "model": "gemini:gemini-2.5-flash"}], **check)
+    with pytest.raises(LLMBatchInputError, match="row 1"):  # an empty prompt, named by its place
+        adapter.validate_requests([{"prompt": "a"}, {"prompt": "  "}], **check)
+    with pytest.raises(LLMBatchInputError, match="generation_config"):
+        adapter.validate_requests([{"prompt": "a"}], request_params={"temprature": 0.2}, **check)
+    assert emulator.state.store.files == {} and emulator.state.store.batches == {}
