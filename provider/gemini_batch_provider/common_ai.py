@@ -98,10 +98,11 @@ class GeminiBatchAdapter(BatchAdapter):
             system = request.get("system_prompt") or system_prompt or None
             settings = json.dumps([system, config], sort_keys=True, default=str)
             if settings not in specs:
-                    specs[settings] = RequestSpec("{prompt}", system_instruction=system, generation_config=config)
+                specs[settings] = RequestSpec("{prompt}", system_instruction=system, generation_config=config)
             yield f"{idempotency_key}-{index}", specs[settings].request({"prompt": request["prompt"]}, index)
 
-    def _write_input(self, path: Path, lines: Iterator[tuple[str, dict[str, Any]]]) -> int:
+    def _write_input(self, path: Path, lines: Iterator[tuple[str, dict[str, Any]]]) -> None:
+        """Write the input JSONL, refusing it once it passes ``max_payload_bytes``."""
         size = 0
         with path.open("wb") as out:
             for key, request in lines:
@@ -112,7 +113,6 @@ class GeminiBatchAdapter(BatchAdapter):
                         f"a Gemini batch input file holds at most {self.max_payload_bytes} bytes; this input "
                         f"passed it at {key}. Split the input with .expand()")
                 out.write(line)
-        return size
 
     def validate_requests(self, requests: list[BatchRequest], *, model: str, output_spec: Any,
                           idempotency_key: str, system_prompt: str = "", max_tokens: int = 1024,
