@@ -43,6 +43,7 @@ from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.media import FILE_LIMIT_BYTES
 from gemini_batch_provider.core.requests import RequestSpec
 from gemini_batch_provider.core.results import parse_output_line
+from gemini_batch_provider.core.schema import OutputSchema
 from gemini_batch_provider.core.vocabulary import JobState, RowStatus
 from gemini_batch_provider.hooks.gemini import GeminiHook
 
@@ -101,25 +102,27 @@ class GeminiBatchAdapter(BatchAdapter):
                 specs[settings] = RequestSpec("{prompt}", system_instruction=system, generation_config=config)
             yield f"{idempotency_key}-{index}", specs[settings].request({"prompt": request["prompt"]}, index)
 
-    def _write_input(self, path: Path, lines: Iterator[tuple[str, dict[str, Any]]]) -> None:
-        """Write the input JSONL, refusing it once it passes ``max_payload_bytes``."""
+    def _lines(self, requests: list[BatchRequest], model: str, idempotency_key: str, output_spec: Any,
+               system_prompt: str, max_tokens: int, request_params: dict[str, Any] | None) -> Iterator[bytes]:
+        """The input file's JSONL lines, refused once they pass ``max_payload_bytes``."""
         size = 0
-        with path.open("wb") as out:
-            for key, request in lines:
-                line = orjson.dumps({"key": key, "request": request}, option=orjson.OPT_APPEND_NEWLINE)
-                size += len(line)
-                if size > self.max_payload_bytes:
-                    raise LLMBatchLimitExceededError(
-                        f"a Gemini batch input file holds at most {self.max_payload_bytes} bytes; this input "
-                        f"passed it at {key}. Split the input with .expand()")
-                out.write(line)
+        directive = self.build_output_directive(output_spec)
+        for key, request in self._requests(requests, model, idempotency_key, directive, system_prompt, max_tokens,
+                                           request_params):
+            line = orjson.dumps({"key": key, "request": request}, option=orjson.OPT_APPEND_NEWLINE)
+            size += len(line)
+            if size > self.max_payload_bytes:
+                raise LLMBatchLimitExceededError(
+                    f"a Gemini batch input file holds at most {self.max_payload_bytes} bytes; this input "
+                    f"passed it at {key}. Split the input with .expand()")
+            yield line
 
     def validate_requests(self, requests: list[BatchRequest], *, model: str, output_spec: Any,
                           idempotency_key: str, system_prompt: str = "", max_tokens: int = 1024,
                           request_params: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        """Refuse, before any call, a batch over ``max_requests`` or ``max_payload_bytes`` (written
-        to a temporary file, as ``submit`` would), or a request the API would refuse (an empty
-        prompt, a bad generation config: ``core.requests``).
+        """Refuse, before any call, a batch over ``max_requests`` or ``max_payload_bytes`` (its
+        lines built and measured as ``submit`` writes them), or a request the API would refuse (an
+        empty prompt, a bad generation config: ``core.requests``).
 
         :raises LLMBatchLimitExceededError: too many requests or bytes.
         :raises LLMBatchInputError: a request that can't be built, naming it and the fix.
@@ -129,24 +132,23 @@ class GeminiBatchAdapter(BatchAdapter):
             raise LLMBatchLimitExceededError(
                 f"a Gemini batch through common.ai takes at most {self.max_requests} requests, got {len(requests)}; "
                 f"split the input with .expand()")
-        directive = self.build_output_directive(output_spec)
-        with tempfile.TemporaryDirectory(prefix="gemini-common-ai-") as folder:
-            try:
-                self._write_input(Path(folder) / "input.jsonl", self._requests(
-                    requests, model, idempotency_key, directive, system_prompt, max_tokens, request_params))
-            except InputError as exc:
-                raise LLMBatchInputError(str(exc)) from None
+        try:
+            for _ in self._lines(requests, model, idempotency_key, output_spec, system_prompt, max_tokens,
+                                 request_params):
+                pass
+        except InputError as exc:
+            raise LLMBatchInputError(str(exc)) from None
 
     def submit(self, requests: list[BatchRequest], *, model: str, idempotency_key: str, input_fingerprint: str,
                output_spec: Any, system_prompt: str = "", max_tokens: int = 1024,
                request_params: dict[str, Any] | None = None, **kwargs: Any) -> SubmitResult:
         """Upload the requests as one JSONL file and create one batch job, named by the key and the
         input's fingerprint (``display_name``)."""
-        directive = self.build_output_directive(output_spec)
         with tempfile.TemporaryDirectory(prefix="gemini-common-ai-") as folder:
             path = Path(folder) / "input.jsonl"
-            self._write_input(path, self._requests(requests, model, idempotency_key, directive, system_prompt,
-                                                   max_tokens, request_params))
+            with path.open("wb") as out:
+                out.writelines(self._lines(requests, model, idempotency_key, output_spec, system_prompt, max_tokens,
+                                           request_params))
             name = display_name(idempotency_key, input_fingerprint)
             uploaded = self.hook.upload_file(path, name)
         job = self.hook.create_batch_job(model, uploaded.name, name)
@@ -176,19 +178,26 @@ class GeminiBatchAdapter(BatchAdapter):
 
     @staticmethod
     def _items(folder: Path) -> Iterator[RawResultItem]:
+        """The items of ``folder/output.jsonl``. A line that is no JSON object is skipped: the
+        API sends the same file on every try, so one damaged line must not stop the others from
+        landing (common.ai lands the rows it never saw as ``missing``)."""
         path = folder / "output.jsonl"
         try:
             if path.exists():
                 with path.open("rb") as lines:
-                    yield from (_item(orjson.loads(line)) for line in lines if line.strip())
+                    for line in lines:
+                        try:
+                            item = orjson.loads(line)
+                        except orjson.JSONDecodeError:
+                            continue
+                        if isinstance(item, dict):
+                            yield _item(item)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
     def build_output_directive(self, spec: Any) -> dict[str, Any]:
         """Gemini's structured output: the schema as ``response_json_schema``, JSON answers."""
-        if not spec.is_structured:
-            return {}
-        return {"response_mime_type": "application/json", "response_json_schema": spec.json_schema}
+        return OutputSchema(spec.json_schema).generation_config() if spec.is_structured else {}
 
     def extract_output(self, raw: RawResultItem, spec: Any) -> ExtractedOutput:
         text = raw.raw["text"] if isinstance(raw.raw, dict) else None
@@ -218,7 +227,8 @@ def _item(line: dict[str, Any]) -> RawResultItem:
     """One output line as common.ai's ``RawResultItem``; ``raw`` is this provider's results row."""
     row = parse_output_line(line)
     custom_id = row["key"]
-    index = int(custom_id.rsplit("-", 1)[1]) if custom_id.rsplit("-", 1)[-1].isdigit() else -1
+    tail = custom_id.rpartition("-")[2]
+    index = int(tail) if tail.isdigit() else -1  # not one of this batch's ids: common.ai skips it
     usage = row["usage"] or {}
     error = None
     if row["status"] != RowStatus.SUCCEEDED:

@@ -166,3 +166,12 @@ def test_requests_the_api_would_refuse_are_refused_before_anything_is_sent(emula
     with pytest.raises(LLMBatchInputError, match="generation_config"):
         adapter.validate_requests([{"prompt": "a"}], request_params={"temprature": 0.2}, **check)
     assert emulator.state.store.files == {} and emulator.state.store.batches == {}
+
+
+def test_a_damaged_output_line_is_skipped_and_the_others_land(tmp_path):
+    good = {"key": "k-1", "response": {"candidates": [{"content": {"parts": [{"text": "An answer."}]},
+                                                       "finishReason": "STOP"}]}}
+    (tmp_path / "output.jsonl").write_bytes(b'{"key": "k-0", "resp\n[1, 2]\n\n' + json.dumps(good).encode() + b"\n")
+    [item] = GeminiBatchAdapter._items(tmp_path)
+    assert (item.index, item.provider_status, item.raw["text"]) == (1, "success", "An answer.")
+    assert not tmp_path.exists()  # the downloaded file goes once read
