@@ -32,7 +32,11 @@ ROWS = [{"id": f"row-{i}", "text": f"Row {i} talks about topic {i % 7}. It has a
 def stack(tmp_path_factory):
     # A triggerer whose heartbeat is 15 s old is taken for dead, and its triggers go to a live one
     # (Airflow's default is 30 s): the tests that kill or stall one wait for that.
-    env = {"AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15"}
+    # A trigger's on_kill asks the task's state of the Execution API, which a triggerer serves in
+    # its own process and imports and builds on the first call (about 3 s of CPU), over the default
+    # 30 s on_kill timeout when the whole suite runs on two cores. Timed out, on_kill does nothing
+    # and the test would not see which way it went.
+    env = {"AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15", "AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT": "300"}
     with Stack(tmp_path_factory.mktemp("airflow"), dags_folder=Path(__file__).parent / "dags", env=env,
                emulator_args=("--batch-pending-seconds", "4", "--batch-running-seconds", "6")) as running:
         running.wait_for_dag(DAG_ID)
@@ -133,9 +137,9 @@ def test_a_stalled_triggerer_hands_its_trigger_over_without_cancelling_the_job(s
         stack.add_triggerer()
         _wait_for(lambda: len(stack.trigger_logs(DAG_ID, run_id, "batch")) >= 2, "the trigger to move", timeout=120)
         stack.resume("triggerer")  # it finds the trigger gone, and Airflow calls on_kill
-        # Two minutes: a triggerer resumed on a loaded machine takes a while to heartbeat, reload
-        # its triggers and ask the Execution API for the task's state.
-        _wait_for_trigger_log(stack, run_id, "the task still waits, so its jobs go on", timeout=120)
+        # Minutes: a triggerer resumed on a loaded machine takes a while to heartbeat, reload its
+        # triggers and ask the Execution API for the task's state.
+        _wait_for_trigger_log(stack, run_id, "the task still waits, so its jobs go on", timeout=300)
     finally:
         stack.resume("triggerer")
         stack.resume("emulator")
@@ -168,7 +172,7 @@ def test_marking_the_deferred_task_failed_cancels_its_job(stack):
     _wait_for_trigger_log(stack, run_id, "requests done")  # Airflow calls on_kill only for a trigger already running
     stack._request("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/batch", {"new_state": "failed"})
     client = _client(stack)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # on_kill's first question to the Execution API is slow (see ``stack``)
     while time.monotonic() < deadline:
         [job] = [j for j in client.batches.list(config={"page_size": 100}) if run_id in (j.display_name or "")]
         if job.state.value == "JOB_STATE_CANCELLED":
