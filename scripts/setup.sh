@@ -11,4 +11,4 @@ constraints=$(mktemp)
 trap 'rm -f "$constraints"' EXIT
 printf '%s\n' $pins > "$constraints"
 UV_COMPILE_BYTECODE=1 .venv/bin/uv pip install --quiet --python .venv/bin/python --constraint "$constraints" \
-  "apache-airflow==$airflow" -e ".[dev,common-ai]"
+  "apache-airflow==$airflow" -e ".[dev,common-ai,openlineage]"

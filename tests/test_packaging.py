@@ -108,7 +108,8 @@ def test_every_module_imports():
 
 
 # Modules of an optional extra, and what they need: they import where it is installed.
-OPTIONAL = {"gemini_batch_provider.common_ai": "airflow.providers.common.ai"}
+OPTIONAL = {"gemini_batch_provider.common_ai": "airflow.providers.common.ai",
+            "gemini_batch_provider.lineage": "airflow.providers.openlineage"}
 
 
 def _installed(module: str) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context, conf
@@ -21,6 +21,9 @@ from gemini_batch_provider.core.shards import ShardLimits
 from gemini_batch_provider.hooks.gemini import GeminiHook
 from gemini_batch_provider.operators.run import TaskRun, run_identity
 from gemini_batch_provider.operators.templating import preview, render_error
+
+if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 
 class GeminiRequestsOperator(BaseOperator):
@@ -154,6 +157,29 @@ class GeminiRequestsOperator(BaseOperator):
         """Keep the summary for the outlets' events (``post_execute``); returns it, for XCom."""
         self.landed = summary
         return summary
+
+    lands_results = True  # writes the results file at output_path (not the submit-only operator)
+
+    def lineage_jobs(self) -> list[str]:
+        """The batch jobs this try ran, for lineage (those of the summary, once landed)."""
+        return (self.landed or {}).get("batch_jobs", [])
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """OpenLineage, as the task starts: the input file and the results file (``lineage``)."""
+        from gemini_batch_provider.lineage import operator_lineage
+
+        return operator_lineage(model=self.model, input_path=self.input_path,
+                                output_path=self.output_path if self.lands_results else None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage, once the task has ended (failed too: Airflow falls back to this): the
+        datasets, the batch jobs and, once the results landed, their counts and cost (``lineage``)."""
+        from gemini_batch_provider.lineage import operator_lineage
+
+        return operator_lineage(model=self.model, input_path=self.input_path,
+                                output_path=self.output_path if self.lands_results else None,
+                                jobs=self.lineage_jobs(), summary=self.landed,
+                                source="vertexai" if self.hook.vertex else "gemini")
 
     def post_execute(self, context: Context, result: Any = None) -> None:
         """Annotate each Asset in ``outlets`` with the summary of the results that landed."""

@@ -60,6 +60,8 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
         landed), or polling failed.
     """
 
+    lands_results = True
+
     def __init__(self, *, mode: str = "batch", online_threshold: int = 100, deadline: float | timedelta | None = None,
                  on_deadline: str = "online", rerun_failed_online: bool = False, online_concurrency: int = 32,
                  online_rpm: int | None = None, online_tpm: int | None = None,

@@ -74,6 +74,12 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
             GeminiBatchJobLink.persist(context, batch_jobs_url(self._ledger.job_names, self.hook.vertex_location))
         return self._ledger
 
+    lands_results = False
+
+    def lineage_jobs(self) -> list[str]:
+        """The batch jobs this try submitted or found, for lineage."""
+        return super().lineage_jobs() or (self._ledger.job_names if self._ledger else [])
+
     def on_kill(self) -> None:
         """Cancel the jobs this task created that have not ended."""
         if self._ledger is None:
