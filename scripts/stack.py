@@ -98,7 +98,9 @@ class Stack:
             # scheduler/triggerer race); a 1 s worker heartbeat avoids it (see reference notes).
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW_CONN_GEMINI_DEFAULT": json.dumps({"conn_type": "gemini", "password": api_key, "extra": extra}),
+            # The host too: common.ai's @task.llm_batch reads the base URL there.
+            "AIRFLOW_CONN_GEMINI_DEFAULT": json.dumps({"conn_type": "gemini", "password": api_key, "extra": extra,
+                                                       **({"host": self.emulator_url} if self.emulator_url else {})}),
             **(self._vertex_env() if use_emulator else {}),
             "GEMINI_BATCH_OUTPUT_DIR": str(self.home / "results"),
             "GEMINI_BATCH_POLL_INTERVAL": "2",

@@ -32,11 +32,10 @@ PROMPTS = [r["text"] for r in RECORDS]
 @pytest.fixture
 def emulator(monkeypatch):
     """An emulator whose jobs end as soon as they are made (common.ai polls every 30 s at the
-    fastest), and ``gemini_default`` pointing at it: its host is the base URL common.ai hands the
-    adapter, its ``base_url`` extra the one this provider's own hook reads."""
+    fastest), and ``gemini_default`` pointing at it by its host, the base URL common.ai hands the
+    adapter and the one this provider's own operators read when the ``base_url`` extra is empty."""
     with EmulatorThread(EmulatorConfig(batch_pending_s=0, batch_running_s=0)) as emu:
-        conn = {"conn_type": "gemini", "password": API_KEY, "host": emu.base_url,
-                "extra": {"base_url": emu.base_url}}
+        conn = {"conn_type": "gemini", "password": API_KEY, "host": emu.base_url}
         monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
         yield emu
 

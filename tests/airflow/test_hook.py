@@ -34,6 +34,18 @@ def test_api_version_extra_is_used(emulator, monkeypatch):
     assert hook.client.models.count_tokens(model="gemini-2.5-flash", contents="abcdefgh").total_tokens == 2
 
 
+@pytest.mark.parametrize("extra", [{}, {"base_url": "http://127.0.0.1:9"}], ids=["host", "extra-wins"])
+def test_the_host_is_the_base_url_when_the_extra_has_none(emulator, monkeypatch, extra):
+    """common.ai hands its adapters the host as the base URL: one connection serves both."""
+    host = emulator.base_url if not extra else "http://127.0.0.1:1"
+    conn = {"conn_type": "gemini", "password": "k-123456", "host": host, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_HOST", json.dumps(conn))
+    hook = GeminiHook("gemini_host")
+    assert hook.client._api_client._http_options.base_url.rstrip("/") == (extra.get("base_url") or host)
+    if not extra:  # and it is where the calls go
+        assert hook.client.models.count_tokens(model="gemini-2.5-flash", contents="abcdefgh").total_tokens == 2
+
+
 def test_upload_create_get_cancel_download(gemini_conn, emulator, tmp_path):
     hook = GeminiHook(gemini_conn)
     path = tmp_path / "requests.jsonl"

@@ -3,7 +3,8 @@
 Two modes, chosen by the connection:
 
 - Gemini Developer API (default): the API key in the password field; extras ``base_url`` (empty
-  for Google's endpoint; the local emulator's URL otherwise) and ``api_version`` (default
+  for Google's endpoint; the local emulator's URL otherwise; when empty, the connection's host,
+  where common.ai's batch layer reads it) and ``api_version`` (default
   ``v1beta``, the version the Batch API is documented on: https://ai.google.dev/api/batch-mode).
 - Vertex AI (extra ``vertexai: true``): extras ``project`` and ``location`` (default
   ``us-central1``); the password field holds a service-account key (its JSON), or stays empty to
