@@ -32,6 +32,7 @@ import pendulum
 from airflow.sdk import DAG
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
 from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
+from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
 from tests.dagbag import test_dag
 
 source, folder = sys.argv[1], sys.argv[2]
@@ -42,6 +43,9 @@ with DAG(dag_id="gemini_lineage", schedule=None, start_date=pendulum.datetime(20
     GeminiConcurrentGenerateOperator(task_id="urgent", records=[{"id": "a", "text": "Now."}], key_field="id",
                                      output_path=f"{folder}/urgent.jsonl", prompt_template="Answer: {text}",
                                      model="gemini-3-flash-preview")
+    GeminiSubmitBatchOperator(task_id="submit", records=[{"id": "b", "text": "Later."}], key_field="id",
+                              output_path=f"{folder}/submit.jsonl", prompt_template="Answer: {text}",
+                              model="gemini-3-flash-preview")
 run = test_dag(dag, f"{folder}/no-dags")
 sys.exit(0 if run.state == "success" else 1)
 """
@@ -102,6 +106,16 @@ def test_records_online_have_no_input_dataset_and_no_job(lineage_run):
     facet = complete["run"]["facets"]["geminiBatch"]
     assert facet["batchJobs"] == [] and facet["path"] == "online" and facet["rows"] == 1
     assert "externalQuery" not in complete["run"]["facets"]
+
+
+def test_a_submit_reports_its_job_and_no_results_file(lineage_run):
+    events, _, _ = lineage_run
+    complete = events["submit", "COMPLETE"]
+    assert complete["inputs"] == [] and complete["outputs"] == []  # it writes no results
+    facet = complete["run"]["facets"]["geminiBatch"]
+    [job] = facet["batchJobs"]
+    assert job.startswith("batches/") and facet.get("rows") is None  # nothing landed yet
+    assert complete["run"]["facets"]["externalQuery"]["externalQueryId"] == job
 
 
 @pytest.mark.parametrize(("location", "expected"), [

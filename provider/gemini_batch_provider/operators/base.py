@@ -84,6 +84,7 @@ class GeminiRequestsOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("input_path", "output_path", "model", "prompt_template", "system_instruction")
     ui_color = "#e8f0fe"
+    lands_results = True  # writes the results file at output_path, for lineage (not the submit-only operator)
 
     def __init__(self, *, prompt_template: str, output_path: str, records: Iterable[dict[str, Any]] | None = None,
                  input_path: str | None = None, model: str = "gemini-2.5-flash", key_field: str | None = None,
@@ -157,8 +158,6 @@ class GeminiRequestsOperator(BaseOperator):
         """Keep the summary for the outlets' events (``post_execute``); returns it, for XCom."""
         self.landed = summary
         return summary
-
-    lands_results = True  # writes the results file at output_path (not the submit-only operator)
 
     def lineage_jobs(self) -> list[str]:
         """The batch jobs this try ran, for lineage (those of the summary, once landed)."""

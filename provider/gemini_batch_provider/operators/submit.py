@@ -45,6 +45,7 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
 
     operator_extra_links = (GeminiBatchJobLink(),)
     template_fields: Sequence[str] = (*GeminiRequestsOperator.template_fields, "gcs_staging_uri")
+    lands_results = False
 
     def __init__(self, *, max_requests_per_job: int | None = None, max_bytes_per_job: int = DEFAULT_MAX_BYTES,
                  max_tokens_per_job: int | None = None, on_changed_input: str = "fail",
@@ -73,8 +74,6 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
         if self._ledger is not None:
             GeminiBatchJobLink.persist(context, batch_jobs_url(self._ledger.job_names, self.hook.vertex_location))
         return self._ledger
-
-    lands_results = False
 
     def lineage_jobs(self) -> list[str]:
         """The batch jobs this try submitted or found, for lineage."""
