@@ -62,8 +62,10 @@ class Stack:
 
     def __init__(self, home: Path, *, api_key: str = "emulator-demo-key", use_emulator: bool = True,
                  env: dict[str, str] | None = None, emulator_args: tuple[str, ...] = (),
-                 dags_folder: Path = REPO / "dags", distributed: bool = False) -> None:
+                 dags_folder: Path = REPO / "dags", distributed: bool = False,
+                 users: dict[str, str] | None = None) -> None:
         self.home = home.resolve()
+        self.users = users or {}
         self.distributed = distributed
         # One database and one Celery queue per stack: runs side by side share the servers only.
         self.name = f"gemini_e2e_{secrets.token_hex(4)}"
@@ -86,7 +88,7 @@ class Stack:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            **self._users_env(),
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the connection form's Test button
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
@@ -108,6 +110,19 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
+
+    def _users_env(self) -> dict[str, str]:
+        """Every request an admin's (Airflow's simple auth manager, all admins), or, with ``users``
+        (``{name: role}``, roles ``viewer``, ``user``, ``op``, ``admin``), only a signed-in user's:
+        each one's password is ``<name>-password``."""
+        if not self.users:
+            return {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
+        self.home.mkdir(parents=True, exist_ok=True)
+        passwords = self.home / "passwords.json"
+        passwords.write_text(json.dumps({name: f"{name}-password" for name in self.users}))
+        return {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in self.users.items()),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords)}
 
     def _vertex_env(self) -> dict[str, str]:
         """The ``gemini_vertex`` connection (a fresh service-account key whose token exchange the
@@ -334,9 +349,16 @@ class Stack:
     def post(self, path: str, body: Any) -> Any:
         return self._request("POST", path, body)
 
-    def login(self) -> None:
-        # With SIMPLE_AUTH_MANAGER_ALL_ADMINS, GET /auth/token hands out an admin token.
-        self._token = self.get("/auth/token")["access_token"]
+    def token(self, user: str | None = None) -> str:
+        """A JWT: ``user``'s (one of ``users``), or an admin's without ``users``."""
+        if not self.users:  # with SIMPLE_AUTH_MANAGER_ALL_ADMINS, GET /auth/token hands out an admin token
+            return self._send("GET", "/auth/token", None)["access_token"]
+        return self._send("POST", "/auth/token", {"username": user, "password": f"{user}-password"})["access_token"]
+
+    def login(self, user: str | None = None) -> None:
+        """Make the stack's own calls as ``user`` (the first of ``users`` when None)."""
+        self._token = None
+        self._token = self.token(user or next(iter(self.users), None))
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         self.login()
