@@ -99,6 +99,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "/opt/airflow/gemini-prices.toml",
                         "default": "",
                     },
+                    "page_refresh_seconds": {
+                        "description": "How long the Gemini batches page keeps a running job's progress before "
+                        "asking the API again: one request per job per this many seconds, whatever the number "
+                        "of viewers.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "15",
+                        "default": "15",
+                    },
                 },
             },
         },

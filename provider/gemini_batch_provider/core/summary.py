@@ -38,3 +38,17 @@ def summarize(writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str]
         "estimated_cost_usd": estimated_cost_usd,
         "cost_usd": actual_cost(writer, price),
     }
+
+
+JOBS_XCOM_KEY = "gemini_batch_jobs"  # the XCom a submitting task pushes (``jobs_record``)
+
+
+def jobs_record(conn_id: str, model: str, batch_jobs: list[str], link: str, output_path: str,
+                estimated_cost_usd: float | None, submitted_at: float | None) -> dict[str, Any]:
+    """What a task that created batch jobs pushes to XCom under ``JOBS_XCOM_KEY`` as soon as they
+    exist, for the Gemini batches page (``plugins``) to find them while they run: ``{"conn_id",
+    "model", "batch_jobs", "link" (the jobs in Google's console, ``links``), "output_path",
+    "estimated_cost_usd" (US dollars), "submitted_at" (Unix seconds of the first create)}``. Names
+    and numbers only: never a key, a prompt or a row."""
+    return {"conn_id": conn_id, "model": model, "batch_jobs": batch_jobs, "link": link, "output_path": output_path,
+            "estimated_cost_usd": estimated_cost_usd, "submitted_at": submitted_at}

@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import Context
 from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES
 from gemini_batch_provider.core.submit import ON_CHANGED_INPUT, Submission
+from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, jobs_record
 from gemini_batch_provider.core.waiting import cancel_unfinished, in_thread
 from gemini_batch_provider.links import GeminiBatchJobLink, batch_jobs_url
 from gemini_batch_provider.operators.base import GeminiRequestsOperator, batch_limits
@@ -70,10 +71,14 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
         """Submit every shard not submitted yet, as ``run``; the ledger (None when the input has no rows)."""
         how = Submission(identity=run.identity, later_try=context["ti"].try_number > 1,
                          on_changed_input=self.on_changed_input, staging_uri=self.gcs_staging_uri, scratch=run.scratch)
-        self._ledger = submit_batch(run, how)
-        if self._ledger is not None:
-            GeminiBatchJobLink.persist(context, batch_jobs_url(self._ledger.job_names, self.hook.vertex_location))
-        return self._ledger
+        self._ledger = ledger = submit_batch(run, how)
+        if ledger is not None:
+            link = batch_jobs_url(ledger.job_names, self.hook.vertex_location)
+            GeminiBatchJobLink.persist(context, link)
+            context["ti"].xcom_push(key=JOBS_XCOM_KEY, value=jobs_record(
+                self.gemini_conn_id, run.plan.model, ledger.job_names, link, run.plan.output_path,
+                ledger.estimated_cost_usd, ledger.first_submitted_at))
+        return ledger
 
     def lineage_jobs(self) -> list[str]:
         """The batch jobs this try submitted or found, for lineage."""

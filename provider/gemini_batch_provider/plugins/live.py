@@ -1,0 +1,55 @@
+"""The progress of batch jobs still running, asked of the API through each record's connection and
+kept ``ttl`` seconds, so that the page asks once per job per ``ttl`` whatever the number of viewers
+(Gemini API or Vertex AI alike: the hook reads the connection)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gemini_batch_provider.hooks.gemini import GeminiHook
+
+TTL_SECONDS = 15.0
+MAX_KNOWN = 4096
+
+
+class LiveProgress:
+    """``progress(conn_id, name)``: ``{"state", "requests", "succeeded", "failed", "pending",
+    "percent"}`` of one job (``core.jobs.JobStatus``, from ``batchStats`` or ``completionStats``),
+    or ``{"error": <exception class>}`` when the API could not be asked (never its message, which
+    could quote the connection)."""
+
+    def __init__(self, ttl: float = TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.clock = ttl, clock
+        self._hooks: dict[str, GeminiHook] = {}
+        self._known: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def _hook(self, conn_id: str) -> GeminiHook:
+        with self._lock:
+            if conn_id not in self._hooks:
+                self._hooks[conn_id] = GeminiHook(conn_id)
+            return self._hooks[conn_id]
+
+    def progress(self, conn_id: str, name: str) -> dict[str, Any]:
+        key = (conn_id, name)
+        with self._lock:
+            known = self._known.get(key)
+        if known is not None and self.clock() - known[0] < self.ttl:
+            return known[1]
+        try:
+            status = self._hook(conn_id).get_job_status(name)
+            done = status.succeeded + status.failed
+            answer = {"state": status.state, "requests": status.requests, "succeeded": status.succeeded,
+                      "failed": status.failed, "pending": status.pending,
+                      "percent": round(100.0 * done / status.requests, 1) if status.requests else 0.0}
+        except Exception as exc:  # the page shows the job without progress
+            answer = {"error": type(exc).__name__}
+        now = self.clock()
+        with self._lock:
+            if len(self._known) >= MAX_KNOWN:  # jobs long gone from the page
+                self._known = {k: v for k, v in self._known.items() if now - v[0] < self.ttl}
+            self._known[key] = (now, answer)
+        return answer

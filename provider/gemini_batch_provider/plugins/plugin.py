@@ -1,0 +1,28 @@
+"""GeminiBatchesPlugin: the Gemini batches page in the Airflow UI's navigation, registered by the
+package's ``airflow.plugins`` entry point, so installing the provider is enough.
+
+Airflow 3.1+ shows a plugin's ``external_views`` in its navigation; 3.0 has no such views, so there
+the plugin adds nothing and the provider runs as before, without the page.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.common.compat.sdk import AirflowPlugin
+from packaging.version import Version
+
+from airflow import __version__ as airflow_version
+
+URL_PREFIX = "/gemini-batches"
+HAS_EXTERNAL_VIEWS = Version(airflow_version).release >= (3, 1)
+
+
+class GeminiBatchesPlugin(AirflowPlugin):
+    """The ``/gemini-batches`` app (``plugins.app``) and its entry "Gemini batches" under Browse."""
+
+    name = "gemini_batches"
+    if HAS_EXTERNAL_VIEWS:
+        from gemini_batch_provider.plugins.app import app
+
+        fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Gemini batches"}]
+        external_views = [{"name": "Gemini batches", "href": f"{URL_PREFIX}/", "destination": "nav",
+                           "category": "browse", "url_route": "gemini-batches"}]
