@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything on a fresh machine: a virtual environment in .venv with uv, the newest Airflow
-# release of scripts/airflow-matrix.txt (with its pins), this provider (editable) and the test tools.
+# release of scripts/airflow-matrix.txt (with its pins), this provider (editable) and the test tools,
+# and Debian's Chromium for the browser test (Playwright drives it; no browser download).
 # Safe to run again; it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,3 +13,7 @@ trap 'rm -f "$constraints"' EXIT
 printf '%s\n' $pins > "$constraints"
 UV_COMPILE_BYTECODE=1 .venv/bin/uv pip install --quiet --python .venv/bin/python --constraint "$constraints" \
   "apache-airflow==$airflow" -e ".[dev,common-ai,openlineage]"
+command -v chromium > /dev/null || {
+  if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
+  $sudo apt-get install -y -q chromium > /dev/null || { $sudo apt-get update -q && $sudo apt-get install -y -q chromium; }
+}

@@ -5,6 +5,7 @@ running job with its progress, which moves."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -24,27 +25,22 @@ from airflow import __version__ as airflow_version  # noqa: E402
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(Version(airflow_version) < Version("3.1"),
                                                   reason="plugin pages need Airflow 3.1+")]
 
-DAG_ID = "gemini_faults"
-ROWS = [{"id": f"row-{i}", "text": f"Row {i} talks about topic {i % 7}."} for i in range(40)]
+NIGHTLY, IMAGES = "gemini_batch_nightly", "gemini_images"
 API = "/gemini-batches/api/batches"
+ARTIFACTS = Path(os.environ.get("GEMINI_BATCH_ARTIFACTS", REPO / ".artifacts"))
+CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/setup.sh installs it)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    # Jobs run 20 s, answering their requests one by one meanwhile: long enough to watch one run.
-    # Signed-in users only (not the other tests' all-admins stack): an admin runs the DAGs.
-    with Stack(tmp_path_factory.mktemp("airflow"), dags_folder=Path(__file__).parent / "dags",
-               emulator_args=("--batch-pending-seconds", "1", "--batch-running-seconds", "20"),
-               users={"admin": "admin", "viewer": "viewer"},
-               env={"AIRFLOW__GEMINI_BATCH__PAGE_REFRESH_SECONDS": "1"}) as running:
-        running.wait_for_dag(DAG_ID)
+    # Signed-in users only (not the other tests' all-admins stack), the example DAGs, and jobs that
+    # run 20 s, answering their requests one by one meanwhile: long enough to watch one run.
+    with Stack(tmp_path_factory.mktemp("airflow"), users={"admin": "admin", "viewer": "viewer"},
+               env={"AIRFLOW__GEMINI_BATCH__PAGE_REFRESH_SECONDS": "1", "GEMINI_BATCH_POLL_INTERVAL": "1"},
+               emulator_args=("--batch-pending-seconds", "1", "--batch-running-seconds", "20")) as running:
+        running.wait_for_dag(NIGHTLY)
+        running.wait_for_dag(IMAGES)
         yield running
-
-
-def _start(stack, name):
-    source, output = stack.home / f"{name}.jsonl", stack.home / "results" / f"{name}.jsonl"
-    source.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
-    return stack.trigger(DAG_ID, conf={"in": str(source), "out": str(output)})
 
 
 def _row(stack, run_id):
@@ -72,30 +68,56 @@ def test_the_data_is_refused_without_a_valid_token_and_the_page_holds_none(stack
     assert "api/batches" in page and "emulator" not in page  # the script, no data
 
 
-def test_a_running_job_shows_its_progress_moving_then_its_landed_rows_and_cost(stack):
-    run_id = _start(stack, "page")
+def _watch_progress(stack, run_id, timeout=180):
+    """The run's row and its job's progress once its ``succeeded`` count has moved while it runs."""
     seen = []
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         row = _row(stack, run_id)
         progress = row and row["jobs"] and row["jobs"][0]["progress"]
         if progress and "error" not in progress and progress["state"] == "JOB_STATE_RUNNING":
             seen.append(progress["succeeded"])
-            if seen[-1] > seen[0] and seen[-1] < len(ROWS):
-                break
+            if seen[-1] > seen[0]:
+                return row, progress
         time.sleep(1)
-    assert seen and seen[-1] > seen[0], f"no running job's progress moved: {seen}"
-    assert progress["requests"] == len(ROWS) and 0 < progress["percent"] < 100
-    assert row["estimated_cost_usd"] > 0 and row["cost_usd"] is None  # the estimate until landed
-    assert row["model"] == "gemini-2.5-flash" and row["link"].startswith("https://aistudio.google.com/")
+    raise AssertionError(f"no running job's progress moved: {seen}")
 
-    assert stack.wait_for_run(DAG_ID, run_id, timeout=300)["state"] == "success"
-    row = _row(stack, run_id)
-    assert row["state"] == "success" and row["rows"] == len(ROWS) and row["counts"]["succeeded"] == len(ROWS)
-    assert row["cost_usd"] > 0 and row["tokens"] > 0 and row["jobs"][0]["progress"] is None
-    assert row["output_path"].endswith("results/page.jsonl")
-    data = stack.get(API)
-    assert data["totals"]["rows"] >= len(ROWS) and data["totals"]["cost_usd"] >= row["cost_usd"]
-    today = data["cost_per_day"][-1]
-    assert today["cost_usd"] >= row["cost_usd"]
-    assert "emulator-demo-key" not in json.dumps(data)  # the connection's key, nowhere
+
+def test_the_page_shows_a_running_job_moving_then_every_run_with_its_rows_and_cost(stack):
+    from playwright.sync_api import expect, sync_playwright
+
+    nightly, images = stack.trigger(NIGHTLY), stack.trigger(IMAGES, conf={"photo_limit": 6})
+    row, progress = _watch_progress(stack, nightly)
+    assert 0 < progress["percent"] < 100 and progress["requests"] > 300
+    assert row["estimated_cost_usd"] > 0 and row["cost_usd"] is None  # the estimate until landed
+    assert row["link"].startswith("https://aistudio.google.com/")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        context = browser.new_context(viewport={"width": 1400, "height": 800})
+        context.add_cookies([{"name": "_token", "value": stack.token("viewer"), "url": stack.api_url}])
+        page = context.new_page()
+        page.goto(f"{stack.api_url}/gemini-batches/")
+        nightly_row = page.locator("tr[data-test=batch]", has_text=nightly)
+        expect(nightly_row.locator("[data-test=progress]")).to_contain_text("RUNNING", timeout=30_000)
+        expect(nightly_row.locator("[data-test=cost]")).to_contain_text("est. $")
+
+        for dag_id, run_id in ((NIGHTLY, nightly), (IMAGES, images)):
+            assert stack.wait_for_run(dag_id, run_id, timeout=600)["state"] == "success"
+        page.reload()
+        for run_id in (nightly, images):
+            landed = page.locator("tr[data-test=batch]", has_text=run_id)
+            expect(landed.locator("[data-test=state]")).to_have_text("success", timeout=30_000)
+            expect(landed.locator("[data-test=rows]")).to_contain_text("succeeded")
+            expect(landed.locator("[data-test=cost]")).to_contain_text("$")
+        data = stack.get(API)
+        rows = {row["run_id"]: row for row in data["rows"]}
+        assert rows[nightly]["rows"] > 300 and rows[images]["rows"] == 6
+        assert rows[nightly]["cost_usd"] > 0 and rows[images]["cost_usd"] > 0
+        expect(page.locator("[data-test=total-rows] b")).to_have_text(str(data["totals"]["rows"]))
+        assert data["totals"]["rows"] >= rows[nightly]["rows"] + rows[images]["rows"]
+        assert data["cost_per_day"][-1]["cost_usd"] >= rows[nightly]["cost_usd"] + rows[images]["cost_usd"] - 1e-6
+        assert "emulator-demo-key" not in json.dumps(data)  # the connection's key, nowhere
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "gemini-batches-page.png", full_page=True)
+        browser.close()
