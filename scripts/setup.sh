@@ -12,7 +12,8 @@ constraints=$(mktemp)
 trap 'rm -f "$constraints"' EXIT
 printf '%s\n' $pins > "$constraints"
 UV_COMPILE_BYTECODE=1 .venv/bin/uv pip install --quiet --python .venv/bin/python --constraint "$constraints" \
-  "apache-airflow==$airflow" -e ".[dev,common-ai,openlineage]"
+  "apache-airflow==$airflow" -e ".[dev,common-ai,openlineage]" \
+  "apache-airflow-providers-fab>=3.0"  # the Gemini batches page's test of per-DAG access (FAB roles)
 command -v chromium > /dev/null || {
   if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
   $sudo apt-get install -y -q chromium > /dev/null || { $sudo apt-get update -q && $sudo apt-get install -y -q chromium; }

@@ -63,9 +63,10 @@ class Stack:
     def __init__(self, home: Path, *, api_key: str = "emulator-demo-key", use_emulator: bool = True,
                  env: dict[str, str] | None = None, emulator_args: tuple[str, ...] = (),
                  dags_folder: Path = REPO / "dags", distributed: bool = False,
-                 users: dict[str, str] | None = None) -> None:
+                 users: dict[str, str] | None = None, fab: bool = False) -> None:
         self.home = home.resolve()
         self.users = users or {}
+        self.fab = fab
         self.distributed = distributed
         # One database and one Celery queue per stack: runs side by side share the servers only.
         self.name = f"gemini_e2e_{secrets.token_hex(4)}"
@@ -114,7 +115,10 @@ class Stack:
     def _users_env(self) -> dict[str, str]:
         """Every request an admin's (Airflow's simple auth manager, all admins), or, with ``users``
         (``{name: role}``, roles ``viewer``, ``user``, ``op``, ``admin``), only a signed-in user's:
-        each one's password is ``<name>-password``."""
+        each one's password is ``<name>-password``. With ``fab``, the FAB auth manager instead, whose
+        roles (``Admin``, ``Viewer``... or one of the test's, see ``grant``) can be limited to DAGs."""
+        if self.fab:
+            return {"AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"}
         if not self.users:
             return {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
         self.home.mkdir(parents=True, exist_ok=True)
@@ -219,8 +223,9 @@ class Stack:
         self.start_emulators()
         if self.distributed:
             self._database(f"CREATE DATABASE {self.name}")
-        subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=self.env, check=True, cwd=self.home,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        self.airflow("db", "migrate")
+        if self.fab:
+            self._fab_users()
         self._spawn("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.api_port),
                                    "--host", "127.0.0.1"])
         self._spawn("dag-processor", [str(BIN / "airflow"), "dag-processor"])
@@ -348,6 +353,25 @@ class Stack:
 
     def post(self, path: str, body: Any) -> Any:
         return self._request("POST", path, body)
+
+    def airflow(self, *args: str) -> None:
+        """Run an ``airflow`` CLI command in the stack's environment."""
+        subprocess.run([str(BIN / "airflow"), *args], env=self.env, check=True, cwd=self.home,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+    def _fab_users(self) -> None:
+        self.airflow("fab-db", "migrate")
+        builtin = {"Admin", "Op", "User", "Viewer", "Public"}
+        for role in sorted(set(self.users.values()) - builtin):
+            self.airflow("roles", "create", role)
+        for name, role in self.users.items():
+            self.airflow("users", "create", "--username", name, "--password", f"{name}-password", "--role", role,
+                         "--email", f"{name}@example.com", "--firstname", name, "--lastname", "user")
+
+    def grant(self, role: str, resource: str, *actions: str) -> None:
+        """Give a FAB ``role`` ``actions`` (``can_read``...) on ``resource`` (``DAG:<dag_id>``, which
+        exists once the DAG is registered)."""
+        self.airflow("roles", "add-perms", role, "--resource", resource, "--action", *actions)
 
     def token(self, user: str | None = None) -> str:
         """A JWT: ``user``'s (one of ``users``), or an admin's without ``users``."""

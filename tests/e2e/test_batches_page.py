@@ -1,6 +1,7 @@
-"""The Gemini batches page (``gemini_batch_provider.plugins``) on a real Airflow API server: its JSON
-as a signed-in user, refused to anyone else, listing a landed run with its rows and cost and a
-running job with its progress, which moves."""
+"""The Gemini batches page (``gemini_batch_provider.plugins``) on a real Airflow API server under the
+FAB auth manager: its JSON refused to anyone not signed in and limited to the DAGs a user may read,
+and the page in headless Chromium showing a running job's progress, then the landed runs with their
+rows, cost and totals."""
 
 from __future__ import annotations
 
@@ -33,19 +34,28 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/setup.sh installs it)
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    # Signed-in users only (not the other tests' all-admins stack), the example DAGs, and jobs that
-    # run 20 s, answering their requests one by one meanwhile: long enough to watch one run.
-    with Stack(tmp_path_factory.mktemp("airflow"), users={"admin": "admin", "viewer": "viewer"},
+    # Signed-in users only, under the FAB auth manager, whose roles can be limited to some DAGs
+    # (not the other tests' all-admins stack); the example DAGs, and jobs that run 20 s, answering
+    # their requests one by one meanwhile: long enough to watch one run.
+    users = {"admin": "Admin", "viewer": "Viewer", "images": "ImagesOnly"}
+    with Stack(tmp_path_factory.mktemp("airflow"), users=users, fab=True,
                env={"AIRFLOW__GEMINI_BATCH__PAGE_REFRESH_SECONDS": "1", "GEMINI_BATCH_POLL_INTERVAL": "1"},
                emulator_args=("--batch-pending-seconds", "1", "--batch-running-seconds", "20")) as running:
         running.wait_for_dag(NIGHTLY)
         running.wait_for_dag(IMAGES)
+        running.grant("ImagesOnly", f"DAG:{IMAGES}", "can_read")
         yield running
 
 
 def _row(stack, run_id):
     found = [row for row in stack.get(API)["rows"] if row["run_id"] == run_id]
     return found[0] if found else None
+
+
+def _get_as(stack, user, path):
+    request = urllib.request.Request(f"{stack.api_url}{path}", headers={"Authorization": f"Bearer {stack.token(user)}"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
 
 
 def _status(stack, path, headers=None):
@@ -118,6 +128,11 @@ def test_the_page_shows_a_running_job_moving_then_every_run_with_its_rows_and_co
         assert data["totals"]["rows"] >= rows[nightly]["rows"] + rows[images]["rows"]
         assert data["cost_per_day"][-1]["cost_usd"] >= rows[nightly]["cost_usd"] + rows[images]["cost_usd"] - 1e-6
         assert "emulator-demo-key" not in json.dumps(data)  # the connection's key, nowhere
+        # A user who may read the images DAG only sees its run, and nothing of the nightly DAG.
+        limited = _get_as(stack, "images", API)
+        assert {row["dag_id"] for row in limited["rows"]} == {IMAGES}
+        assert limited["totals"]["rows"] == rows[images]["rows"]
+        assert _get_as(stack, "images", f"{API}?dag_id={NIGHTLY}")["rows"] == []
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=ARTIFACTS / "gemini-batches-page.png", full_page=True)
         browser.close()
