@@ -82,6 +82,10 @@ def main() -> int:
               f"{stack.wait_for_run(REPORT_DAG_ID, report_run)['state']}", flush=True)
         summary = stack.xcom(DAG_ID, run_id, "summarize_modules")
         print(report(summary, synthetic=not real_key))
+        [listed] = [row for row in stack.get("/gemini-batches/api/batches")["rows"] if row["run_id"] == run_id]
+        jobs = ", ".join(job["name"] for job in listed["jobs"])
+        print(f"The Gemini batches page ({stack.api_url}/plugin/gemini-batches) lists {jobs}: {listed['state']}, "
+              f"{listed['rows']} rows, ${listed['cost_usd']:.4f}.", flush=True)
         print(f"Wall time: {time.monotonic() - started:.0f} s. Logs: {stack.logs}")
         if sys.stdin.isatty():
             print(f"Airflow keeps running for the UI at {stack.api_url}; press Ctrl-C to stop.", flush=True)

@@ -114,9 +114,13 @@ def test_the_page_shows_a_running_job_moving_then_every_run_with_its_rows_and_co
 
         for dag_id, run_id in ((NIGHTLY, nightly), (IMAGES, images)):
             assert stack.wait_for_run(dag_id, run_id, timeout=600)["state"] == "success"
-        page.reload()
+        # Now as the UI shows it, in its navigation, to an admin: the UI lists plugin pages to users
+        # who may see plugins (FAB's Plugins permission, the Admin role's by default).
+        context.add_cookies([{"name": "_token", "value": stack.token("admin"), "url": stack.api_url}])
+        page.goto(f"{stack.api_url}/plugin/gemini-batches")
+        frame = page.frame_locator("iframe")
         for run_id in (nightly, images):
-            landed = page.locator("tr[data-test=batch]", has_text=run_id)
+            landed = frame.locator("tr[data-test=batch]", has_text=run_id)
             expect(landed.locator("[data-test=state]")).to_have_text("success", timeout=30_000)
             expect(landed.locator("[data-test=rows]")).to_contain_text("succeeded")
             expect(landed.locator("[data-test=cost]")).to_contain_text("$")
@@ -124,7 +128,7 @@ def test_the_page_shows_a_running_job_moving_then_every_run_with_its_rows_and_co
         rows = {row["run_id"]: row for row in data["rows"]}
         assert rows[nightly]["rows"] > 300 and rows[images]["rows"] == 6
         assert rows[nightly]["cost_usd"] > 0 and rows[images]["cost_usd"] > 0
-        expect(page.locator("[data-test=total-rows] b")).to_have_text(str(data["totals"]["rows"]))
+        expect(frame.locator("[data-test=total-rows] b")).to_have_text(str(data["totals"]["rows"]))
         assert data["totals"]["rows"] >= rows[nightly]["rows"] + rows[images]["rows"]
         assert data["cost_per_day"][-1]["cost_usd"] >= rows[nightly]["cost_usd"] + rows[images]["cost_usd"] - 1e-6
         assert "emulator-demo-key" not in json.dumps(data)  # the connection's key, nowhere
