@@ -117,7 +117,9 @@ def test_the_page_shows_a_running_job_moving_then_every_run_with_its_rows_and_co
         # Now as the UI shows it, in its navigation, to an admin: the UI lists plugin pages to users
         # who may see plugins (FAB's Plugins permission, the Admin role's by default).
         context.add_cookies([{"name": "_token", "value": stack.token("admin"), "url": stack.api_url}])
-        page.goto(f"{stack.api_url}/plugin/gemini-batches")
+        page.goto(f"{stack.api_url}/")
+        page.get_by_role("button", name="Browse").click()
+        page.get_by_role("menuitem", name="Gemini batches").click()
         frame = page.frame_locator("iframe")
         for run_id in (nightly, images):
             landed = frame.locator("tr[data-test=batch]", has_text=run_id)
