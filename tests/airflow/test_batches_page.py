@@ -1,0 +1,118 @@
+"""The Gemini batches page's data (``gemini_batch_provider.plugins``) after real ``dag.test()`` runs
+on two connections, the Gemini API and Vertex AI (emulated, with a Cloud Storage emulator), read
+through the page's app with a token of Airflow's auth manager; and the live progress of running
+jobs, kept a while. On Airflow 3.0 there is no page, and the plugin adds nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pendulum
+import pytest
+from packaging.version import Version
+
+from airflow import __version__ as airflow_version
+from gemini_batch_provider.plugins.plugin import GeminiBatchesPlugin
+from tests.airflow.test_hook import _vertex_conn
+from tests.airflow.test_operator import RECORDS
+from tests.conftest import API_KEY
+from tests.dagbag import test_dag
+
+pytestmark = pytest.mark.integration
+PAGE = Version(airflow_version) >= Version("3.1")
+needs_page = pytest.mark.skipif(not PAGE, reason="plugin pages need Airflow 3.1+")
+
+
+@pytest.mark.skipif(PAGE, reason="Airflow 3.0 only")
+def test_on_airflow_3_0_the_plugin_adds_nothing():
+    assert GeminiBatchesPlugin.fastapi_apps == [] and getattr(GeminiBatchesPlugin, "external_views", []) == []
+
+
+def _client(user_role: str = "admin"):
+    from airflow.api_fastapi.app import create_auth_manager, get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    from gemini_batch_provider.plugins.app import app
+
+    create_auth_manager()
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="someone", role=user_role))
+    return TestClient(app), {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def two_connections(airflow_db, emulator, gcs, monkeypatch, tmp_path):
+    """One DAG run of two batch tasks, on the Gemini API (``gemini_default``) and on Vertex AI
+    (``gemini_vertex``); the run id."""
+    from airflow.sdk import DAG
+
+    from gemini_batch_provider.operators.batch import GeminiBatchOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(
+        {"conn_type": "gemini", "password": API_KEY, "extra": {"base_url": emulator.base_url}}))
+    _vertex_conn(monkeypatch, emulator, conn_id="gemini_vertex")
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    common = {"input_path": str(source), "prompt_template": "Summarize: {text}", "key_field": "id",
+              "poll_interval": 0.2, "deferrable": False}
+    with DAG(dag_id="gemini_page_data", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        GeminiBatchOperator(task_id="gemini_api", output_path=str(tmp_path / "api.jsonl"), **common)
+        GeminiBatchOperator(task_id="vertex_ai", output_path=str(tmp_path / "vertex.jsonl"),
+                            gemini_conn_id="gemini_vertex", gcs_staging_uri="gs://bkt/staging", **common)
+    dag_run = test_dag(dag, tmp_path / "no-dags")
+    assert dag_run.state == "success"
+    return dag_run.run_id
+
+
+@needs_page
+def test_the_page_lists_each_connections_jobs_with_rows_cost_and_totals(two_connections):
+    client, auth = _client()
+    assert client.get("/api/batches").status_code == 401
+    answer = client.get("/api/batches?dag_id=gemini_page_data", headers=auth)
+    assert answer.status_code == 200
+    data = answer.json()
+    rows = {row["task_id"]: row for row in data["rows"] if row["run_id"] == two_connections}
+    assert rows.keys() == {"gemini_api", "vertex_ai"}
+    api, vertex = rows["gemini_api"], rows["vertex_ai"]
+    assert (api["conn_id"], vertex["conn_id"]) == ("gemini_default", "gemini_vertex")
+    assert api["link"] == "https://aistudio.google.com/batches"
+    assert vertex["link"].startswith("https://console.cloud.google.com/vertex-ai/")
+    for row in (api, vertex):
+        assert row["state"] == "success" and row["rows"] == len(RECORDS)
+        assert row["counts"]["succeeded"] == len(RECORDS) and row["cost_usd"] > 0 and row["tokens"] > 0
+        assert row["jobs"] and all(job["progress"] is None for job in row["jobs"])  # ended: not asked again
+        assert row["submitted_at"] <= row["landed_at"]
+    assert data["totals"]["rows"] == 2 * len(RECORDS) and data["totals"]["jobs_in_flight"] == 0
+    assert data["totals"]["cost_usd"] == pytest.approx(api["cost_usd"] + vertex["cost_usd"], abs=1e-6)
+    assert data["cost_per_day"][-1]["cost_usd"] == pytest.approx(data["totals"]["cost_usd"], abs=1e-6)
+    assert API_KEY not in answer.text and "private_key" not in answer.text  # no secret of either connection
+    assert client.get("/api/batches?dag_id=gemini_page_data&state=failed", headers=auth).json()["rows"] == []
+
+
+@needs_page
+def test_live_progress_comes_through_either_connection_and_is_kept_a_while(two_connections, emulator, tmp_path):
+    from gemini_batch_provider.hooks.gemini import GeminiHook
+    from gemini_batch_provider.plugins.live import LiveProgress
+
+    client, auth = _client()
+    rows = {row["task_id"]: row for row in client.get("/api/batches", headers=auth).json()["rows"]
+            if row["run_id"] == two_connections}
+    now = [0.0]
+    live = LiveProgress(ttl=15, clock=lambda: now[0])
+    ended = live.progress("gemini_vertex", rows["vertex_ai"]["jobs"][0]["name"])  # Vertex AI's completionStats
+    assert ended["state"] == "JOB_STATE_SUCCEEDED" and ended["succeeded"] == len(RECORDS)
+
+    emulator.configure("batches", outcome="stall")  # RUNNING until cancelled
+    hook = GeminiHook("gemini_default")
+    request = tmp_path / "one.jsonl"
+    request.write_text(json.dumps({"key": "a", "request": {"contents": [{"parts": [{"text": "Hi."}]}]}}) + "\n")
+    uploaded = hook.upload_file(request, display_name="in")
+    job = hook.create_batch_job("gemini-2.5-flash", src=uploaded.name, display_name="stalled")
+    running = live.progress("gemini_default", job.name)
+    assert running["state"] in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING") and running["requests"] == 1
+    hook.cancel_batch_job(job.name)
+    assert live.progress("gemini_default", job.name) == running  # kept: not asked again within the ttl
+    now[0] = 16.0
+    assert live.progress("gemini_default", job.name)["state"] == "JOB_STATE_CANCELLED"
+    assert live.progress("no_such_connection", job.name) == {"error": "AirflowNotFoundException"}
+
