@@ -43,9 +43,9 @@ def _one_run(home: Path) -> None:
     """One real run of a task that pushes what a GeminiBatchOperator pushes."""
     import pendulum
     from airflow.sdk import DAG, task
+    from tests.dagbag import test_dag
 
     from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, jobs_record
-    from tests.dagbag import test_dag
 
     with DAG(dag_id="page_benchmark", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
         @task
