@@ -7,7 +7,7 @@ process is stopped when the ``Stack`` context exits.
 
 ``Stack(..., distributed=True)`` runs the topology of docker-compose.yaml instead: a fresh database
 on the PostgreSQL server on loopback, CeleryExecutor with Redis on loopback as the broker, a Celery
-worker and two triggerers.
+worker and two triggerers. ``Stack(..., postgres=True)`` keeps LocalExecutor on such a database.
 """
 
 from __future__ import annotations
@@ -63,11 +63,12 @@ class Stack:
     def __init__(self, home: Path, *, api_key: str = "emulator-demo-key", use_emulator: bool = True,
                  env: dict[str, str] | None = None, emulator_args: tuple[str, ...] = (),
                  dags_folder: Path = REPO / "dags", distributed: bool = False,
-                 users: dict[str, str] | None = None, fab: bool = False) -> None:
+                 users: dict[str, str] | None = None, fab: bool = False, postgres: bool = False) -> None:
         self.home = home.resolve()
         self.users = users or {}
         self.fab = fab
         self.distributed = distributed
+        self.postgres = postgres or distributed
         # One database and one Celery queue per stack: runs side by side share the servers only.
         self.name = f"gemini_e2e_{secrets.token_hex(4)}"
         self.logs = self.home / "process-logs"
@@ -96,6 +97,7 @@ class Stack:
             "AIRFLOW__API__BASE_URL": self.api_url,
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            **(self._postgres_env() if self.postgres else {}),
             **(self._distributed_env() if distributed else {}),
             # Airflow 3.3.2 can fail a task whose trigger fires within seconds of deferral (a
             # scheduler/triggerer race); a 1 s worker heartbeat avoids it (see reference notes).
@@ -148,12 +150,18 @@ class Stack:
             "GEMINI_VERTEX_STAGING_URI": "gs://gemini-batch-staging/airflow",
         }
 
-    def _distributed_env(self) -> dict[str, str]:
+    @property
+    def _database_url(self) -> str:
         # psycopg2 named: SQLAlchemy 2.1 takes a bare postgresql:// URL to mean psycopg 3.
-        database = f"{POSTGRES.replace('postgresql', 'postgresql+psycopg2')}/{self.name}"
+        return f"{POSTGRES.replace('postgresql', 'postgresql+psycopg2')}/{self.name}"
+
+    def _postgres_env(self) -> dict[str, str]:
+        return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self._database_url}
+
+    def _distributed_env(self) -> dict[str, str]:
+        database = self._database_url
         return {
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
             "AIRFLOW__CELERY__BROKER_URL": REDIS,
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
@@ -172,7 +180,7 @@ class Stack:
             conn.close()
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """Rows of a query on the metadata database (distributed stacks only)."""
+        """Rows of a query on the metadata database (PostgreSQL stacks only)."""
         import psycopg2
 
         with psycopg2.connect(f"{POSTGRES}/{self.name}") as conn, conn.cursor() as cur:
@@ -221,7 +229,7 @@ class Stack:
 
     def start(self) -> Stack:
         self.start_emulators()
-        if self.distributed:
+        if self.postgres:
             self._database(f"CREATE DATABASE {self.name}")
         self.airflow("db", "migrate")
         if self.fab:
@@ -292,7 +300,7 @@ class Stack:
 
     def stop(self) -> None:
         self._terminate(list(self.procs.values()))
-        if self.distributed:
+        if self.postgres:
             self._database(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
     def __enter__(self) -> Stack:

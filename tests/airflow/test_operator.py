@@ -305,7 +305,10 @@ def test_on_kill_cancels_the_jobs_the_task_created(emulator, gemini_conn, tmp_pa
                          xcom_push=lambda key, value: pushed.update({key: value}))
     with task.task_run({"ti": ti}) as run:
         ledger = task.submit({"ti": ti}, run)
-    assert len(ledger.job_names) == 2 and pushed == {"_link_GeminiBatchJobLink": "https://aistudio.google.com/batches"}
+    assert len(ledger.job_names) == 2 and pushed["_link_GeminiBatchJobLink"] == "https://aistudio.google.com/batches"
+    record = pushed["gemini_batch_jobs"]  # what the Gemini batches page finds while the jobs run
+    assert record["batch_jobs"] == ledger.job_names and record["conn_id"] == gemini_conn
+    assert record["output_path"] == str(tmp_path / "out.jsonl") and record["estimated_cost_usd"] > 0
     task.on_kill()
     states = {b.resource["state"] for b in emulator.state.store.batches.values()}
     assert states == {"BATCH_STATE_CANCELLED"}

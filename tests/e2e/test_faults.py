@@ -9,6 +9,7 @@ a batch job of its own."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from google.genai import types
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from stack import Stack  # noqa: E402
+from stack import Stack, services_reachable  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +38,13 @@ def stack(tmp_path_factory):
     # 30 s on_kill timeout when the whole suite runs on two cores. Timed out, on_kill does nothing
     # and the test would not see which way it went.
     env = {"AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15", "AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT": "300"}
+    # On PostgreSQL, as a deployment runs: a component paused mid-write on SQLite would hold the
+    # whole database's lock, and no other triggerer could take its trigger over.
+    postgres = not services_reachable()
+    if not postgres and os.environ.get("GEMINI_BATCH_E2E_DISTRIBUTED") == "require":
+        pytest.fail(f"PostgreSQL was required but {services_reachable()} did not answer")
     with Stack(tmp_path_factory.mktemp("airflow"), dags_folder=Path(__file__).parent / "dags", env=env,
+               postgres=postgres,
                emulator_args=("--batch-pending-seconds", "4", "--batch-running-seconds", "6")) as running:
         running.wait_for_dag(DAG_ID)
         yield running
