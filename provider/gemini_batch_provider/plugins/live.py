@@ -7,9 +7,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gemini_batch_provider.hooks.gemini import GeminiHook
+if TYPE_CHECKING:
+    from gemini_batch_provider.hooks.gemini import GeminiHook
 
 TTL_SECONDS = 15.0
 MAX_KNOWN = 4096
@@ -28,6 +29,8 @@ class LiveProgress:
         self._lock = threading.Lock()
 
     def _hook(self, conn_id: str) -> GeminiHook:
+        from gemini_batch_provider.hooks.gemini import GeminiHook  # the SDK: only once a job is asked of
+
         with self._lock:
             if conn_id not in self._hooks:
                 self._hooks[conn_id] = GeminiHook(conn_id)
