@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(Version(airflow_version) < Ver
 NIGHTLY, IMAGES = "gemini_batch_nightly", "gemini_images"
 API = "/gemini-batches/api/batches"
 ARTIFACTS = Path(os.environ.get("GEMINI_BATCH_ARTIFACTS", REPO / ".artifacts"))
+AI_STUDIO = "https://aistudio.google.com/batches"
 CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/setup.sh installs it)
 
 
@@ -100,7 +101,7 @@ def test_the_page_shows_a_running_job_moving_then_every_run_with_its_rows_and_co
     row, progress = _watch_progress(stack, nightly)
     assert 0 < progress["percent"] < 100 and progress["requests"] > 300
     assert row["estimated_cost_usd"] > 0 and row["cost_usd"] is None  # the estimate until landed
-    assert row["link"].startswith("https://aistudio.google.com/")
+    assert row["link"] == AI_STUDIO
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
@@ -126,6 +127,7 @@ def test_the_page_shows_a_running_job_moving_then_every_run_with_its_rows_and_co
             expect(landed.locator("[data-test=state]")).to_have_text("success", timeout=30_000)
             expect(landed.locator("[data-test=rows]")).to_contain_text("succeeded")
             expect(landed.locator("[data-test=cost]")).to_contain_text("$")
+            expect(landed.get_by_role("link", name="console")).to_have_attribute("href", AI_STUDIO)
         data = stack.get(API)
         rows = {row["run_id"]: row for row in data["rows"]}
         assert rows[nightly]["rows"] > 300 and rows[images]["rows"] == 6
