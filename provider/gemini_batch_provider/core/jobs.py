@@ -32,13 +32,17 @@ class JobStatus:
     def summary(self) -> dict[str, Any]:
         return job_summary(self.name, self.state, self.output_file)
 
+    @property
+    def percent(self) -> float:
+        """Requests answered (succeeded or failed) out of all, in percent; 0 before the counts come."""
+        return 100.0 * (self.succeeded + self.failed) / self.requests if self.requests else 0.0
+
     def progress_line(self) -> str:
         """What a wait logs of this poll: the job's progress, or how it ended."""
         done = self.succeeded + self.failed
         if self.terminal:
             return f"{self.name} ended: {self.state} ({done}/{self.requests} requests done, {self.failed} failed)"
-        percent = 100.0 * done / self.requests if self.requests else 0.0
-        return (f"{self.name}: {self.state}, {done}/{self.requests} requests done ({percent:.1f}%), "
+        return (f"{self.name}: {self.state}, {done}/{self.requests} requests done ({self.percent:.1f}%), "
                 f"{self.failed} failed, {self.pending} pending")
 
 

@@ -14,12 +14,12 @@ from typing import Any
 import orjson
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
+from airflow.providers.common.compat.sdk import XCOM_RETURN_KEY
 from sqlalchemy import Text, and_, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from gemini_batch_provider.core.summary import JOBS_XCOM_KEY
 
-XCOM_RETURN_KEY = "return_value"
 IN_FLIGHT = frozenset({"queued", "scheduled", "running", "deferred", "up_for_retry", "up_for_reschedule"})
 CHART_DAYS = 30
 

@@ -44,10 +44,8 @@ class LiveProgress:
             return known[1]
         try:
             status = self._hook(conn_id).get_job_status(name)
-            done = status.succeeded + status.failed
             answer = {"state": status.state, "requests": status.requests, "succeeded": status.succeeded,
-                      "failed": status.failed, "pending": status.pending,
-                      "percent": round(100.0 * done / status.requests, 1) if status.requests else 0.0}
+                      "failed": status.failed, "pending": status.pending, "percent": round(status.percent, 1)}
         except Exception as exc:  # the page shows the job without progress
             answer = {"error": type(exc).__name__}
         now = self.clock()
