@@ -63,10 +63,9 @@ class Stack:
     def __init__(self, home: Path, *, api_key: str = "emulator-demo-key", use_emulator: bool = True,
                  env: dict[str, str] | None = None, emulator_args: tuple[str, ...] = (),
                  dags_folder: Path = REPO / "dags", distributed: bool = False,
-                 users: dict[str, str] | None = None, fab: bool = False, postgres: bool = False) -> None:
+                 users: dict[str, str] | None = None, postgres: bool = False) -> None:
         self.home = home.resolve()
         self.users = users or {}
-        self.fab = fab
         self.distributed = distributed
         self.postgres = postgres or distributed
         # One database and one Celery queue per stack: runs side by side share the servers only.
@@ -116,19 +115,12 @@ class Stack:
 
     def _users_env(self) -> dict[str, str]:
         """Every request an admin's (Airflow's simple auth manager, all admins), or, with ``users``
-        (``{name: role}``, roles ``viewer``, ``user``, ``op``, ``admin``), only a signed-in user's:
-        each one's password is ``<name>-password``. With ``fab``, the FAB auth manager instead, whose
-        roles (``Admin``, ``Viewer``... or one of the test's, see ``grant``) can be limited to DAGs."""
-        if self.fab:
+        (``{name: role}``), only a signed-in user's, under the FAB auth manager, whose roles
+        (``Admin``, ``Viewer``... or one of the test's, see ``grant``) can be limited to some DAGs.
+        Each user's password is ``<name>-password``."""
+        if self.users:
             return {"AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"}
-        if not self.users:
-            return {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
-        self.home.mkdir(parents=True, exist_ok=True)
-        passwords = self.home / "passwords.json"
-        passwords.write_text(json.dumps({name: f"{name}-password" for name in self.users}))
-        return {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in self.users.items()),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords)}
+        return {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
 
     def _vertex_env(self) -> dict[str, str]:
         """The ``gemini_vertex`` connection (a fresh service-account key whose token exchange the
@@ -232,7 +224,7 @@ class Stack:
         if self.postgres:
             self._database(f"CREATE DATABASE {self.name}")
         self.airflow("db", "migrate")
-        if self.fab:
+        if self.users:
             self._fab_users()
         self._spawn("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.api_port),
                                    "--host", "127.0.0.1"])

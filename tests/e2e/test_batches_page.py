@@ -39,7 +39,7 @@ def stack(tmp_path_factory):
     # (not the other tests' all-admins stack); the example DAGs, and jobs that run 20 s, answering
     # their requests one by one meanwhile: long enough to watch one run.
     users = {"admin": "Admin", "viewer": "Viewer", "images": "ImagesOnly"}
-    with Stack(tmp_path_factory.mktemp("airflow"), users=users, fab=True,
+    with Stack(tmp_path_factory.mktemp("airflow"), users=users,
                env={"AIRFLOW__GEMINI_BATCH__PAGE_REFRESH_SECONDS": "1", "GEMINI_BATCH_POLL_INTERVAL": "1"},
                emulator_args=("--batch-pending-seconds", "1", "--batch-running-seconds", "20")) as running:
         running.wait_for_dag(NIGHTLY)
