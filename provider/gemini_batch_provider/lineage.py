@@ -94,4 +94,3 @@ def operator_lineage(*, model: str, input_path: str | None, output_path: str | N
     if len(jobs) == 1:
         run_facets["externalQuery"] = ExternalQueryRunFacet(externalQueryId=jobs[0], source=source)
     return OperatorLineage(inputs=inputs, outputs=outputs, run_facets=run_facets)
-

@@ -91,8 +91,9 @@ def client_options(conn: Connection, aiohttp_session: aiohttp.ClientSession | No
     }
     # The host is the base URL common.ai hands its batch adapters (common_ai), so a connection that
     # gives it there serves both; the Base URL extra wins when both are set.
-    if extra.get("base_url") or conn.host:
-        http_options["base_url"] = extra.get("base_url") or conn.host
+    base_url = extra.get("base_url") or conn.host
+    if base_url:
+        http_options["base_url"] = base_url
     if timeout_ms is not None:
         http_options["timeout"] = timeout_ms
     # One TLS context for every client of the process: the SDK would otherwise load the CA bundle

@@ -163,22 +163,22 @@ class GeminiRequestsOperator(BaseOperator):
         """The batch jobs this try ran, for lineage (those of the summary, once landed)."""
         return (self.landed or {}).get("batch_jobs", [])
 
-    def get_openlineage_facets_on_start(self) -> OperatorLineage:
-        """OpenLineage, as the task starts: the input file and the results file (``lineage``)."""
+    def _lineage(self, **ran: Any) -> OperatorLineage:
+        """This task's datasets (``lineage.operator_lineage``) and what ``ran`` adds to them."""
         from gemini_batch_provider.lineage import operator_lineage
 
         return operator_lineage(model=self.model, input_path=self.input_path,
-                                output_path=self.output_path if self.lands_results else None)
+                                output_path=self.output_path if self.lands_results else None, **ran)
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """OpenLineage, as the task starts: the input file and the results file (``lineage``)."""
+        return self._lineage()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage, once the task has ended (failed too: Airflow falls back to this): the
         datasets, the batch jobs and, once the results landed, their counts and cost (``lineage``)."""
-        from gemini_batch_provider.lineage import operator_lineage
-
-        return operator_lineage(model=self.model, input_path=self.input_path,
-                                output_path=self.output_path if self.lands_results else None,
-                                jobs=self.lineage_jobs(), summary=self.landed,
-                                source="vertexai" if self.hook.vertex else "gemini")
+        return self._lineage(jobs=self.lineage_jobs(), summary=self.landed,
+                             source="vertexai" if self.hook.vertex else "gemini")
 
     def post_execute(self, context: Context, result: Any = None) -> None:
         """Annotate each Asset in ``outlets`` with the summary of the results that landed."""
