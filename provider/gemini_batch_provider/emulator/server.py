@@ -29,7 +29,12 @@ class EmulatorThread:
     def __init__(self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.config = config or EmulatorConfig()
         self.host = host
-        self.port = port or free_port(host)
+        # Bound here and served as is: a port looked up free and bound later can be taken meanwhile
+        # by another test process.
+        self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port = int(self._socket.getsockname()[1])
         self.base_url = f"http://{host}:{self.port}"
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -71,7 +76,7 @@ class EmulatorThread:
             # Calls still in flight at stop (slow answers on purpose) are cut after a moment.
             runner = web.AppRunner(create_app(self.config, self.base_url), access_log=None, shutdown_timeout=0.5)
             await runner.setup()
-            await web.TCPSite(runner, self.host, self.port).start()
+            await web.SockSite(runner, self._socket).start()
             return runner
 
         self._runner = asyncio.run_coroutine_threadsafe(start(), self._loop).result()
