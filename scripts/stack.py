@@ -102,6 +102,9 @@ class Stack:
             # scheduler/triggerer race); a 1 s worker heartbeat avoids it (see reference notes).
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # The DAG files do not change while a stack runs: parsing each again every 30 s (Airflow's
+            # default) cost the dag-processor 5 s of CPU a minute, importing the provider each time.
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             # The host too: common.ai's @task.llm_batch reads the base URL there.
             "AIRFLOW_CONN_GEMINI_DEFAULT": json.dumps({"conn_type": "gemini", "password": api_key, "extra": extra,
                                                        **({"host": self.emulator_url} if self.emulator_url else {})}),
@@ -223,9 +226,7 @@ class Stack:
         self.start_emulators()
         if self.postgres:
             self._database(f"CREATE DATABASE {self.name}")
-        self.airflow("db", "migrate")
-        if self.users:
-            self._fab_users()
+        self.airflow(["db", "migrate"], *self._fab_users())
         self._spawn("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.api_port),
                                    "--host", "127.0.0.1"])
         self._spawn("dag-processor", [str(BIN / "airflow"), "dag-processor"])
@@ -354,24 +355,38 @@ class Stack:
     def post(self, path: str, body: Any) -> Any:
         return self._request("POST", path, body)
 
-    def airflow(self, *args: str) -> None:
-        """Run an ``airflow`` CLI command in the stack's environment."""
-        subprocess.run([str(BIN / "airflow"), *args], env=self.env, check=True, cwd=self.home,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    # Airflow's own CLI, each command as ``airflow <argv>`` would run it, in one interpreter: a
+    # separate ``airflow`` process per command costs 3-5 s of CPU to import Airflow and FAB again.
+    _CLI = ("import json, sys\n"
+            "from airflow.cli import cli_parser\n"
+            "parser = cli_parser.get_parser()\n"
+            "for argv in json.loads(sys.argv[1]):\n"
+            "    args = parser.parse_args(argv)\n"
+            "    args.func(args)\n")
 
-    def _fab_users(self) -> None:
-        self.airflow("fab-db", "migrate")
+    def airflow(self, *commands: list[str]) -> None:
+        """Run ``airflow`` CLI commands (each an argv list, e.g. ``["db", "migrate"]``), in order, in
+        the stack's environment; raises CalledProcessError if one fails."""
+        subprocess.run([sys.executable, "-c", self._CLI, json.dumps(commands)], env=self.env, check=True,
+                       cwd=self.home, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+    def _fab_users(self) -> list[list[str]]:
+        """The commands that make ``users`` (none without): FAB's tables, the test's own roles, and
+        each user with its role."""
+        if not self.users:
+            return []
         builtin = {"Admin", "Op", "User", "Viewer", "Public"}
-        for role in sorted(set(self.users.values()) - builtin):
-            self.airflow("roles", "create", role)
-        for name, role in self.users.items():
-            self.airflow("users", "create", "--username", name, "--password", f"{name}-password", "--role", role,
-                         "--email", f"{name}@example.com", "--firstname", name, "--lastname", "user")
+        commands = [["fab-db", "migrate"]]
+        commands += [["roles", "create", role] for role in sorted(set(self.users.values()) - builtin)]
+        commands += [["users", "create", "--username", name, "--password", f"{name}-password", "--role", role,
+                      "--email", f"{name}@example.com", "--firstname", name, "--lastname", "user"]
+                     for name, role in self.users.items()]
+        return commands
 
     def grant(self, role: str, resource: str, *actions: str) -> None:
         """Give a FAB ``role`` ``actions`` (``can_read``...) on ``resource`` (``DAG:<dag_id>``, which
         exists once the DAG is registered)."""
-        self.airflow("roles", "add-perms", role, "--resource", resource, "--action", *actions)
+        self.airflow(["roles", "add-perms", role, "--resource", resource, "--action", *actions])
 
     def token(self, user: str | None = None) -> str:
         """A JWT: ``user``'s (one of ``users``), or an admin's without ``users``."""

@@ -38,9 +38,7 @@ def emulators(tmp_path_factory):
         stack.start_emulators()
         # The DAGs registered as a dag-processor would: that makes their assets active, which a
         # task with asset inlets or outlets needs (Airflow 3.0's `dags test` does not do it itself).
-        for command in (["db", "migrate"], ["dags", "reserialize"]):
-            subprocess.run([str(BIN / "airflow"), *command], env=stack.env, check=True, cwd=stack.home,
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stack.airflow(["db", "migrate"], ["dags", "reserialize"])
         yield stack
     finally:
         stack.stop()
