@@ -4,7 +4,6 @@ triggerer as separate processes (LocalExecutor, SQLite), the emulator as its own
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -31,13 +30,6 @@ def stack(tmp_path_factory):
         running.wait_for_dag(DAG_ID)
         running.wait_for_dag("gemini_results_report")
         yield running
-
-
-def test_provider_is_listed(stack):
-    listed = subprocess.run([str(Path(sys.executable).parent / "airflow"), "providers", "list", "-o", "json"],
-                            env=stack.env, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
-    names = {p["package_name"] for p in json.loads(listed.stdout[listed.stdout.index("[") :])}
-    assert "airflow-provider-gemini-batch" in names
 
 
 def test_api_server_serves_the_connection_form(stack):
