@@ -226,7 +226,7 @@ class Stack:
         self.start_emulators()
         if self.postgres:
             self._database(f"CREATE DATABASE {self.name}")
-        self.airflow(["db", "migrate"], *self._fab_users())
+        self.airflow(["db", "migrate"], *self._user_commands())
         self._spawn("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.api_port),
                                    "--host", "127.0.0.1"])
         self._spawn("dag-processor", [str(BIN / "airflow"), "dag-processor"])
@@ -370,7 +370,7 @@ class Stack:
         subprocess.run([sys.executable, "-c", self._CLI, json.dumps(commands)], env=self.env, check=True,
                        cwd=self.home, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
-    def _fab_users(self) -> list[list[str]]:
+    def _user_commands(self) -> list[list[str]]:
         """The commands that make ``users`` (none without): FAB's tables, the test's own roles, and
         each user with its role."""
         if not self.users:
