@@ -27,6 +27,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
+from gemini_batch_provider.emulator import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
@@ -42,12 +44,6 @@ def services_reachable() -> list[str]:
         except OSError:
             down.append(f"{name} on 127.0.0.1:{port}")
     return down
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Stack:
