@@ -9,4 +9,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/ruff check provider tests dags scripts benchmarks
-exec .venv/bin/python -m pytest --numprocesses 3 --dist loadfile "$@"
+exec .venv/bin/python -m pytest --numprocesses 3 --dist loadfile --no-loadscope-reorder "$@"
