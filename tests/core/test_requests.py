@@ -51,6 +51,17 @@ def test_keys_default_to_the_row_index():
     assert keys == ["0", "1"]
 
 
+def test_requests_left_half_read_close_from_another_thread():
+    """A generator dropped before its end is closed by the garbage collector in whichever thread runs
+    it; its key index goes with it, without an error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests = build_requests([{"t": "a"}, {"t": "b"}], RequestSpec(prompt_template="{t}"))
+    assert next(requests)[0] == "0"
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(requests.close).result()  # raised sqlite3.ProgrammingError before
+
+
 @pytest.mark.parametrize(
     ("records", "spec", "message"),
     [

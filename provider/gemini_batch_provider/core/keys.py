@@ -21,7 +21,10 @@ class KeyIndex:
 
     def __init__(self) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="gemini-keys-")
-        self._db = sqlite3.connect(Path(self._folder.name) / "keys.db", isolation_level=None)
+        # One user at a time, but not always one thread: a generator holding an index (build_requests)
+        # and dropped before its end is closed by the garbage collector in whichever thread runs it.
+        self._db = sqlite3.connect(Path(self._folder.name) / "keys.db", isolation_level=None,
+                                   check_same_thread=False)
         self._db.executescript(
             """
             PRAGMA journal_mode = OFF;
