@@ -29,6 +29,6 @@ export UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1
 [ -x "$venv/bin/python" ] || .venv/bin/uv venv --quiet --python "$interpreter" "$venv"
 .venv/bin/uv pip install --quiet --python "$venv/bin/python" --constraint "$constraints" \
   "apache-airflow==$airflow" -e ".[dev]"
-# Two workers, a test file to each (as scripts/test.sh): the dag.test() runs wait on their polls
-# half the time, and the leg would otherwise keep one core of two busy.
-exec "$venv/bin/python" -m pytest --ignore=tests/e2e --numprocesses 2 --dist loadfile "$@"
+# Two workers, handed the tests as scripts/test.sh's are (tests/conftest.py): the dag.test() runs
+# wait on their polls half the time, and the leg would otherwise keep one core of two busy.
+exec "$venv/bin/python" -m pytest --ignore=tests/e2e --numprocesses 2 --no-loadscope-reorder "$@"

@@ -91,24 +91,44 @@ def gcs(emulator: EmulatorThread, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     server.stop()
 
 
-# The files that run longest, longest first (seconds each took with three workers, 2 cores).
+# Files whose tests share a module-scoped stack or run: each goes to one worker whole.
+ONE_WORKER_PER_FILE = ("tests/e2e/", "tests/examples/", "tests/airflow/test_lineage.py")
+
+# The long ones first (seconds each took in the whole suite: four workers, 2 cores). A worker is handed
+# its next file or test while it still has two tests to run, so the one-test files (whole stacks) come
+# first, each with a long file queued behind it, and no long one waits behind another.
 LONGEST_FIRST = (
-    "tests/e2e/test_faults.py",  # 123 s
-    "tests/e2e/test_batches_page.py",  # 100 s
-    "tests/e2e/test_example_dags.py",  # 91 s
-    "tests/examples/",  # 76 s
-    "tests/e2e/test_distributed.py",  # 67 s
-    "tests/test_fault_matrix.py",  # 51 s
+    "tests/e2e/test_distributed.py",  # 76 s, one test
+    "tests/test_fault_matrix.py",  # 77 s, one test, mostly waiting on its faults
+    "tests/e2e/test_faults.py",  # 168 s
+    "tests/e2e/test_example_dags.py",  # 136 s
+    "tests/e2e/test_batches_page.py",  # 87 s, behind test_distributed
+    "tests/examples/",  # 91 s, behind test_fault_matrix
+    "tests/airflow/test_operator.py",  # 96 s in all, mostly waiting on its jobs
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest files first, in the order of ``LONGEST_FIRST``, then the rest as collected. With the
-    files spread over workers (scripts/test.sh; ``--no-loadscope-reorder`` keeps this order), xdist
-    hands each worker two files to begin with, so each gets two long ones, and the short files fill in
-    after them: no long one starts last."""
+    """The longest first, in the order of ``LONGEST_FIRST``, then the rest as collected (the workers
+    take them in this order: ``--no-loadscope-reorder``)."""
     def rank(item: pytest.Item) -> int:
         return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
                     len(LONGEST_FIRST))
 
     items.sort(key=rank)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With pytest-xdist workers (scripts/test.sh): each file of ``ONE_WORKER_PER_FILE`` is handed to
+    one worker whole, and every other test on its own. A worker takes more as it nears the end of
+    what it has, so the short tests fill in around the long files, and no long file starts last while
+    the other workers sit idle. (xdist's own ``loadgroup`` would do this, but xdist 3.8 writes the
+    group into ``item._nodeid``, which pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesOrTests(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::")[0]
+            return file if file.startswith(ONE_WORKER_PER_FILE) else nodeid
+
+    return FilesOrTests(config, log)
