@@ -33,6 +33,10 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/0"
+# For a stack whose tests make all its runs: the scheduler makes none of its own (neither the nightly
+# DAG's scheduled run as it comes on, a full run of its own, nor runs on asset events); runs
+# triggered through the API still run.
+NO_SCHEDULED_RUNS = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
 
 
 def services_reachable() -> list[str]:

@@ -19,7 +19,7 @@ from packaging.version import Version
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from stack import Stack  # noqa: E402
+from stack import NO_SCHEDULED_RUNS, Stack  # noqa: E402
 
 from airflow import __version__ as airflow_version  # noqa: E402
 
@@ -36,11 +36,12 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/setup.sh installs it)
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     # Signed-in users only, under the FAB auth manager, whose roles can be limited to some DAGs
-    # (not the other tests' all-admins stack); the example DAGs, and jobs that run 20 s, answering
-    # their requests one by one meanwhile: long enough to watch one run.
+    # (not the other tests' all-admins stack); the example DAGs, run only when the test triggers them,
+    # and jobs that run 20 s, answering their requests one by one meanwhile: long enough to watch one run.
     users = {"admin": "Admin", "viewer": "Viewer", "images": "ImagesOnly"}
     with Stack(tmp_path_factory.mktemp("airflow"), users=users,
-               env={"AIRFLOW__GEMINI_BATCH__PAGE_REFRESH_SECONDS": "1", "GEMINI_BATCH_POLL_INTERVAL": "1"},
+               env={**NO_SCHEDULED_RUNS, "AIRFLOW__GEMINI_BATCH__PAGE_REFRESH_SECONDS": "1",
+                    "GEMINI_BATCH_POLL_INTERVAL": "1"},
                emulator_args=("--batch-pending-seconds", "1", "--batch-running-seconds", "20")) as running:
         running.wait_for_dag(NIGHTLY)
         running.wait_for_dag(IMAGES)

@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from stack import Stack, services_reachable  # noqa: E402
+from stack import NO_SCHEDULED_RUNS, Stack, services_reachable  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def stack(tmp_path_factory):
             pytest.fail(f"the distributed run was required but {', '.join(down)} did not answer")
         pytest.skip(f"{', '.join(down)} not reachable")
     with Stack(tmp_path_factory.mktemp("airflow-distributed"), api_key=API_KEY, distributed=True,
-               env={"GEMINI_BATCH_POLL_INTERVAL": "1"},
+               env={**NO_SCHEDULED_RUNS, "GEMINI_BATCH_POLL_INTERVAL": "1"},
                emulator_args=("--batch-pending-seconds", "1", "--batch-running-seconds", "2")) as running:
         for dag_id in ("gemini_batch_nightly", "gemini_urgent", "gemini_vertex_batch"):
             running.wait_for_dag(dag_id)
