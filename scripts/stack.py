@@ -283,8 +283,8 @@ class Stack:
         children; after 5 s, SIGTERM to its whole process group; after 30 s, SIGKILL to what is left.
 
         The process first: a triggerer whose trigger runner is signalled with it waits 10 s before it
-        sees the runner gone, and signalled alone it stops in about a second. Then the group: now and
-        then a scheduler signalled alone never stops its LocalExecutor workers."""
+        sees the runner gone, and signalled alone it stops in about a second. Then the group: a scheduler
+        signalled alone now and then (once in five here) leaves its LocalExecutor workers running."""
         for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
