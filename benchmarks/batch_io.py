@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -105,7 +106,10 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the emulator URL, in a child process
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.rows[0], args.child)), flush=True)
+        # The JSON line alone on stdout: the SDK's log lines (httpx's requests) go to stderr.
+        results = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
+        print(json.dumps(child(args.rows[0], args.child)), file=results, flush=True)
         return
     emulator = Emulator({"latency": 0, "emulator": []})
     try:
