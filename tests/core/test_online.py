@@ -157,10 +157,15 @@ def test_no_log_line_per_call_from_the_sdk(caplog):
 
 
 def test_the_sdk_transport_errors_are_transient():
-    import httpx2
-
     from gemini_batch_provider.core.transient import is_retryable
+    from gemini_batch_provider.emulator.server import free_port
 
-    # google-genai 3 speaks httpx2 in sync calls: a refused connection (a restarting server) is worth a retry.
-    assert is_retryable(httpx2.ConnectError("refused")) and is_retryable(httpx2.ReadTimeout("slow"))
+    # A refused connection (a restarting server) is worth a retry, whichever HTTP client this
+    # google-genai release sends sync calls through (httpx on 2.x, httpx2 on 3.x: hooks.sdk).
+    client = genai.Client(api_key="k", http_options=types.HttpOptions(
+        base_url=f"http://127.0.0.1:{free_port()}", retry_options=types.HttpRetryOptions(attempts=1)))
+    with pytest.raises(Exception) as refused:
+        client.models.get(model="gemini-2.5-flash")
+    assert type(refused.value).__module__.split(".")[0] in ("httpx", "httpx2")
+    assert is_retryable(refused.value)
     assert not is_retryable(ValueError("a bug"))

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import httpx2
 from google.genai import errors
+
+from gemini_batch_provider.hooks.sdk import TRANSPORT_ERRORS
 
 RETRYABLE_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -50,11 +51,11 @@ def is_retryable_error(error: dict[str, object] | None) -> bool:
 
 def is_retryable(exc: BaseException) -> bool:
     """True for HTTP 408/429/5xx and transport failures of the SDK's async (aiohttp) and sync
-    (httpx2, its default since google-genai 3.0) clients."""
+    (httpx on google-genai 2.x, httpx2 on 3.x: ``hooks.sdk``) clients."""
     if isinstance(exc, errors.APIError):
         return exc.code in RETRYABLE_CODES
     # OSError covers ConnectionError and, since Python 3.11, asyncio.TimeoutError too.
-    return isinstance(exc, (aiohttp.ClientError, httpx2.TransportError, asyncio.TimeoutError, OSError))
+    return isinstance(exc, (aiohttp.ClientError, *TRANSPORT_ERRORS, asyncio.TimeoutError, OSError))
 
 
 def server_retry_delay(exc: BaseException) -> float | None:

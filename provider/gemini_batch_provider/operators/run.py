@@ -21,7 +21,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import httpx2
 from airflow.providers.common.compat.sdk import XCOM_RETURN_KEY, AirflowException, Context
 from google.genai import errors as genai_errors
 
@@ -39,6 +38,7 @@ from gemini_batch_provider.core.summary import summarize
 from gemini_batch_provider.core.tokens import THOUGHTS_BEYOND_PROMPT, prompt_ratio
 from gemini_batch_provider.core.vocabulary import RowPath
 from gemini_batch_provider.hooks.gemini import GeminiHook
+from gemini_batch_provider.hooks.sdk import TRANSPORT_ERRORS
 from gemini_batch_provider.operators.media import delete_media, files_api_uploader, gcs_uploader
 from gemini_batch_provider.storage import Location, results_writer
 
@@ -219,7 +219,7 @@ class TaskRun:
             with closing(self.requests()) as requests:
                 return prompt_ratio((request for _, request in requests), self.plan.model,
                                     lambda contents: self.hook.count_tokens(self.plan.model, contents), rows)
-        except (genai_errors.APIError, httpx2.TransportError, OSError) as exc:
+        except (genai_errors.APIError, *TRANSPORT_ERRORS, OSError) as exc:
             self.log.warning("countTokens did not answer (%s); the estimate counts 4 characters a token", exc)
             return None
 
