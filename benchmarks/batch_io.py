@@ -90,7 +90,8 @@ def child(rows: int, base_url: str) -> dict[str, Any]:
         client.files.download(file=remote, destination=str(output))
         writer = ResultsWriter(folder / "results.jsonl")
         with output.open("rb") as lines:
-            join_results(read_keys(folder / "in" / KEYS_FILE), lines, writer)  # as landing reads them
+            keys = read_keys(folder / "in" / KEYS_FILE, [s.requests for s in written.shards])  # as landing reads them
+            join_results(keys, lines, writer)
         writer.close()
         download_parse = time.monotonic() - started
         assert writer.counts["succeeded"] == rows, writer.counts

@@ -25,10 +25,10 @@ def register(dagbag: DagBag) -> None:
     sync_bag_to_db(dagbag, "dags-folder", None)
 
 
-def test_dag(dag, folder):
-    """Run a DAG built in a test through ``dag.test()``; returns the DagRun. Airflow 3.1+ runs only
-    a DAG it has serialized, so it is registered first (``folder``: an empty folder for the bag);
-    3.0 runs it as it is, and can't register a DAG that no file holds."""
+def test_dag(dag, folder, **test_kwargs):
+    """Run a DAG built in a test through ``dag.test(**test_kwargs)``; returns the DagRun. Airflow
+    3.1+ runs only a DAG it has serialized, so it is registered first (``folder``: an empty folder
+    for the bag); 3.0 runs it as it is, and can't register a DAG that no file holds."""
     from packaging.version import Version
 
     from airflow import __version__
@@ -37,7 +37,7 @@ def test_dag(dag, folder):
         bag = DagBag(dag_folder=str(folder))
         bag.bag_dag(dag)
         register(bag)
-    return dag.test()
+    return dag.test(**test_kwargs)
 
 
 test_dag.__test__ = False  # a helper, not a test

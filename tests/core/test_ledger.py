@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from gemini_batch_provider.core.errors import LedgerError
+from gemini_batch_provider.core.jobs import JobStatus, gemini_job_status
 from gemini_batch_provider.core.ledger import (
     CREATED,
     VERSION,
@@ -18,6 +20,7 @@ from gemini_batch_provider.core.ledger import (
     ledger_location,
 )
 from gemini_batch_provider.core.shards import KEYS_FILE, ShardLimits, write_shards
+from gemini_batch_provider.hooks.polling import get_operation
 from gemini_batch_provider.storage import Location
 
 
@@ -50,6 +53,14 @@ def test_no_ledger_is_none_and_one_of_the_first_shape_has_no_keys_file(version):
     ("[]", "not a ledger this release can read (TypeError"),
     (json.dumps({**json.loads(_ledger().to_json()), "version": 3}),
      "of version 3, and this release reads versions (1, 2)"),
+    (json.dumps({**json.loads(_ledger().to_json()), "shards": []}), "it records no shard"),
+    (json.dumps({**json.loads(_ledger().to_json()), "shards": [{**asdict(_ledger().shards[0]), "index": 1}]}),
+     "its shard at position 0 says it is shard 1"),
+    (json.dumps({**json.loads(_ledger().to_json()), "shards": [{**asdict(_ledger().shards[0]), "requests": "3"}]}),
+     "shard 0 records '3' requests, not a count"),
+    (json.dumps({**json.loads(_ledger().to_json()),
+                 "shards": [{**asdict(_ledger().shards[0]), "job": "../../v1beta/files"}]}),
+     "shard 0 names '../../v1beta/files', which is no batch job's name"),
 ])
 def test_a_ledger_that_cant_be_read_is_an_error_naming_the_file(text, why):
     where = "s3://bkt/out/results.jsonl.gemini-batch.json"
@@ -63,16 +74,61 @@ def _store(folder: Path) -> LedgerStore:
     return LedgerStore(Location(ledger_location(out), lambda: None), Location(keys_location(out), lambda: None))
 
 
-def test_the_keys_file_gives_each_key_its_shard_as_the_shards_were_written(tmp_path):
-    requests = [(f"k{i}", {"contents": [{"parts": [{"text": "x" * 50}]}]}) for i in range(7)]
+def _written(tmp_path: Path, rows: int = 7) -> tuple[LedgerStore, Ledger]:
+    """A keys file of ``rows`` keys over shards of 3, kept beside a ledger that records those shards."""
+    requests = [(f"k{i}", {"contents": [{"parts": [{"text": "x" * 50}]}]}) for i in range(rows)]
     written = write_shards(requests, tmp_path, ShardLimits(max_requests=3))
-    store, ledger = _store(tmp_path / "out"), _ledger()
+    ledger = Ledger("dag/task/run/1", written.fingerprint, [
+        ShardRecord(s.index, s.requests, f"name {s.index + 1}/{len(written.shards)} tag") for s in written.shards])
+    store = _store(tmp_path / "out")
     store.put_keys(tmp_path / KEYS_FILE, ledger)
     store.save(ledger)
-    again = store.load()
-    assert again.keys_file == str(tmp_path / "out" / "results.jsonl.gemini-batch-keys.jsonl")
-    assert list(store.keys(again)) == [(f"k{i}", i // 3) for i in range(7)]
-    assert [s.requests for s in written.shards] == [3, 3, 1]
+    return store, store.load()
+
+
+def test_the_keys_file_gives_each_key_its_shard_as_the_shards_were_written(tmp_path):
+    store, ledger = _written(tmp_path)
+    assert ledger.keys_file == str(tmp_path / "out" / "results.jsonl.gemini-batch-keys.jsonl")
+    assert list(store.keys(ledger)) == [(f"k{i}", i // 3) for i in range(7)]
+    assert [s.requests for s in ledger.shards] == [3, 3, 1]
+
+
+@pytest.mark.parametrize(("damage", "why"), [
+    (lambda lines: lines[:4], r"it holds \[3, 1, 0\] keys per shard where the shards had \[3, 3, 1\] requests"),
+    (lambda lines: [*lines[:5], lines[0]], "line 6 repeats the key 'k0'"),
+    (lambda lines: [*lines, '["k-extra", 2]'], r"it holds \[3, 3, 2\] keys per shard"),
+    (lambda lines: [*lines[:3], lines[3][:5]], r"line 4 is not a \[key, shard\] pair"),
+    (lambda lines: [*lines[:6], '["k6", 3]'], "line 7 names shard 3 of key 'k6'; there are 3 shards"),
+])
+def test_a_keys_file_that_does_not_match_its_ledger_is_a_ledger_error_naming_both(tmp_path, damage, why):
+    store, ledger = _written(tmp_path)
+    keys = Path(ledger.keys_file)
+    keys.write_text("".join(line + "\n" for line in damage(keys.read_text().splitlines())))
+    with pytest.raises(LedgerError, match=why) as raised:
+        list(store.keys(ledger))
+    assert str(keys) in str(raised.value) and store.ledger.url in str(raised.value)
+
+
+def test_a_recorded_job_is_checked_against_its_shard(tmp_path):
+    store, ledger = _written(tmp_path)
+    record = ledger.shards[1]
+    record.job = "batches/b"
+    own = JobStatus("batches/b", "JOB_STATE_RUNNING", display_name=record.display_name, requests=3)
+    assert store.recorded_job(record, lambda name: own) is own
+    not_counted_yet = JobStatus("batches/b", "JOB_STATE_PENDING", display_name=record.display_name)
+    assert store.recorded_job(record, lambda name: not_counted_yet) is not_counted_yet
+    for other in (JobStatus("batches/b", "JOB_STATE_SUCCEEDED", display_name="name 2/3 other", requests=3),
+                  JobStatus("batches/b", "JOB_STATE_SUCCEEDED", display_name=record.display_name, requests=4)):
+        with pytest.raises(LedgerError, match=r"says shard 1 .* is batches/b, but that job is .*another input's job"):
+            store.recorded_job(record, lambda name, other=other: other)
+
+
+def test_a_recorded_job_the_api_no_longer_knows_is_a_ledger_error_saying_what_to_do(tmp_path, client):
+    store, ledger = _written(tmp_path)
+    record = ledger.shards[0]
+    record.job = "batches/gone"
+    with pytest.raises(LedgerError, match=r"batches/gone, which the API no longer knows .*delete it .* to submit"):
+        store.recorded_job(record, lambda name: gemini_job_status(name, get_operation(client, name)))
 
 
 def test_a_missing_or_moved_keys_file_is_a_ledger_error(tmp_path):

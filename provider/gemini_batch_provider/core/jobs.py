@@ -20,6 +20,7 @@ class JobStatus:
     name: str
     state: str
     output_file: str | None = None
+    display_name: str | None = None
     requests: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -60,6 +61,7 @@ def gemini_job_status(name: str, operation: dict[str, Any]) -> JobStatus:
         name=name,
         state=state_name(batch.get("state")),
         output_file=(batch.get("output") or {}).get("responsesFile"),
+        display_name=batch.get("displayName"),
         requests=_count(stats, "requestCount"),
         succeeded=_count(stats, "successfulRequestCount"),
         failed=_count(stats, "failedRequestCount"),
@@ -80,6 +82,7 @@ def vertex_job_status(name: str, job: dict[str, Any]) -> JobStatus:
         name=name,
         state=state_name(job.get("state")),
         output_file=f"{directory.rstrip('/')}/predictions.jsonl" if directory else None,
+        display_name=job.get("displayName"),
         requests=succeeded + failed + pending,
         succeeded=succeeded,
         failed=failed,

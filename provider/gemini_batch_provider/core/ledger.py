@@ -9,6 +9,14 @@ A ledger that exists but can't be read, or has a version this release does not k
 ``LedgerError`` naming the file, never a fresh start: starting afresh could create, and pay for,
 jobs that already exist.
 
+Nothing read back is trusted alone: the ledger's shape is checked as it is read (``Ledger.from_json``),
+the keys file's keys against the ledger's request counts per shard, with no key twice
+(``LedgerStore.keys``), and each job the API answers for against the shard that recorded it: its
+display name, which hashes the ledger's identity and fingerprint, and its request count where the
+API reports one (``LedgerStore.recorded_job``). A mismatch is a ``LedgerError`` naming the file and the
+way out, never a landing: a damaged keys file would otherwise land fewer rows, and a ledger naming
+another input's job that input's answers.
+
 Beside it lies the keys file (``<output_path>.gemini-batch-keys.jsonl``): each input key and its
 shard, ``[key, shard_index]`` per line in input order, put there whole before the first create.
 Landing reads the keys from it, so it never reads the input again.
@@ -31,17 +39,23 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import LedgerError
-from .shards import read_keys
+from .jobs import JobStatus
+from .shards import KeysMismatch, read_keys
+from .transient import is_not_found
+from .vocabulary import is_job_name
 
 PENDING, CREATING, CREATED = "pending", "creating", "created"
 VERSION = 2
 READS = (1, 2)
+#: The way out of a ledger or keys file that can't be trusted, said in every such error.
+WAY_OUT = ("Restore it, or upgrade the provider to the release that wrote it; delete the ledger only to submit "
+           "everything anew, paying again for jobs that may already exist")
 
 
 def ledger_location(output_path: str) -> str:
@@ -87,7 +101,8 @@ class Ledger:
     def from_json(cls, text: str | None, where: str) -> Ledger | None:
         """The ledger in ``text`` (read from ``where``); None when there is none (``text`` None).
 
-        :raises LedgerError: ``text`` is not a ledger, or one of another version, naming ``where``.
+        :raises LedgerError: ``text`` is not a ledger, one of another version, or one whose shape is
+            wrong (no shard, a shard out of place, a job name no job has), naming ``where``.
         """
         if text is None:
             return None
@@ -96,14 +111,34 @@ class Ledger:
             version = data.pop("version", 1)
             if version in READS:
                 shards = [ShardRecord(**shard) for shard in data.pop("shards")]
-                return cls(shards=shards, **data)
-            why = f"it is of version {version!r}, and this release reads versions {READS}"
+                ledger = cls(shards=shards, **data)
+                why = ledger._shape_error()
+                if why is None:
+                    return ledger
+            else:
+                why = f"it is of version {version!r}, and this release reads versions {READS}"
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             why = f"it is not a ledger this release can read ({type(exc).__name__}: {exc})"
-        raise LedgerError(
-            f"the ledger {where} records which batch jobs this task created, but {why}. Restore it, or upgrade "
-            "the provider to the release that wrote it; delete it only to submit everything anew, paying again "
-            "for jobs that may already exist")
+        raise LedgerError(f"the ledger {where} records which batch jobs this task created, but {why}. {WAY_OUT}")
+
+    def _shape_error(self) -> str | None:
+        """What is wrong with the shape of a ledger read back, or None."""
+        if not isinstance(self.identity, str) or not isinstance(self.fingerprint, str):
+            return "its identity or fingerprint is not text"
+        if not self.shards:
+            return "it records no shard"
+        for position, shard in enumerate(self.shards):
+            if shard.index != position:
+                return f"its shard at position {position} says it is shard {shard.index!r}"
+            if not isinstance(shard.requests, int) or isinstance(shard.requests, bool) or shard.requests < 1:
+                return f"shard {position} records {shard.requests!r} requests, not a count"
+            if not isinstance(shard.display_name, str) or shard.status not in (PENDING, CREATING, CREATED):
+                return f"shard {position} has no display name or an unknown status ({shard.status!r})"
+            if shard.job is not None and not is_job_name(shard.job):
+                return f"shard {position} names {shard.job!r}, which is no batch job's name"
+        if self.keys_file is not None and not isinstance(self.keys_file, str):
+            return "its keys_file is not a path"
+        return None
 
     def to_json(self) -> str:
         return json.dumps({"version": VERSION, **asdict(self)}, indent=1)
@@ -157,9 +192,11 @@ class LedgerStore:
         ledger.keys_file = self.keys_file.url
 
     def keys(self, ledger: Ledger) -> Iterator[tuple[str, int]]:
-        """``(key, shard_index)`` per input row, streamed from the ledger's keys file.
+        """``(key, shard_index)`` per input row, streamed from the ledger's keys file, checked as they
+        go against the ledger's request counts per shard (``core.shards.read_keys``).
 
-        :raises LedgerError: the ledger names a keys file that is not there.
+        :raises LedgerError: the ledger names a keys file that is not there, or one that does not
+            match it, naming the file and the line.
         """
         if ledger.keys_file != self.keys_file.url:
             raise LedgerError(f"the ledger {self.ledger.url} keeps its keys at {ledger.keys_file}, not beside it at "
@@ -167,7 +204,7 @@ class LedgerStore:
         if (path := self.keys_file.local) is not None:
             if not path.is_file():
                 raise LedgerError(f"the keys file {path} of the ledger {self.ledger.url} is missing; restore it")
-            yield from read_keys(path)
+            yield from self._checked_keys(path, ledger)
             return
         with tempfile.TemporaryDirectory(prefix="gemini-keys-") as folder:
             copy = Path(folder) / "keys.jsonl"
@@ -176,4 +213,36 @@ class LedgerStore:
             except ValueError as exc:  # storage raises InputError (a ValueError) for a missing file
                 raise LedgerError(f"the keys file of the ledger {self.ledger.url} can't be read ({exc}); "
                                   "restore it") from None
-            yield from read_keys(copy)
+            yield from self._checked_keys(copy, ledger)
+
+    def _checked_keys(self, path: Path, ledger: Ledger) -> Iterator[tuple[str, int]]:
+        try:
+            yield from read_keys(path, [shard.requests for shard in ledger.shards])
+        except KeysMismatch as exc:
+            raise LedgerError(f"the keys file {self.keys_file.url} does not match the ledger {self.ledger.url}: "
+                              f"{exc}. {WAY_OUT}") from None
+
+    def recorded_job(self, record: ShardRecord, get_status: Callable[[str], JobStatus]) -> JobStatus:
+        """The status of the job the ledger recorded for ``record`` (``get_status``: the hook's
+        ``get_job_status``), checked to be the job that shard created: its display name (which hashes
+        the ledger's identity and fingerprint, ``display_name``) is the shard's, and so is its request
+        count where the API reports one (0: not reported yet).
+
+        :raises LedgerError: the API no longer knows the job (404), or it is another input's job;
+            naming the ledger, the shard, the job and the way out.
+        """
+        try:
+            job = get_status(str(record.job))
+        except Exception as exc:
+            if is_not_found(exc):
+                raise LedgerError(
+                    f"the ledger {self.ledger.url} says shard {record.index} is {record.job}, which the API no "
+                    "longer knows (404: deleted, or of another project or key). Restore the ledger that names this "
+                    "task's jobs, or delete it (and its keys file) to submit everything anew, paying again") from None
+            raise
+        if job.display_name == record.display_name and job.requests in (0, record.requests):
+            return job
+        raise LedgerError(
+            f"the ledger {self.ledger.url} says shard {record.index} ({record.requests} requests, display name "
+            f"{record.display_name!r}) is {job.name}, but that job is {job.display_name!r} with {job.requests} "
+            f"requests: the ledger names another input's job. {WAY_OUT}")

@@ -22,6 +22,7 @@ import orjson
 
 from .cost import Estimate
 from .errors import InputError
+from .keys import KeyIndex
 from .media import FILE_LIMIT_BYTES
 from .tokens import estimate_split
 
@@ -115,12 +116,35 @@ def shard_of_keys(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardL
 KEYS_FILE = "keys.jsonl"
 
 
-def read_keys(path: Path) -> Iterator[tuple[str, int]]:
-    """``(key, shard_index)`` per request, from the ``keys.jsonl`` that ``write_shards`` wrote."""
-    with path.open("rb") as lines:
-        for line in lines:
-            key, index = orjson.loads(line)
-            yield key, index
+class KeysMismatch(ValueError):
+    """A keys file that is not the one ``write_shards`` wrote for these shards; says where it differs."""
+
+
+def read_keys(path: Path, shard_requests: list[int]) -> Iterator[tuple[str, int]]:
+    """``(key, shard_index)`` per request, from the ``keys.jsonl`` that ``write_shards`` wrote for
+    shards of ``shard_requests`` requests each, checked as they go: each line a ``[key, shard]``
+    pair, no key twice (a ``KeyIndex`` on disk: memory stays flat), and as many keys per shard as
+    it had requests. That last check ends the stream, so a consumer that reads every key before
+    writing anything (``core.results.join_results``) writes nothing from a bad file.
+
+    :raises KeysMismatch: naming the line, or the counts per shard.
+    """
+    counts = [0] * len(shard_requests)
+    with KeyIndex() as seen, path.open("rb") as lines:
+        for number, line in enumerate(lines, 1):
+            try:
+                key, shard = orjson.loads(line)
+            except (orjson.JSONDecodeError, ValueError, TypeError):
+                raise KeysMismatch(f"line {number} is not a [key, shard] pair") from None
+            if not isinstance(key, str) or not isinstance(shard, int) or not 0 <= shard < len(counts):
+                raise KeysMismatch(f"line {number} names shard {shard!r} of key {key!r}; there are "
+                                   f"{len(counts)} shards")
+            if not seen.add(key):
+                raise KeysMismatch(f"line {number} repeats the key {key!r}")
+            counts[shard] += 1
+            yield key, shard
+    if counts != shard_requests:
+        raise KeysMismatch(f"it holds {counts} keys per shard where the shards had {shard_requests} requests")
 
 
 def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, limits: ShardLimits,

@@ -69,7 +69,7 @@ def submit(plan: BatchPlan, requests: Iterable[tuple[str, dict[str, Any]]], api:
 
     :raises InputError: a bad row (nothing was uploaded).
     :raises ChangedInput: the input changed since this task instance submitted, under ``fail``.
-    :raises LedgerError: the ledger can't be read.
+    :raises LedgerError: the ledger can't be read, or names jobs that are gone or not its own.
     """
     return _Submitter(plan, api, store, how, log or logging.getLogger(__name__)).run(requests, check_budget)
 
@@ -130,7 +130,7 @@ class _Submitter:
         """Reattach to the shard's job, or to ``found`` (its job looked up by display name), or create it."""
         api = self.api
         if record.job:
-            state = api.get_job_status(record.job).state
+            state = self.store.recorded_job(record, api.get_job_status).state
             if state not in RESUBMIT_STATES:
                 self.log.info("Shard %d: reattached to %s (%s).", record.index, record.job, state)
                 return

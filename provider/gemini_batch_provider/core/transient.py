@@ -58,6 +58,11 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, (aiohttp.ClientError, *TRANSPORT_ERRORS, asyncio.TimeoutError, OSError))
 
 
+def is_not_found(exc: BaseException) -> bool:
+    """True for the API's 404: the resource asked for (a job, a file) does not exist, or not for this key."""
+    return isinstance(exc, errors.APIError) and exc.code == 404
+
+
 def server_retry_delay(exc: BaseException) -> float | None:
     """Seconds the server asked to wait: ``RetryInfo.retryDelay`` (e.g. ``"2.5s"``) or ``Retry-After``
     (https://ai.google.dev/gemini-api/docs/troubleshooting, error 429). The SDK reads neither."""

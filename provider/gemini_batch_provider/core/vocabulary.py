@@ -9,6 +9,7 @@ events, so a member and its string compare (and hash) equal: ``JobState.SUCCEEDE
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -81,6 +82,20 @@ class WaitStatus(StrEnum):
 def job_summary(name: str, state: object, output_file: str | None) -> dict[str, Any]:
     """A job as events and XCom carry it: ``{"name", "state", "output_file"}``."""
     return {"name": name, "state": state_name(state), "output_file": output_file}
+
+
+#: The shapes a batch job's name has: a Gemini API batch, ``batches/<id>``
+#: (https://ai.google.dev/api/batch-mode#GenerateContentBatch), or a Vertex AI batch prediction job,
+#: ``projects/<project>/locations/<location>/batchPredictionJobs/<id>``
+#: (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs).
+JOB_NAME = re.compile(r"batches/[A-Za-z0-9_-]{1,128}|projects/[a-z0-9-]{1,64}/locations/[a-z0-9-]{1,64}/"
+                      r"batchPredictionJobs/[0-9A-Za-z_-]{1,128}")
+
+
+def is_job_name(name: object) -> bool:
+    """Whether ``name`` has the shape of a batch job's name (``JOB_NAME``): anything else is never
+    sent to the API, whoever wrote it (a ledger, an XCom)."""
+    return isinstance(name, str) and JOB_NAME.fullmatch(name) is not None
 
 
 def as_job_names(names: str | Iterable[str]) -> list[str]:

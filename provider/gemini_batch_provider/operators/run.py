@@ -147,8 +147,14 @@ class TaskRun:
 
     def keys_by_shard(self, jobs: list[dict[str, Any]], ledger: Ledger | None) -> Iterable[tuple[str, int]]:
         """``(key, shard)`` per input row: from the ledger's keys file when it kept one for these
-        jobs; else worked out from the input (jobs submitted elsewhere, or by an older release)."""
+        jobs, each job checked to be the one its shard created (``LedgerStore.recorded_job``); else
+        worked out from the input (jobs submitted elsewhere, or by an older release).
+
+        :raises LedgerError: a job is not its shard's, or the keys file does not match the ledger
+            (as the keys are read)."""
         if ledger is not None and ledger.keys_file and ledger.job_names == [job["name"] for job in jobs]:
+            for record in ledger.shards:
+                self.store.recorded_job(record, self.hook.get_job_status)
             return self.store.keys(ledger)
         if len(jobs) == 1:
             return ((key, 0) for key in iter_keys(self.records(), self.spec))
