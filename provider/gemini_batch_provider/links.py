@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
 
@@ -30,6 +31,18 @@ def batch_jobs_url(job_names: Sequence[str], vertex: dict[str, Any] | None) -> s
         job_id = job_names[0].rsplit("/", 1)[-1]
         return f"{VERTEX_AI_CONSOLE}/locations/{vertex['location']}/batch-predictions/{job_id}?project={project}"
     return f"{VERTEX_AI_CONSOLE}/batch-predictions?project={project}"
+
+
+def is_console_url(url: object) -> bool:
+    """Whether ``url`` is one that ``batch_jobs_url`` builds: AI Studio's batch list, or a page of the
+    Vertex AI console (an XCom is any task's to write, so a link read back from one is checked)."""
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    if parts.scheme != "https" or parts.username or parts.password or parts.port:
+        return False
+    target = f"https://{parts.netloc}{parts.path}"
+    return target == AI_STUDIO_BATCHES or target.startswith(f"{VERTEX_AI_CONSOLE}/")
 
 
 class GeminiBatchJobLink(BaseOperatorLink):

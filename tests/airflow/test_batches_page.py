@@ -116,3 +116,128 @@ def test_live_progress_comes_through_either_connection_and_is_kept_a_while(two_c
     assert live.progress("gemini_default", job.name)["state"] == "JOB_STATE_CANCELLED"
     assert live.progress("no_such_connection", job.name) == {"error": "AirflowNotFoundException"}
 
+
+
+def _recorded(tmp_path, tasks):
+    """One DAG run whose tasks push what a batch task pushes, as given: ``{task_id: (record, summary)}``
+    (any JSON: an XCom is any task's to write). The run id."""
+    from airflow.sdk import DAG, task
+
+    from gemini_batch_provider.core.summary import JOBS_XCOM_KEY
+
+    with DAG(dag_id="gemini_page_records", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        for task_id, (record, summary) in tasks.items():
+            @task(task_id=task_id)
+            def push(record=record, summary=summary, ti=None):
+                ti.xcom_push(key=JOBS_XCOM_KEY, value=record)
+                return summary
+
+            push()
+    dag_run = test_dag(dag, tmp_path / "no-dags")
+    assert dag_run.state == "success"
+    return dag_run.run_id
+
+
+GOOD = ({"conn_id": "gemini_default", "model": "gemini-2.5-flash", "batch_jobs": ["batches/good1"],
+         "link": "https://aistudio.google.com/batches", "output_path": "/data/out.jsonl", "estimated_cost_usd": 0.5,
+         "submitted_at": 1_700_000_000.0},
+        {"rows": 40, "counts": {"succeeded": 40}, "usage": {"prompt_token_count": 400}, "cost_usd": 0.25})
+
+
+@needs_page
+def test_a_malformed_record_is_shown_as_such_and_the_rest_answer(airflow_db, tmp_path):
+    run_id = _recorded(tmp_path, {
+        "good": GOOD,
+        "text_numbers": ({**GOOD[0], "batch_jobs": 7, "estimated_cost_usd": "0.5"}, {**GOOD[1], "rows": "40"}),
+        "not_a_dict": (["batches/x"], "forty"),
+    })
+    client, auth = _client()
+    answer = client.get("/api/batches?dag_id=gemini_page_records", headers=auth)
+    assert answer.status_code == 200
+    rows = {row["task_id"]: row for row in answer.json()["rows"] if row["run_id"] == run_id}
+    assert rows["good"]["withheld"] is None and rows["good"]["rows"] == 40
+    for bad in ("text_numbers", "not_a_dict"):
+        assert rows[bad]["withheld"] == "malformed record"
+        assert (rows[bad]["jobs"], rows[bad]["rows"], rows[bad]["estimated_cost_usd"]) == ([], None, None)
+    totals = answer.json()["totals"]
+    assert (totals["records"], totals["withheld"], totals["rows"], totals["cost_usd"]) == (3, 2, 40, 0.25)
+
+
+@needs_page
+def test_only_console_links_the_provider_builds_are_sent(airflow_db, tmp_path):
+    vertex = "https://console.cloud.google.com/vertex-ai/batch-predictions?project=p"
+    links = {"ai_studio": "https://aistudio.google.com/batches", "vertex": vertex,
+             "evil": "https://evil.example/vertex-ai/x", "javascript": "javascript:alert(1)",
+             "lookalike": "https://console.cloud.google.com.evil.example/vertex-ai/x",
+             "userinfo": "https://aistudio.google.com@evil.example/batches"}
+    run_id = _recorded(tmp_path, {name: ({**GOOD[0], "link": link}, GOOD[1]) for name, link in links.items()})
+    client, auth = _client()
+    rows = {row["task_id"]: row for row in client.get("/api/batches", headers=auth).json()["rows"]
+            if row["run_id"] == run_id}
+    assert {name: row["link"] for name, row in rows.items()} == {
+        "ai_studio": links["ai_studio"], "vertex": vertex, "evil": None, "javascript": None, "lookalike": None,
+        "userinfo": None}
+
+
+@needs_page
+def test_a_job_name_of_no_jobs_shape_is_marked_invalid_and_never_requested(airflow_db, tmp_path, monkeypatch):
+    import http.server
+    import threading
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    asked = []
+
+    class Recording(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # every path asked, answered as the API answers an unknown job
+            asked.append(self.path.split("?")[0])
+            body = b'{"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_RECORDED", json.dumps(
+        {"conn_type": "gemini", "password": API_KEY, "extra": {"base_url": f"http://127.0.0.1:{server.server_port}"}}))
+    names = ["../../v1beta/files", "batches/abc/../../files", "projects/p/locations/l/batchPredictionJobs/9/x",
+             "batches/real1"]
+    run_id = _recorded(tmp_path, {"in_flight": ({**GOOD[0], "conn_id": "gemini_recorded", "batch_jobs": names},
+                                                None)})
+    with create_session() as session:  # as while its jobs run
+        session.execute(update(TaskInstance).where(TaskInstance.run_id == run_id).values(state="deferred"))
+    client, auth = _client()
+    try:
+        [row] = [row for row in client.get("/api/batches", headers=auth).json()["rows"] if row["run_id"] == run_id]
+    finally:
+        server.shutdown()
+    assert [(job["name"], job["valid"]) for job in row["jobs"]] == [(name, name == "batches/real1") for name in names]
+    assert [job["progress"] for job in row["jobs"][:3]] == [None, None, None]
+    assert row["jobs"][3]["progress"] == {"error": "ClientError"}
+    assert asked == ["/v1beta/batches/real1"]  # only the name with a job's shape was asked of the API
+
+
+@needs_page
+def test_parameters_the_database_could_refuse_are_422_and_every_answer_carries_the_security_headers(airflow_db):
+    client, auth = _client()
+    for query in ("dag_id=%00", "state=%00", "dag_id=a%00b", "dag_id=a b", "state=bogus", f"dag_id={'d' * 251}"):
+        assert client.get(f"/api/batches?{query}", headers=auth).status_code == 422, query
+    assert client.get("/api/batches?dag_id=some.dag-1&state=deferred", headers=auth).status_code == 200
+    for path, kind in (("/", "text/html"), ("/page.js", "text/javascript"), ("/page.css", "text/css"),
+                       ("/api/batches", "application/json")):
+        answer = client.get(path, headers=auth)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith(kind)
+        csp = answer.headers["content-security-policy"]
+        assert "script-src 'self';" in csp and "default-src 'none'" in csp and "frame-ancestors 'self'" in csp
+        assert "unsafe-inline" not in csp
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "SAMEORIGIN"
+    page = client.get("/").text
+    assert "<script src=\"page.js\">" in page and "<script>" not in page and "style=" not in page

@@ -1,7 +1,7 @@
 """The Gemini batches page (``gemini_batch_provider.plugins``) on a real Airflow API server under the
-FAB auth manager: its JSON refused to anyone not signed in and limited to the DAGs a user may read,
-and the page in headless Chromium showing a running job's progress, then the landed runs with their
-rows, cost and totals."""
+FAB auth manager: its JSON refused to anyone not signed in, limited to the DAGs a user may read, and
+its XCom values to users who may read the DAG's XComs; and the page in headless Chromium showing a
+running job's progress, then the landed runs with their rows, cost and totals."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def stack(tmp_path_factory):
     # Signed-in users only, under the FAB auth manager, whose roles can be limited to some DAGs
     # (not the other tests' all-admins stack); the example DAGs, run only when the test triggers them,
     # and jobs that run 20 s, answering their requests one by one meanwhile: long enough to watch one run.
-    users = {"admin": "Admin", "viewer": "Viewer", "images": "ImagesOnly"}
+    users = {"admin": "Admin", "viewer": "Viewer", "images": "ImagesOnly", "noxcom": "ImagesNoXCom"}
     with Stack(tmp_path_factory.mktemp("airflow"), users=users,
                env={**NO_SCHEDULED_RUNS, "AIRFLOW__GEMINI_BATCH__PAGE_REFRESH_SECONDS": "1",
                     "GEMINI_BATCH_POLL_INTERVAL": "1"},
@@ -46,6 +46,8 @@ def stack(tmp_path_factory):
         running.wait_for_dag(NIGHTLY)
         running.wait_for_dag(IMAGES)
         running.grant("ImagesOnly", f"DAG:{IMAGES}", "can_read")
+        running.grant("ImagesOnly", "XComs", "can_read")
+        running.grant("ImagesNoXCom", f"DAG:{IMAGES}", "can_read")  # the DAG, but not its XComs
         yield running
 
 
@@ -145,3 +147,24 @@ def test_the_page_shows_a_running_job_moving_then_every_run_with_its_rows_and_co
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=ARTIFACTS / "gemini-batches-page.png", full_page=True)
         browser.close()
+
+
+def test_values_taken_from_xcom_are_shown_only_to_users_who_may_read_the_dags_xcoms(stack):
+    run_id = stack.trigger(IMAGES, conf={"photo_limit": 2})
+    assert stack.wait_for_run(IMAGES, run_id, timeout=600)["state"] == "success"
+    xcom = f"/api/v2/dags/{IMAGES}/dagRuns/{run_id}/taskInstances/describe_photos/xcomEntries"
+    # Airflow's own XCom endpoint refuses one user the DAG's XComs and lets the other read them ...
+    assert _status(stack, xcom, {"Authorization": f"Bearer {stack.token('noxcom')}"}) == 403
+    assert _status(stack, xcom, {"Authorization": f"Bearer {stack.token('images')}"}) == 200
+    # ... and so does the page, in the rows, the totals and the chart.
+    shown = [row for row in _get_as(stack, "images", API)["rows"] if row["run_id"] == run_id]
+    withheld = _get_as(stack, "noxcom", API)
+    [row] = [row for row in withheld["rows"] if row["run_id"] == run_id]
+    assert shown[0]["withheld"] is None and shown[0]["rows"] == 2 and shown[0]["cost_usd"] > 0
+    assert row["withheld"] == "no permission to read this DAG's XComs" and row["state"] == "success"
+    taken_from_xcom = ("conn_id", "model", "link", "output_path", "submitted_at", "landed_at", "estimated_cost_usd",
+                       "cost_usd", "rows", "counts", "tokens")
+    assert [row[field] for field in taken_from_xcom] == [None] * len(taken_from_xcom) and row["jobs"] == []
+    assert withheld["totals"]["records"] == withheld["totals"]["withheld"] >= 1
+    assert (withheld["totals"]["rows"], withheld["totals"]["tokens"], withheld["totals"]["cost_usd"]) == (0, 0, 0)
+    assert {day["cost_usd"] for day in withheld["cost_per_day"]} == {0}

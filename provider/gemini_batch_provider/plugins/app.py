@@ -1,32 +1,63 @@
 """The Gemini batches page: a FastAPI app the Airflow API server mounts at ``/gemini-batches``
 (``plugins.plugin``).
 
-- ``GET /gemini-batches/`` the page (no data in it: it asks the JSON below, as the signed-in user);
+- ``GET /gemini-batches/`` the page, with its script and style (``page.js``, ``page.css``; no data
+  in them: the script asks the JSON below, as the signed-in user);
 - ``GET /gemini-batches/api/batches?dag_id=&state=&days=&limit=`` the data (``batches.list_batches``),
-  with each in-flight job's live progress (``live``).
+  with each in-flight job's live progress (``live``). A parameter the database could refuse (a NUL
+  byte, a DAG id no DAG can have, a state no task has) is answered 422, before any query.
 
 Plugin apps are not guarded by Airflow's auth on their own, so every data request is: the caller is
 the user of the JWT in the ``Authorization: Bearer`` header or, for the page opened in the UI, the
 UI's ``_token`` cookie, resolved by Airflow's auth manager (401 without one, 403 for a bad one), and
-sees only the DAGs the auth manager lets it read.
+sees only the DAGs the auth manager lets it read, and the values taken from XCom only for the DAGs
+whose XComs it may read (the check of Airflow's own XCom endpoint).
+
+Every answer carries a Content-Security-Policy that allows only the page's own script and style,
+``X-Content-Type-Options: nosniff``, and a framing policy that lets Airflow's UI (same origin) embed
+the page, and nothing else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from airflow.providers.common.compat.sdk import conf
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from gemini_batch_provider.plugins.batches import IN_FLIGHT, BatchFilter, list_batches
 from gemini_batch_provider.plugins.live import TTL_SECONDS, LiveProgress
 
 COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
+# Airflow's own rule for a DAG id (airflow.utils.helpers.KEY_REGEX), at most 250 characters (its column).
+DAG_ID = r"^[\w.-]+$"
+# A task instance's states (airflow.utils.state.TaskInstanceState), the values the state filter takes.
+TaskState = Literal["removed", "scheduled", "queued", "running", "success", "restarting", "failed", "up_for_retry",
+                    "up_for_reschedule", "upstream_failed", "skipped", "deferred", "awaiting_input"]
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",  # for browsers that do not read frame-ancestors
+    "Referrer-Policy": "same-origin",
+}
 
 app = FastAPI(title="Gemini batches", docs_url=None, redoc_url=None, openapi_url=None)
 live = LiveProgress(ttl=conf.getfloat("gemini_batch", "page_refresh_seconds", fallback=TTL_SECONDS))
+
+
+@app.middleware("http")
+async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    response = await call_next(request)
+    response.headers.update(HEADERS)
+    return response
+
+
+def _file(name: str) -> str:
+    return resources.files("gemini_batch_provider.plugins").joinpath(name).read_text()
 
 
 async def signed_in_user(request: Request) -> Any:
@@ -46,24 +77,45 @@ async def signed_in_user(request: Request) -> Any:
 
 @app.get("/", response_class=HTMLResponse)
 def page() -> str:
-    """The page: static HTML and script, which ask ``api/batches``."""
-    return resources.files("gemini_batch_provider.plugins").joinpath("page.html").read_text()
+    """The page: static HTML, whose script (``page.js``) asks ``api/batches``."""
+    return _file("page.html")
+
+
+@app.get("/page.js")
+def script() -> Response:
+    """The page's script, the only one its Content-Security-Policy allows."""
+    return Response(_file("page.js"), media_type="text/javascript; charset=utf-8")
+
+
+@app.get("/page.css")
+def style() -> Response:
+    """The page's style, the only one its Content-Security-Policy allows."""
+    return Response(_file("page.css"), media_type="text/css; charset=utf-8")
 
 
 @app.get("/api/batches")
-def batches(user: Annotated[Any, Depends(signed_in_user)], dag_id: str | None = None, state: str | None = None,
+def batches(user: Annotated[Any, Depends(signed_in_user)],
+            dag_id: Annotated[str | None, Query(max_length=250, pattern=DAG_ID)] = None,
+            state: TaskState | None = None,
             days: Annotated[int, Query(ge=1, le=366)] = 30,
             limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
-    """``batches.list_batches`` for the DAGs ``user`` may read; each in-flight row's jobs carry
-    their ``progress`` (``live``)."""
+    """``batches.list_batches`` for the DAGs ``user`` may read, XCom values for those whose XComs
+    it may read; each in-flight row's valid job names carry their ``progress`` (``live``)."""
     from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.utils.session import create_session
 
+    auth = get_auth_manager()
+
+    def may_read_xcom(dag: str) -> bool:  # as Airflow's GET .../xcomEntries decides (requires_access_dag)
+        return auth.is_authorized_dag(method="GET", access_entity=DagAccessEntity.XCOM, details=DagDetails(id=dag),
+                                      user=user)
+
     with create_session() as session:
-        readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session)
-        found = list_batches(session, readable, BatchFilter(dag_id, state, days, limit))
+        readable = auth.get_authorized_dag_ids(user=user, method="GET", session=session)
+        found = list_batches(session, readable, BatchFilter(dag_id, state, days, limit), may_read_xcom)
     for row in found["rows"]:
         in_flight = row["state"] in IN_FLIGHT and row["conn_id"]
-        row["jobs"] = [{"name": name, "progress": live.progress(row["conn_id"], name) if in_flight else None}
-                       for name in row.pop("batch_jobs")]
+        for job in row["jobs"]:
+            job["progress"] = live.progress(row["conn_id"], job["name"]) if in_flight and job["valid"] else None
     return found

@@ -2,11 +2,19 @@
 pushed as it created its batch jobs (XCom ``gemini_batch_jobs``, ``core.summary.jobs_record``), the
 state of that task instance, and the summary it pushed once its results landed (``return_value``,
 ``core.summary.summarize``). Plain dicts out, JSON-ready; names and numbers only.
+
+An XCom is any task's to write, so nothing taken from one is trusted: each record and summary is
+checked field by field (``_checked``), a malformed one is shown as such and counted, never a failed
+answer for everyone; a job name that has no job's shape is marked invalid (and never asked of the
+API); a console link is kept only when it is one the provider builds (``links.is_console_url``).
+What is taken from XCom is shown only to a user who may read the DAG's XComs, as Airflow's own
+XCom endpoint decides (``may_read_xcom``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +27,12 @@ from sqlalchemy import Text, and_, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from gemini_batch_provider.core.summary import JOBS_XCOM_KEY
+from gemini_batch_provider.core.vocabulary import is_job_name
+from gemini_batch_provider.links import is_console_url
 
 IN_FLIGHT = frozenset({"queued", "scheduled", "running", "deferred", "up_for_retry", "up_for_reschedule"})
 CHART_DAYS = 30
+NO_XCOM, MALFORMED = "no permission to read this DAG's XComs", "malformed record"
 
 
 @dataclass(frozen=True)
@@ -40,11 +51,14 @@ class BatchFilter:
     limit: int = 200
 
 
-def _decoded(raw: Any) -> dict[str, Any]:
+def _decoded(raw: Any) -> dict[str, Any] | None:
     """An XCom value of this provider (a dict of plain JSON) from its column's raw text: the
     column's JSON holds the value's JSON as a string (``XComModel.serialize_value``). Read with
     orjson, not through SQLAlchemy's JSON type and Airflow's decoder: 10,000 rows' worth of
-    ``json.loads`` with an object hook was most of the page's time."""
+    ``json.loads`` with an object hook was most of the page's time. ``{}`` for no value (a summary
+    not pushed yet), None for a value that is not a dict."""
+    if raw is None:
+        return {}
     value = raw
     for _ in range(2):  # the column's JSON, then the value's (a driver may have done the first)
         if not isinstance(value, str | bytes):
@@ -53,35 +67,72 @@ def _decoded(raw: Any) -> dict[str, Any]:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
             break
-    return value if isinstance(value, dict) else {}
+    return value if isinstance(value, dict) else None
 
 
-def _row(found: Any, record: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _counts(value: Any) -> bool:
+    return value is None or (isinstance(value, dict) and all(isinstance(k, str) and _number(v) and v is not None
+                                                             for k, v in value.items()))
+
+
+def _checked(record: dict[str, Any] | None, summary: dict[str, Any] | None) -> bool:
+    """Whether the record and summary have the shapes ``jobs_record`` and ``summarize`` give them."""
+    if record is None or summary is None:
+        return False
+    jobs = record.get("batch_jobs", [])
+    return (isinstance(jobs, list) and all(isinstance(name, str) for name in jobs)
+            and all(_text(record.get(f)) for f in ("conn_id", "model", "link", "output_path"))
+            and all(_number(record.get(f)) for f in ("estimated_cost_usd", "submitted_at"))
+            and all(_number(summary.get(f)) for f in ("rows", "estimated_cost_usd", "cost_usd"))
+            and _text(summary.get("output_path")) and _counts(summary.get("counts")) and _counts(summary.get("usage")))
+
+
+def _row(found: Any, record: dict[str, Any], summary: dict[str, Any], withheld: str | None) -> dict[str, Any]:
+    row = {
         "dag_id": found.dag_id, "run_id": found.run_id, "task_id": found.task_id, "map_index": found.map_index,
-        "state": str(found.state) if found.state is not None else None,
-        "conn_id": record.get("conn_id"), "model": record.get("model"),
-        "batch_jobs": record.get("batch_jobs", []), "link": record.get("link"),
+        "state": str(found.state) if found.state is not None else None, "withheld": withheld,
+    }
+    if withheld:
+        return {**row, "conn_id": None, "model": None, "jobs": [], "link": None, "output_path": None,
+                "submitted_at": None, "landed_at": None, "estimated_cost_usd": None, "cost_usd": None, "rows": None,
+                "counts": None, "tokens": None}
+    link = record.get("link")
+    return {
+        **row, "conn_id": record.get("conn_id"), "model": record.get("model"),
+        "landed_at": found.landed_at.timestamp() if summary and found.landed_at else None,
+        "jobs": [{"name": name, "valid": is_job_name(name)} for name in record.get("batch_jobs", [])],
+        "link": link if is_console_url(link) else None,
         "output_path": summary.get("output_path") or record.get("output_path"),
         "submitted_at": record.get("submitted_at"),
-        "landed_at": found.landed_at.timestamp() if summary and found.landed_at else None,
         "estimated_cost_usd": summary.get("estimated_cost_usd", record.get("estimated_cost_usd")),
         "cost_usd": summary.get("cost_usd"), "rows": summary.get("rows"), "counts": summary.get("counts"),
         "tokens": sum((summary.get("usage") or {}).values()) if summary else None,
     }
 
 
-def list_batches(session: Session, readable: set[str], wanted: BatchFilter,
+def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_read_xcom: Callable[[str], bool],
                  now: datetime | None = None) -> dict[str, Any]:
     """The page's data: ``{"rows": [...], "totals": {...}, "cost_per_day": [{"day", "cost_usd"}]}``.
 
     ``rows``: newest first, at most ``wanted.limit``, of the DAGs in ``readable`` only: each row's
-    ``dag_id``, ``run_id``, ``task_id``, ``map_index``, task ``state``, ``conn_id``, ``model``,
-    ``batch_jobs``, ``link``, ``output_path``, ``submitted_at`` / ``landed_at`` (Unix seconds),
-    ``estimated_cost_usd`` / ``cost_usd`` (US dollars), ``rows``, ``counts`` by status and
-    ``tokens`` (None until landed). ``totals``: over every matching record, ``records``, ``rows``,
-    ``tokens``, ``cost_usd``, ``jobs_in_flight`` (jobs of tasks not yet ended). ``cost_per_day``:
-    the landed cost by UTC day of landing, the last 30 days, oldest first.
+    ``dag_id``, ``run_id``, ``task_id``, ``map_index``, task ``state``, ``withheld`` (None, or why
+    the values below are not shown: ``NO_XCOM`` when ``may_read_xcom(dag_id)`` is false, ``MALFORMED``
+    for a record or summary of the wrong shape), ``conn_id``, ``model``, ``jobs`` (``{"name",
+    "valid"}``: whether the name has a batch job's shape), ``link`` (None unless a console URL the
+    provider builds), ``output_path``, ``submitted_at`` / ``landed_at`` (Unix seconds),
+    ``estimated_cost_usd`` / ``cost_usd`` (US dollars), ``rows``, ``counts`` by status and ``tokens``
+    (None until landed). ``totals``: over every matching record, ``records``, ``withheld`` (records
+    whose values are not shown, nor counted below), ``rows``, ``tokens``, ``cost_usd``,
+    ``jobs_in_flight`` (jobs of tasks not yet ended). ``cost_per_day``: the landed cost by UTC day of
+    landing, the last 30 days, oldest first.
     """
     now = now or datetime.now(UTC)
     record, summary = aliased(XComModel), aliased(XComModel)
@@ -103,13 +154,21 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter,
     if wanted.state:
         query = query.where(ti.state == wanted.state)
     rows: list[dict[str, Any]] = []
-    totals = {"records": 0, "rows": 0, "tokens": 0, "cost_usd": 0.0, "jobs_in_flight": 0}
+    totals = {"records": 0, "withheld": 0, "rows": 0, "tokens": 0, "cost_usd": 0.0, "jobs_in_flight": 0}
     by_day: dict[str, float] = defaultdict(float)
+    xcom_readable: dict[str, bool] = {}
     for found in session.execute(query):
+        if found.dag_id not in xcom_readable:
+            xcom_readable[found.dag_id] = may_read_xcom(found.dag_id)
         record, summary = _decoded(found.record), _decoded(found.summary)
+        withheld = NO_XCOM if not xcom_readable[found.dag_id] else None if _checked(record, summary) else MALFORMED
+        record, summary = record or {}, summary or {}  # not read where withheld
         if len(rows) < wanted.limit:  # the totals count every record; only these are sent
-            rows.append(_row(found, record, summary))
+            rows.append(_row(found, record, summary, withheld))
         totals["records"] += 1
+        if withheld:
+            totals["withheld"] += 1
+            continue
         totals["rows"] += summary.get("rows") or 0
         totals["tokens"] += sum((summary.get("usage") or {}).values())
         cost = summary.get("cost_usd") or 0.0
