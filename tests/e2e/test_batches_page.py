@@ -82,6 +82,17 @@ def test_the_data_is_refused_without_a_valid_token_and_the_page_holds_none(stack
     assert "api/batches" in page and "emulator" not in page  # the script, no data
 
 
+def test_the_api_server_sends_the_pages_security_headers_and_refuses_bad_filters(stack):
+    viewer = {"Authorization": f"Bearer {stack.token('viewer')}"}
+    for path in ("/gemini-batches/", "/gemini-batches/page.js", "/gemini-batches/page.css", API):
+        request = urllib.request.Request(f"{stack.api_url}{path}", headers=viewer)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert "script-src 'self';" in answer.headers["Content-Security-Policy"], path
+            assert answer.headers["X-Content-Type-Options"] == "nosniff"
+            assert answer.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert [_status(stack, f"{API}?{query}", viewer) for query in ("dag_id=%00", "state=%00")] == [422, 422]
+
+
 def _watch_progress(stack, run_id, timeout=180):
     """The run's row and its job's progress once its ``succeeded`` count has moved while it runs."""
     seen = []

@@ -88,3 +88,21 @@ def test_the_example_dags_pass_on_postgres_redis_celery_and_two_triggerers(stack
 
     for path in stack.home.joinpath("logs").rglob("*.log"):
         assert API_KEY not in path.read_text(errors="replace"), path
+
+
+def test_the_batches_page_answers_422_not_500_to_a_nul_byte_on_postgres(stack):
+    import urllib.error
+    import urllib.request
+
+    def status(query: str) -> int:
+        request = urllib.request.Request(f"{stack.api_url}/gemini-batches/api/batches?{query}",
+                                         headers={"Authorization": f"Bearer {stack.token()}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    # PostgreSQL refuses a NUL byte in text ("invalid byte sequence"); the page refuses it first.
+    assert [status(q) for q in ("dag_id=%00", "state=%00", "dag_id=gemini%00batch")] == [422, 422, 422]
+    assert status("dag_id=gemini_batch_nightly&state=success") == 200
