@@ -119,13 +119,16 @@ def test_live_progress_comes_through_either_connection_and_is_kept_a_while(two_c
 
 
 def _recorded(tmp_path, tasks):
-    """One DAG run whose tasks push what a batch task pushes, as given: ``{task_id: (record, summary)}``
-    (any JSON: an XCom is any task's to write). The run id."""
+    """One run of a new DAG whose tasks push what a batch task pushes, as given: ``{task_id: (record,
+    summary)}`` (any JSON: an XCom is any task's to write). The DAG's id and the run's."""
+    import uuid
+
     from airflow.sdk import DAG, task
 
     from gemini_batch_provider.core.summary import JOBS_XCOM_KEY
 
-    with DAG(dag_id="gemini_page_records", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+    dag_id = f"gemini_page_records_{uuid.uuid4().hex[:8]}"  # its own: no other test's records in its totals
+    with DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
         for task_id, (record, summary) in tasks.items():
             @task(task_id=task_id)
             def push(record=record, summary=summary, ti=None):
@@ -135,7 +138,7 @@ def _recorded(tmp_path, tasks):
             push()
     dag_run = test_dag(dag, tmp_path / "no-dags")
     assert dag_run.state == "success"
-    return dag_run.run_id
+    return dag_id, dag_run.run_id
 
 
 GOOD = ({"conn_id": "gemini_default", "model": "gemini-2.5-flash", "batch_jobs": ["batches/good1"],
@@ -146,13 +149,13 @@ GOOD = ({"conn_id": "gemini_default", "model": "gemini-2.5-flash", "batch_jobs":
 
 @needs_page
 def test_a_malformed_record_is_shown_as_such_and_the_rest_answer(airflow_db, tmp_path):
-    run_id = _recorded(tmp_path, {
+    dag_id, run_id = _recorded(tmp_path, {
         "good": GOOD,
         "text_numbers": ({**GOOD[0], "batch_jobs": 7, "estimated_cost_usd": "0.5"}, {**GOOD[1], "rows": "40"}),
         "not_a_dict": (["batches/x"], "forty"),
     })
     client, auth = _client()
-    answer = client.get("/api/batches?dag_id=gemini_page_records", headers=auth)
+    answer = client.get(f"/api/batches?dag_id={dag_id}", headers=auth)
     assert answer.status_code == 200
     rows = {row["task_id"]: row for row in answer.json()["rows"] if row["run_id"] == run_id}
     assert rows["good"]["withheld"] is None and rows["good"]["rows"] == 40
@@ -170,7 +173,7 @@ def test_only_console_links_the_provider_builds_are_sent(airflow_db, tmp_path):
              "evil": "https://evil.example/vertex-ai/x", "javascript": "javascript:alert(1)",
              "lookalike": "https://console.cloud.google.com.evil.example/vertex-ai/x",
              "userinfo": "https://aistudio.google.com@evil.example/batches"}
-    run_id = _recorded(tmp_path, {name: ({**GOOD[0], "link": link}, GOOD[1]) for name, link in links.items()})
+    _, run_id = _recorded(tmp_path, {name: ({**GOOD[0], "link": link}, GOOD[1]) for name, link in links.items()})
     client, auth = _client()
     rows = {row["task_id"]: row for row in client.get("/api/batches", headers=auth).json()["rows"]
             if row["run_id"] == run_id}
@@ -209,13 +212,14 @@ def test_a_job_name_of_no_jobs_shape_is_marked_invalid_and_never_requested(airfl
         {"conn_type": "gemini", "password": API_KEY, "extra": {"base_url": f"http://127.0.0.1:{server.server_port}"}}))
     names = ["../../v1beta/files", "batches/abc/../../files", "projects/p/locations/l/batchPredictionJobs/9/x",
              "batches/real1"]
-    run_id = _recorded(tmp_path, {"in_flight": ({**GOOD[0], "conn_id": "gemini_recorded", "batch_jobs": names},
-                                                None)})
+    dag_id, run_id = _recorded(tmp_path, {"in_flight": ({**GOOD[0], "conn_id": "gemini_recorded",
+                                                          "batch_jobs": names}, None)})
     with create_session() as session:  # as while its jobs run
-        session.execute(update(TaskInstance).where(TaskInstance.run_id == run_id).values(state="deferred"))
+        session.execute(update(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+                        .values(state="deferred"))
     client, auth = _client()
     try:
-        [row] = [row for row in client.get("/api/batches", headers=auth).json()["rows"] if row["run_id"] == run_id]
+        [row] = client.get(f"/api/batches?dag_id={dag_id}", headers=auth).json()["rows"]
     finally:
         server.shutdown()
     assert [(job["name"], job["valid"]) for job in row["jobs"]] == [(name, name == "batches/real1") for name in names]

@@ -226,3 +226,21 @@ def test_a_response_is_read_while_another_thread_imports_the_vertex_credentials_
                          stdin=subprocess.DEVNULL, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "{'Content-Type': 'application/json'}"
+
+
+@pytest.mark.parametrize("name", ["../../v1beta/files", "batches/x/../../files", "files/abc", "batches/",
+                                  "projects/p/locations/l/batchPredictionJobs/1/cancel", 7])
+def test_a_name_of_no_jobs_shape_is_refused_before_any_request(monkeypatch, name):
+    import asyncio
+
+    from gemini_batch_provider.core.errors import InputError
+    from gemini_batch_provider.emulator import free_port
+
+    # Nothing listens there: a request would be a connection error, not the refusal.
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_NOWHERE", json.dumps(
+        {"conn_type": "gemini", "password": "k", "extra": {"base_url": f"http://127.0.0.1:{free_port()}"}}))
+    hook = GeminiHook("gemini_nowhere")
+    for call in (hook.get_job_status, hook.cancel_batch_job, hook.get_batch_job,
+                 lambda n: asyncio.run(hook.aget_job_status(n)), lambda n: asyncio.run(hook.acancel_batch_job(n))):
+        with pytest.raises(InputError, match="is not a batch job's name: give 'batches/<id>'"):
+            call(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import pendulum
 import pytest
@@ -42,7 +43,9 @@ class Run:
         self.keys = tmp_path / "results.jsonl.gemini-batch-keys.jsonl"
         self.source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
         self.task = recording_failures(GeminiBatchOperator)
-        with DAG(dag_id="read_back", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as self.dag:
+        # A DAG id of its own: tests side by side must not share a task instance's scratch folder.
+        dag_id = f"read_back_{uuid.uuid4().hex[:8]}"
+        with DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as self.dag:
             self.task(task_id="batch", input_path=str(self.source), output_path=str(self.output),
                       prompt_template="Summarize: {text}", key_field="id", poll_interval=0.2)
 

@@ -30,9 +30,10 @@ from google import genai
 from google.genai import errors, types
 
 from gemini_batch_provider import get_provider_info
+from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.jobs import JobStatus, gemini_job_status, vertex_job_status
 from gemini_batch_provider.core.transient import server_retry_delay
-from gemini_batch_provider.core.vocabulary import as_job_names
+from gemini_batch_provider.core.vocabulary import as_job_names, is_job_name
 from gemini_batch_provider.hooks.connection import (
     client_of,
     client_options,
@@ -55,6 +56,17 @@ def _connection_type() -> dict[str, Any]:
     """The ``gemini`` connection type as the provider info declares it (its form included)."""
     [conn_type] = get_provider_info()["connection-types"]
     return conn_type
+
+
+def _job(name: str) -> str:
+    """``name``, once it has a batch job's shape (``core.vocabulary.JOB_NAME``): a name read back from
+    XCom, a ledger or a template is never sent to the API as a path of another resource.
+
+    :raises InputError: naming the value and the shapes a job name has."""
+    if not is_job_name(name):
+        raise InputError(f"{name!r} is not a batch job's name: give 'batches/<id>' (Gemini API) or "
+                         "'projects/<project>/locations/<location>/batchPredictionJobs/<id>' (Vertex AI)")
+    return name
 
 
 def _create_429_wait(state: tenacity.RetryCallState) -> float:
@@ -259,31 +271,31 @@ class GeminiHook(BaseHook):
         return self.find_batch_jobs([display_name]).get(display_name)
 
     def get_batch_job(self, name: str) -> types.BatchJob:
-        return self.client.batches.get(name=name)
+        return self.client.batches.get(name=_job(name))
 
     def _job_status(self, client: genai.Client, name: str, operation: dict[str, Any]) -> JobStatus:
         return (vertex_job_status if client.vertexai else gemini_job_status)(name, operation)
 
     def get_job_status(self, name: str) -> JobStatus:
         """A job's state, output file and progress, from one ``GET`` (see ``core.jobs``)."""
-        return self._job_status(self.client, name, get_operation(self.client, name))
+        return self._job_status(self.client, name, get_operation(self.client, _job(name)))
 
     async def aget_job_status(self, name: str) -> JobStatus:
         """``get_job_status`` with the async client (for triggers): one request, never blocking the
         loop, at the least CPU a poll can cost (``hooks.polling``)."""
         client = await self.aget_client()
-        return self._job_status(client, name, await aget_operation(client, name))
+        return self._job_status(client, name, await aget_operation(client, _job(name)))
 
     async def acancel_batch_job(self, name: str) -> None:
         client = await self.aget_client()
-        await client.aio.batches.cancel(name=name)
+        await client.aio.batches.cancel(name=_job(name))
 
     def job_summaries(self, names: str | Iterable[str]) -> list[dict[str, Any]]:
         """``{"name", "state", "output_file"}`` of each job (one name or several), in order."""
         return [self.get_job_status(name).summary() for name in as_job_names(names)]
 
     def cancel_batch_job(self, name: str) -> None:
-        self.client.batches.cancel(name=name)
+        self.client.batches.cancel(name=_job(name))
 
     def download_api_file(self, name: str, destination: Path) -> None:
         """Stream a file the API keeps for a batch to a local path: a Files API file
