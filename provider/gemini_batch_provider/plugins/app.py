@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from airflow.providers.common.compat.sdk import conf
+from airflow.utils.state import TaskInstanceState
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
@@ -34,9 +35,6 @@ from gemini_batch_provider.plugins.live import TTL_SECONDS, LiveProgress
 COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
 # Airflow's own rule for a DAG id (airflow.utils.helpers.KEY_REGEX), at most 250 characters (its column).
 DAG_ID = r"^[\w.-]+$"
-# A task instance's states (airflow.utils.state.TaskInstanceState), the values the state filter takes.
-TaskState = Literal["removed", "scheduled", "queued", "running", "success", "restarting", "failed", "up_for_retry",
-                    "up_for_reschedule", "upstream_failed", "skipped", "deferred", "awaiting_input"]
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
                                "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
@@ -96,7 +94,7 @@ def style() -> Response:
 @app.get("/api/batches")
 def batches(user: Annotated[Any, Depends(signed_in_user)],
             dag_id: Annotated[str | None, Query(max_length=250, pattern=DAG_ID)] = None,
-            state: TaskState | None = None,
+            state: TaskInstanceState | None = None,
             days: Annotated[int, Query(ge=1, le=366)] = 30,
             limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
     """``batches.list_batches`` for the DAGs ``user`` may read, XCom values for those whose XComs
