@@ -86,7 +86,8 @@ function render(data) {
   body.replaceChildren();
   for (const row of data.rows) {
     const tr = el("tr", null, {"data-test": "batch"});
-    const cost = row.cost_usd !== null ? dollars(row.cost_usd) : `est. ${dollars(row.estimated_cost_usd)}`;
+    const estimate = `est. ${dollars(row.estimated_cost_usd)}`;
+    const cost = row.withheld ? "" : row.cost_usd !== null ? dollars(row.cost_usd) : estimate;
     const jobs = el("td", null, {class: "wrap"});
     for (const job of row.jobs) {
       jobs.append(job.valid ? el("div", job.name) : el("div", `${job.name} (invalid job name)`, {class: "invalid"}));
