@@ -61,6 +61,9 @@ def test_no_ledger_is_none_and_one_of_the_first_shape_has_no_keys_file(version):
     (json.dumps({**json.loads(_ledger().to_json()),
                  "shards": [{**asdict(_ledger().shards[0]), "job": "../../v1beta/files"}]}),
      "shard 0 names '../../v1beta/files', which is no batch job's name"),
+    (json.dumps({**json.loads(_ledger().to_json()), "media_files": 3}), "its media_files is not a list of names"),
+    (json.dumps({**json.loads(_ledger().to_json()), "estimated_cost_usd": "0.5"}),
+     "its first_submitted_at or estimated_cost_usd is not a number"),
 ])
 def test_a_ledger_that_cant_be_read_is_an_error_naming_the_file(text, why):
     where = "s3://bkt/out/results.jsonl.gemini-batch.json"

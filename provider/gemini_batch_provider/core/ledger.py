@@ -136,8 +136,14 @@ class Ledger:
                 return f"shard {position} has no display name or an unknown status ({shard.status!r})"
             if shard.job is not None and not is_job_name(shard.job):
                 return f"shard {position} names {shard.job!r}, which is no batch job's name"
+            if not isinstance(shard.input_file, str | None) or not isinstance(shard.attempt, int):
+                return f"shard {position} has an input_file that is not a name or an attempt that is not a count"
         if self.keys_file is not None and not isinstance(self.keys_file, str):
             return "its keys_file is not a path"
+        if not isinstance(self.media_files, list) or not all(isinstance(uri, str) for uri in self.media_files):
+            return "its media_files is not a list of names"
+        if not all(isinstance(v, int | float | None) for v in (self.first_submitted_at, self.estimated_cost_usd)):
+            return "its first_submitted_at or estimated_cost_usd is not a number"
         return None
 
     def to_json(self) -> str:
