@@ -70,29 +70,35 @@ def _decoded(raw: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _number(value: Any) -> bool:
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-
-
-def _text(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def _counts(value: Any) -> bool:
-    return value is None or (isinstance(value, dict) and all(isinstance(k, str) and _number(v) and v is not None
-                                                             for k, v in value.items()))
+# The types a field of a record or summary may have, as JSON decodes it (bool is not a number here).
+_TEXT, _NUMBER, _COUNTS = (frozenset({str, type(None)}), frozenset({int, float, type(None)}),
+                           frozenset({dict, type(None)}))
+_RECORD_FIELDS = (("conn_id", _TEXT), ("model", _TEXT), ("link", _TEXT), ("output_path", _TEXT),
+                  ("estimated_cost_usd", _NUMBER), ("submitted_at", _NUMBER))
+_SUMMARY_FIELDS = (("rows", _NUMBER), ("estimated_cost_usd", _NUMBER), ("cost_usd", _NUMBER), ("output_path", _TEXT),
+                   ("counts", _COUNTS), ("usage", _COUNTS))
 
 
 def _checked(record: dict[str, Any] | None, summary: dict[str, Any] | None) -> bool:
-    """Whether the record and summary have the shapes ``jobs_record`` and ``summarize`` give them."""
+    """Whether the record and summary have the shapes ``jobs_record`` and ``summarize`` give them.
+    Plain loops over exact types: every record of the span is checked, 10,000 of them per answer."""
     if record is None or summary is None:
         return False
     jobs = record.get("batch_jobs", [])
-    return (isinstance(jobs, list) and all(isinstance(name, str) for name in jobs)
-            and all(_text(record.get(f)) for f in ("conn_id", "model", "link", "output_path"))
-            and all(_number(record.get(f)) for f in ("estimated_cost_usd", "submitted_at"))
-            and all(_number(summary.get(f)) for f in ("rows", "estimated_cost_usd", "cost_usd"))
-            and _text(summary.get("output_path")) and _counts(summary.get("counts")) and _counts(summary.get("usage")))
+    if type(jobs) is not list:
+        return False
+    for name in jobs:
+        if type(name) is not str:
+            return False
+    for value, fields in ((record, _RECORD_FIELDS), (summary, _SUMMARY_FIELDS)):
+        for field_name, kinds in fields:
+            if type(value.get(field_name)) not in kinds:
+                return False
+    for counts in (summary.get("counts"), summary.get("usage")):
+        for number in (counts or {}).values():
+            if type(number) not in (int, float):
+                return False
+    return True
 
 
 def _row(found: Any, record: dict[str, Any], summary: dict[str, Any], withheld: str | None) -> dict[str, Any]:
