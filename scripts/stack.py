@@ -364,6 +364,16 @@ class Stack:
     def get(self, path: str) -> Any:
         return self._request("GET", path)
 
+    def status(self, path: str, headers: dict[str, str] | None = None) -> int:
+        """The HTTP status of one ``GET path`` sent with exactly ``headers`` (none of the stack's own
+        sign-in): for checking what the API server refuses, and how."""
+        request = urllib.request.Request(self.api_url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
     def post(self, path: str, body: Any) -> Any:
         return self._request("POST", path, body)
 

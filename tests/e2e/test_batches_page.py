@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -62,21 +61,12 @@ def _get_as(stack, user, path):
         return json.loads(answer.read())
 
 
-def _status(stack, path, headers=None):
-    request = urllib.request.Request(f"{stack.api_url}{path}", headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def test_the_data_is_refused_without_a_valid_token_and_the_page_holds_none(stack):
-    assert _status(stack, API) == 401
-    assert _status(stack, API, {"Authorization": "Bearer not-a-token"}) == 403
-    assert _status(stack, API, {"Cookie": "_token=not-a-token"}) == 403
-    assert _status(stack, API, {"Authorization": f"Bearer {stack.token('viewer')}"}) == 200
-    assert _status(stack, API, {"Cookie": f"_token={stack.token('viewer')}"}) == 200  # the UI's way
+    assert stack.status(API) == 401
+    assert stack.status(API, {"Authorization": "Bearer not-a-token"}) == 403
+    assert stack.status(API, {"Cookie": "_token=not-a-token"}) == 403
+    assert stack.status(API, {"Authorization": f"Bearer {stack.token('viewer')}"}) == 200
+    assert stack.status(API, {"Cookie": f"_token={stack.token('viewer')}"}) == 200  # the UI's way
     with urllib.request.urlopen(f"{stack.api_url}/gemini-batches/", timeout=30) as answer:
         page = answer.read().decode()
     assert "api/batches" in page and "emulator" not in page  # the script, no data
@@ -90,7 +80,7 @@ def test_the_api_server_sends_the_pages_security_headers_and_refuses_bad_filters
             assert "script-src 'self';" in answer.headers["Content-Security-Policy"], path
             assert answer.headers["X-Content-Type-Options"] == "nosniff"
             assert answer.headers["X-Frame-Options"] == "SAMEORIGIN"
-    assert [_status(stack, f"{API}?{query}", viewer) for query in ("dag_id=%00", "state=%00")] == [422, 422]
+    assert [stack.status(f"{API}?{query}", viewer) for query in ("dag_id=%00", "state=%00")] == [422, 422]
 
 
 def _watch_progress(stack, run_id, timeout=180):
@@ -165,8 +155,8 @@ def test_values_taken_from_xcom_are_shown_only_to_users_who_may_read_the_dags_xc
     assert stack.wait_for_run(IMAGES, run_id, timeout=600)["state"] == "success"
     xcom = f"/api/v2/dags/{IMAGES}/dagRuns/{run_id}/taskInstances/describe_photos/xcomEntries"
     # Airflow's own XCom endpoint refuses one user the DAG's XComs and lets the other read them ...
-    assert _status(stack, xcom, {"Authorization": f"Bearer {stack.token('noxcom')}"}) == 403
-    assert _status(stack, xcom, {"Authorization": f"Bearer {stack.token('images')}"}) == 200
+    assert stack.status(xcom, {"Authorization": f"Bearer {stack.token('noxcom')}"}) == 403
+    assert stack.status(xcom, {"Authorization": f"Bearer {stack.token('images')}"}) == 200
     # ... and so does the page, in the rows, the totals and the chart.
     shown = [row for row in _get_as(stack, "images", API)["rows"] if row["run_id"] == run_id]
     withheld = _get_as(stack, "noxcom", API)
