@@ -115,6 +115,8 @@ def test_a_keys_file_that_does_not_match_its_ledger_is_a_ledger_error_naming_bot
 def test_a_recorded_job_is_checked_against_its_shard(tmp_path):
     store, ledger = _written(tmp_path)
     record = ledger.shards[1]
+    with pytest.raises(LedgerError, match="records no job for shard 1"):
+        store.recorded_job(record, lambda name: pytest.fail("no job to ask of the API"))
     record.job = "batches/b"
     own = JobStatus("batches/b", "JOB_STATE_RUNNING", display_name=record.display_name, requests=3)
     assert store.recorded_job(record, lambda name: own) is own

@@ -234,11 +234,14 @@ class LedgerStore:
         the ledger's identity and fingerprint, ``display_name``) is the shard's, and so is its request
         count where the API reports one (0: not reported yet).
 
-        :raises LedgerError: the API no longer knows the job (404), or it is another input's job;
-            naming the ledger, the shard, the job and the way out.
+        :raises LedgerError: the shard records no job, the API no longer knows the job (404), or it
+            is another input's job; naming the ledger, the shard, the job and the way out.
         """
+        if record.job is None:  # landing asks every shard's job: one without is a ledger cut short
+            raise LedgerError(f"the ledger {self.ledger.url} records no job for shard {record.index}, whose rows "
+                              f"are to land. {WAY_OUT}")
         try:
-            job = get_status(str(record.job))
+            job = get_status(record.job)
         except Exception as exc:
             if is_not_found(exc):
                 raise LedgerError(
