@@ -107,6 +107,73 @@ LONGEST_FIRST = (
     "tests/airflow/test_operator.py",  # 96 s in all, mostly waiting on its jobs
 )
 
+# --- helpers shared by test modules ------------------------------------------------------------
+
+#: Seven records with keys and text, the input of most operator tests.
+RECORDS = [{"id": f"doc-{i}", "text": f"Document {i} is about topic {i % 3}. It has two sentences."} for i in range(7)]
+
+
+def service_account_info(token_uri: str) -> dict[str, str]:
+    """A service-account key as Google hands it out, with a fresh RSA key, for ``token_uri``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return {"type": "service_account", "project_id": "emu-project", "private_key_id": "k1", "private_key": pem,
+            "client_email": "airflow@emu-project.iam.gserviceaccount.com", "client_id": "1", "token_uri": token_uri}
+
+
+def vertex_conn(monkeypatch: pytest.MonkeyPatch, emulator: EmulatorThread, conn_id: str = "gemini_vertex",
+                **extra: Any) -> tuple[str, str]:
+    """A Vertex AI connection (an environment connection) to the emulator, with a fresh
+    service-account key whose token exchange the emulator answers; ``(conn_id, key JSON)``."""
+    import json
+
+    key = json.dumps(service_account_info(f"{emulator.base_url}/token"))
+    extras = {"vertexai": True, "project": "emu-project", "location": "europe-west4", "base_url": emulator.base_url,
+              **extra}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}",
+                       json.dumps({"conn_type": "gemini", "password": key, "extra": extras}))
+    return conn_id, key
+
+
+def wait_for_batch(client: genai.Client, name: str, timeout: float = 10) -> tuple[Any, list[str]]:
+    """Poll batch job ``name`` until it is done (a condition, polled every 50 ms); the job and the
+    states seen, in order. :raises TimeoutError: not done within ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    states: list[str] = []
+    while time.monotonic() < deadline:
+        job = client.batches.get(name=name)
+        if not states or states[-1] != job.state.value:
+            states.append(job.state.value)
+        if job.done:
+            return job, states
+        time.sleep(0.05)
+    raise TimeoutError(name)
+
+
+def run_dag(tmp_path, dag_id, records, registered=False):
+    """Run ``dag_id`` through ``dag.test()`` on ``records``; ``registered``: write the DAGs to the
+    metadata database first, as the dag-processor does (a DAG with assets needs it)."""
+    import json
+
+    from tests.dagbag import DagBag, register
+
+    tmp_path.mkdir(exist_ok=True)
+    source, output = tmp_path / "in.jsonl", tmp_path / "results.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    dagbag = DagBag(dag_folder=DAGS_FOLDER)
+    if registered:
+        register(dagbag)
+    dag_run = dagbag.get_dag(dag_id).test(run_conf={"in": str(source), "out": str(output)})
+    rows = [json.loads(line) for line in output.read_text().splitlines()] if output.exists() else []
+    return dag_run, rows
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest first, in the order of ``LONGEST_FIRST``, then the rest as collected (the workers

@@ -13,7 +13,7 @@ namespace ``s3://bucket`` (``gs://bucket``), name ``key``; any other URL is name
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.openlineage.facet import (
@@ -25,6 +25,9 @@ from airflow.providers.common.compat.openlineage.facet import (
 )
 from airflow.providers.openlineage.extractors import OperatorLineage
 from attrs import define, field
+
+if TYPE_CHECKING:
+    from gemini_batch_provider.operators.base import GeminiRequestsOperator
 
 BUCKETS = ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "wasbs")
 
@@ -94,3 +97,10 @@ def operator_lineage(*, model: str, input_path: str | None, output_path: str | N
     if len(jobs) == 1:
         run_facets["externalQuery"] = ExternalQueryRunFacet(externalQueryId=jobs[0], source=source)
     return OperatorLineage(inputs=inputs, outputs=outputs, run_facets=run_facets)
+
+
+def task_lineage(task: GeminiRequestsOperator, **ran: Any) -> OperatorLineage:
+    """``operator_lineage`` of one of this provider's tasks: its input file and, unless it only
+    submits (``lands_results``), its results file; and what ``ran`` adds (jobs, summary, source)."""
+    return operator_lineage(model=task.model, input_path=task.input_path,
+                            output_path=task.output_path if task.lands_results else None, **ran)

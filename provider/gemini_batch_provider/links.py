@@ -9,7 +9,7 @@ job. The URL is kept as the task's XCom ``_link_GeminiBatchJobLink``, which Airf
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
@@ -21,20 +21,16 @@ AI_STUDIO_BATCHES = "https://aistudio.google.com/batches"
 VERTEX_AI_CONSOLE = "https://console.cloud.google.com/vertex-ai"
 
 
-def batch_jobs_url(job_names: Sequence[str], vertex: dict[str, Any] | None) -> str:
-    """The console URL for ``job_names``; ``vertex`` holds the connection's ``project`` and
-    ``location`` for a Vertex AI connection, None for the Gemini API."""
-    if vertex is None:
-        return AI_STUDIO_BATCHES
-    project = vertex["project"]
+def vertex_jobs_url(job_names: Sequence[str], project: str, location: str) -> str:
+    """The Vertex AI console's page of one job, or the project's batch predictions for several."""
     if len(job_names) == 1:
         job_id = job_names[0].rsplit("/", 1)[-1]
-        return f"{VERTEX_AI_CONSOLE}/locations/{vertex['location']}/batch-predictions/{job_id}?project={project}"
+        return f"{VERTEX_AI_CONSOLE}/locations/{location}/batch-predictions/{job_id}?project={project}"
     return f"{VERTEX_AI_CONSOLE}/batch-predictions?project={project}"
 
 
 def is_console_url(url: object) -> bool:
-    """Whether ``url`` is one that ``batch_jobs_url`` builds: AI Studio's batch list, or a page of the
+    """Whether ``url`` is one the backends build (``vertex_jobs_url``): AI Studio's batch list, or a page of the
     Vertex AI console (an XCom is any task's to write, so a link read back from one is checked)."""
     if not isinstance(url, str):
         return False

@@ -13,9 +13,7 @@ from packaging.version import Version
 
 from airflow import __version__ as airflow_version
 from gemini_batch_provider.plugins.plugin import GeminiBatchesPlugin
-from tests.airflow.test_hook import _vertex_conn
-from tests.airflow.test_operator import RECORDS
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, RECORDS, vertex_conn
 from tests.dagbag import test_dag
 
 pytestmark = pytest.mark.integration
@@ -50,7 +48,7 @@ def two_connections(airflow_db, emulator, gcs, monkeypatch, tmp_path):
 
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(
         {"conn_type": "gemini", "password": API_KEY, "extra": {"base_url": emulator.base_url}}))
-    _vertex_conn(monkeypatch, emulator, conn_id="gemini_vertex")
+    vertex_conn(monkeypatch, emulator, conn_id="gemini_vertex")
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     common = {"input_path": str(source), "prompt_template": "Summarize: {text}", "key_field": "id",

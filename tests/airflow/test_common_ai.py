@@ -18,8 +18,7 @@ from pydantic import BaseModel
 from gemini_batch_provider.common_ai import GeminiBatchAdapter
 from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
-from tests.airflow.test_operator import RECORDS
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, RECORDS
 from tests.dagbag import test_dag
 
 pytestmark = pytest.mark.integration

@@ -8,6 +8,7 @@ import pytest
 
 from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread
 from gemini_batch_provider.hooks.gemini import GeminiHook
+from tests.conftest import vertex_conn
 
 pytestmark = pytest.mark.integration
 
@@ -64,19 +65,8 @@ def test_upload_create_get_cancel_download(gemini_conn, emulator, tmp_path):
     assert uploaded.name.removeprefix("files/") not in emulator.state.store.files
 
 
-def _vertex_conn(monkeypatch, emulator, conn_id="gemini_vertex", **extra):
-    from tests.emulator.test_vertex import service_account_info
-
-    key = json.dumps(service_account_info(f"{emulator.base_url}/token"))
-    extras = {"vertexai": True, "project": "emu-project", "location": "europe-west4", "base_url": emulator.base_url,
-              **extra}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}",
-                       json.dumps({"conn_type": "gemini", "password": key, "extra": extras}))
-    return conn_id, key
-
-
 def test_a_vertex_connection_uses_the_service_account_key(emulator, monkeypatch):
-    conn_id, _ = _vertex_conn(monkeypatch, emulator)
+    conn_id, _ = vertex_conn(monkeypatch, emulator)
     hook = GeminiHook(conn_id)
     ok, message = hook.test_connection()
     assert ok, message
@@ -100,7 +90,7 @@ def test_a_bad_vertex_connection_is_refused_without_its_secret(monkeypatch, pass
 
 
 def test_a_bigquery_source_and_destination_pass_through_to_the_vertex_job(emulator, monkeypatch):
-    conn_id, _ = _vertex_conn(monkeypatch, emulator)
+    conn_id, _ = vertex_conn(monkeypatch, emulator)
     hook = GeminiHook(conn_id)
     job = hook.create_batch_job("gemini-2.5-flash", src="bq://emu-project.reviews.input", display_name="from-bq",
                                 dest="bq://emu-project.reviews.scored")
@@ -118,7 +108,7 @@ def test_the_connection_secrets_are_registered_with_the_secrets_masker(emulator,
     api_key = "masker-check-key-7f3a91"
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_MASKED", json.dumps(
         {"conn_type": "gemini", "password": api_key, "extra": {"base_url": emulator.base_url}}))
-    conn_id, key = _vertex_conn(monkeypatch, emulator)
+    conn_id, key = vertex_conn(monkeypatch, emulator)
     private_key = json.loads(key)["private_key"]
     for read in ("gemini_masked", conn_id):  # reading the connection registers its secrets
         assert GeminiHook(read).connection.password

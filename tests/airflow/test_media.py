@@ -13,7 +13,7 @@ import pytest
 
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
 from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
-from tests.airflow.test_operator import _run_dag
+from tests.conftest import run_dag, vertex_conn
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def _photo_records(web_server):
 def test_media_rows_are_answered_from_their_media_then_the_uploads_are_removed(airflow_db, emulator, gemini_conn,
                                                                                 tmp_path, web_server, dag_id, path):
     records = _photo_records(web_server)
-    dag_run, rows = _run_dag(tmp_path, dag_id, records)
+    dag_run, rows = run_dag(tmp_path, dag_id, records)
     assert dag_run.state == "success"
     text = {r["key"]: r["text"] for r in rows}
     assert sorted(text) == sorted(r["id"] for r in records)
@@ -200,9 +200,7 @@ def test_the_emulator_refuses_a_deleted_file_and_bad_base64(client):
 
 def test_on_vertex_gs_media_go_straight_in_and_large_local_ones_are_staged_in_cloud_storage(
         airflow_db, emulator, gcs, monkeypatch, tmp_path):
-    from tests.airflow.test_hook import _vertex_conn
-
-    _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
+    vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
     gcs.bucket("bkt").blob("photos/chelsea.png").upload_from_filename(str(SKIMAGE_DATA / "chelsea.png"))
     records = [{"id": "cat", "question": QUESTION, "photo": "gs://bkt/photos/chelsea.png"},  # read by Vertex AI
                {"id": "astronaut", "question": QUESTION, "photo": str(SKIMAGE_DATA / "astronaut.png")},  # staged

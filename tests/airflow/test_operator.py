@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 
 import pytest
 
-from gemini_batch_provider.operators.run import TaskRun, scratch_folder, task_scratch
-from tests.conftest import API_KEY
-from tests.dagbag import DagBag, register
+from gemini_batch_provider.operators.task import scratch_folder, task_scratch
+from tests.conftest import API_KEY, RECORDS, run_dag, vertex_conn
+from tests.dagbag import DagBag
 
 pytestmark = pytest.mark.integration
 
-RECORDS = [{"id": f"doc-{i}", "text": f"Document {i} is about topic {i % 3}. It has two sentences."} for i in range(7)]
 NONE = {"succeeded": 0, "failed": 0, "invalid_output": 0, "missing": 0, "expired": 0, "cancelled": 0}
-
-
-def _run_dag(tmp_path, dag_id, records, registered=False):
-    """Run ``dag_id`` through ``dag.test()`` on ``records``; ``registered``: write the DAGs to the
-    metadata database first, as the dag-processor does (a DAG with assets needs it)."""
-    tmp_path.mkdir(exist_ok=True)
-    source, output = tmp_path / "in.jsonl", tmp_path / "results.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in records))
-    from tests.conftest import DAGS_FOLDER
-
-    dagbag = DagBag(dag_folder=DAGS_FOLDER)
-    if registered:
-        register(dagbag)
-    dag_run = dagbag.get_dag(dag_id).test(run_conf={"in": str(source), "out": str(output)})
-    rows = [json.loads(line) for line in output.read_text().splitlines()] if output.exists() else []
-    return dag_run, rows
 
 
 
 @pytest.mark.parametrize("dag_id", ["gemini_op_deferrable", "gemini_op_polling"])
 def test_lands_one_row_per_record(airflow_db, emulator, gemini_conn, tmp_path, dag_id):
-    dag_run, rows = _run_dag(tmp_path, dag_id, RECORDS)
+    dag_run, rows = run_dag(tmp_path, dag_id, RECORDS)
     assert dag_run.state == "success"
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
     prompts = {r["id"]: f"Summarize: {r['text']}" for r in RECORDS}
@@ -64,26 +46,20 @@ def test_lands_one_row_per_record(airflow_db, emulator, gemini_conn, tmp_path, d
     assert not task_scratch(f"airflow:{dag_id}:batch:{dag_run.run_id}:-1").exists()
 
 
-def test_what_a_killed_try_downloaded_is_removed_by_the_next_try(gemini_conn):
-    from gemini_batch_provider.core.plan import BatchPlan
-    from gemini_batch_provider.core.requests import RequestSpec
-    from gemini_batch_provider.hooks.gemini import GeminiHook
-
+def test_what_a_killed_try_downloaded_is_removed_by_the_next_try():
     identity = "airflow:d:t:manual__killed:-1"
-    # A try killed while landing: its output download stays, as no finally or finaliser ran.
-    killed = scratch_folder(identity) / "gemini-output-x" / "output-00000.jsonl"
-    killed.parent.mkdir()
+    # A try killed while landing: its output download stays, as no finally ran.
+    killed = task_scratch(identity) / "tmp-killed" / "gemini-output-x" / "output-00000.jsonl"
+    killed.parent.mkdir(parents=True)
     killed.write_bytes(b'{"key": "a", "response": {}}\n' * 1000)
-    plan = BatchPlan(model="gemini-2.5-flash", spec=RequestSpec("{text}"), output_path="/tmp/o.jsonl", records=())
-    run = TaskRun(plan, GeminiHook(), logging.getLogger(__name__), identity)
-    assert not killed.exists() and list(task_scratch(identity).iterdir()) == [run.scratch]
-    del run  # the try is done with its run: its folder goes, and the task instance's with it
-    gc.collect()
+    with scratch_folder(identity) as folder:
+        assert not killed.exists() and list(task_scratch(identity).iterdir()) == [folder]
+    # The try is done with its folder: it goes, and the task instance's with it.
     assert not task_scratch(identity).exists()
 
 
 def test_bad_input_fails_before_anything_is_uploaded(airflow_db, emulator, gemini_conn, tmp_path):
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_deferrable", [*RECORDS, {"id": "doc-0", "text": "a duplicate"}])
+    dag_run, rows = run_dag(tmp_path, "gemini_op_deferrable", [*RECORDS, {"id": "doc-0", "text": "a duplicate"}])
     assert dag_run.state == "failed"
     assert emulator.state.store.files == {} and emulator.state.store.batches == {}
     assert rows == [] and list(tmp_path.glob("results.jsonl*")) == []
@@ -93,7 +69,7 @@ def test_bad_input_fails_before_anything_is_uploaded(airflow_db, emulator, gemin
 def test_a_job_that_did_not_succeed_lands_every_row_then_fails_the_task(airflow_db, emulator, gemini_conn, tmp_path,
                                                                        outcome, status):
     emulator.configure("batches", outcome=outcome)
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_deferrable", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_deferrable", RECORDS)
     assert dag_run.state == "failed"
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
     [job] = emulator.state.store.batches.values()
@@ -103,7 +79,7 @@ def test_a_job_that_did_not_succeed_lands_every_row_then_fails_the_task(airflow_
 
 def test_a_thinking_model_is_billed_its_thoughts_at_the_output_price_and_estimated_within_2x(
         airflow_db, emulator, gemini_conn, tmp_path):
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_thinking", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_thinking", RECORDS)
     assert dag_run.state == "success"
     prompts = {r["id"]: f"Summarize: {r['text']}" for r in RECORDS}
     for row in rows:  # the answer without its thoughts; the thoughts, asked for, in a field of their own
@@ -118,7 +94,7 @@ def test_a_thinking_model_is_billed_its_thoughts_at_the_output_price_and_estimat
 
 def test_online_operator_lands_the_same_schema_and_summary(airflow_db, emulator, gemini_conn, tmp_path):
     emulator.state.faults.config.error_503_rate = 0.3  # some calls fail and are retried
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_online", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_online", RECORDS)
     assert dag_run.state == "success"
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
     assert all(set(r) == {"key", "status", "path", "text", "parsed", "embedding", "usage", "error", "finish_reason",
@@ -136,7 +112,7 @@ def test_structured_output_is_parsed_and_what_does_not_match_is_invalid_output(a
     # The emulator answers with the sentence that sums the text up best: one over the 40 characters
     # the schema allows for this record.
     long = {"id": "long", "text": "This record has a first sentence that is far longer than forty characters."}
-    dag_run, rows = _run_dag(tmp_path, dag_id, [*RECORDS, long])
+    dag_run, rows = run_dag(tmp_path, dag_id, [*RECORDS, long])
     assert dag_run.state == "success"
     by_key = {r["key"]: r for r in rows}
     assert len(rows) == len(by_key) == 8
@@ -152,17 +128,17 @@ def test_structured_output_is_parsed_and_what_does_not_match_is_invalid_output(a
 
 
 def test_auto_mode_routes_small_sets_online_and_large_ones_to_batch(airflow_db, emulator, gemini_conn, tmp_path):
-    small_run, small_rows = _run_dag(tmp_path / "small", "gemini_op_auto", RECORDS[:5])
+    small_run, small_rows = run_dag(tmp_path / "small", "gemini_op_auto", RECORDS[:5])
     assert small_run.state == "success" and {r["path"] for r in small_rows} == {"online"}
     assert emulator.state.store.batches == {}
-    large_run, large_rows = _run_dag(tmp_path / "large", "gemini_op_auto", RECORDS)
+    large_run, large_rows = run_dag(tmp_path / "large", "gemini_op_auto", RECORDS)
     assert large_run.state == "success" and {r["path"] for r in large_rows} == {"batch"}
     assert len(emulator.state.store.batches) == 1
 
 
 def test_deadline_cancels_the_batch_and_finishes_every_row_online(airflow_db, emulator, gemini_conn, tmp_path):
     emulator.configure("batches", pending_s=60)  # the batch would not finish before the 1 s deadline
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_deadline", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_deadline", RECORDS)
     assert dag_run.state == "success"
     [batch] = emulator.state.store.batches.values()
     assert batch.resource["state"] == "BATCH_STATE_CANCELLED"
@@ -185,7 +161,7 @@ def test_retryable_row_errors_of_the_batch_run_again_online(airflow_db, emulator
     emulator.configure("batches", row_errors=errors)
     hit = {r["id"] for r in RECORDS if errors.hits(r["id"])}
     assert 0 < len(hit) < len(RECORDS)  # the rate and keys give both kinds of row
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_rerun", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_rerun", RECORDS)
     assert dag_run.state == "success"
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)  # each row once
     by_key = {r["key"]: r for r in rows}
@@ -208,14 +184,14 @@ def test_retryable_row_errors_of_the_batch_run_again_online(airflow_db, emulator
 
 def test_deadline_with_cancel_lands_cancelled_rows_and_fails(airflow_db, emulator, gemini_conn, tmp_path):
     emulator.configure("batches", pending_s=60)
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_deadline_cancel", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_deadline_cancel", RECORDS)
     assert dag_run.state == "failed"
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
     assert {(r["status"], r["path"]) for r in rows} == {("cancelled", "batch")}
 
 
 def test_input_is_split_over_jobs_and_joined_back(airflow_db, emulator, gemini_conn, tmp_path):
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_sharded", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_sharded", RECORDS)
     assert dag_run.state == "success"
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
     assert all(r["status"] == "succeeded" for r in rows)
@@ -226,7 +202,7 @@ def test_input_is_split_over_jobs_and_joined_back(airflow_db, emulator, gemini_c
 
 
 def test_a_retry_after_a_lost_worker_reattaches_instead_of_paying_twice(airflow_db, emulator, gemini_conn, tmp_path):
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_retry", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_retry", RECORDS)
     assert dag_run.state == "success"
     assert dag_run.get_task_instance("batch").try_number == 2
     assert len(emulator.state.store.batches) == 1  # one job: the second try found the first try's
@@ -238,7 +214,7 @@ def test_a_damaged_ledger_fails_the_task_instead_of_submitting_again(airflow_db,
     tmp_path.mkdir(exist_ok=True)
     ledger = tmp_path / "results.jsonl.gemini-batch.json"
     ledger.write_text('{"identity": "gemini_op_deferrable/batch/run/1", "shards": [{"ind')  # cut short
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_deferrable", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_deferrable", RECORDS)
     assert dag_run.state == "failed" and rows == []
     assert list(client.batches.list()) == []  # nothing submitted, nothing paid for
     assert ledger.read_text().endswith('"ind')  # left as found, for whoever restores it
@@ -267,7 +243,7 @@ def test_the_same_run_again_reattaches_and_a_changed_input_fails(airflow_db, emu
 
 
 def test_granular_submit_sensor_results(airflow_db, emulator, gemini_conn, tmp_path):
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_granular", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_granular", RECORDS)
     assert dag_run.state == "success"
     job_names = dag_run.get_task_instance("submit").xcom_pull(task_ids="submit")
     assert len(job_names) == 2 == len(emulator.state.store.batches)
@@ -281,7 +257,7 @@ def test_granular_submit_sensor_results(airflow_db, emulator, gemini_conn, tmp_p
 
 
 def test_landing_reads_each_keys_job_from_the_ledger_not_from_the_input(airflow_db, emulator, gemini_conn, tmp_path):
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_granular_input_gone", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_granular_input_gone", RECORDS)
     assert dag_run.state == "success" and not (tmp_path / "in.jsonl").exists()
     assert len(emulator.state.store.batches) == 3  # 3 + 3 + 1 rows, each key joined to its own job's output
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS] and all(r["status"] == "succeeded" for r in rows)
@@ -289,36 +265,42 @@ def test_landing_reads_each_keys_job_from_the_ledger_not_from_the_input(airflow_
     assert [json.loads(line) for line in keys] == [[r["id"], i // 3] for i, r in enumerate(RECORDS)]
 
 
-def test_on_kill_cancels_the_jobs_the_task_created(emulator, gemini_conn, tmp_path):
-    from types import SimpleNamespace
+def test_on_kill_cancels_the_jobs_the_task_created(airflow_db, emulator, gemini_conn, tmp_path):
+    import uuid
 
-    from gemini_batch_provider.operators.batch import GeminiBatchOperator
+    import pendulum
+    from airflow.sdk import DAG
+
+    from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
+    from tests.dagbag import test_dag
+
+    class KilledAfterSubmit(GeminiSubmitBatchOperator):
+        def execute(self, context):
+            names = super().execute(context)
+            self.on_kill()  # what Airflow calls on the running task when a user kills it (mark failed, clear)
+            return names
 
     emulator.configure("batches", outcome="stall")
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    task = GeminiBatchOperator(task_id="batch", input_path=str(source), output_path=str(tmp_path / "out.jsonl"),
-                               prompt_template="Summarize: {text}", key_field="id", max_requests_per_job=4)
-    # What Airflow hands execute(): the task instance's identity (a stand-in holding just that).
-    pushed = {}
-    ti = SimpleNamespace(dag_id="d", task_id="batch", run_id="r", map_index=-1, try_number=1,
-                         xcom_push=lambda key, value: pushed.update({key: value}))
-    with task.task_run({"ti": ti}) as run:
-        ledger = task.submit({"ti": ti}, run)
-    assert len(ledger.job_names) == 2 and pushed["_link_GeminiBatchJobLink"] == "https://aistudio.google.com/batches"
-    record = pushed["gemini_batch_jobs"]  # what the Gemini batches page finds while the jobs run
-    assert record["batch_jobs"] == ledger.job_names and record["conn_id"] == gemini_conn
+    with DAG(dag_id=f"on_kill_{uuid.uuid4().hex[:8]}", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        KilledAfterSubmit(task_id="submit", input_path=str(source), output_path=str(tmp_path / "out.jsonl"),
+                          prompt_template="Summarize: {text}", key_field="id", max_requests_per_job=4)
+    dag_run = test_dag(dag, tmp_path / "no-dags")
+    ti = dag_run.get_task_instance("submit")
+    names = ti.xcom_pull(task_ids="submit")
+    assert len(names) == 2
+    assert ti.xcom_pull(task_ids="submit", key="_link_GeminiBatchJobLink") == "https://aistudio.google.com/batches"
+    record = ti.xcom_pull(task_ids="submit", key="gemini_batch_jobs")  # what the Gemini batches page finds
+    assert record["batch_jobs"] == names and record["conn_id"] == gemini_conn
     assert record["output_path"] == str(tmp_path / "out.jsonl") and record["estimated_cost_usd"] > 0
-    task.on_kill()
     states = {b.resource["state"] for b in emulator.state.store.batches.values()}
     assert states == {"BATCH_STATE_CANCELLED"}
 
 
 def test_the_online_operator_runs_through_a_vertex_connection(airflow_db, emulator, monkeypatch, tmp_path):
-    from tests.airflow.test_hook import _vertex_conn
-
-    _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_online", RECORDS)
+    vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
+    dag_run, rows = run_dag(tmp_path, "gemini_op_online", RECORDS)
     assert dag_run.state == "success"
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
     assert all(r["status"] == "succeeded" and r["path"] == "online" for r in rows)
@@ -328,12 +310,10 @@ def test_the_online_operator_runs_through_a_vertex_connection(airflow_db, emulat
 def test_the_batch_operator_on_vertex_stages_in_cloud_storage(airflow_db, emulator, gcs, monkeypatch, tmp_path,
                                                               row_error_rate):
     from gemini_batch_provider.emulator import RowErrors
-    from tests.airflow.test_hook import _vertex_conn
-
-    _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
+    vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
     errors = RowErrors(rate=row_error_rate)
     emulator.configure("vertex", row_errors=errors)
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_vertex", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_vertex", RECORDS)
     assert dag_run.state == "success"  # PARTIALLY_SUCCEEDED lands its failed rows and succeeds
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
     failed = {r["key"] for r in rows if r["status"] == "failed"}
@@ -352,11 +332,9 @@ def test_the_batch_operator_on_vertex_stages_in_cloud_storage(airflow_db, emulat
 @pytest.mark.parametrize(("outcome", "status"), [("fail", "missing"), ("expire", "expired")])
 def test_a_vertex_job_that_did_not_succeed_lands_every_row_then_fails(airflow_db, emulator, gcs, monkeypatch,
                                                                       tmp_path, outcome, status):
-    from tests.airflow.test_hook import _vertex_conn
-
-    _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
+    vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
     emulator.configure("vertex", outcome=outcome)
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_vertex", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_vertex", RECORDS)
     assert dag_run.state == "failed"
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS]
     assert all(r["status"] == status and "/batchPredictionJobs/" in r["error"]["message"] for r in rows)
@@ -369,11 +347,10 @@ def test_a_vertex_job_that_did_not_succeed_lands_every_row_then_fails(airflow_db
 @pytest.mark.parametrize("vertex", [False, True])
 def test_results_and_ledger_can_live_in_cloud_storage(airflow_db, emulator, gemini_conn, gcs, monkeypatch, tmp_path,
                                                       vertex):
-    from tests.airflow.test_hook import _vertex_conn
     from tests.conftest import DAGS_FOLDER
 
     if vertex:
-        _vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
+        vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     dag_id = "gemini_op_vertex" if vertex else "gemini_op_deferrable"
@@ -388,7 +365,7 @@ def test_results_and_ledger_can_live_in_cloud_storage(airflow_db, emulator, gemi
 
 
 def test_a_budget_below_the_estimate_fails_before_anything_is_sent(airflow_db, emulator, gemini_conn, tmp_path):
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_budget", RECORDS)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_budget", RECORDS)
     assert dag_run.state == "failed"
     assert emulator.state.store.files == {} and emulator.state.store.batches == {} and rows == []
 
@@ -420,7 +397,7 @@ def test_embeddings_land_one_vector_per_record(airflow_db, emulator, gemini_conn
     import math
 
     records = [*RECORDS, {"id": "same-as-0", "text": RECORDS[0]["text"]}, {"id": "other", "text": "Zebras graze."}]
-    dag_run, rows = _run_dag(tmp_path, dag_id, records)
+    dag_run, rows = run_dag(tmp_path, dag_id, records)
     assert dag_run.state == "success"
     keys, ids = [r["key"] for r in rows], [r["id"] for r in records]
     assert sorted(keys) == sorted(ids)
@@ -479,7 +456,7 @@ def test_the_results_asset_event_carries_the_summary_and_the_task_links_to_its_j
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    dag_run, rows = _run_dag(tmp_path, "gemini_op_asset", RECORDS, registered=True)
+    dag_run, rows = run_dag(tmp_path, "gemini_op_asset", RECORDS, registered=True)
     assert dag_run.state == "success"
     ti = dag_run.get_task_instance("batch")
     summary = ti.xcom_pull(task_ids="batch")
@@ -493,12 +470,11 @@ def test_the_results_asset_event_carries_the_summary_and_the_task_links_to_its_j
 
 
 def test_the_vertex_link_opens_the_job_or_the_project_list():
-    from gemini_batch_provider.links import batch_jobs_url
+    from gemini_batch_provider.links import vertex_jobs_url
 
-    vertex = {"project": "acme", "location": "europe-west4"}
-    assert batch_jobs_url(["projects/1/locations/europe-west4/batchPredictionJobs/42"], vertex) == (
+    assert vertex_jobs_url(["projects/1/locations/europe-west4/batchPredictionJobs/42"], "acme", "europe-west4") == (
         "https://console.cloud.google.com/vertex-ai/locations/europe-west4/batch-predictions/42?project=acme")
-    assert batch_jobs_url(["a/1", "a/2"], vertex) == (
+    assert vertex_jobs_url(["a/1", "a/2"], "acme", "europe-west4") == (
         "https://console.cloud.google.com/vertex-ai/batch-predictions?project=acme")
 
 
@@ -519,7 +495,8 @@ def test_a_prompt_takes_airflows_jinja_then_each_rows_fields_and_raw_braces_reac
 
 
 def test_the_estimate_takes_the_prompt_side_from_count_tokens_on_a_sample_of_rows(emulator, client, gemini_conn):
-    from gemini_batch_provider.core.plan import BatchPlan, Budget
+    from gemini_batch_provider.core.estimate import checked_cost
+    from gemini_batch_provider.core.plan import BatchPlan, Budget, RunInput
     from gemini_batch_provider.core.requests import RequestSpec
     from gemini_batch_provider.hooks.gemini import GeminiHook
 
@@ -532,8 +509,8 @@ def test_the_estimate_takes_the_prompt_side_from_count_tokens_on_a_sample_of_row
     def estimated_prompt(sample):
         plan = BatchPlan(model="gemini-2.5-flash-lite", spec=RequestSpec("Explain: {code}", generation_config=config),
                          output_path="/tmp/o.jsonl", records=tuple(records), budget=Budget(count_tokens_sample=sample))
-        with TaskRun(plan, GeminiHook(), logging.getLogger(__name__), f"airflow:d:t:sample{sample}:-1") as run:
-            usd = run.check_budget(run.checked_estimate(), batch=True)
+        _, usd = checked_cost(plan, GeminiHook().backend, RunInput(plan.records, plan.spec), True,
+                              logging.getLogger(__name__))
         return (usd * 2e6 - len(records) * 0.40) / 0.10
 
     assert estimated_prompt(0) < 0.8 * actual  # the rule of thumb alone

@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 
-from tests.airflow.test_operator import RECORDS
 from tests.dagbag import DagBag
 
 pytestmark = pytest.mark.integration
@@ -50,7 +49,7 @@ def _lines(records):
 @pytest.mark.parametrize("store", ["local", "gs", "s3"])
 def test_the_same_dag_lands_the_same_rows_wherever_input_and_results_live(airflow_db, emulator, gemini_conn, tmp_path,
                                                                          request, store):
-    from tests.conftest import DAGS_FOLDER
+    from tests.conftest import DAGS_FOLDER, RECORDS
 
     if store == "local":
         (tmp_path / "in.jsonl").write_text(_lines(RECORDS))
@@ -85,7 +84,7 @@ def test_the_same_dag_lands_the_same_rows_wherever_input_and_results_live(airflo
 
 def test_a_scheme_airflow_has_no_filesystem_for_fails_before_anything_is_sent(airflow_db, emulator, client,
                                                                               gemini_conn, tmp_path):
-    from tests.conftest import DAGS_FOLDER
+    from tests.conftest import DAGS_FOLDER, RECORDS
 
     (tmp_path / "in.jsonl").write_text(_lines(RECORDS))
     run_conf = {"in": str(tmp_path / "in.jsonl"), "out": "nosuchfs://bucket/results.jsonl"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gemini_batch_provider.core.errors import LedgerError
-from gemini_batch_provider.core.jobs import JobStatus, gemini_job_status
+from gemini_batch_provider.core.jobs import JobStatus
 from gemini_batch_provider.core.ledger import (
     CREATED,
     VERSION,
@@ -20,7 +20,6 @@ from gemini_batch_provider.core.ledger import (
     ledger_location,
 )
 from gemini_batch_provider.core.shards import KEYS_FILE, ShardLimits, write_shards
-from gemini_batch_provider.hooks.polling import get_operation
 from gemini_batch_provider.storage import Location
 
 
@@ -112,28 +111,41 @@ def test_a_keys_file_that_does_not_match_its_ledger_is_a_ledger_error_naming_bot
     assert str(keys) in str(raised.value) and store.ledger.url in str(raised.value)
 
 
+class Answering:
+    """A backend whose one poll answers ``status`` (None: it must not be asked)."""
+
+    def __init__(self, status: JobStatus | None) -> None:
+        self.status = status
+
+    def job_status(self, name: str) -> JobStatus:
+        assert self.status is not None, "no job to ask of the API"
+        return self.status
+
+
 def test_a_recorded_job_is_checked_against_its_shard(tmp_path):
     store, ledger = _written(tmp_path)
     record = ledger.shards[1]
     with pytest.raises(LedgerError, match="records no job for shard 1"):
-        store.recorded_job(record, lambda name: pytest.fail("no job to ask of the API"))
+        store.recorded_job(record, Answering(None))
     record.job = "batches/b"
     own = JobStatus("batches/b", "JOB_STATE_RUNNING", display_name=record.display_name, requests=3)
-    assert store.recorded_job(record, lambda name: own) is own
+    assert store.recorded_job(record, Answering(own)) is own
     not_counted_yet = JobStatus("batches/b", "JOB_STATE_PENDING", display_name=record.display_name)
-    assert store.recorded_job(record, lambda name: not_counted_yet) is not_counted_yet
+    assert store.recorded_job(record, Answering(not_counted_yet)) is not_counted_yet
     for other in (JobStatus("batches/b", "JOB_STATE_SUCCEEDED", display_name="name 2/3 other", requests=3),
                   JobStatus("batches/b", "JOB_STATE_SUCCEEDED", display_name=record.display_name, requests=4)):
         with pytest.raises(LedgerError, match=r"says shard 1 .* is batches/b, but that job is .*another input's job"):
-            store.recorded_job(record, lambda name, other=other: other)
+            store.recorded_job(record, Answering(other))
 
 
-def test_a_recorded_job_the_api_no_longer_knows_is_a_ledger_error_saying_what_to_do(tmp_path, client):
+def test_a_recorded_job_the_api_no_longer_knows_is_a_ledger_error_saying_what_to_do(tmp_path, gemini_conn):
+    from gemini_batch_provider.hooks.gemini import GeminiHook
+
     store, ledger = _written(tmp_path)
     record = ledger.shards[0]
     record.job = "batches/gone"
     with pytest.raises(LedgerError, match=r"batches/gone, which the API no longer knows .*delete it .* to submit"):
-        store.recorded_job(record, lambda name: gemini_job_status(name, get_operation(client, name)))
+        store.recorded_job(record, GeminiHook().backend)
 
 
 def test_a_missing_or_moved_keys_file_is_a_ledger_error(tmp_path):

@@ -100,7 +100,8 @@ def test_cancelling_the_run_cancels_calls_in_flight():
 
         async def run_then_cancel():
             task = asyncio.create_task(engine.run(_requests(10), landed.append, total=10))
-            await asyncio.sleep(0.5)
+            while engine.stats.calls < 4:  # until the engine has filled its 4 call slots (each call takes 30 s)
+                await asyncio.sleep(0)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

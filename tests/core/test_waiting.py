@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 from google.genai import errors
 
-from gemini_batch_provider.core.jobs import JobStatus
-from gemini_batch_provider.core.vocabulary import JobState, WaitEvent, WaitStatus, validate_event
+from gemini_batch_provider.core.jobs import JobStatus, WaitEvent, validate_event
+from gemini_batch_provider.core.vocabulary import JobState, WaitStatus
 from gemini_batch_provider.core.waiting import Polled, PollFailed, WaitPolicy, cancel_unfinished, wait_for_jobs
 
 
 class Script:
-    """Answers polls from a list of states (or exceptions) per job, and records the waits asked for."""
+    """A ``JobWatch`` that answers polls from a list of states (or exceptions) per job, and records
+    the waits asked for and the cancels."""
 
     def __init__(self, **states: list[object]) -> None:
         self.states = {f"batches/{name}": list(answers) for name, answers in states.items()}
@@ -21,7 +23,7 @@ class Script:
         self.waits: list[float] = []
         self.cancelled: list[str] = []
 
-    async def poll(self, name: str) -> JobStatus:
+    async def ajob_status(self, name: str) -> JobStatus:
         self.polls.append(name)
         answer = self.states[name].pop(0) if len(self.states[name]) > 1 else self.states[name][0]
         if isinstance(answer, Exception):
@@ -31,13 +33,13 @@ class Script:
     async def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
 
-    async def cancel(self, name: str) -> None:
+    async def acancel(self, name: str) -> None:
         self.cancelled.append(name)
         self.states[name] = [JobState.CANCELLED]
 
 
 async def _run(script: Script, names: list[str], policy: WaitPolicy) -> list[object]:
-    return [step async for step in wait_for_jobs(names, script.poll, policy, sleep=script.sleep)]
+    return [step async for step in wait_for_jobs(names, script, policy, sleep=script.sleep)]
 
 
 def _unavailable() -> errors.ServerError:
@@ -52,8 +54,7 @@ async def test_polls_back_off_by_half_up_to_the_maximum_with_jitter():
         assert 0.75 * expected <= wait <= 1.25 * expected
     assert len(script.waits) == 8 and len(set(script.waits)) == 8  # jittered: no two waits alike
     assert steps[-1] == WaitEvent(WaitStatus.ENDED, "all batch jobs succeeded",
-                                  [{"name": "batches/a", "state": "JOB_STATE_SUCCEEDED",
-                                    "output_file": "files/out-batches/a"}])
+                                  (JobStatus("batches/a", "JOB_STATE_SUCCEEDED", "files/out-batches/a"),))
 
 
 async def test_an_ended_job_is_not_polled_again_and_bad_endings_are_named():
@@ -79,7 +80,7 @@ async def test_a_permanent_error_ends_the_wait_at_once():
     missing = errors.ClientError(404, {"error": {"code": 404, "message": "no such batch", "status": "NOT_FOUND"}})
     steps = await _run(Script(a=[missing]), ["batches/a"], WaitPolicy(poll_interval=1.0, max_poll_errors=5))
     assert len(steps) == 1 and steps[0].status is WaitStatus.ERROR and "404" in steps[0].message
-    assert steps[0].jobs == [{"name": "batches/a", "state": "JOB_STATE_UNSPECIFIED", "output_file": None}]
+    assert steps[0].jobs == (JobStatus("batches/a", "JOB_STATE_UNSPECIFIED"),)
 
 
 async def test_the_deadline_caps_the_wait():
@@ -95,12 +96,13 @@ async def test_a_passed_deadline_ends_the_wait_after_one_poll():
     steps = await _run(script, ["batches/a"], WaitPolicy(poll_interval=1.0, deadline=time.time() - 1))
     assert script.polls == ["batches/a"]
     assert steps[-1] == WaitEvent(WaitStatus.DEADLINE, "1 batch jobs unfinished at the deadline",
-                                  [{"name": "batches/a", "state": "JOB_STATE_PENDING", "output_file": None}])
+                                  (JobStatus("batches/a", "JOB_STATE_PENDING"),))
 
 
 async def test_cancel_unfinished_cancels_only_what_has_not_ended():
     script = Script(a=[JobState.SUCCEEDED], b=[JobState.RUNNING])
-    statuses = await cancel_unfinished(["batches/a", "batches/b"], script.poll, script.cancel, settle_seconds=5)
+    log = logging.getLogger(__name__)
+    statuses = await cancel_unfinished(["batches/a", "batches/b"], script, log, "Deadline passed", settle_seconds=5)
     assert script.cancelled == ["batches/b"]
     assert [s.state for s in statuses] == [JobState.SUCCEEDED, JobState.CANCELLED]
 
@@ -119,4 +121,4 @@ def test_validate_event_refuses_an_event_about_other_jobs():
     event = {"status": "ended", "message": "", "jobs": [{"name": "batches/b", "state": "X", "output_file": None}]}
     with pytest.raises(ValueError, match=r"about jobs \['batches/b'\], not the task's \['batches/a'\]"):
         validate_event(event, ["batches/a"])
-    assert validate_event(event, ["batches/b"]).jobs == event["jobs"]
+    assert [job.summary() for job in validate_event(event, ["batches/b"]).jobs] == event["jobs"]

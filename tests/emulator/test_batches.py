@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 import urllib.request
 
 import pytest
 from google.genai import errors
+
+from tests.conftest import wait_for_batch
 
 pytestmark = pytest.mark.integration
 
@@ -23,19 +24,6 @@ def _input_file(client, lines):
 
 def _request(text):
     return {"contents": [{"parts": [{"text": text}], "role": "user"}]}
-
-
-def _wait(client, name, timeout=10):
-    deadline = time.monotonic() + timeout
-    states = []
-    while time.monotonic() < deadline:
-        job = client.batches.get(name=name)
-        if not states or states[-1] != job.state.value:
-            states.append(job.state.value)
-        if job.done:
-            return job, states
-        time.sleep(0.05)
-    raise TimeoutError(name)
 
 
 def test_file_batch_goes_pending_running_succeeded_with_one_output_line_per_input(client):
@@ -52,7 +40,7 @@ def test_file_batch_goes_pending_running_succeeded_with_one_output_line_per_inpu
     assert job.name.startswith("batches/")
     assert job.display_name == "nightly"
     assert job.state.value == "JOB_STATE_PENDING"
-    job, states = _wait(client, job.name)
+    job, states = wait_for_batch(client, job.name)
     assert states == ["JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
     assert job.dest.file_name == f"files/batch-{job.name.removeprefix('batches/')}"
     lines = [json.loads(line) for line in client.files.download(file=job.dest.file_name).splitlines()]
@@ -66,7 +54,7 @@ def test_file_batch_goes_pending_running_succeeded_with_one_output_line_per_inpu
 
 def test_operation_wrapping_and_batch_stats_on_the_wire(client, emulator):
     job = client.batches.create(model=MODEL, src=_input_file(client, [{"key": "a", "request": _request("Hi.")}]))
-    _wait(client, job.name)
+    wait_for_batch(client, job.name)
     request = urllib.request.Request(f"{emulator.base_url}/v1beta/{job.name}", headers={"x-goog-api-key": "k"})
     with urllib.request.urlopen(request) as response:
         op = json.loads(response.read())
@@ -127,7 +115,7 @@ def test_row_errors_on_demand_hit_the_same_keys_in_every_job(client, emulator):
     lines = [{"key": f"k{i}", "request": _request(f"Row {i}.")} for i in range(40)]
     failed_per_job = []
     for _ in range(2):
-        job, _ = _wait(client, client.batches.create(model=MODEL, src=_input_file(client, lines)).name)
+        job, _ = wait_for_batch(client, client.batches.create(model=MODEL, src=_input_file(client, lines)).name)
         output = [json.loads(x) for x in client.files.download(file=job.dest.file_name).decode().splitlines()]
         assert [o["key"] for o in output] == [f"k{i}" for i in range(40)]
         failed = {o["key"] for o in output if "error" in o}
@@ -142,7 +130,7 @@ def test_row_errors_on_demand_hit_the_same_keys_in_every_job(client, emulator):
 @pytest.mark.parametrize(("outcome", "state"), [("fail", "JOB_STATE_FAILED"), ("expire", "JOB_STATE_EXPIRED")])
 def test_jobs_fail_or_expire_on_demand_without_results(client, emulator, outcome, state):
     emulator.configure("batches", outcome=outcome)
-    job, states = _wait(client, client.batches.create(model=MODEL, src=_input_file(client, [
+    job, states = wait_for_batch(client, client.batches.create(model=MODEL, src=_input_file(client, [
         {"key": "a", "request": _request("Hi.")}])).name)
     assert job.state.value == state and job.dest is None
     assert ("JOB_STATE_RUNNING" in states) == (outcome == "fail")
@@ -151,7 +139,11 @@ def test_jobs_fail_or_expire_on_demand_without_results(client, emulator, outcome
 def test_a_stalled_job_runs_until_cancelled(client, emulator):
     emulator.configure("batches", outcome="stall")
     name = client.batches.create(model=MODEL, src=_input_file(client, [{"key": "a", "request": _request("Hi.")}])).name
-    time.sleep(emulator.state.batches.pending_s + emulator.state.batches.running_s + 0.3)
+    emulator.configure("batches", outcome="succeed")
+    # A job created after it, with the same timing, ends: the stalled one would have ended by then.
+    later, _ = wait_for_batch(client, client.batches.create(model=MODEL, src=_input_file(client, [
+        {"key": "a", "request": _request("Hi.")}])).name)
+    assert later.state.value == "JOB_STATE_SUCCEEDED"
     assert client.batches.get(name=name).state.value == "JOB_STATE_RUNNING"
     client.batches.cancel(name=name)
     assert client.batches.get(name=name).state.value == "JOB_STATE_CANCELLED"
@@ -167,7 +159,7 @@ def test_enqueued_token_limit_answers_429_on_create_until_a_job_ends(client, emu
     assert refused.value.code == 429 and refused.value.status == "RESOURCE_EXHAUSTED"
     delay = refused.value.details["error"]["details"][0]["retryDelay"]
     assert 0 < float(delay.rstrip("s")) <= emulator.state.batches.pending_s + emulator.state.batches.running_s
-    _wait(client, first)
+    wait_for_batch(client, first)
     assert client.batches.create(model=MODEL, src=second_file).name  # room again
 
 
@@ -192,7 +184,7 @@ def test_files_and_jobs_survive_a_restart_and_jobs_carry_on(tmp_path):
         name = client.batches.create(model=MODEL, src=_input_file(client, lines)).name
         port = emu.port
     with EmulatorThread(config, port=port) as emu:  # the same folder and address: clients carry on
-        job, _ = _wait(client, name)
+        job, _ = wait_for_batch(client, name)
         assert job.state.value == "JOB_STATE_SUCCEEDED"
         [line] = client.files.download(file=job.dest.file_name).decode().splitlines()
         assert json.loads(line)["key"] == "a"

@@ -10,7 +10,7 @@ import warnings
 import pytest
 from google.genai import errors, types
 
-from tests.emulator.test_batches import _wait
+from tests.conftest import wait_for_batch
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def test_an_embeddings_batch_answers_each_line_with_a_vector(client):
         warnings.simplefilter("ignore", errors.ExperimentalWarning)
         job = client.batches.create_embeddings(model=MODEL, src={"file_name": src}, config={"display_name": "emb"})
     assert job.display_name == "emb"
-    job, states = _wait(client, job.name)
+    job, states = wait_for_batch(client, job.name)
     assert states[-1] == "JOB_STATE_SUCCEEDED"
     out = [json.loads(line) for line in client.files.download(file=job.dest.file_name).splitlines()]
     assert [line["key"] for line in out] == ["a", "b", "c"]

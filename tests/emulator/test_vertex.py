@@ -8,24 +8,15 @@ import re
 import time
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google import genai
 from google.genai import errors, types
 from google.oauth2 import service_account
 
+from tests.conftest import service_account_info
+
 pytestmark = pytest.mark.integration
 
 MODEL = "gemini-2.5-flash"
-
-
-def service_account_info(token_uri: str) -> dict[str, str]:
-    """A service-account key as Google hands it out, with a fresh RSA key, for ``token_uri``."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    return {"type": "service_account", "project_id": "emu-project", "private_key_id": "k1", "private_key": pem,
-            "client_email": "airflow@emu-project.iam.gserviceaccount.com", "client_id": "1", "token_uri": token_uri}
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ PRICED_ONE_BY_ONE_ABOVE = 32_000  # prompt tokens: no long-context tier may star
 
 def _rate(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number of US dollars per million tokens, zero or more, "
+        raise InputError(f"{name} must be a finite number of US dollars per million tokens, zero or more, "
                          f"got {value!r}")
 
 
@@ -48,7 +48,7 @@ class LongContext:
     def __post_init__(self) -> None:
         above = self.above_prompt_tokens
         if isinstance(above, bool) or not isinstance(above, int) or above < PRICED_ONE_BY_ONE_ABOVE:
-            raise ValueError(f"above_prompt_tokens must be a whole number of tokens from {PRICED_ONE_BY_ONE_ABOVE}, "
+            raise InputError(f"above_prompt_tokens must be a whole number of tokens from {PRICED_ONE_BY_ONE_ABOVE}, "
                              f"got {above!r}")
         for name in ("input", "output", "cached"):
             if getattr(self, name) is not None:
@@ -63,7 +63,7 @@ class ModelPrice:
     ``long_context`` tier (None: one tier); where the figures come from and when (``source``,
     ``as_of``).
 
-    :raises ValueError: for a figure that is not a finite number of dollars, zero or more.
+    :raises InputError: (a ValueError) for a figure that is not a finite number of dollars, zero or more.
     """
 
     input: float
@@ -84,20 +84,20 @@ class ModelPrice:
     def from_mapping(cls, values: Mapping[str, Any]) -> ModelPrice:
         """A price from a table of ``prices.toml`` or an operator's ``prices`` entry.
 
-        :raises ValueError: for an unknown field, a missing rate, or a figure that is not a price.
+        :raises InputError: (a ValueError) for an unknown field, a missing rate, or a figure that is not a price.
         """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown field(s) {unknown}; a price has {sorted(known)}")
+            raise InputError(f"unknown field(s) {unknown}; a price has {sorted(known)}")
         missing = [name for name in ("input", "output", "cached") if name not in values]
         if missing:
-            raise ValueError(f"missing {missing}")
+            raise InputError(f"missing {missing}")
         long = values.get("long_context")
         try:
             return cls(**{**values, "long_context": LongContext(**long) if long is not None else None})
         except TypeError as exc:
-            raise ValueError(str(exc)) from None
+            raise InputError(str(exc)) from None
 
     def rates(self, prompt_tokens: int) -> tuple[float, float, float]:
         """``(input, output, cached)`` for a request of ``prompt_tokens``: the long-context tier's

@@ -1,16 +1,18 @@
-"""A batch job's status as one poll gives it: state, output file and progress together.
+"""A batch job's status as one poll gives it (state, output file and progress together), and the
+one event a wait ends with, which the trigger and the in-worker wait hand to ``execute_complete``.
 
-Read from the resource the API answers a ``GET`` with, in either API's wire shape, so that a poll
-of a running job is one request. The SDK's ``batches.get`` would need a second one: it drops the
-Gemini API's ``batchStats``. Plain data, no SDK: the trigger's engine uses it on the event loop.
+Each backend reads a status from the resource its API answers a ``GET`` with (``backends``). Plain
+data, no SDK: the trigger's engine uses it on the event loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .vocabulary import TERMINAL, job_summary, state_name
+from .errors import WaitEventError
+from .vocabulary import TERMINAL, WaitStatus, job_summary
 
 
 @dataclass(frozen=True)
@@ -47,44 +49,44 @@ class JobStatus:
                 f"{self.failed} failed, {self.pending} pending")
 
 
-def _count(fields: dict[str, Any], name: str) -> int:
-    return int(fields.get(name) or 0)  # int64 fields come as strings
+@dataclass(frozen=True)
+class WaitEvent:
+    """The one event a wait ends with; ``jobs`` in the order waited on (``name``, ``state`` and
+    ``output_file`` of each: what an event carries)."""
+
+    status: WaitStatus
+    message: str
+    jobs: tuple[JobStatus, ...]
+
+    @property
+    def past_deadline(self) -> bool:
+        return self.status is WaitStatus.DEADLINE
+
+    def payload(self) -> dict[str, Any]:
+        """The event as JSON-ready data (a ``TriggerEvent``'s payload)."""
+        return {"status": self.status.value, "message": self.message, "jobs": [job.summary() for job in self.jobs]}
 
 
-def gemini_job_status(name: str, operation: dict[str, Any]) -> JobStatus:
-    """Job ``name`` (as polled) from its long-running Operation (``batches.get``): ``metadata`` holds the
-    ``GenerateContentBatch`` or ``EmbedContentBatch``, with ``state``, ``batchStats`` and
-    ``output.responsesFile`` (https://ai.google.dev/api/batch-mode#GenerateContentBatch)."""
-    batch = operation.get("metadata") or {}
-    stats = batch.get("batchStats") or {}
-    return JobStatus(
-        name=name,
-        state=state_name(batch.get("state")),
-        output_file=(batch.get("output") or {}).get("responsesFile"),
-        display_name=batch.get("displayName"),
-        requests=_count(stats, "requestCount"),
-        succeeded=_count(stats, "successfulRequestCount"),
-        failed=_count(stats, "failedRequestCount"),
-        pending=_count(stats, "pendingRequestCount"),
-    )
+def validate_event(event: Any, job_names: Iterable[str] | None = None) -> WaitEvent:
+    """The ``WaitEvent`` in an ``execute_complete`` event payload.
 
-
-def vertex_job_status(name: str, job: dict[str, Any]) -> JobStatus:
-    """Job ``name`` (as polled; the service may answer with the project number instead of its id)
-    from a Vertex AI ``BatchPredictionJob``: ``state``, ``completionStats`` and ``outputInfo``, whose
-    ``gcsOutputDirectory`` holds ``predictions.jsonl``
-    (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs)."""
-    stats = job.get("completionStats") or {}
-    directory = (job.get("outputInfo") or {}).get("gcsOutputDirectory")
-    succeeded, failed = _count(stats, "successfulCount"), _count(stats, "failedCount")
-    pending = _count(stats, "incompleteCount")
-    return JobStatus(
-        name=name,
-        state=state_name(job.get("state")),
-        output_file=f"{directory.rstrip('/')}/predictions.jsonl" if directory else None,
-        display_name=job.get("displayName"),
-        requests=succeeded + failed + pending,
-        succeeded=succeeded,
-        failed=failed,
-        pending=pending,
-    )
+    :raises WaitEventError: (a ValueError) the payload is not ``{"status", "message", "jobs"}``
+        with a known status and a ``{"name", "state", "output_file"}`` per job, or (given
+        ``job_names``) names other jobs than those waited on; the message quotes what came.
+    """
+    if not isinstance(event, dict) or not {"status", "message", "jobs"} <= event.keys():
+        raise WaitEventError(f"a wait event must be a dict with status, message and jobs; got {event!r:.300}")
+    try:
+        status = WaitStatus(event["status"])
+    except ValueError:
+        raise WaitEventError(f"unknown wait event status {event['status']!r}; expected one of "
+                             f"{[s.value for s in WaitStatus]}") from None
+    jobs = event["jobs"]
+    if not isinstance(jobs, list) or not all(isinstance(j, dict) and {"name", "state", "output_file"} <= j.keys()
+                                             for j in jobs):
+        raise WaitEventError(f"a wait event's jobs must be {{name, state, output_file}} dicts; got {jobs!r:.300}")
+    if job_names is not None and [j["name"] for j in jobs] != list(job_names):
+        raise WaitEventError(f"the wait event is about jobs {[j['name'] for j in jobs]}, not the task's "
+                             f"{list(job_names)}")
+    return WaitEvent(status, str(event["message"]),
+                     tuple(JobStatus(str(j["name"]), str(j["state"]), j["output_file"]) for j in jobs))

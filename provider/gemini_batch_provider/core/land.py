@@ -2,9 +2,10 @@
 
 ``land`` writes one results row per key (``core.results.join_results``) and hands back the keys
 to run again online: rows answered with a retryable error (``rerun_failed``) and rows that got no
-answer because a deadline cut their job short (``rerun_unanswered``). ``check_endings`` then fails
-the task, after landing, when jobs did not succeed. The API is reached through ``api`` (the hook),
-so this module holds no client and no Airflow.
+answer because a deadline cut their job short (``rerun_unanswered``). ``endings_error`` then fails
+the task, after landing, when jobs did not succeed. The API is reached through a
+``core.backend.BatchBackend``, so this module holds no client and no Airflow. ``keys_by_shard``
+says which job answers each input row.
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .backend import BatchBackend
 from .errors import JobEndedBadly
+from .jobs import JobStatus
+from .ledger import Ledger, LedgerStore
+from .plan import RunInput
+from .requests import iter_keys
 from .results import ResultsWriter, join_results
+from .shards import ShardLimits, shard_of_keys
 from .transient import is_retryable_error
 from .vocabulary import ANSWERED, ENDED_BADLY, JobState, RowStatus
 
@@ -48,19 +55,35 @@ class Rerun:
         return self.failed and row["status"] == RowStatus.FAILED and is_retryable_error(row["error"])
 
 
-def land(jobs: Sequence[dict[str, Any]], keys: Iterable[tuple[str, int]], api: Any, writer: ResultsWriter,
+def keys_by_shard(jobs: Sequence[JobStatus], ledger: Ledger | None, store: LedgerStore, backend: BatchBackend,
+                  run_input: RunInput, limits: ShardLimits) -> Iterable[tuple[str, int]]:
+    """``(key, shard)`` per input row: from the ledger's keys file when it kept one for these jobs,
+    each job checked to be the one its shard created (``LedgerStore.recorded_job``); else worked
+    out from the input (jobs submitted elsewhere, or by an older release) and the per-job ``limits``.
+
+    :raises LedgerError: a job is not its shard's, or the keys file does not match the ledger (as
+        the keys are read)."""
+    if ledger is not None and ledger.keys_file and ledger.job_names == [job.name for job in jobs]:
+        for record in ledger.shards:
+            store.recorded_job(record, backend)
+        return store.keys(ledger)
+    if len(jobs) == 1:
+        return ((key, 0) for key in iter_keys(run_input.records(), run_input.spec))
+    return shard_of_keys(run_input.requests(), limits)
+
+
+def land(jobs: Sequence[JobStatus], keys: Iterable[tuple[str, int]], backend: BatchBackend, writer: ResultsWriter,
          rerun: Rerun = Rerun(), log: logging.Logger | None = None, scratch: Path | None = None) -> set[str]:
     """Write one row per key of ``keys`` (``(key, shard_index)``; shard ``i`` is ``jobs[i]``'s) from
-    the jobs' output files (``{"name", "state", "output_file"}`` each); the keys to run online.
-    The output files are downloaded into a folder under ``scratch`` (the system's temporary folder
-    when None) and removed once read."""
+    the jobs' output files; the keys to run online. The output files are downloaded into a folder
+    under ``scratch`` (the system's temporary folder when None) and removed once read."""
     log = log or logging.getLogger(__name__)
     with tempfile.TemporaryDirectory(prefix="gemini-output-", dir=scratch) as tmp:
         outputs = []
         for index, job in enumerate(jobs):
-            if job["output_file"]:
+            if job.output_file:
                 outputs.append(Path(tmp) / f"output-{index:05d}.jsonl")
-                api.download_api_file(job["output_file"], outputs[-1])
+                backend.download(job.output_file, outputs[-1])
         skipped, again = join_results(keys, _lines(outputs), writer, rerun, _why_missing(jobs))
     if any(skipped.values()):
         log.warning("Output lines skipped: %s", skipped)
@@ -73,7 +96,7 @@ def _lines(paths: Sequence[Path]) -> Iterator[bytes]:
             yield from lines
 
 
-def _why_missing(jobs: Sequence[dict[str, Any]]) -> Callable[[str, int], tuple[str, str]]:
+def _why_missing(jobs: Sequence[JobStatus]) -> Callable[[str, int], tuple[str, str]]:
     """The status and message of a key that its job's output does not mention."""
 
     def why(key: str, shard: int) -> tuple[str, str]:
@@ -81,26 +104,25 @@ def _why_missing(jobs: Sequence[dict[str, Any]]) -> Callable[[str, int], tuple[s
             return RowStatus.MISSING, (f"this row belongs to shard {shard + 1} but only {len(jobs)} jobs were given; "
                                        "give the results task the same per-job limits as the submit task")
         job = jobs[shard]
-        if job["state"] in ANSWERED:
-            return RowStatus.MISSING, f"the output of {job['name']} has no readable line for this key"
-        status = NO_RESULT.get(job["state"], RowStatus.MISSING)
-        return status, f"{job['name']} ended {job['state']} before answering this row"
+        if job.state in ANSWERED:
+            return RowStatus.MISSING, f"the output of {job.name} has no readable line for this key"
+        status = NO_RESULT.get(job.state, RowStatus.MISSING)
+        return status, f"{job.name} ended {job.state} before answering this row"
 
     return why
 
 
-def check_endings(jobs: Sequence[dict[str, Any]], summary: dict[str, Any]) -> None:
-    """Raise, after landing, when a job ended FAILED, CANCELLED or EXPIRED, or when rows of jobs that
-    succeeded have no readable answer (an output file cut short or damaged).
-
-    :raises JobEndedBadly: naming the jobs and where what they produced landed.
-    """
-    bad = [f"{job['name']} {job['state']}" for job in jobs if job["state"] in ENDED_BADLY]
+def endings_error(jobs: Sequence[JobStatus], summary: dict[str, Any]) -> JobEndedBadly | None:
+    """The error to fail with after landing, when a job ended FAILED, CANCELLED or EXPIRED, or when
+    rows of jobs that succeeded have no readable answer (an output file cut short or damaged),
+    naming the jobs and where what they produced landed; None when all is well."""
+    bad = [f"{job.name} {job.state}" for job in jobs if job.state in ENDED_BADLY]
     if bad:
-        raise JobEndedBadly(f"batch jobs did not succeed: {', '.join(bad)}; what they produced landed in "
-                            f"{summary['output_path']} (counts {summary['counts']})")
+        return JobEndedBadly(f"batch jobs did not succeed: {', '.join(bad)}; what they produced landed in "
+                             f"{summary['output_path']} (counts {summary['counts']})")
     if missing := summary["counts"][RowStatus.MISSING]:
-        raise JobEndedBadly(
+        return JobEndedBadly(
             f"{missing} rows have no readable answer in the output of jobs that succeeded (the file was cut "
             f"short or damaged); they landed as 'missing' in {summary['output_path']}. Set rerun_failed_online=True "
             "to run such rows online")
+    return None

@@ -39,16 +39,17 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .backend import BatchBackend
 from .errors import LedgerError
 from .jobs import JobStatus
 from .shards import KeysMismatch, read_keys
 from .transient import is_not_found
-from .vocabulary import is_job_name
+from .vocabulary import is_job_name, job_name
 
 PENDING, CREATING, CREATED = "pending", "creating", "created"
 VERSION = 2
@@ -228,11 +229,11 @@ class LedgerStore:
             raise LedgerError(f"the keys file {self.keys_file.url} does not match the ledger {self.ledger.url}: "
                               f"{exc}. {WAY_OUT}") from None
 
-    def recorded_job(self, record: ShardRecord, get_status: Callable[[str], JobStatus]) -> JobStatus:
-        """The status of the job the ledger recorded for ``record`` (``get_status``: the hook's
-        ``get_job_status``), checked to be the job that shard created: its display name (which hashes
-        the ledger's identity and fingerprint, ``display_name``) is the shard's, and so is its request
-        count where the API reports one (0: not reported yet).
+    def recorded_job(self, record: ShardRecord, backend: BatchBackend) -> JobStatus:
+        """The status of the job the ledger recorded for ``record`` (one poll of ``backend``), checked
+        to be the job that shard created: its display name (which hashes the ledger's identity and
+        fingerprint, ``display_name``) is the shard's, and so is its request count where the API
+        reports one (0: not reported yet).
 
         :raises LedgerError: the shard records no job, the API no longer knows the job (404), or it
             is another input's job; naming the ledger, the shard, the job and the way out.
@@ -241,7 +242,7 @@ class LedgerStore:
             raise LedgerError(f"the ledger {self.ledger.url} records no job for shard {record.index}, whose rows "
                               f"are to land. {WAY_OUT}")
         try:
-            job = get_status(record.job)
+            job = backend.job_status(job_name(record.job))
         except Exception as exc:
             if is_not_found(exc):
                 raise LedgerError(

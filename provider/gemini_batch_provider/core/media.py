@@ -28,14 +28,17 @@ import hashlib
 import mimetypes
 import os
 import stat
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from .backend import BatchBackend
 
 FILE_LIMIT_BYTES = 2_000_000_000  # the Files API's limit per file (https://ai.google.dev/gemini-api/docs/files)
 INLINE_MAX_BYTES = 1_000_000  # larger media are uploaded once and referenced, not repeated in every request
@@ -55,7 +58,6 @@ _MAGIC = (
     ("image/gif", 0, b"GIF8"), ("image/tiff", 0, b"II*\x00"), ("image/tiff", 0, b"MM\x00*"), ("image/bmp", 0, b"BM"),
 )
 
-Uploader = Callable[[Path, str, str], Awaitable[str]]  # (file, MIME type, content hash) -> its URI
 
 
 def sniff(head: bytes, name: str) -> str | None:
@@ -99,20 +101,19 @@ class MediaStager:
     :param folder: where downloads go (the caller removes it).
     :param inline_max_bytes: media up to this size go inline in each request; larger ones are uploaded.
     :param max_bytes: largest medium accepted (default: the Files API's 2 GB).
-    :param vertex: Vertex AI: ``gs://`` URIs go into requests as they are.
-    :param read_gcs: downloads a ``gs://`` URI to a path (Gemini API connections), e.g. ``GeminiHook.gcs.download``.
+    :param backend: the API the media go to (``core.backend``): it reads ``gs://`` URIs itself
+        (``takes_gcs_media``) or they are downloaded with its ``read_media``; large media are
+        uploaded with its ``upload_media``.
     :param concurrency: downloads and uploads in flight at most.
     """
 
     def __init__(self, fields: Iterable[str], folder: Path, *, inline_max_bytes: int = INLINE_MAX_BYTES,
-                 max_bytes: int = FILE_LIMIT_BYTES, vertex: bool = False,
-                 read_gcs: Callable[[str, Path], None] | None = None, concurrency: int = 8) -> None:
+                 max_bytes: int = FILE_LIMIT_BYTES, backend: BatchBackend, concurrency: int = 8) -> None:
         self.fields = tuple(fields)
         self.folder = folder
         self.inline_max_bytes = inline_max_bytes
         self.max_bytes = max_bytes
-        self.vertex = vertex
-        self.read_gcs = read_gcs
+        self.backend = backend
         self.concurrency = concurrency
         self.media: dict[str, Medium] = {}  # by source (raw bytes: by their hash)
         self.staged = False
@@ -149,10 +150,8 @@ class MediaStager:
         elif medium.source.startswith(("http://", "https://")):
             return  # fetched in step 2
         elif medium.source.startswith("gs://"):
-            if self.vertex:  # Vertex AI reads it itself; the type from its name, as nothing else is at hand
+            if self.backend.takes_gcs_media:  # the API reads it itself; the type from its name, nothing else at hand
                 medium.mime, medium.uri = self._supported(medium, mimetypes.guess_type(medium.source)[0]), medium.source
-            elif self.read_gcs is None:
-                raise InputError(f"{where}: {medium.source} is in Cloud Storage, which this run can't read")
         else:
             self._check_file(medium, Path(medium.source).expanduser())
 
@@ -198,6 +197,8 @@ class MediaStager:
         if not todo:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
+        import aiohttp  # here, not up front: DAG files that import the operators never pay for it
+
         slots = asyncio.Semaphore(self.concurrency)
         timeout = aiohttp.ClientTimeout(total=300, sock_connect=30)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -214,11 +215,13 @@ class MediaStager:
 
     def _read_gcs(self, medium: Medium, target: Path) -> None:
         try:
-            self.read_gcs(medium.source, target)  # type: ignore[misc]
+            self.backend.read_media(medium.source, target)
         except Exception as exc:  # google-cloud-storage's NotFound, Forbidden, ...
             raise InputError(f"{medium.where}: can't read {medium.source} ({type(exc).__name__}: {exc})") from None
 
     async def _download(self, session: aiohttp.ClientSession, medium: Medium, target: Path) -> Path:
+        import aiohttp
+
         try:
             async with session.get(medium.source) as response:
                 if response.status != 200:
@@ -239,7 +242,7 @@ class MediaStager:
 
     # --- 3. stage --------------------------------------------------------------------------------
 
-    async def stage(self, upload: Uploader) -> None:
+    async def stage(self) -> None:
         """Upload, once per content, every medium over ``inline_max_bytes`` that is not a URI yet."""
         for medium in self.media.values():
             if not medium.sha256 and medium.local is not None:
@@ -254,7 +257,7 @@ class MediaStager:
             first = same[0]
             async with slots:
                 path = first.local if first.local is not None else self._spill(first)
-                uri = await upload(path, first.mime, first.sha256)
+                uri = await self.backend.upload_media(path, first.mime, first.sha256)
             self.uploaded.append(uri)
             for medium in same:
                 medium.uri = uri

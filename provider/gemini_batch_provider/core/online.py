@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -29,7 +28,8 @@ from aiolimiter import AsyncLimiter
 from google import genai
 from google.genai import errors, types
 
-from .results import embedding_row, error_row, response_row
+from .plan import OnlineSettings
+from .results import ResultsWriter, embedding_row, error_row, response_row
 from .tokens import estimate_tokens
 from .transient import error_status, is_retryable, server_retry_delay
 from .vocabulary import RowPath
@@ -47,52 +47,6 @@ class _NoAfcNotice(logging.Filter):
 
 
 _NO_AFC_NOTICE = _NoAfcNotice()
-MAX_CONCURRENCY = 1000
-
-
-@dataclass(frozen=True)
-class OnlineSettings:
-    """Limits of the online engine.
-
-    :param concurrency: calls in flight at most (rows in progress: twice that).
-    :param rpm: requests per minute at most (None: no limit); calls are spaced evenly, not bursted.
-    :param tpm: tokens per minute at most (None: no limit), let through evenly, a tenth of a
-        second's worth at most at once (so set it a little under a quota enforced over short
-        windows); each call is charged its estimated tokens before it is sent and the difference
-        once ``usage_metadata`` tells the real count (aiolimiter has no refunds: an overestimate stays charged).
-    :param request_timeout_s: seconds one call may take before it is abandoned and retried.
-    :param max_attempts: calls per row at most, the first included.
-    :param initial_backoff_s: first backoff when the server gives no delay; doubles per attempt.
-        Short by default: a retry takes a call slot and passes the limiters like any call, so it
-        adds no load; the doubling spaces out calls only when errors go on (about 0.1 x 2**11 s,
-        three minutes at most, of waiting before the last of 12 attempts).
-    :param max_backoff_s: longest backoff.
-    :param progress_interval_s: seconds between progress log lines.
-    :raises ValueError: for a limit that is not positive.
-    """
-
-    concurrency: int = 32
-    rpm: int | None = None
-    tpm: int | None = None
-    request_timeout_s: float = 120.0
-    max_attempts: int = 12
-    initial_backoff_s: float = 0.1
-    max_backoff_s: float = 60.0
-    progress_interval_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        for name in ("concurrency", "rpm", "tpm", "request_timeout_s", "max_attempts", "initial_backoff_s",
-                     "max_backoff_s", "progress_interval_s"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not 0 < value < math.inf):
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        for name in ("concurrency", "max_attempts"):
-            if not isinstance(getattr(self, name), int):
-                raise ValueError(f"{name} must be a whole number, got {getattr(self, name)!r}")
-        if self.concurrency > MAX_CONCURRENCY:
-            raise ValueError(f"concurrency must be at most {MAX_CONCURRENCY} calls in flight (one process runs "
-                             f"out of sockets and CPU well before), got {self.concurrency}; map the task instead")
 
 
 @dataclass
@@ -280,3 +234,17 @@ class OnlineEngine:
             reporter.cancel()
         log.info("Online run done: %s", self.stats.progress())
         return self.stats
+
+
+def run_online(client: genai.Client, model: str, requests: Iterable[tuple[str, dict[str, Any]]], total: int,
+               settings: OnlineSettings, writer: ResultsWriter, task_log: logging.Logger) -> OnlineStats:
+    """Run ``requests`` (``total`` of them) through the engine on a new event loop, each row
+    written to ``writer`` as soon as it is done; the stats, also logged to ``task_log``."""
+
+    async def run() -> OnlineStats:
+        return await OnlineEngine(client, model, settings).run(requests, writer.write, total=total)
+
+    stats = asyncio.run(run())
+    task_log.info("%d calls for %d rows online; %d responses 429, %d other retried errors", stats.calls, total,
+                  stats.responses_429, stats.retried_errors)
+    return stats

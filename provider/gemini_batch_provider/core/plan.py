@@ -8,18 +8,21 @@ plain data on: a ledger, a wait event, a summary. Nothing here imports Airflow.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .cost import Estimate, ModelPrice, check_prices, price_of
 from .errors import BudgetExceeded, InputError
 from .media import FILE_LIMIT_BYTES, INLINE_MAX_BYTES
-from .requests import EmbedRequestSpec, RequestSpec
+from .records import iter_records
+from .requests import EmbedRequestSpec, RequestSpec, build_requests
 from .schema import OutputSchema
 from .shards import ShardLimits
+from .tokens import THOUGHTS_BEYOND_PROMPT
 
 JOB_LIFETIME_S = 48 * 3600.0  # a job not done by then expires (https://ai.google.dev/gemini-api/docs/batch-mode)
 MODES = ("batch", "online", "auto")
@@ -79,6 +82,27 @@ class Budget:
 
     def price(self, model: str) -> ModelPrice | None:
         return price_of(model, self.prices, self.prices_file)
+
+    def checked(self, model: str, found: Estimate, batch: bool, ratio: float | None,
+                log: logging.Logger) -> float | None:
+        """``check`` of ``found`` with its prompt side scaled by ``ratio`` (what ``countTokens`` made
+        of the first rows over the rule of thumb; None: the rule alone), the estimate and its
+        assumptions logged; the estimated cost in US dollars.
+
+        :raises BudgetExceeded: as ``check``."""
+        if ratio is not None:
+            found = found.scaled(ratio)
+        usd = self.check(model, found, batch)
+        cost = "no known price" if usd is None else f"${usd:.4f}"
+        counted = "4 characters a token" if ratio is None else (
+            f"4 characters a token times {ratio:.2f}, what countTokens made of the first rows")
+        log.info("Estimated cost: %s for %d requests at the %s price of %s: ~%d prompt tokens (%s) and ~%d output "
+                 "tokens, of which ~%d thinking (answers of max_output_tokens where set, else as long as the prompt; "
+                 "thinking as long as the prompt plus %d, within the thinking budget or level, or the model's "
+                 "default). The actual cost follows from the API's token counts once landed.",
+                 cost, found.requests, "batch" if batch else "interactive", model, found.prompt_tokens, counted,
+                 found.output_tokens, found.thinking_tokens, THOUGHTS_BEYOND_PROMPT)
+        return usd
 
     def check(self, model: str, found: Estimate, batch: bool) -> float | None:
         """The estimated cost in US dollars (None without a known price).
@@ -144,6 +168,54 @@ class Routing:
         return self.on_deadline == "online"
 
 
+MAX_CONCURRENCY = 1000
+
+
+@dataclass(frozen=True)
+class OnlineSettings:
+    """Limits of the online engine.
+
+    :param concurrency: calls in flight at most (rows in progress: twice that).
+    :param rpm: requests per minute at most (None: no limit); calls are spaced evenly, not bursted.
+    :param tpm: tokens per minute at most (None: no limit), let through evenly, a tenth of a
+        second's worth at most at once (so set it a little under a quota enforced over short
+        windows); each call is charged its estimated tokens before it is sent and the difference
+        once ``usage_metadata`` tells the real count (aiolimiter has no refunds: an overestimate stays charged).
+    :param request_timeout_s: seconds one call may take before it is abandoned and retried.
+    :param max_attempts: calls per row at most, the first included.
+    :param initial_backoff_s: first backoff when the server gives no delay; doubles per attempt.
+        Short by default: a retry takes a call slot and passes the limiters like any call, so it
+        adds no load; the doubling spaces out calls only when errors go on (about 0.1 x 2**11 s,
+        three minutes at most, of waiting before the last of 12 attempts).
+    :param max_backoff_s: longest backoff.
+    :param progress_interval_s: seconds between progress log lines.
+    :raises InputError: (a ValueError) for a limit that is not positive.
+    """
+
+    concurrency: int = 32
+    rpm: int | None = None
+    tpm: int | None = None
+    request_timeout_s: float = 120.0
+    max_attempts: int = 12
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 60.0
+    progress_interval_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "rpm", "tpm", "request_timeout_s", "max_attempts", "initial_backoff_s",
+                     "max_backoff_s", "progress_interval_s"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 < value < math.inf):
+                raise InputError(f"{name} must be a positive finite number, got {value!r}")
+        for name in ("concurrency", "max_attempts"):
+            if not isinstance(getattr(self, name), int):
+                raise InputError(f"{name} must be a whole number, got {getattr(self, name)!r}")
+        if self.concurrency > MAX_CONCURRENCY:
+            raise InputError(f"concurrency must be at most {MAX_CONCURRENCY} calls in flight (one process runs "
+                             f"out of sockets and CPU well before), got {self.concurrency}; map the task instead")
+
+
 @dataclass(frozen=True)
 class Embedding:
     """What makes a plan an embeddings one: ``task_type`` (e.g. ``RETRIEVAL_DOCUMENT``; the model's
@@ -155,8 +227,10 @@ class Embedding:
 
 def request_spec(prompt_template: str, *, key_field: str | None = None, system_instruction: str | None = None,
                  generation_config: Mapping[str, Any] | None = None, output_schema: OutputSchema | None = None,
-                 media_fields: tuple[str, ...] = (), embedding: Embedding | None = None) -> RequestSpec:
-    """The request spec of a plan; ``output_schema`` goes into the generation config.
+                 media_fields: tuple[str, ...] = (), embedding: Embedding | None = None,
+                 preview: bool = False) -> RequestSpec:
+    """The request spec of a plan; ``output_schema`` goes into the generation config. A ``preview``
+    spec is one built when the DAG is parsed, to be checked only (``RequestSpec``).
 
     :raises InputError: for a bad template or generation config, a schema given twice, or media or
         generation settings on an embeddings plan.
@@ -168,11 +242,11 @@ def request_spec(prompt_template: str, *, key_field: str | None = None, system_i
         config.update(output_schema.generation_config())
     if embedding is None:
         return RequestSpec(prompt_template=prompt_template, key_field=key_field, system_instruction=system_instruction,
-                           generation_config=config or None, media_fields=media_fields)
+                           generation_config=config or None, media_fields=media_fields, preview=preview)
     if media_fields:
         raise InputError("the embeddings operators embed text; media_fields are for the text-generating ones")
     return EmbedRequestSpec(prompt_template=prompt_template, key_field=key_field,
-                            system_instruction=system_instruction, generation_config=config or None,
+                            system_instruction=system_instruction, generation_config=config or None, preview=preview,
                             task_type=embedding.task_type, output_dimensionality=embedding.output_dimensionality)
 
 
@@ -235,3 +309,21 @@ class BatchPlan:
         """The price the actual cost is counted at; None for embeddings, which report no usage."""
         return None if self.embeddings else self.budget.price(self.model)
 
+
+
+@dataclass(frozen=True)
+class RunInput:
+    """One try's input, as read: the records (``source``: the plan's own, or the local path of its
+    input file, downloaded once when remote) and the spec its requests are built with (the plan's,
+    with the try's media once scanned, ``core.media``). Read as often as a stage needs; never held whole.
+    """
+
+    source: tuple[Mapping[str, Any], ...] | str
+    spec: RequestSpec
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        return iter_records(self.source)  # type: ignore[arg-type]
+
+    def requests(self) -> Generator[tuple[str, dict[str, Any]], None, None]:
+        """``(key, request)`` per record, checked as they are built (InputError)."""
+        return build_requests(self.records(), self.spec)

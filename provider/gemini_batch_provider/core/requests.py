@@ -13,9 +13,7 @@ from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pydantic
-from google.genai import types
-
+from .config import check_plain_fields, wire_config
 from .errors import InputError
 from .keys import KeyIndex
 from .media import MediaStager
@@ -25,11 +23,6 @@ LITERAL_BRACES = ("write a literal brace doubled, '{{' or '}}' (Python's str.for
                   "first, so in an operator wrap such text in {% raw %}...{% endraw %}, e.g. "
                   "'{% raw %}Answer as {{\"summary\": ...}}{% endraw %}', or give it in system_instruction, "
                   "which no row fills in")
-
-
-def _wire(model: types._common.BaseModel) -> dict[str, Any]:
-    """The REST (camelCase) shape of an SDK type, as the batch input file carries it."""
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def user_content(text: str) -> dict[str, Any]:
@@ -47,10 +40,12 @@ class RequestSpec:
     :param system_instruction: text sent as ``system_instruction`` with every request.
     :param generation_config: fields of ``google.genai.types.GenerationConfig`` (snake_case or
         camelCase, e.g. ``temperature``, ``max_output_tokens``, ``response_mime_type``,
-        ``response_schema``); validated by the SDK's own type.
+        ``response_schema``); validated by the SDK's own type (``core.config``).
     :param media_fields: record fields holding media (see ``core.media``); each must appear in the
         template, which places its parts there: ``"Describe {image} in one sentence"``.
     :param media: the run's ``MediaStager``, which gives each media value's parts.
+    :param preview: a spec built when the DAG is parsed, only to be checked: its generation config
+        is checked without the SDK (``core.config.check_plain_fields``), and it builds no request.
     :raises InputError: for a template that does not parse, a generation_config the SDK rejects,
         or a media field the template does not place.
     """
@@ -61,6 +56,7 @@ class RequestSpec:
     generation_config: dict[str, Any] | None = None
     media_fields: tuple[str, ...] = ()
     media: MediaStager | None = None
+    preview: bool = False
     fields: tuple[str, ...] = field(init=False)
     _shared: dict[str, Any] = field(init=False, repr=False)
     _segments: tuple[tuple[str, str | None, str, str | None], ...] = field(init=False, repr=False)
@@ -87,17 +83,11 @@ class RequestSpec:
                                  "write the spec out, e.g. {text:>20}")
         shared: dict[str, Any] = {}
         if self.system_instruction:
-            shared["systemInstruction"] = _wire(types.Content(parts=[types.Part(text=self.system_instruction)]))
+            shared["systemInstruction"] = {"parts": [{"text": self.system_instruction}]}  # a types.Content
         if self.generation_config:
-            try:
-                config = types.GenerationConfig.model_validate(self.generation_config)
-            except pydantic.ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                raise InputError(
-                    f"generation_config is not a valid GenerationConfig ({problems}); see "
-                    "https://ai.google.dev/api/generate-content#generationconfig"
-                ) from None
-            shared["generationConfig"] = _wire(config)
+            check_plain_fields(self.generation_config)
+            if not self.preview:
+                shared["generationConfig"] = wire_config(self.generation_config)
         unplaced = [name for name in self.media_fields if name not in names]
         if unplaced:
             raise InputError(f"media field(s) {unplaced} are not in prompt_template; place each where its media "
@@ -111,6 +101,7 @@ class RequestSpec:
 
     def request(self, record: dict[str, Any], row: int) -> dict[str, Any]:
         """The ``GenerateContentRequest`` (wire shape) for one record; raises InputError."""
+        assert not self.preview, "a preview spec only checks a plan; it builds no request"
         for name in self.fields:
             value = record.get(name)
             if value is None:

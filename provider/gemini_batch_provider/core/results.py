@@ -44,17 +44,18 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
-import pydantic
-from google.genai import types
 
 from .cost import ModelPrice, cost_usd
 from .keys import NEW, UNKNOWN, KeyIndex
 from .transient import error_status
 from .vocabulary import RowPath, RowStatus
+
+if TYPE_CHECKING:
+    from google.genai import types
 
 USAGE_FIELDS = (
     "prompt_token_count", "candidates_token_count", "thoughts_token_count",
@@ -174,6 +175,9 @@ def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
     row = _plain_text_row(key, response)
     if row is not None:
         return row
+    import pydantic
+    from google.genai import types  # here: rows the SDK must read are the rare ones, and DAG files never need it
+
     try:
         response = types.GenerateContentResponse.model_validate(response)
     except pydantic.ValidationError as exc:

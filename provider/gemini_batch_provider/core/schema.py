@@ -15,7 +15,7 @@ import jsonschema
 import orjson
 import pydantic
 
-from .errors import InputError
+from .errors import AnswerInvalid, InputError
 from .vocabulary import RowStatus
 
 ResponseSchema = type[pydantic.BaseModel] | dict[str, Any]
@@ -52,21 +52,21 @@ class OutputSchema:
         return {"response_mime_type": "application/json", "response_json_schema": self.json_schema}
 
     def parse(self, text: str) -> Any:
-        """The answer as a JSON value valid against the schema; raises ValueError with the reason."""
+        """The answer as a JSON value valid against the schema; raises AnswerInvalid with the reason."""
         if self.model is not None:
             try:
                 return self.model.model_validate_json(text).model_dump(mode="json")
             except pydantic.ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(map(str, first["loc"])) or "the top"
-                raise ValueError(f"{first['msg']} (at {where}; {exc.error_count()} error(s) in all)") from None
+                raise AnswerInvalid(f"{first['msg']} (at {where}; {exc.error_count()} error(s) in all)") from None
         try:
             value = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            raise ValueError(f"not JSON: {exc}") from None
+            raise AnswerInvalid(f"not JSON: {exc}") from None
         error = jsonschema.exceptions.best_match(self._validator.iter_errors(value))
         if error is not None:
-            raise ValueError(f"{error.message} (at {'/'.join(map(str, error.path)) or 'the top'})")
+            raise AnswerInvalid(f"{error.message} (at {'/'.join(map(str, error.path)) or 'the top'})")
         return value
 
     def check(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -75,10 +75,10 @@ class OutputSchema:
             return row
         try:
             if row.get("finish_reason") == "MAX_TOKENS":  # JSON cut short may still parse, as less than was meant
-                raise ValueError("the answer was cut short at max_output_tokens (finishReason MAX_TOKENS); raise "
+                raise AnswerInvalid("the answer was cut short at max_output_tokens (finishReason MAX_TOKENS); raise "
                                  "max_output_tokens")
             return {**row, "parsed": self.parse(row["text"])}
-        except ValueError as exc:
+        except AnswerInvalid as exc:
             reason = f"the answer does not match response_schema: {exc}"
             return {**row, "status": str(RowStatus.INVALID_OUTPUT), "error": {"code": None, "message": reason,
                                                                  "status": "INVALID_OUTPUT"}}

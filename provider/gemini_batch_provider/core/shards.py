@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from .cost import Estimate
-from .errors import InputError
+from .errors import InputError, LedgerError
 from .keys import KeyIndex
 from .media import FILE_LIMIT_BYTES
 from .tokens import estimate_split
@@ -37,7 +37,7 @@ class ShardLimits:
     :param max_bytes: bytes of JSONL per input file at most; default 1 GB (the limit is 2 GB).
     :param max_tokens: estimated tokens per job at most (None: no limit); set it under your tier's
         batch enqueued-token limit for the model.
-    :raises ValueError: for a limit that is not a positive whole number, or ``max_bytes`` over 2 GB.
+    :raises InputError: (a ValueError) for a limit that is not a positive whole number, or ``max_bytes`` over 2 GB.
     """
 
     max_requests: int | None = None
@@ -48,9 +48,9 @@ class ShardLimits:
         for name in ("max_requests", "max_bytes", "max_tokens"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+                raise InputError(f"{name} must be a positive whole number, got {value!r}")
         if self.max_bytes > FILE_LIMIT_BYTES:
-            raise ValueError(f"max_bytes must be at most {FILE_LIMIT_BYTES} (the Files API takes 2 GB a file), "
+            raise InputError(f"max_bytes must be at most {FILE_LIMIT_BYTES} (the Files API takes 2 GB a file), "
                              f"got {self.max_bytes}")
 
 
@@ -116,7 +116,7 @@ def shard_of_keys(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardL
 KEYS_FILE = "keys.jsonl"
 
 
-class KeysMismatch(ValueError):
+class KeysMismatch(LedgerError):
     """A keys file that is not the one ``write_shards`` wrote for these shards; says where it differs."""
 
 

@@ -6,25 +6,23 @@ reattaches to the jobs of the same task instance instead of paying twice. Jobs t
 EXPIRED are submitted anew by the next try; a CANCELLED job was somebody's decision (ours at a
 deadline, or a user's) and is reattached to.
 
-The API is reached through ``api``, an object with the methods of ``hooks.gemini.GeminiHook`` used
-here (the hook in the provider), so this module holds no client and no Airflow.
+The API is reached through a ``core.backend.BatchBackend``, so this module holds no client, no
+Airflow, and no knowledge of which API it submits to.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .cost import Estimate
+from .backend import BatchBackend
 from .errors import InputError
+from .estimate import counted_ratio
 from .ledger import CREATED, CREATING, PENDING, Ledger, LedgerStore, ShardRecord, display_name
-from .plan import BatchPlan
+from .plan import BatchPlan, RunInput
 from .shards import KEYS_FILE, ShardedInput, write_shards
 from .transient import is_retryable
 from .vocabulary import JobState
@@ -41,51 +39,56 @@ class Submission:
     :param later_try: not the task instance's first try: jobs may exist that no ledger records.
     :param on_changed_input: ``fail`` or ``submit`` (new jobs) when the input differs from what the
         task instance already submitted.
-    :param staging_uri: ``gs://bucket/prefix`` for a Vertex AI connection's files.
     :param media_files: the media uploaded for the requests (kept in the ledger, removed after landing).
     :param scratch: where the input files are built before upload (in a folder removed afterwards);
         the system's temporary folder when None.
+    :param cost_checked: the budget was checked already, at ``estimated_cost_usd`` (a media run
+        checks it before its media are uploaded); else submit checks it once every request is built.
+    :param estimated_cost_usd: that estimate, US dollars (None: no known price).
     """
 
     identity: str
     later_try: bool = False
     on_changed_input: str = "fail"
-    staging_uri: str | None = None
     media_files: tuple[str, ...] = ()
     scratch: Path | None = None
+    cost_checked: bool = False
+    estimated_cost_usd: float | None = None
 
 
 class ChangedInput(InputError):
     """The input or request settings differ from what this task instance already submitted."""
 
 
-def submit(plan: BatchPlan, requests: Iterable[tuple[str, dict[str, Any]]], api: Any, store: LedgerStore,
-           how: Submission, check_budget: Callable[[Estimate], float | None],
+def submit(plan: BatchPlan, run_input: RunInput, backend: BatchBackend, store: LedgerStore, how: Submission,
            log: logging.Logger | None = None) -> Ledger | None:
-    """Submit every shard of ``requests`` not submitted yet; the ledger (None for no rows).
+    """Submit every shard of ``run_input``'s requests not submitted yet; the ledger (None for no rows).
 
-    ``check_budget`` gets the requests' estimate once they are all built, before anything is
-    uploaded, and gives the estimated cost (it raises to refuse the run).
+    The requests' estimated cost is checked against ``plan.budget`` once they are all built, before
+    anything is uploaded (unless ``how.cost_checked``; ``core.estimate``), and kept in the ledger.
 
     :raises InputError: a bad row (nothing was uploaded).
+    :raises BudgetExceeded: the estimated cost is over the budget (nothing was uploaded).
     :raises ChangedInput: the input changed since this task instance submitted, under ``fail``.
     :raises LedgerError: the ledger can't be read, or names jobs that are gone or not its own.
     """
-    return _Submitter(plan, api, store, how, log or logging.getLogger(__name__)).run(requests, check_budget)
+    return _Submitter(plan, backend, store, how, log or logging.getLogger(__name__)).run(run_input)
 
 
 class _Submitter:
-    def __init__(self, plan: BatchPlan, api: Any, store: LedgerStore, how: Submission, log: logging.Logger) -> None:
-        self.plan, self.api, self.store, self.how, self.log = plan, api, store, how, log
+    def __init__(self, plan: BatchPlan, backend: BatchBackend, store: LedgerStore, how: Submission,
+                 log: logging.Logger) -> None:
+        self.plan, self.backend, self.store, self.how, self.log = plan, backend, store, how, log
 
-    def run(self, requests: Iterable[tuple[str, dict[str, Any]]],
-            check_budget: Callable[[Estimate], float | None]) -> Ledger | None:
+    def run(self, run_input: RunInput) -> Ledger | None:
+        plan = self.plan
         with tempfile.TemporaryDirectory(prefix="gemini-input-", dir=self.how.scratch) as tmp:
-            sharded = write_shards(requests, Path(tmp), self.plan.limits, salt=self.plan.salt, model=self.plan.model)
+            sharded = write_shards(run_input.requests(), Path(tmp), plan.limits, salt=plan.salt, model=plan.model)
             if sharded.requests == 0:
                 self.log.warning("The input has no records: no batch job is created.")
                 return None
-            estimated = check_budget(sharded.estimate)
+            estimated = self.how.estimated_cost_usd if self.how.cost_checked else plan.budget.checked(
+                plan.model, sharded.estimate, True, counted_ratio(plan, self.backend, run_input, self.log), self.log)
             self.log.info("Built %d requests in %d shard(s): %s", sharded.requests, len(sharded.shards),
                           [(s.requests, s.size_bytes) for s in sharded.shards])
             ledger, fresh = self._ledger_for(sharded, Path(tmp) / KEYS_FILE)
@@ -95,10 +98,10 @@ class _Submitter:
             # of a later try (a fresh ledger may be another machine's first), look its job up by name,
             # all in one listing.
             look_up = not fresh or self.how.later_try
-            found = self.api.find_batch_jobs(r.display_name for r in ledger.shards
-                                             if not r.job and (r.status == CREATING or look_up))
+            found = self.backend.find_jobs(r.display_name for r in ledger.shards
+                                           if not r.job and (r.status == CREATING or look_up))
             for shard, record in zip(sharded.shards, ledger.shards, strict=True):
-                self._submit_shard(ledger, record, shard.path, found.get(record.display_name))  # type: ignore[arg-type]
+                self._submit_shard(ledger, record, shard.path, found.get(record.display_name))
         return ledger
 
     def _ledger_for(self, sharded: ShardedInput, keys: Path) -> tuple[Ledger, bool]:
@@ -126,11 +129,11 @@ class _Submitter:
         self.store.save(ledger)
         return ledger, True
 
-    def _submit_shard(self, ledger: Ledger, record: ShardRecord, shard_path: Path, found: Any) -> None:
+    def _submit_shard(self, ledger: Ledger, record: ShardRecord, shard_path: Path, found: str | None) -> None:
         """Reattach to the shard's job, or to ``found`` (its job looked up by display name), or create it."""
-        api = self.api
+        backend = self.backend
         if record.job:
-            state = self.store.recorded_job(record, api.get_job_status).state
+            state = self.store.recorded_job(record, backend).state
             if state not in RESUBMIT_STATES:
                 self.log.info("Shard %d: reattached to %s (%s).", record.index, record.job, state)
                 return
@@ -140,32 +143,22 @@ class _Submitter:
                                                len(ledger.shards), record.attempt)
             record.job, record.status, record.input_file = None, PENDING, None
         elif found is not None:
-            self._record_job(ledger, record, str(found.name), "found by display name")
+            self._record_job(ledger, record, found, "found by display name")
             return
-        staged = self._staging(record) if api.vertex else None
         if record.input_file is None:
-            if staged:
-                api.gcs.upload(shard_path, f"{staged}.jsonl")
-                record.input_file = f"{staged}.jsonl"
-            else:
-                record.input_file = str(api.upload_file(shard_path, display_name=record.display_name).name)
+            record.input_file = backend.upload_input(shard_path, record.display_name, record.index)
         record.status = CREATING
         self.store.save(ledger)
         try:
-            job = api.create_batch_job(self.plan.model, src=record.input_file, display_name=record.display_name,
-                                       dest=f"{staged}-out" if staged else None, embeddings=self.plan.embeddings)
+            job = backend.create_job(self.plan.model, record.input_file, record.display_name, record.index,
+                                     self.plan.embeddings)
         except Exception as exc:
             # A 5xx or a dropped connection may hide a job that was created: look before giving up.
-            created = api.find_batch_job(record.display_name) if is_retryable(exc) else None
+            created = backend.find_jobs([record.display_name]).get(record.display_name) if is_retryable(exc) else None
             if created is None:
                 raise
             job = created
-        self._record_job(ledger, record, str(job.name), f"created from {record.input_file}")
-
-    def _staging(self, record: ShardRecord) -> str:
-        """The shard's Cloud Storage stem (Vertex AI): input ``<stem>.jsonl``, predictions under ``<stem>-out``."""
-        tag = hashlib.sha256(record.display_name.encode()).hexdigest()[:16]
-        return f"{str(self.how.staging_uri).rstrip('/')}/{tag}/shard-{record.index:05d}"
+        self._record_job(ledger, record, job, f"created from {record.input_file}")
 
     def _record_job(self, ledger: Ledger, record: ShardRecord, job: str, how: str) -> None:
         record.job, record.status = job, CREATED

@@ -4,11 +4,14 @@ cost estimate)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .media import MEDIA_TOKENS
+
+if TYPE_CHECKING:
+    from .backend import BatchBackend
 
 # Thinking (https://ai.google.dev/gemini-api/docs/thinking, 2026-11): Gemini 2.5 and 3 models think
 # by default and bill the thoughts as output. Gemini 3 takes thinkingLevel (default HIGH), 2.5 a
@@ -94,15 +97,14 @@ def estimate_tokens(request: dict[str, Any], model: str | None = None) -> int:
     return sum(estimate_split(request, model))
 
 
-def prompt_ratio(requests: Iterable[dict[str, Any]], model: str, count: Callable[[list[dict[str, Any]]], int],
-                 rows: int) -> float | None:
-    """How many times the rule of thumb's prompt tokens the API counts: ``count`` (``countTokens``
-    on a request's ``contents``) over ``estimate_split``'s prompt for the same contents, summed over
+def prompt_ratio(requests: Iterable[dict[str, Any]], model: str, backend: BatchBackend, rows: int) -> float | None:
+    """How many times the rule of thumb's prompt tokens the API counts: ``backend.count_tokens``
+    (``countTokens`` on a request's ``contents``) over ``estimate_split``'s prompt for the same contents, summed over
     the first ``rows`` requests that hold only text and inline media (files not yet uploaded can't
     be counted). None when no request could be counted."""
     counted = estimated = 0
     for request in islice((r for r in requests if _countable(r)), rows):
-        counted += count(request["contents"])
+        counted += backend.count_tokens(model, request["contents"])
         estimated += estimate_split({"contents": request["contents"]}, model).prompt
     return counted / estimated if estimated else None
 

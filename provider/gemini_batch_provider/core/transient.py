@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
-from google.genai import errors
-
-from gemini_batch_provider.hooks.sdk import TRANSPORT_ERRORS
+# The SDK's errors and the transports' are imported by the functions that test for them, not up
+# front: DAG files import this module through the operators, and never need them.
 
 RETRYABLE_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -52,20 +50,36 @@ def is_retryable_error(error: dict[str, object] | None) -> bool:
 def is_retryable(exc: BaseException) -> bool:
     """True for HTTP 408/429/5xx and transport failures of the SDK's async (aiohttp) and sync
     (httpx on google-genai 2.x, httpx2 on 3.x: ``hooks.sdk``) clients."""
+    import aiohttp
+    from google.genai import errors
+
+    from gemini_batch_provider.hooks.sdk import TRANSPORT_ERRORS
+
     if isinstance(exc, errors.APIError):
         return exc.code in RETRYABLE_CODES
     # OSError covers ConnectionError and, since Python 3.11, asyncio.TimeoutError too.
     return isinstance(exc, (aiohttp.ClientError, *TRANSPORT_ERRORS, asyncio.TimeoutError, OSError))
 
 
+def is_api_error(exc: BaseException) -> bool:
+    """True for any answer of the API that is an error (``errors.APIError``), and for transient failures."""
+    from google.genai import errors
+
+    return isinstance(exc, errors.APIError) or is_retryable(exc)
+
+
 def is_not_found(exc: BaseException) -> bool:
     """True for the API's 404: the resource asked for (a job, a file) does not exist, or not for this key."""
+    from google.genai import errors
+
     return isinstance(exc, errors.APIError) and exc.code == 404
 
 
 def server_retry_delay(exc: BaseException) -> float | None:
     """Seconds the server asked to wait: ``RetryInfo.retryDelay`` (e.g. ``"2.5s"``) or ``Retry-After``
     (https://ai.google.dev/gemini-api/docs/troubleshooting, error 429). The SDK reads neither."""
+    from google.genai import errors
+
     if not isinstance(exc, errors.APIError):
         return None
     body = exc.details if isinstance(exc.details, dict) else {}

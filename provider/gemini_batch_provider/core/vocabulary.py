@@ -1,6 +1,5 @@
 """The project's words, each defined once: batch job states, result-row statuses, the path that
-produced a row, and the wait events that the trigger and the in-worker wait hand to
-``execute_complete``.
+produced a row, and the shape of a batch job's name.
 
 Every value is the string that appears on the wire, in XCom, in results files and in trigger
 events, so a member and its string compare (and hash) equal: ``JobState.SUCCEEDED ==
@@ -11,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from .errors import InputError
 
 
 class JobState(StrEnum):
@@ -98,47 +98,17 @@ def is_job_name(name: object) -> bool:
     return isinstance(name, str) and JOB_NAME.fullmatch(name) is not None
 
 
+def job_name(name: str) -> str:
+    """``name``, once it has a batch job's shape (``JOB_NAME``): a name read back from XCom, a
+    ledger or a template is never sent to the API as a path of another resource.
+
+    :raises InputError: naming the value and the shapes a job name has."""
+    if not is_job_name(name):
+        raise InputError(f"{name!r} is not a batch job's name: give 'batches/<id>' (Gemini API) or "
+                         "'projects/<project>/locations/<location>/batchPredictionJobs/<id>' (Vertex AI)")
+    return name
+
+
 def as_job_names(names: str | Iterable[str]) -> list[str]:
     """One job name or several (as a templated XCom may give them), as a list."""
     return [names] if isinstance(names, str) else list(names)
-
-
-@dataclass(frozen=True)
-class WaitEvent:
-    """The one event a wait ends with. ``jobs`` are ``job_summary`` dicts, in the order waited on."""
-
-    status: WaitStatus
-    message: str
-    jobs: list[dict[str, Any]]
-
-    @property
-    def past_deadline(self) -> bool:
-        return self.status is WaitStatus.DEADLINE
-
-    def payload(self) -> dict[str, Any]:
-        """The event as JSON-ready data (a ``TriggerEvent``'s payload)."""
-        return {"status": self.status.value, "message": self.message, "jobs": self.jobs}
-
-
-def validate_event(event: Any, job_names: Iterable[str] | None = None) -> WaitEvent:
-    """The ``WaitEvent`` in an ``execute_complete`` event payload.
-
-    :raises ValueError: the payload is not ``{"status", "message", "jobs"}`` with a known status and
-        a ``{"name", "state", "output_file"}`` per job, or (given ``job_names``) names other jobs
-        than those waited on; the message quotes what came.
-    """
-    if not isinstance(event, dict) or not {"status", "message", "jobs"} <= event.keys():
-        raise ValueError(f"a wait event must be a dict with status, message and jobs; got {event!r:.300}")
-    try:
-        status = WaitStatus(event["status"])
-    except ValueError:
-        raise ValueError(f"unknown wait event status {event['status']!r}; expected one of "
-                         f"{[s.value for s in WaitStatus]}") from None
-    jobs = event["jobs"]
-    if not isinstance(jobs, list) or not all(isinstance(j, dict) and {"name", "state", "output_file"} <= j.keys()
-                                             for j in jobs):
-        raise ValueError(f"a wait event's jobs must be {{name, state, output_file}} dicts; got {jobs!r:.300}")
-    if job_names is not None and [j["name"] for j in jobs] != list(job_names):
-        raise ValueError(f"the wait event is about jobs {[j['name'] for j in jobs]}, not the task's "
-                         f"{list(job_names)}")
-    return WaitEvent(status, str(event["message"]), jobs)

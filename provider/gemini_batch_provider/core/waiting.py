@@ -11,8 +11,9 @@ sensor's trigger all wait through ``wait_for_jobs``, and every cancel goes throu
   ridden out up to ``max_poll_errors`` in a row; any other error ends the wait at once;
 - a job that has ended is not polled again.
 
-Polls go through the caller's ``poll(name) -> JobStatus`` coroutine (the hook's), so this module
-holds no client and no Airflow.
+Polls and cancels go through a ``core.backend.JobWatch`` (a backend, on an event loop; or
+``InWorker(backend)``, its blocking calls in worker threads), so this module holds no client and
+no Airflow.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .jobs import JobStatus
+from .backend import BatchBackend, JobWatch
+from .errors import InputError
+from .jobs import JobStatus, WaitEvent
 from .transient import is_retryable
-from .vocabulary import ENDED_BADLY, JobState, WaitEvent, WaitStatus
-
-Poll = Callable[[str], Awaitable[JobStatus]]
-
+from .vocabulary import ENDED_BADLY, JobState, WaitStatus
 
 MAX_POLL_INTERVAL = 86_400.0
 
@@ -38,7 +38,7 @@ MAX_POLL_INTERVAL = 86_400.0
 class WaitPolicy:
     """How to wait. Seconds; ``deadline`` is Unix time (None: no deadline).
 
-    :raises ValueError: unless ``0 < poll_interval <= max_poll_interval <= 86400`` (a day).
+    :raises InputError: (a ValueError) unless ``0 < poll_interval <= max_poll_interval <= 86400`` (a day).
     """
 
     poll_interval: float = 30.0
@@ -48,7 +48,7 @@ class WaitPolicy:
 
     def __post_init__(self) -> None:
         if not 0 < self.poll_interval <= self.max_poll_interval <= MAX_POLL_INTERVAL:
-            raise ValueError(f"poll_interval and max_poll_interval must be seconds with 0 < poll_interval <= "
+            raise InputError(f"poll_interval and max_poll_interval must be seconds with 0 < poll_interval <= "
                              f"max_poll_interval <= {MAX_POLL_INTERVAL} (a day), got {self.poll_interval} and "
                              f"{self.max_poll_interval}")
 
@@ -72,16 +72,16 @@ class PollFailed:
 def ended_event(jobs: Sequence[JobStatus]) -> WaitEvent:
     bad = [f"{job.name} {job.state}" for job in jobs if job.state in ENDED_BADLY]
     message = f"batch jobs did not succeed: {', '.join(bad)}" if bad else "all batch jobs succeeded"
-    return WaitEvent(WaitStatus.ENDED, message, [job.summary() for job in jobs])
+    return WaitEvent(WaitStatus.ENDED, message, tuple(jobs))
 
 
 def deadline_event(jobs: Sequence[JobStatus]) -> WaitEvent:
     unfinished = sum(not job.terminal for job in jobs)
     return WaitEvent(WaitStatus.DEADLINE, f"{unfinished} batch jobs unfinished at the deadline",
-                     [job.summary() for job in jobs])
+                     tuple(jobs))
 
 
-async def wait_for_jobs(names: Sequence[str], poll: Poll, policy: WaitPolicy, *,
+async def wait_for_jobs(names: Sequence[str], jobs: JobWatch, policy: WaitPolicy, *,
                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncIterator[
         Polled | PollFailed | WaitEvent]:
     """Yield a ``Polled`` per job poll and a ``PollFailed`` per tolerated error, then one ``WaitEvent``
@@ -93,14 +93,14 @@ async def wait_for_jobs(names: Sequence[str], poll: Poll, policy: WaitPolicy, *,
         try:
             for name in names:
                 if not latest[name].terminal:
-                    latest[name] = await poll(name)
+                    latest[name] = await jobs.ajob_status(name)
                     yield Polled(latest[name])
             errors_in_row = 0
         except Exception as exc:
             errors_in_row += 1
             if not is_retryable(exc) or errors_in_row > policy.max_poll_errors:
                 yield WaitEvent(WaitStatus.ERROR, f"polling batch jobs failed ({errors_in_row} errors in a row): "
-                                f"{type(exc).__name__}: {exc}", [job.summary() for job in latest.values()])
+                                f"{type(exc).__name__}: {exc}", tuple(latest.values()))
                 return
             yield PollFailed(errors_in_row, policy.max_poll_errors, f"{type(exc).__name__}: {exc}")
         if all(job.terminal for job in latest.values()):
@@ -117,39 +117,46 @@ async def wait_for_jobs(names: Sequence[str], poll: Poll, policy: WaitPolicy, *,
         interval = min(policy.max_poll_interval, interval * 1.5)
 
 
-async def wait_logged(names: Sequence[str], poll: Poll, policy: WaitPolicy, log: Any) -> WaitEvent:
+async def wait_logged(names: Sequence[str], jobs: JobWatch, policy: WaitPolicy, log: Any) -> WaitEvent:
     """``wait_for_jobs`` with each poll's progress and each tolerated error written to ``log`` (a
     logger); returns the final event. What the trigger and the in-worker wait both do."""
-    async for step in wait_for_jobs(names, poll, policy):
+    steps = wait_for_jobs(names, jobs, policy)
+    step = await anext(steps)
+    while not isinstance(step, WaitEvent):  # the engine's last step is always its event
         if isinstance(step, Polled):
             log.info(step.status.progress_line())
-        elif isinstance(step, PollFailed):
-            log.warning("poll error %d of %d tolerated: %s", step.errors_in_row, step.max_poll_errors, step.error)
         else:
-            return step
-    raise AssertionError("wait_for_jobs ends with a WaitEvent")
+            log.warning("poll error %d of %d tolerated: %s", step.errors_in_row, step.max_poll_errors, step.error)
+        step = await anext(steps)
+    return step
 
 
-async def cancel_unfinished(names: Sequence[str], poll: Poll, cancel: Callable[[str], Awaitable[None]],
+async def cancel_unfinished(names: Sequence[str], jobs: JobWatch, log: Any, why: str,
                             settle_seconds: float = 0.0) -> list[JobStatus]:
-    """Cancel each job that has not ended; then, for up to ``settle_seconds``, poll once a second
-    until all have ended (a cancel takes effect after a while). Returns the last statuses, in order."""
-    statuses = [await poll(name) for name in names]
+    """Cancel each job that has not ended, logging ``why`` (``"Task killed"``) with each; then, for
+    up to ``settle_seconds``, poll once a second until all have ended (a cancel takes effect after
+    a while). Returns the last statuses, in order."""
+    statuses = [await jobs.ajob_status(name) for name in names]
     for status in statuses:
         if not status.terminal:
-            await cancel(status.name)
+            log.warning("%s: cancelling %s.", why, status.name)
+            await jobs.acancel(status.name)
     give_up = time.monotonic() + settle_seconds
     while settle_seconds and not all(s.terminal for s in statuses) and time.monotonic() < give_up:
         await asyncio.sleep(1.0)
-        statuses = [s if s.terminal else await poll(s.name) for s in statuses]
+        statuses = [s if s.terminal else await jobs.ajob_status(s.name) for s in statuses]
     return statuses
 
 
-def in_thread(call: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    """A blocking call (the hook's sync client) as a coroutine function that runs it in a worker
-    thread: how a task waits in the worker with this engine."""
+class InWorker:
+    """A backend's blocking job calls as a ``JobWatch``, each run in a worker thread: how a task
+    waits in the worker (``deferrable=False``) and cancels with this engine."""
 
-    async def run(*args: Any) -> Any:
-        return await asyncio.to_thread(call, *args)
+    def __init__(self, backend: BatchBackend) -> None:
+        self.backend = backend
 
-    return run
+    async def ajob_status(self, name: str) -> JobStatus:
+        return await asyncio.to_thread(self.backend.job_status, name)
+
+    async def acancel(self, name: str) -> None:
+        await asyncio.to_thread(self.backend.cancel, name)

@@ -15,7 +15,7 @@ import ssl
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import certifi
@@ -25,10 +25,16 @@ import certifi
 # it, as its Vertex AI credentials refresh does (``google.auth.transport.requests``, in a thread):
 # the triggers sharing that loop then fail with "'requests' has no attribute 'structures'".
 import google.auth.transport.requests  # noqa: F401
-from airflow.providers.common.compat.sdk import AirflowException, Connection, mask_secret
+from airflow.providers.common.compat.sdk import Connection, mask_secret
 from google import genai
 from google.genai import types
 from google.oauth2 import service_account
+
+from gemini_batch_provider.core.errors import InputError
+
+if TYPE_CHECKING:
+    from gemini_batch_provider.core.backend import BatchBackend
+    from gemini_batch_provider.hooks.gemini import GeminiHook
 
 DEFAULT_API_VERSION = "v1beta"
 DEFAULT_LOCATION = "us-central1"
@@ -42,11 +48,39 @@ def is_vertex(conn: Connection) -> bool:
     return str(conn.extra_dejson.get("vertexai", "")).lower() in ("true", "1", "yes")
 
 
+def backend_for(hook: GeminiHook, vertex: bool, identity: str = "", staging_uri: str | None = None) -> BatchBackend:
+    """The one place the API is chosen: the Vertex AI backend for a Vertex AI connection (``vertex``,
+    from ``is_vertex`` or the client), else the Gemini API's (``backends``).
+
+    :param identity: the task instance's run-stable identity, which names the media it uploads.
+    :param staging_uri: ``gs://`` folder of a Vertex AI run's files (the batch operators' ``gcs_staging_uri``).
+    """
+    from gemini_batch_provider.backends.gemini_api import GeminiApiBackend
+    from gemini_batch_provider.backends.vertex_ai import VertexAiBackend
+
+    return VertexAiBackend(hook, staging_uri) if vertex else GeminiApiBackend(hook, identity)
+
+
+def list_models_config(conn: Connection) -> dict[str, Any]:
+    """The ``models.list`` config of a connection's Test button: Vertex AI lists the publisher's base
+    models only when asked to."""
+    return {"page_size": 50, **({"query_base": True} if is_vertex(conn) else {})}
+
+
+def storage_client_options(conn: Connection) -> dict[str, Any]:
+    """``google.cloud.storage.Client`` keyword arguments: a Vertex AI connection's project and
+    credentials, else none (the machine's default credentials)."""
+    if not is_vertex(conn):
+        return {}
+    options = vertex_options(conn)
+    return {"project": options["project"], "credentials": options["credentials"]}
+
+
 def vertex_project_location(conn: Connection) -> dict[str, str]:
     """``project`` and ``location`` of a Vertex AI connection (location defaults to us-central1)."""
     extra = conn.extra_dejson
     if not extra.get("project"):
-        raise AirflowException(f"connection {conn.conn_id!r} is a Vertex AI connection without a project: set "
+        raise InputError(f"connection {conn.conn_id!r} is a Vertex AI connection without a project: set "
                                "its 'project' extra to the Google Cloud project id")
     return {"project": extra["project"], "location": extra.get("location") or DEFAULT_LOCATION}
 
@@ -60,7 +94,7 @@ def vertex_options(conn: Connection) -> dict[str, Any]:
             info = json.loads(conn.password)
             credentials = service_account.Credentials.from_service_account_info(info, scopes=[CLOUD_PLATFORM])
         except (ValueError, TypeError, KeyError):
-            raise AirflowException(  # the message never quotes the field: it is a secret
+            raise InputError(  # the message never quotes the field: it is a secret
                 f"connection {conn.conn_id!r}: its password must be a service-account key (the JSON file's "
                 "content) or empty to use the machine's default credentials"
             ) from None
@@ -70,7 +104,7 @@ def vertex_options(conn: Connection) -> dict[str, Any]:
 def client_options(conn: Connection, aiohttp_session: aiohttp.ClientSession | None = None,
                    timeout_ms: int | None = None) -> dict[str, Any]:
     """Keyword arguments for ``genai.Client`` from a ``gemini`` connection (the one parser for sync
-    and async use). Raises AirflowException, without the secret in it, for a missing API key, a
+    and async use). Raises InputError, without the secret in it, for a missing API key, a
     Vertex AI connection without a project, or a password that is not a service-account key."""
     extra = conn.extra_dejson
     if is_vertex(conn):
@@ -78,7 +112,7 @@ def client_options(conn: Connection, aiohttp_session: aiohttp.ClientSession | No
     elif conn.password:
         auth = {"api_key": conn.password}
     else:
-        raise AirflowException(
+        raise InputError(
             f"connection {conn.conn_id!r} has no API key: put the Gemini API key in its password field, or set "
             "its 'vertexai' extra for Vertex AI"
         )

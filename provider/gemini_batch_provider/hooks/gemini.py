@@ -24,49 +24,41 @@ from typing import TYPE_CHECKING, Any
 
 import tenacity
 from airflow.providers.common.compat.connection import get_async_connection
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook, Connection
+from airflow.providers.common.compat.sdk import BaseHook, Connection
 from asgiref.sync import sync_to_async
 from google import genai
 from google.genai import errors, types
 
 from gemini_batch_provider import get_provider_info
 from gemini_batch_provider.core.errors import InputError
-from gemini_batch_provider.core.jobs import JobStatus, gemini_job_status, vertex_job_status
 from gemini_batch_provider.core.transient import server_retry_delay
-from gemini_batch_provider.core.vocabulary import as_job_names, is_job_name
+from gemini_batch_provider.core.vocabulary import as_job_names, job_name
+from gemini_batch_provider.hooks import DEFAULT_CONN_ID
 from gemini_batch_provider.hooks.connection import (
+    backend_for,
     client_of,
     client_options,
     is_vertex,
+    list_models_config,
     loop_session,
     mask_connection_secrets,
     read_connection,
     shared_async_client,
-    vertex_options,
-    vertex_project_location,
+    storage_client_options,
 )
 from gemini_batch_provider.hooks.gcs import CloudStorage
-from gemini_batch_provider.hooks.polling import aget_operation, get_operation
 
 if TYPE_CHECKING:
     from google.cloud import storage
+
+    from gemini_batch_provider.core.backend import BatchBackend
+    from gemini_batch_provider.core.jobs import JobStatus
 
 
 def _connection_type() -> dict[str, Any]:
     """The ``gemini`` connection type as the provider info declares it (its form included)."""
     [conn_type] = get_provider_info()["connection-types"]
     return conn_type
-
-
-def _job(name: str) -> str:
-    """``name``, once it has a batch job's shape (``core.vocabulary.JOB_NAME``): a name read back from
-    XCom, a ledger or a template is never sent to the API as a path of another resource.
-
-    :raises InputError: naming the value and the shapes a job name has."""
-    if not is_job_name(name):
-        raise InputError(f"{name!r} is not a batch job's name: give 'batches/<id>' (Gemini API) or "
-                         "'projects/<project>/locations/<location>/batchPredictionJobs/<id>' (Vertex AI)")
-    return name
 
 
 def _create_429_wait(state: tenacity.RetryCallState) -> float:
@@ -85,7 +77,7 @@ class GeminiHook(BaseHook):
     """
 
     conn_name_attr = "gemini_conn_id"
-    default_conn_name = "gemini_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "gemini"
     hook_name = "Google Gemini"
 
@@ -94,6 +86,7 @@ class GeminiHook(BaseHook):
         self.gemini_conn_id = gemini_conn_id
         self.create_429_attempts = create_429_attempts
         self._async_client: tuple[asyncio.AbstractEventLoop, genai.Client] | None = None
+        self._async_backend: BatchBackend | None = None
 
     @classmethod
     def for_connection(cls, conn: Connection) -> GeminiHook:
@@ -163,15 +156,13 @@ class GeminiHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         try:
-            # Vertex AI lists the publisher's base models only when asked to.
-            config = {"page_size": 50, **({"query_base": True} if self.vertex else {})}
-            models = [m.name for m in self.client.models.list(config=config)]
+            models = [m.name for m in self.client.models.list(config=list_models_config(self.connection))]
         except Exception as exc:  # the UI shows the message; the SDK's errors never carry the key
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Connected; {len(models)} models visible, e.g. {', '.join(models[:3])}"
 
     def check_model(self, model: str, action: str = "generateContent") -> None:
-        """Raise AirflowFailException, before anything is uploaded or billed, when the API behind the
+        """Raise InputError, before anything is uploaded or billed, when the API behind the
         connection does not know ``model`` or the model lacks ``action`` (``generateContent``,
         ``embedContent``, as ``Model.supported_actions`` lists them). A ``models.get`` call, not billed."""
         try:
@@ -179,11 +170,11 @@ class GeminiHook(BaseHook):
         except errors.ClientError as exc:
             if exc.code != 404:
                 raise
-            raise AirflowFailException(f"model {model!r} is not known to the API behind connection "
+            raise InputError(f"model {model!r} is not known to the API behind connection "
                                        f"{self.gemini_conn_id!r}; use a model its Test button lists, e.g. "
                                        "gemini-2.5-flash") from None
         if found.supported_actions and action not in found.supported_actions:
-            raise AirflowFailException(f"model {model!r} does not do {action} (it does "
+            raise InputError(f"model {model!r} does not do {action} (it does "
                                        f"{', '.join(found.supported_actions)}); pick a model made for it")
 
     def count_tokens(self, model: str, contents: list[dict[str, Any]]) -> int:
@@ -204,9 +195,17 @@ class GeminiHook(BaseHook):
         return is_vertex(self.connection)
 
     @cached_property
-    def vertex_location(self) -> dict[str, str] | None:
-        """``{"project", "location"}`` of a Vertex AI connection; None for the Gemini API."""
-        return vertex_project_location(self.connection) if self.vertex else None
+    def backend(self) -> BatchBackend:
+        """The connection's API as a batch backend (``core.backend``), for what needs no task's
+        identity or staging folder: polls, cancels, downloads, deletes."""
+        return backend_for(self, self.vertex)
+
+    async def abackend(self) -> BatchBackend:
+        """``backend`` for a connection read asynchronously (for triggers), once per hook."""
+        client = await self.aget_client()
+        if self._async_backend is None:
+            self._async_backend = backend_for(self, client.vertexai)
+        return self._async_backend
 
     @cached_property
     def gcs(self) -> CloudStorage:
@@ -219,10 +218,7 @@ class GeminiHook(BaseHook):
         # imports this hook would pay it even when nothing touches Cloud Storage.
         from google.cloud import storage
 
-        if not self.vertex:
-            return storage.Client()
-        options = vertex_options(self.connection)
-        return storage.Client(project=options["project"], credentials=options["credentials"])
+        return storage.Client(**storage_client_options(self.connection))
 
     def create_batch_job(self, model: str, src: str, display_name: str, dest: str | None = None,
                          embeddings: bool = False) -> types.BatchJob:
@@ -271,44 +267,36 @@ class GeminiHook(BaseHook):
         return self.find_batch_jobs([display_name]).get(display_name)
 
     def get_batch_job(self, name: str) -> types.BatchJob:
-        return self.client.batches.get(name=_job(name))
-
-    def _job_status(self, client: genai.Client, name: str, operation: dict[str, Any]) -> JobStatus:
-        return (vertex_job_status if client.vertexai else gemini_job_status)(name, operation)
+        return self.client.batches.get(name=job_name(name))
 
     def get_job_status(self, name: str) -> JobStatus:
         """A job's state, output file and progress, from one ``GET`` (see ``core.jobs``)."""
-        return self._job_status(self.client, name, get_operation(self.client, _job(name)))
+        return self.backend.job_status(name)
 
     async def aget_job_status(self, name: str) -> JobStatus:
         """``get_job_status`` with the async client (for triggers): one request, never blocking the
-        loop, at the least CPU a poll can cost (``hooks.polling``)."""
-        client = await self.aget_client()
-        return self._job_status(client, name, await aget_operation(client, _job(name)))
+        loop, at the least CPU a poll can cost (``backends``)."""
+        return await (await self.abackend()).ajob_status(name)
 
     async def acancel_batch_job(self, name: str) -> None:
-        client = await self.aget_client()
-        await client.aio.batches.cancel(name=_job(name))
+        await (await self.abackend()).acancel(name)
 
     def job_summaries(self, names: str | Iterable[str]) -> list[dict[str, Any]]:
         """``{"name", "state", "output_file"}`` of each job (one name or several), in order."""
         return [self.get_job_status(name).summary() for name in as_job_names(names)]
 
     def cancel_batch_job(self, name: str) -> None:
-        self.client.batches.cancel(name=_job(name))
+        self.backend.cancel(name)
 
     def download_api_file(self, name: str, destination: Path) -> None:
         """Stream a file the API keeps for a batch to a local path: a Files API file
         (``files/<id>``; the Gemini API) or a ``gs://`` object (Vertex AI)."""
-        (self.gcs.download if name.startswith("gs://") else self.download_file)(name, destination)
+        self.backend.download(name, destination)
 
     def delete_api_file(self, name: str) -> None:
         """Delete a file uploaded for a batch: a ``gs://`` object (Vertex AI), or a Files API file
         given as ``files/<id>`` or as its URI (``https://.../files/<id>``)."""
-        if name.startswith("gs://"):
-            self.gcs.delete(name)
-        else:
-            self.delete_file("files/" + name.rsplit("files/", 1)[-1])
+        self.backend.delete(name)
 
     def download_file(self, name: str, destination: Path) -> None:
         """Stream a file from the Files API (e.g. a batch's ``files/batch-<id>`` output) to a local

@@ -1,7 +1,17 @@
 """What every operator of this provider shares: the parameters that make a run's plan.
 
 Both paths (batch and online) take the same input parameters and write the same results file and
-summary, so a DAG can switch between them without changing anything downstream.
+summary, so a DAG can switch between them without changing anything downstream. The operators
+stand side by side, each a direct subclass of this base, which holds only these parameters and
+what Airflow asks of every operator (rendering, lineage, outlets).
+
+Nothing here imports the SDK: a DAG file that imports the operators parses without it (the hook,
+the backends and the engines are imported when a task runs).
+
+Lineage: give the results an Airflow Asset with ``outlets=[Asset(...)]`` (and the input one with
+``inlets=``). On success, each Asset outlet's event carries the summary as its ``extra``, so a DAG
+scheduled on the asset finds the rows at ``event.extra["output_path"]`` for each event in
+``triggering_asset_events[asset]``. OpenLineage events name the files and the jobs (``lineage``).
 """
 
 from __future__ import annotations
@@ -18,12 +28,16 @@ from gemini_batch_provider.core.media import FILE_LIMIT_BYTES, INLINE_MAX_BYTES
 from gemini_batch_provider.core.plan import BatchPlan, Budget, Embedding, MediaSettings, request_spec
 from gemini_batch_provider.core.schema import OutputSchema, ResponseSchema
 from gemini_batch_provider.core.shards import ShardLimits
-from gemini_batch_provider.hooks.gemini import GeminiHook
-from gemini_batch_provider.operators.run import TaskRun, run_identity
+from gemini_batch_provider.hooks import DEFAULT_CONN_ID
+from gemini_batch_provider.operators.task import run_identity
 from gemini_batch_provider.operators.templating import preview, render_error
+from gemini_batch_provider.storage import Location
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
+
+    from gemini_batch_provider.core.backend import BatchBackend
+    from gemini_batch_provider.hooks.gemini import GeminiHook
 
 
 class GeminiRequestsOperator(BaseOperator):
@@ -33,10 +47,8 @@ class GeminiRequestsOperator(BaseOperator):
         try starts, then each ``{field}`` takes the row's value (Python's ``str.format``). A literal
         brace is doubled, ``{{``, inside ``{% raw %}...{% endraw %}`` (see ``operators.templating``).
     :param output_path: where the results JSONL goes (templated): an absolute local path, a ``gs://``
-        URI (Cloud Storage through the connection's Vertex AI credentials, else the machine's default
-        ones), or any URL Airflow's ObjectStoragePath reads, e.g. ``s3://`` (see ``storage``).
-        Remote results are uploaded whole once complete. Written atomically, one row per record:
-        ``{"key", "status", "path", "text", "parsed", "usage", "error"}`` (see ``core.results``).
+        URI, or any URL Airflow's ObjectStoragePath reads, e.g. ``s3://`` (see ``storage``). Written
+        whole, one row per record: ``{"key", "status", "path", "text", "parsed", "usage", "error"}``.
     :param records: the input as a list of dicts (small sets; larger ones belong in ``input_path``).
     :param input_path: the input as a ``.jsonl`` or ``.csv`` file (templated), at a location of
         the kinds ``output_path`` takes; a remote one is downloaded once per try.
@@ -53,48 +65,36 @@ class GeminiRequestsOperator(BaseOperator):
     :param gemini_conn_id: connection of type ``gemini``.
     :param max_cost_usd: a budget in US dollars: the task fails before anything is sent or billed
         when the estimated cost is higher (or the model has no known price). None: no budget.
-    :param prices: per-model prices overriding the shipped table (``data/prices.toml``) and the
-        deployment's (the Airflow option ``[gemini_batch] prices_file``, a TOML file of the same
-        shape), in US dollars per million tokens:
-        ``{"gemini-2.5-flash": {"input": 0.3, "output": 2.5, "cached": 0.075}}``, optionally
-        ``input_audio``, ``output_image`` and ``long_context`` (see ``core.cost.ModelPrice``).
-    :param count_tokens_sample: rows whose prompts the API counts (``countTokens``, one call each,
-        not billed) before the cost estimate, which then scales its rule of thumb (4 characters a
-        token) by what the API made of them; 0: no calls. Rows with media to upload are not counted.
-    :param media_fields: record fields holding media (images, PDFs, text files...): a local path,
-        an ``http(s)://`` URL, a ``gs://`` URI or bytes, or a list of them; the template places
-        each (``"Describe {photo}"``). See ``core.media``: bad media refuse the run before anything
-        is uploaded; media up to ``inline_media_max_bytes`` go inline, larger ones are uploaded
-        once per content (the Files API, or ``gcs_staging_uri`` on Vertex AI) and removed after
-        the results land unless ``keep_media_files``.
+    :param prices: per-model prices (US dollars per million tokens) over the shipped table and the
+        deployment's (``[gemini_batch] prices_file``, TOML of the same shape): ``{"gemini-2.5-flash":
+        {"input": 0.3, "output": 2.5, "cached": 0.075}}``, see ``core.cost.ModelPrice``.
+    :param count_tokens_sample: rows whose prompts the API counts (``countTokens``, not billed) to
+        scale the estimate's rule of thumb (4 characters a token); 0: no calls (``core.estimate``).
+    :param media_fields: record fields holding media (images, PDFs, text...): a local path, an
+        ``http(s)://`` URL, a ``gs://`` URI or bytes, or a list of them, placed by the template
+        (``"Describe {photo}"``). Bad media refuse the run before any upload; media over
+        ``inline_media_max_bytes`` are uploaded once per content, removed after landing (``core.media``).
     :param inline_media_max_bytes: largest medium sent inline in each request (default 1 MB).
     :param max_media_bytes: largest medium accepted (default 2 GB, the Files API's limit).
     :param keep_media_files: keep the uploaded media after the results have landed.
-    :param limits: how the input is split over batch jobs (the batch operators take it as
-        ``max_requests_per_job``, ``max_bytes_per_job`` and ``max_tokens_per_job``).
-    :param embedding: make the plan an embeddings one (the embeddings operators set it).
     :raises InputError: (a ValueError) when the DAG is parsed, for a parameter the plan refuses,
-        naming it and the fix (``core.plan``).
-
-    Lineage: give the results an Airflow Asset with ``outlets=[Asset(...)]`` (and the input one
-    with ``inlets=``). On success, each Asset outlet's event carries the summary as its ``extra``,
-    so a DAG scheduled on the asset finds the rows at ``event.extra["output_path"]`` for each event
-    in ``triggering_asset_events[asset]``.
+        naming it and the fix (``core.plan``). Lineage: see the module.
     """
 
     template_fields: Sequence[str] = ("input_path", "output_path", "model", "prompt_template", "system_instruction")
     ui_color = "#e8f0fe"
     lands_results = True  # writes the results file at output_path, for lineage (not the submit-only operator)
+    limits = ShardLimits()  # how the input is split over jobs: the batch operators' own parameters
+    embedding: Embedding | None = None  # what makes the plan an embeddings one (the embeddings operators')
 
     def __init__(self, *, prompt_template: str, output_path: str, records: Iterable[dict[str, Any]] | None = None,
                  input_path: str | None = None, model: str = "gemini-2.5-flash", key_field: str | None = None,
                  system_instruction: str | None = None, generation_config: dict[str, Any] | None = None,
-                 response_schema: ResponseSchema | None = None, gemini_conn_id: str = GeminiHook.default_conn_name,
+                 response_schema: ResponseSchema | None = None, gemini_conn_id: str = DEFAULT_CONN_ID,
                  max_cost_usd: float | None = None, prices: dict[str, dict[str, float]] | None = None,
                  count_tokens_sample: int = 5, media_fields: Sequence[str] | None = None,
                  inline_media_max_bytes: int = INLINE_MAX_BYTES, max_media_bytes: int = FILE_LIMIT_BYTES,
-                 keep_media_files: bool = False, storage_conn_id: str | None = None, limits: ShardLimits | None = None,
-                 embedding: Embedding | None = None, **kwargs: Any) -> None:
+                 keep_media_files: bool = False, storage_conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prompt_template = prompt_template
         self.output_path = output_path
@@ -107,78 +107,80 @@ class GeminiRequestsOperator(BaseOperator):
         self.generation_config = generation_config
         self.gemini_conn_id = gemini_conn_id
         self.storage_conn_id = storage_conn_id
-        self.embedding = embedding
         self.landed: dict[str, Any] | None = None  # the summary, once the results landed
+        self.submitted_jobs: list[str] = []  # the batch jobs this try created or found, once submitted
         try:
             self.output_schema = OutputSchema(response_schema) if response_schema is not None else None
             self.media = MediaSettings(tuple(media_fields or ()), inline_media_max_bytes, max_media_bytes,
                                        keep_media_files)
             prices_file = conf.get("gemini_batch", "prices_file", fallback=None) or None
             self.budget = Budget(max_cost_usd, prices, prices_file, count_tokens_sample)
-            self.limits = limits or ShardLimits()
-            # A bad template or generation_config fails when the DAG is parsed; the prompt is checked
-            # as the rows will see it, Airflow's Jinja aside (operators.templating).
-            self.plan(preview(self.prompt_template, self.get_template_env()))
+        except InputError as exc:
+            raise InputError(f"{self.task_id}: {exc}") from None
+
+    def check_plan(self) -> None:
+        """Refuse a bad plan when the DAG is parsed (each operator calls it last in its constructor),
+        the prompt as the rows see it (``operators.templating``). :raises InputError: naming the task."""
+        try:
+            self.plan(preview(self.prompt_template, self.get_template_env()), checked_only=True)
         except InputError as exc:
             raise InputError(f"{self.task_id}: {exc}") from None
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """Airflow's rendering, with a Jinja error made a refusal that names the way out (no retry
-        renders it better)."""
+        """Airflow's rendering; a Jinja error is a refusal naming the way out (no retry renders it better)."""
         try:
             super().render_template_fields(context, jinja_env)
         except jinja2.TemplateError as exc:
             raise InputError(f"{self.task_id}: {render_error(exc)}") from None
 
-    def plan(self, prompt_template: str | None = None) -> BatchPlan:
-        """The run's plan, from the parameters as they are now (rendered, once a try has started).
-
-        :param prompt_template: the row template to check instead of ``self.prompt_template`` (its
-            preview, when the DAG is parsed).
-        :raises InputError: for a parameter the plan refuses.
-        """
+    def plan(self, prompt_template: str | None = None, checked_only: bool = False) -> BatchPlan:
+        """The run's plan, from the parameters as they are now (rendered, once a try has started);
+        ``prompt_template`` and ``checked_only``: the preview checked when the DAG is parsed, without
+        the SDK (``core.config``). :raises InputError: for a parameter the plan refuses."""
         spec = request_spec(prompt_template or self.prompt_template, key_field=self.key_field,
                             system_instruction=self.system_instruction, generation_config=self.generation_config,
                             output_schema=self.output_schema, media_fields=self.media.fields,
-                            embedding=self.embedding)
+                            embedding=self.embedding, preview=checked_only)
         return BatchPlan(model=self.model, spec=spec, output_path=self.output_path, input_path=self.input_path,
                          records=self.records, limits=self.limits, media=self.media, budget=self.budget,
                          output_schema=self.output_schema)
 
     @cached_property
     def hook(self) -> GeminiHook:
-        """The task's one hook (and so one client) for the Gemini connection."""
+        """The task's one hook (and so one client) for the Gemini connection; the SDK loads here."""
+        from gemini_batch_provider.hooks.gemini import GeminiHook
+
         return GeminiHook(self.gemini_conn_id)
 
-    def task_run(self, context: Context) -> TaskRun:
-        """This try's run of the plan (the rendered parameters')."""
-        return TaskRun(self.plan(), self.hook, self.log, run_identity(context), self.storage_conn_id, context["ti"])
+    def backend(self, context: Context, staging_uri: str | None = None) -> BatchBackend:
+        """The connection's API for this try (``core.backend``): its uploads named after the task
+        instance, its batch files staged under ``staging_uri`` (Vertex AI)."""
+        from gemini_batch_provider.hooks.connection import backend_for
+
+        return backend_for(self.hook, self.hook.vertex, run_identity(context), staging_uri)
+
+    def locate(self, url: str) -> Location:
+        """``url`` (a path or URL) as a Location, read and written with ``storage_conn_id`` (``storage``)."""
+        return Location(url, lambda: self.hook, self.storage_conn_id)  # the hook: made only for gs://
 
     def landed_summary(self, summary: dict[str, Any]) -> dict[str, Any]:
-        """Keep the summary for the outlets' events (``post_execute``); returns it, for XCom."""
+        """Keep the summary for the outlets' events (``post_execute``); it, for XCom."""
         self.landed = summary
         return summary
 
-    def lineage_jobs(self) -> list[str]:
-        """The batch jobs this try ran, for lineage (those of the summary, once landed)."""
-        return (self.landed or {}).get("batch_jobs", [])
-
-    def _lineage(self, **ran: Any) -> OperatorLineage:
-        """This task's datasets (``lineage.operator_lineage``) and what ``ran`` adds to them."""
-        from gemini_batch_provider.lineage import operator_lineage
-
-        return operator_lineage(model=self.model, input_path=self.input_path,
-                                output_path=self.output_path if self.lands_results else None, **ran)
-
     def get_openlineage_facets_on_start(self) -> OperatorLineage:
         """OpenLineage, as the task starts: the input file and the results file (``lineage``)."""
-        return self._lineage()
+        from gemini_batch_provider.lineage import task_lineage
+
+        return task_lineage(self)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage, once the task has ended (failed too: Airflow falls back to this): the
         datasets, the batch jobs and, once the results landed, their counts and cost (``lineage``)."""
-        return self._lineage(jobs=self.lineage_jobs(), summary=self.landed,
-                             source="vertexai" if self.hook.vertex else "gemini")
+        from gemini_batch_provider.lineage import task_lineage
+
+        jobs = (self.landed or {}).get("batch_jobs") or self.submitted_jobs
+        return task_lineage(self, jobs=jobs, summary=self.landed, source=self.hook.backend.source)
 
     def post_execute(self, context: Context, result: Any = None) -> None:
         """Annotate each Asset in ``outlets`` with the summary of the results that landed."""
@@ -191,8 +193,8 @@ class GeminiRequestsOperator(BaseOperator):
 
 def batch_limits(task_id: str, max_requests_per_job: int | None, max_bytes_per_job: int,
                  max_tokens_per_job: int | None) -> ShardLimits:
-    """The batch operators' per-job limits; raises InputError (a ValueError) naming the task."""
+    """The batch operators' per-job limits. :raises InputError: (a ValueError) naming the task."""
     try:
         return ShardLimits(max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
-    except ValueError as exc:
+    except InputError as exc:
         raise InputError(f"{task_id}: {exc} (the per-job limits)") from None

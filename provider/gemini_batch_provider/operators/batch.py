@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import Context, conf
 
-from gemini_batch_provider.core import waiting
-from gemini_batch_provider.core.errors import InputError, PollingFailed
-from gemini_batch_provider.core.land import Rerun, check_endings
-from gemini_batch_provider.core.ledger import Ledger
-from gemini_batch_provider.core.online import OnlineSettings
-from gemini_batch_provider.core.plan import Routing
-from gemini_batch_provider.core.vocabulary import WaitStatus, validate_event
-from gemini_batch_provider.operators.batch_run import delete_media_files, land_batch
-from gemini_batch_provider.operators.run import TaskRun, refusing
-from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
-from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
-
-CANCEL_SETTLE_SECONDS = 60.0  # how long a deadline's cancel may take to show before landing
+from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES
+from gemini_batch_provider.links import GeminiBatchJobLink
+from gemini_batch_provider.operators import flow
+from gemini_batch_provider.operators.base import GeminiRequestsOperator, batch_limits
 
 
-class GeminiBatchOperator(GeminiSubmitBatchOperator):
+class GeminiBatchOperator(GeminiRequestsOperator):
     """Run a set of records through the Gemini Batch API (or online, when routed so) and land one
     result row per record: submit, wait, land, in one task.
 
@@ -31,7 +22,9 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
     row checked first; the input split over jobs; each job created once per task instance, whatever
     the retries), waits for every job (in the triggerer when ``deferrable``, else polling in the
     worker), then lands as :class:`~gemini_batch_provider.operators.results.GeminiBatchResultsOperator`
-    does. Takes the parameters of both and:
+    does. Takes the parameters of :class:`~gemini_batch_provider.operators.base.GeminiRequestsOperator`,
+    the submit operator's (``max_requests_per_job``, ``max_bytes_per_job``, ``max_tokens_per_job``,
+    ``on_changed_input``, ``gcs_staging_uri``), and:
 
     :param mode: ``batch`` (default); ``online`` (every row through the online engine, at the
         interactive price); ``auto`` (online when there are at most ``online_threshold`` rows).
@@ -54,97 +47,41 @@ class GeminiBatchOperator(GeminiSubmitBatchOperator):
         (``batch``, ``online`` or ``batch+online``), ``rows_by_path``, ``batch_jobs``,
         ``output_path``, ``model``, ``estimated_cost_usd``, ``cost_usd`` (US dollars; None for a
         model without a known price). Never the rows themselves. Each row lands exactly once.
-    :raises AirflowFailException: bad input (no retry helps), naming the row and the fix, or an
-        estimated cost over ``max_cost_usd``; nothing was uploaded or billed.
-    :raises AirflowException: a job ended FAILED, CANCELLED or EXPIRED (after what it produced
-        landed), or polling failed.
+    :raises InputError: (an AirflowFailException) bad input (no retry helps), naming the row and
+        the fix, or an estimated cost over ``max_cost_usd``; nothing was uploaded or billed.
+    :raises JobError: (an AirflowException) a job ended FAILED, CANCELLED or EXPIRED (after what it
+        produced landed), or polling failed.
     """
 
-    lands_results = True
+    operator_extra_links = (GeminiBatchJobLink(),)
+    template_fields: Sequence[str] = (*GeminiRequestsOperator.template_fields, "gcs_staging_uri")
 
     def __init__(self, *, mode: str = "batch", online_threshold: int = 100, deadline: float | timedelta | None = None,
                  on_deadline: str = "online", rerun_failed_online: bool = False, online_concurrency: int = 32,
                  online_rpm: int | None = None, online_tpm: int | None = None,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
                  poll_interval: float = 30.0, max_poll_interval: float = 300.0, delete_input_files: bool = True,
-                 **kwargs: Any) -> None:
+                 max_requests_per_job: int | None = None, max_bytes_per_job: int = DEFAULT_MAX_BYTES,
+                 max_tokens_per_job: int | None = None, on_changed_input: str = "fail",
+                 gcs_staging_uri: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        try:
-            seconds = deadline.total_seconds() if isinstance(deadline, timedelta) else deadline
-            self.routing = Routing(mode, online_threshold, seconds, on_deadline, rerun_failed_online)
-            waiting.WaitPolicy(poll_interval, max_poll_interval)  # checked now, built with the deadline later
-        except (InputError, ValueError) as exc:
-            raise InputError(f"{self.task_id}: {exc}") from None
-        self.online_settings = OnlineSettings(concurrency=online_concurrency, rpm=online_rpm, tpm=online_tpm)
+        self.limits = batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        self.batch = flow.BatchParams.of(
+            self.task_id, mode=mode, online_threshold=online_threshold, deadline=deadline, on_deadline=on_deadline,
+            rerun_failed_online=rerun_failed_online, online_concurrency=online_concurrency, online_rpm=online_rpm,
+            online_tpm=online_tpm, on_changed_input=on_changed_input, deferrable=deferrable,
+            poll_interval=poll_interval, max_poll_interval=max_poll_interval, delete_input_files=delete_input_files)
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max_poll_interval
-        self.delete_input_files = delete_input_files
+        self.gcs_staging_uri = gcs_staging_uri
+        self.check_plan()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with refusing(self.task_id):
-            run = self.task_run(context)
-        with run:  # its downloads go when the try ends, deferred or not
-            with refusing(self.task_id):
-                if self.routing.mode != "batch":
-                    found = run.checked_estimate()
-                    if self.routing.online(found.requests):
-                        self.log.info("%d rows, mode %s: running online.", found.requests, self.routing.mode)
-                        run.check_budget(found, batch=False)
-                        return self.landed_summary(run.land_online(found.requests, self.online_settings))
-                ledger = self.submit(context, run)
-            if ledger is None:
-                return self._land(run, [], past_deadline=False)
-            deadline = self._deadline_at(ledger)
-            if self.deferrable:
-                self.defer(
-                    trigger=GeminiBatchJobTrigger(
-                        job_names=ledger.job_names, gemini_conn_id=self.gemini_conn_id,
-                        poll_interval=self.poll_interval, max_poll_interval=self.max_poll_interval, deadline=deadline,
-                        cancel_on_kill=True,
-                    ),
-                    method_name="execute_complete",
-                )
-            policy = waiting.WaitPolicy(self.poll_interval, self.max_poll_interval, deadline=deadline)
-            poll = waiting.in_thread(self.hook.get_job_status)
-            event = asyncio.run(waiting.wait_logged(ledger.job_names, poll, policy, self.log))
-            return self.execute_complete(context, event.payload())
-
-    def _deadline_at(self, ledger: Ledger) -> float | None:
-        """The deadline as Unix time, anchored at the first create: it survives retries and restarts."""
-        if self.routing.deadline_s is None or ledger.first_submitted_at is None:
-            return None
-        return ledger.first_submitted_at + self.routing.deadline_s
+        return flow.execute(self, self.batch, self.gcs_staging_uri, context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the wait: download, join by key and land the results, whatever the jobs'
-        endings; past the deadline, unfinished jobs are cancelled first."""
-        ended = validate_event(event)
-        if ended.status is WaitStatus.ERROR:
-            raise PollingFailed(f"{self.task_id}: {ended.message}")
-        with self.task_run(context) as run:
-            jobs = self._cancel_unfinished(ended.jobs) if ended.past_deadline else ended.jobs
-            summary = self._land(run, jobs, ended.past_deadline)
-            if not (ended.past_deadline and self.routing.online_after_deadline):
-                check_endings(jobs, summary)
-            delete_media_files(run)
-        return summary
+        """Resume after the wait: land the results, whatever the jobs' endings (``flow.execute_complete``)."""
+        return flow.execute_complete(self, self.batch, self.gcs_staging_uri, context, event)
 
-    def _cancel_unfinished(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Cancel the jobs still running at the deadline and wait (a minute at most) until they have ended."""
-        hook = self.hook
-
-        def cancel(name: str) -> None:
-            self.log.warning("Deadline passed: cancelling %s.", name)
-            hook.cancel_batch_job(name)
-
-        names = [job["name"] for job in jobs]
-        poll = waiting.in_thread(hook.get_job_status)
-        statuses = asyncio.run(waiting.cancel_unfinished(names, poll, waiting.in_thread(cancel), CANCEL_SETTLE_SECONDS))
-        return [status.summary() for status in statuses]
-
-    def _land(self, run: TaskRun, jobs: list[dict[str, Any]], past_deadline: bool) -> dict[str, Any]:
-        rerun = Rerun(failed=self.routing.rerun_failed_online,
-                      unanswered=past_deadline and self.routing.online_after_deadline)
-        summary = land_batch(run, jobs, rerun, self.online_settings, self.delete_input_files, self.gcs_staging_uri)
-        return self.landed_summary(summary)
+    def on_kill(self) -> None:
+        """Cancel the jobs this task created that have not ended."""
+        flow.on_kill(self)

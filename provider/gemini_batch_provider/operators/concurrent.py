@@ -6,9 +6,8 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Context
 
-from gemini_batch_provider.core.online import OnlineSettings
+from gemini_batch_provider.operators import online
 from gemini_batch_provider.operators.base import GeminiRequestsOperator
-from gemini_batch_provider.operators.run import refusing
 
 
 class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
@@ -25,23 +24,17 @@ class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
     :param request_timeout: seconds a call may take before it is retried.
     :param max_attempts: calls per row at most; a row whose attempts run out lands ``failed``.
     :return: (XCom) the summary, with ``path`` ``online`` and no ``batch_jobs``.
-    :raises AirflowFailException: bad input, naming the row and the fix; nothing was sent.
-    :raises AirflowException: after landing, when rows ran out of ``max_attempts`` on transient
-        errors (429, 5xx, timeouts, dropped connections): the API never answered them.
+    :raises InputError: (an AirflowFailException) bad input, naming the row and the fix; nothing was sent.
+    :raises RowsUnanswered: (a JobError, an AirflowException) after landing, when rows ran out of
+        ``max_attempts`` on transient errors (429, 5xx, timeouts, dropped connections).
     """
 
     def __init__(self, *, concurrency: int = 32, rpm: int | None = None, tpm: int | None = None,
                  request_timeout: float = 120.0, max_attempts: int = 12, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.settings = OnlineSettings(
-            concurrency=concurrency, rpm=rpm, tpm=tpm, request_timeout_s=request_timeout, max_attempts=max_attempts
-        )
+        self.settings = online.settings(self.task_id, concurrency=concurrency, rpm=rpm, tpm=tpm,
+                                        request_timeout_s=request_timeout, max_attempts=max_attempts)
+        self.check_plan()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with refusing(self.task_id):
-            run = self.task_run(context)
-        with run:
-            with refusing(self.task_id):
-                found = run.checked_estimate()
-                run.check_budget(found, batch=False)
-            return self.landed_summary(run.land_online(found.requests, self.settings))
+        return online.execute(self, self.settings, context)

@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException, Context
+from airflow.providers.common.compat.sdk import Context
 
-from gemini_batch_provider.core.land import Rerun, check_endings
-from gemini_batch_provider.core.online import OnlineSettings
+from gemini_batch_provider.core.errors import JobsNotEnded
+from gemini_batch_provider.core.land import Rerun
+from gemini_batch_provider.core.plan import OnlineSettings
 from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES
-from gemini_batch_provider.core.vocabulary import TERMINAL
+from gemini_batch_provider.core.vocabulary import as_job_names, job_name
+from gemini_batch_provider.operators import flow
 from gemini_batch_provider.operators.base import GeminiRequestsOperator, batch_limits
-from gemini_batch_provider.operators.batch_run import delete_media_files, land_batch
-from gemini_batch_provider.operators.run import refusing
+from gemini_batch_provider.operators.paths import Landing
+from gemini_batch_provider.operators.prepare import check_apart
+from gemini_batch_provider.operators.task import refusing
 
 
 class GeminiBatchResultsOperator(GeminiRequestsOperator):
@@ -37,8 +40,9 @@ class GeminiBatchResultsOperator(GeminiRequestsOperator):
         ``online_rpm`` and ``online_tpm``.
     :param delete_input_files: delete the uploaded input files once the results have landed.
     :return: (XCom) the summary (see GeminiBatchOperator).
-    :raises AirflowException: a job has not ended yet, or ended FAILED, CANCELLED or EXPIRED, or
-        rows of jobs that succeeded have no readable answer (raised after the results have landed).
+    :raises JobError: (an AirflowException) a job has not ended yet, or ended FAILED, CANCELLED or
+        EXPIRED, or rows of jobs that succeeded have no readable answer (raised after the results
+        have landed).
     """
 
     template_fields: Sequence[str] = (*GeminiRequestsOperator.template_fields, "job_names")
@@ -47,25 +51,21 @@ class GeminiBatchResultsOperator(GeminiRequestsOperator):
                  max_bytes_per_job: int = DEFAULT_MAX_BYTES, max_tokens_per_job: int | None = None,
                  rerun_failed_online: bool = False, online_concurrency: int = 32, online_rpm: int | None = None,
                  online_tpm: int | None = None, delete_input_files: bool = True, **kwargs: Any) -> None:
-        limits = batch_limits(kwargs.get("task_id", ""), max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
-        super().__init__(limits=limits, **kwargs)
+        super().__init__(**kwargs)
+        self.limits = batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
         self.job_names = job_names
-        self.rerun_failed_online = rerun_failed_online
-        self.online_settings = OnlineSettings(concurrency=online_concurrency, rpm=online_rpm, tpm=online_tpm)
-        self.delete_input_files = delete_input_files
+        self.landing = Landing(Rerun(failed=rerun_failed_online),
+                               OnlineSettings(concurrency=online_concurrency, rpm=online_rpm, tpm=online_tpm),
+                               delete_input_files)
+        self.check_plan()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with self.task_run(context) as run:
-            with refusing(self.task_id):
-                run.check_apart()
-            jobs = self.hook.job_summaries(self.job_names)
-            unfinished = [job["name"] for job in jobs if job["state"] not in TERMINAL]
-            if unfinished:
-                raise AirflowException(f"{self.task_id}: batch jobs not ended yet: {unfinished}; wait with "
-                                       "GeminiBatchJobSensor first")
-            summary = land_batch(run, jobs, Rerun(failed=self.rerun_failed_online), self.online_settings,
-                                 self.delete_input_files)
-            self.landed_summary(summary)
-            check_endings(jobs, summary)
-            delete_media_files(run)
-            return summary
+        plan, backend = self.plan(), self.backend(context)
+        with refusing(self.task_id):
+            check_apart(plan, self.locate)
+        jobs = tuple(backend.job_status(job_name(name)) for name in as_job_names(self.job_names))
+        unfinished = [job.name for job in jobs if not job.terminal]
+        if unfinished:
+            raise JobsNotEnded(f"{self.task_id}: batch jobs not ended yet: {unfinished}; wait with "
+                               "GeminiBatchJobSensor first")
+        return flow.land_jobs(self, context, plan, backend, jobs, self.landing)

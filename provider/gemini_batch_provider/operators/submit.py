@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.common.compat.sdk import Context
 
-from gemini_batch_provider.core.ledger import Ledger
 from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES
-from gemini_batch_provider.core.submit import ON_CHANGED_INPUT, Submission
-from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, jobs_record
-from gemini_batch_provider.core.waiting import cancel_unfinished, in_thread
-from gemini_batch_provider.links import GeminiBatchJobLink, batch_jobs_url
+from gemini_batch_provider.links import GeminiBatchJobLink
+from gemini_batch_provider.operators import flow
 from gemini_batch_provider.operators.base import GeminiRequestsOperator, batch_limits
-from gemini_batch_provider.operators.batch_run import submit_batch
-from gemini_batch_provider.operators.run import TaskRun, refusing
+from gemini_batch_provider.operators.prepare import prepare
+from gemini_batch_provider.operators.task import refusing, run_identity, scratch_folder
 
 
 class GeminiSubmitBatchOperator(GeminiRequestsOperator):
@@ -41,7 +37,8 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
     :param gcs_staging_uri: ``gs://bucket/prefix`` where a Vertex AI connection's input files are
         staged and its predictions written (templated; required with Vertex AI, unused otherwise).
     :return: (XCom) the job names, ``["batches/<id>", ...]``, in shard order.
-    :raises AirflowFailException: bad input (nothing uploaded), or a changed input under ``fail``.
+    :raises InputError: (an AirflowFailException) bad input (nothing uploaded), or a changed input
+        under ``fail``.
     """
 
     operator_extra_links = (GeminiBatchJobLink(),)
@@ -51,47 +48,20 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
     def __init__(self, *, max_requests_per_job: int | None = None, max_bytes_per_job: int = DEFAULT_MAX_BYTES,
                  max_tokens_per_job: int | None = None, on_changed_input: str = "fail",
                  gcs_staging_uri: str | None = None, **kwargs: Any) -> None:
-        limits = batch_limits(kwargs.get("task_id", ""), max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
-        super().__init__(limits=limits, **kwargs)
-        if on_changed_input not in ON_CHANGED_INPUT:
-            raise ValueError(f"{self.task_id}: on_changed_input must be one of {ON_CHANGED_INPUT}, "
-                             f"got {on_changed_input!r}")
+        super().__init__(**kwargs)
+        self.limits = batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        flow.check_on_changed_input(self.task_id, on_changed_input)
         self.on_changed_input = on_changed_input
         self.gcs_staging_uri = gcs_staging_uri
-        self._ledger: Ledger | None = None  # what this try submitted, for on_kill
+        self.check_plan()
 
     def execute(self, context: Context) -> list[str]:
-        with refusing(self.task_id):
-            run = self.task_run(context)
-        with run, refusing(self.task_id):
-            ledger = self.submit(context, run)
+        plan, backend = self.plan(), self.backend(context, self.gcs_staging_uri)
+        with scratch_folder(run_identity(context)) as scratch, refusing(self.task_id):
+            run_input = prepare(plan, backend, self.locate, scratch, self.log)
+            ledger = flow.submit(self, context, plan, backend, run_input, self.on_changed_input, scratch)
         return ledger.job_names if ledger else []
-
-    def submit(self, context: Context, run: TaskRun) -> Ledger | None:
-        """Submit every shard not submitted yet, as ``run``; the ledger (None when the input has no rows)."""
-        how = Submission(identity=run.identity, later_try=context["ti"].try_number > 1,
-                         on_changed_input=self.on_changed_input, staging_uri=self.gcs_staging_uri, scratch=run.scratch)
-        self._ledger = ledger = submit_batch(run, how)
-        if ledger is not None:
-            link = batch_jobs_url(ledger.job_names, self.hook.vertex_location)
-            GeminiBatchJobLink.persist(context, link)
-            context["ti"].xcom_push(key=JOBS_XCOM_KEY, value=jobs_record(
-                self.gemini_conn_id, run.plan.model, ledger.job_names, link, run.plan.output_path,
-                ledger.estimated_cost_usd, ledger.first_submitted_at))
-        return ledger
-
-    def lineage_jobs(self) -> list[str]:
-        """The batch jobs this try submitted or found, for lineage."""
-        return super().lineage_jobs() or (self._ledger.job_names if self._ledger else [])
 
     def on_kill(self) -> None:
         """Cancel the jobs this task created that have not ended."""
-        if self._ledger is None:
-            return
-        hook = self.hook
-
-        def cancel(name: str) -> None:
-            self.log.warning("Task killed: cancelling %s.", name)
-            hook.cancel_batch_job(name)
-
-        asyncio.run(cancel_unfinished(self._ledger.job_names, in_thread(hook.get_job_status), in_thread(cancel)))
+        flow.on_kill(self)

@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, Context, PokeReturnValue, conf
 
 from gemini_batch_provider.core.errors import PollingFailed
-from gemini_batch_provider.core.vocabulary import TERMINAL, WaitStatus, as_job_names, validate_event
-from gemini_batch_provider.hooks.gemini import GeminiHook
+from gemini_batch_provider.core.jobs import validate_event
+from gemini_batch_provider.core.vocabulary import TERMINAL, WaitStatus, as_job_names
+from gemini_batch_provider.hooks import DEFAULT_CONN_ID
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
+
+if TYPE_CHECKING:
+    from gemini_batch_provider.hooks.gemini import GeminiHook
 
 
 class GeminiBatchJobSensor(BaseSensorOperator):
@@ -35,7 +39,7 @@ class GeminiBatchJobSensor(BaseSensorOperator):
     template_fields: Sequence[str] = ("job_names",)
     ui_color = "#e8f0fe"
 
-    def __init__(self, *, job_names: list[str] | str, gemini_conn_id: str = GeminiHook.default_conn_name,
+    def __init__(self, *, job_names: list[str] | str, gemini_conn_id: str = DEFAULT_CONN_ID,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
                  max_poll_interval: float = 300.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -46,6 +50,8 @@ class GeminiBatchJobSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> GeminiHook:
+        from gemini_batch_provider.hooks.gemini import GeminiHook  # the SDK: only once a task runs
+
         return GeminiHook(self.gemini_conn_id)
 
     def execute(self, context: Context) -> Any:
@@ -68,5 +74,5 @@ class GeminiBatchJobSensor(BaseSensorOperator):
         ended = validate_event(event, as_job_names(self.job_names))
         if ended.status is WaitStatus.ERROR:
             raise PollingFailed(f"{self.task_id}: {ended.message}")
-        self.log.info("Batch jobs ended: %s", [(job["name"], job["state"]) for job in ended.jobs])
-        return ended.jobs
+        self.log.info("Batch jobs ended: %s", [(job.name, job.state) for job in ended.jobs])
+        return [job.summary() for job in ended.jobs]

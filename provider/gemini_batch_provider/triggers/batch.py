@@ -8,9 +8,9 @@ is no longer deferred. It carries the connection id, never the key, in
 its kwargs. The wait itself is ``core.waiting``'s engine over the hook's async client: one request
 per poll of a running job, transient errors ridden out.
 
-It never blocks the triggerer's event loop. This module imports only Airflow's trigger base and the
-project's vocabulary; the SDK (~300 modules), the hook, the TLS context and the client are loaded
-in a worker thread when the first trigger runs, and a poll's answer is parsed as plain JSON.
+It never blocks the triggerer's event loop. This module imports only Airflow's trigger base; the
+SDK (~300 modules), the hook, the backends, the TLS context and the client are loaded in a worker
+thread when the first trigger runs, and a poll's answer is parsed as plain JSON.
 """
 
 from __future__ import annotations
@@ -18,20 +18,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import importlib
 from collections.abc import AsyncIterator
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
-    from gemini_batch_provider.hooks.gemini import GeminiHook
+    from gemini_batch_provider.core.backend import BatchBackend
 
 
 @functools.cache
-def _import_api() -> tuple[ModuleType, ModuleType]:
-    """The hook's module (and with it the SDK) and the waiting engine's, imported once per process.
+def _import_api() -> None:
+    """Import the hook's module (and with it the SDK), the backends and the waiting engine, once per process.
 
     A full garbage collection scans every object in the process while holding the GIL (~120 ms in
     a triggerer), which stalls the event loop as surely as work done on it, and the SDK's imports
@@ -42,22 +40,25 @@ def _import_api() -> tuple[ModuleType, ModuleType]:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return (importlib.import_module("gemini_batch_provider.hooks.gemini"),
-                importlib.import_module("gemini_batch_provider.core.waiting"))
+        import gemini_batch_provider.backends.gemini_api
+        import gemini_batch_provider.backends.vertex_ai
+        import gemini_batch_provider.core.waiting
+        import gemini_batch_provider.hooks.gemini  # noqa: F401
     finally:
         gc.freeze()
         if enabled:
             gc.enable()
 
 
-async def load_api(gemini_conn_id: str) -> tuple[GeminiHook, ModuleType]:
-    """A hook with its async client ready, and the waiting engine (``core.waiting``), both loaded
-    in a worker thread: importing them costs ~0.5 s of CPU the first time in a process."""
+async def load_backend(gemini_conn_id: str) -> BatchBackend:
+    """The connection's backend (``core.backend``) with its async client ready, its modules and the
+    waiting engine's imported in a worker thread: they cost ~0.5 s of CPU the first time in a process."""
     # Once imported, no thread hop: ten thousand triggers resumed together would queue ten thousand.
-    hooks, engine = _import_api() if _import_api.cache_info().currsize else await asyncio.to_thread(_import_api)
-    hook = hooks.GeminiHook(gemini_conn_id)
-    await hook.aget_client()
-    return hook, engine
+    if not _import_api.cache_info().currsize:
+        await asyncio.to_thread(_import_api)
+    from gemini_batch_provider.hooks.gemini import GeminiHook  # imported above, off the loop
+
+    return await GeminiHook(gemini_conn_id).abackend()
 
 
 class GeminiBatchJobTrigger(BaseTrigger):
@@ -114,13 +115,10 @@ class GeminiBatchJobTrigger(BaseTrigger):
         if state == "deferred":
             self.log.info("The trigger moved to another triggerer; the task still waits, so its jobs go on.")
             return
-        hook, engine = await load_api(self.gemini_conn_id)
+        backend = await load_backend(self.gemini_conn_id)
+        from gemini_batch_provider.core.waiting import cancel_unfinished  # imported by load_backend, off the loop
 
-        async def cancel(name: str) -> None:
-            self.log.warning("Task killed: cancelling %s.", name)
-            await hook.acancel_batch_job(name)
-
-        await engine.cancel_unfinished(self.job_names, hook.aget_job_status, cancel)
+        await cancel_unfinished(self.job_names, backend, self.log, "Task killed")
 
     async def _task_state(self) -> str | None:
         """The state of the task instance this trigger waits for, asked of the Execution API (None
@@ -136,8 +134,10 @@ class GeminiBatchJobTrigger(BaseTrigger):
         return states.get(ti.run_id, {}).get(name)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook, engine = await load_api(self.gemini_conn_id)
-        policy = engine.WaitPolicy(self.poll_interval, self.max_poll_interval, self.max_poll_errors, self.deadline)
-        event = await engine.wait_logged(self.job_names, hook.aget_job_status, policy, self.log)
+        backend = await load_backend(self.gemini_conn_id)
+        from gemini_batch_provider.core.waiting import WaitPolicy, wait_logged  # imported by load_backend, off the loop
+
+        policy = WaitPolicy(self.poll_interval, self.max_poll_interval, self.max_poll_errors, self.deadline)
+        event = await wait_logged(self.job_names, backend, policy, self.log)
         yield TriggerEvent(event.payload())
 

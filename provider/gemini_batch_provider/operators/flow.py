@@ -1,0 +1,196 @@
+"""The batch operators' steps, as functions their ``execute`` methods call: submit (once per task
+instance), wait (deferred to the triggerer, or in the worker), and land, whatever the jobs' endings.
+
+``GeminiBatchOperator`` and ``GeminiBatchEmbedOperator`` run all of them, ``GeminiSubmitBatchOperator``
+the submit: by composition, each operator a direct subclass of the shared base. The steps hand the
+stages (``operators.prepare``, ``operators.paths``) the plan and plain values, never the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import Context
+
+from gemini_batch_provider.core import waiting
+from gemini_batch_provider.core.backend import BatchBackend
+from gemini_batch_provider.core.cost import estimate
+from gemini_batch_provider.core.errors import InputError, PollingFailed
+from gemini_batch_provider.core.estimate import checked_cost
+from gemini_batch_provider.core.jobs import JobStatus, validate_event
+from gemini_batch_provider.core.land import Rerun, endings_error
+from gemini_batch_provider.core.ledger import Ledger, LedgerStore, keys_location, ledger_location
+from gemini_batch_provider.core.plan import BatchPlan, OnlineSettings, Routing, RunInput
+from gemini_batch_provider.core.submit import ON_CHANGED_INPUT, Submission
+from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, jobs_record
+from gemini_batch_provider.core.vocabulary import WaitStatus
+from gemini_batch_provider.links import GeminiBatchJobLink
+from gemini_batch_provider.operators import online, paths
+from gemini_batch_provider.operators.prepare import Locate, prepare, read_input
+from gemini_batch_provider.operators.task import fail_after_landing, refusing, run_identity, scratch_folder
+from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from gemini_batch_provider.operators.base import GeminiRequestsOperator
+
+CANCEL_SETTLE_SECONDS = 60.0  # how long a deadline's cancel may take to show before landing
+
+
+@dataclass(frozen=True)
+class BatchParams:
+    """What the all-in-one batch operators add to the shared parameters (see ``GeminiBatchOperator``),
+    checked when the DAG is parsed. ``deadline_s`` is in ``routing``; intervals are seconds."""
+
+    routing: Routing
+    online: OnlineSettings
+    on_changed_input: str
+    deferrable: bool
+    poll_interval: float
+    max_poll_interval: float
+    delete_input_files: bool
+
+    @classmethod
+    def of(cls, task_id: str, *, mode: str, online_threshold: int, deadline: float | timedelta | None,
+           on_deadline: str, rerun_failed_online: bool, online_concurrency: int, online_rpm: int | None,
+           online_tpm: int | None, on_changed_input: str, deferrable: bool, poll_interval: float,
+           max_poll_interval: float, delete_input_files: bool) -> BatchParams:
+        """The parameters, checked. :raises InputError: naming the task and the parameter."""
+        try:
+            seconds = deadline.total_seconds() if isinstance(deadline, timedelta) else deadline
+            routing = Routing(mode, online_threshold, seconds, on_deadline, rerun_failed_online)
+            waiting.WaitPolicy(poll_interval, max_poll_interval)  # checked now, built with the deadline later
+            online = OnlineSettings(concurrency=online_concurrency, rpm=online_rpm, tpm=online_tpm)
+        except InputError as exc:
+            raise InputError(f"{task_id}: {exc}") from None
+        check_on_changed_input(task_id, on_changed_input)
+        return cls(routing, online, on_changed_input, deferrable, poll_interval, max_poll_interval, delete_input_files)
+
+
+def check_on_changed_input(task_id: str, value: str) -> None:
+    """:raises InputError: unless ``value`` is one of ``ON_CHANGED_INPUT``, naming the task."""
+    if value not in ON_CHANGED_INPUT:
+        raise InputError(f"{task_id}: on_changed_input must be one of {ON_CHANGED_INPUT}, got {value!r}")
+
+
+def ledger_store(plan: BatchPlan, locate: Locate) -> LedgerStore:
+    """The ledger and keys file beside ``output_path``."""
+    return LedgerStore(locate(ledger_location(plan.output_path)), locate(keys_location(plan.output_path)))
+
+
+def submit(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,
+           run_input: RunInput, on_changed_input: str, scratch: Path) -> Ledger | None:
+    """Submit every shard not submitted yet (``paths.submit_batch``); then the jobs' link and their
+    record for the Gemini batches page. The ledger, None when the input has no rows."""
+    how = Submission(identity=run_identity(context), later_try=context["ti"].try_number > 1,
+                     on_changed_input=on_changed_input, scratch=scratch)
+    ledger = paths.submit_batch(plan, backend, ledger_store(plan, task.locate), run_input, how, task.log)
+    if ledger is not None:
+        task.submitted_jobs = ledger.job_names
+        link = backend.jobs_url(ledger.job_names)
+        GeminiBatchJobLink.persist(context, link)
+        context["ti"].xcom_push(key=JOBS_XCOM_KEY, value=jobs_record(
+            task.gemini_conn_id, plan.model, ledger.job_names, link, plan.output_path, ledger.estimated_cost_usd,
+            ledger.first_submitted_at))
+    return ledger
+
+
+def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str | None,
+            context: Context) -> dict[str, Any]:
+    """Route the rows (online, or batch), submit, then wait: deferred (the task resumes in
+    ``execute_complete``), or in the worker. The summary, once landed."""
+    plan, backend = task.plan(), task.backend(context, staging_uri)
+    with scratch_folder(run_identity(context)) as scratch:  # its downloads go when the try ends, deferred or not
+        with refusing(task.task_id):
+            run_input = prepare(plan, backend, task.locate, scratch, task.log)
+            rows_online = _routed_online(params.routing, plan, run_input)
+            if rows_online is None:
+                ledger = submit(task, context, plan, backend, run_input, params.on_changed_input, scratch)
+            else:
+                task.log.info("%d rows, mode %s: running online.", rows_online, params.routing.mode)
+                _, cost = checked_cost(plan, backend, run_input, False, task.log)
+        if rows_online is not None:
+            return online.land_all(task, context, plan, backend, run_input, rows_online, cost, params.online, scratch)
+    if ledger is None:
+        return land(task, params, context, plan, backend, (), past_deadline=False)
+    deadline = _deadline_at(params, ledger)
+    if params.deferrable:
+        task.defer(trigger=GeminiBatchJobTrigger(
+            job_names=ledger.job_names, gemini_conn_id=task.gemini_conn_id, poll_interval=params.poll_interval,
+            max_poll_interval=params.max_poll_interval, deadline=deadline, cancel_on_kill=True),
+            method_name="execute_complete")
+    policy = waiting.WaitPolicy(params.poll_interval, params.max_poll_interval, deadline=deadline)
+    event = asyncio.run(waiting.wait_logged(ledger.job_names, waiting.InWorker(backend), policy, task.log))
+    return execute_complete(task, params, staging_uri, context, event.payload())
+
+
+def _routed_online(routing: Routing, plan: BatchPlan, run_input: RunInput) -> int | None:
+    """The number of rows when the routing sends them online, else None (each row built once to
+    count them, so bad input fails before anything is sent)."""
+    if routing.mode == "batch":
+        return None
+    rows = estimate(run_input.requests(), plan.model).requests
+    return rows if routing.online(rows) else None
+
+
+def _deadline_at(params: BatchParams, ledger: Ledger) -> float | None:
+    """The deadline as Unix time, anchored at the first create: it survives retries and restarts."""
+    if params.routing.deadline_s is None or ledger.first_submitted_at is None:
+        return None
+    return ledger.first_submitted_at + params.routing.deadline_s
+
+
+def execute_complete(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str | None, context: Context,
+                     event: dict[str, Any]) -> dict[str, Any]:
+    """Resume after the wait: download, join by key and land the results, whatever the jobs'
+    endings; past the deadline, unfinished jobs are cancelled first.
+
+    :raises PollingFailed: the wait ended in an error. :raises JobEndedBadly: after landing."""
+    ended = validate_event(event)
+    if ended.status is WaitStatus.ERROR:
+        raise PollingFailed(f"{task.task_id}: {ended.message}")
+    backend = task.backend(context, staging_uri)
+    jobs = ended.jobs
+    if ended.past_deadline:
+        jobs = tuple(asyncio.run(waiting.cancel_unfinished([job.name for job in jobs], waiting.InWorker(backend),
+                                                           task.log, "Deadline passed", CANCEL_SETTLE_SECONDS)))
+    return land(task, params, context, task.plan(), backend, jobs, ended.past_deadline)
+
+
+def land(task: GeminiRequestsOperator, params: BatchParams, context: Context, plan: BatchPlan, backend: BatchBackend,
+         jobs: tuple[JobStatus, ...], past_deadline: bool) -> dict[str, Any]:
+    """Land ``jobs`` (``paths.land_batch``), the rows the routing sends online run so; the summary.
+
+    :raises JobEndedBadly: after landing, for jobs that did not succeed (unless past the deadline
+        with ``on_deadline="online"``, whose rows finished online)."""
+    routing = params.routing
+    rerun = Rerun(failed=routing.rerun_failed_online, unanswered=past_deadline and routing.online_after_deadline)
+    how = paths.Landing(rerun, params.online, params.delete_input_files)
+    return land_jobs(task, context, plan, backend, jobs, how,
+                     check_endings=not (past_deadline and routing.online_after_deadline))
+
+
+def land_jobs(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,
+              jobs: tuple[JobStatus, ...], how: paths.Landing, check_endings: bool = True) -> dict[str, Any]:
+    """Land ended jobs into the results file, in a scratch folder of the try's; fail after landing
+    when a job did not succeed (``check_endings``); once all is well, delete the uploaded media."""
+    store = ledger_store(plan, task.locate)
+    with scratch_folder(run_identity(context)) as scratch:
+        run_input = read_input(plan, task.locate, scratch)
+        writer = paths.open_writer(plan, task.locate, scratch)
+        summary = task.landed_summary(paths.land_batch(plan, backend, task.hook.client, store, run_input, jobs, how,
+                                                       writer, scratch, task.log))
+        fail_after_landing(context, task.log, summary, endings_error(jobs, summary) if check_endings else None)
+        paths.delete_media_files(plan, backend, store, run_input, task.log)
+    return summary
+
+
+def on_kill(task: GeminiRequestsOperator) -> None:
+    """Cancel the jobs this task created that have not ended."""
+    if task.submitted_jobs:
+        asyncio.run(waiting.cancel_unfinished(task.submitted_jobs, waiting.InWorker(task.hook.backend), task.log,
+                                              "Task killed"))

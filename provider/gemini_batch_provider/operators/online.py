@@ -1,0 +1,57 @@
+"""The online operators' steps: every row checked and its cost estimated, then all of them run
+through the online engine (``operators.paths.land_online``). Shared by composition by
+``GeminiConcurrentGenerateOperator`` and ``GeminiConcurrentEmbedOperator``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import Context
+
+from gemini_batch_provider.core.errors import InputError
+from gemini_batch_provider.core.estimate import checked_cost
+from gemini_batch_provider.core.plan import OnlineSettings
+from gemini_batch_provider.operators import paths
+from gemini_batch_provider.operators.prepare import prepare
+from gemini_batch_provider.operators.task import fail_after_landing, refusing, run_identity, scratch_folder
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from gemini_batch_provider.core.backend import BatchBackend
+    from gemini_batch_provider.core.plan import BatchPlan, RunInput
+    from gemini_batch_provider.operators.base import GeminiRequestsOperator
+
+
+def settings(task_id: str, **limits: Any) -> OnlineSettings:
+    """The online engine's limits (``core.plan.OnlineSettings``). :raises InputError: naming the task."""
+    try:
+        return OnlineSettings(**limits)
+    except InputError as exc:
+        raise InputError(f"{task_id}: {exc}") from None
+
+
+def execute(task: GeminiRequestsOperator, limits: OnlineSettings, context: Context) -> dict[str, Any]:
+    """Check every row and the budget (at the interactive price), then run them all online; the summary.
+
+    :raises RowsUnanswered: after landing, for rows the API never answered."""
+    plan, backend = task.plan(), task.backend(context)
+    with scratch_folder(run_identity(context)) as scratch:
+        with refusing(task.task_id):
+            run_input = prepare(plan, backend, task.locate, scratch, task.log)
+            found, cost = checked_cost(plan, backend, run_input, False, task.log)
+        return land_all(task, context, plan, backend, run_input, found.requests, cost, limits, scratch)
+
+
+def land_all(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,
+             run_input: RunInput, rows: int, estimated_cost_usd: float | None, limits: OnlineSettings,
+             scratch: Path) -> dict[str, Any]:
+    """Run all ``rows`` online into the results file (``paths.land_online``); the summary, kept for
+    the outlets. :raises RowsUnanswered: after landing, for rows the API never answered."""
+    writer = paths.open_writer(plan, task.locate, scratch)
+    summary, error = paths.land_online(plan, backend, task.hook.client, run_input, rows, estimated_cost_usd, limits,
+                                       writer, task.log)
+    task.landed_summary(summary)
+    fail_after_landing(context, task.log, summary, error)
+    return summary

@@ -1,0 +1,159 @@
+"""The two paths a try's rows take once prepared (``operators.prepare``): online, through the
+online engine; and batch, submitted (``core.submit``), then, once the jobs have ended, landed
+(``core.land``). Both end in the same results file and summary (``core.summary``).
+
+Each function takes the plan, the backend and plain values, and gives plain values back: a
+ledger, a summary, and the error to fail with once the results have landed (``task.fail_after_landing``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gemini_batch_provider.core.backend import BatchBackend
+from gemini_batch_provider.core.errors import RowsUnanswered
+from gemini_batch_provider.core.estimate import checked_cost
+from gemini_batch_provider.core.jobs import JobStatus
+from gemini_batch_provider.core.land import Rerun, keys_by_shard, land
+from gemini_batch_provider.core.ledger import Ledger, LedgerStore
+from gemini_batch_provider.core.plan import BatchPlan, OnlineSettings, RunInput
+from gemini_batch_provider.core.results import ResultsWriter
+from gemini_batch_provider.core.submit import Submission, submit
+from gemini_batch_provider.core.summary import summarize
+from gemini_batch_provider.core.vocabulary import RowPath
+from gemini_batch_provider.operators.prepare import Locate, drop_media, scan_media, stage_media
+from gemini_batch_provider.storage import results_writer
+
+if TYPE_CHECKING:
+    from google import genai
+
+
+def open_writer(plan: BatchPlan, locate: Locate, scratch: Path) -> ResultsWriter:
+    """The writer of the results file at ``output_path`` (whole or not at all, ``storage``)."""
+    schema = plan.output_schema
+    writer = results_writer(locate(plan.output_path), schema.check if schema is not None else None, scratch)
+    writer.price = plan.price()
+    return writer
+
+
+def landed(writer: ResultsWriter, rows: int, path: str, jobs: list[str], plan: BatchPlan,
+           estimated_cost_usd: float | None, log: logging.Logger) -> dict[str, Any]:
+    """The XCom summary shared by both paths (``core.summary``), logged; never the rows themselves."""
+    summary = summarize(writer, rows, path, jobs, plan.model, estimated_cost_usd, plan.price())
+    log.info("Results landed: %s", summary)
+    estimated, actual = summary["estimated_cost_usd"], summary["cost_usd"]
+    if estimated is not None and actual is not None:
+        log.info("Cost: estimated $%.4f, actual $%.4f (%.1fx the actual; the estimate's assumptions are in its line "
+                 "above).", estimated, actual, estimated / actual if actual else float("inf"))
+    return summary
+
+
+def land_online(plan: BatchPlan, backend: BatchBackend, client: genai.Client, run_input: RunInput, rows: int,
+                estimated_cost_usd: float | None, settings: OnlineSettings, writer: ResultsWriter,
+                log: logging.Logger) -> tuple[dict[str, Any], RowsUnanswered | None]:
+    """Run every row online into ``writer``; the summary, and the error to fail with when rows ran
+    out of attempts on transient errors (they landed ``failed``)."""
+    uploaded = stage_media(run_input)
+    try:
+        from gemini_batch_provider.core.online import run_online  # the SDK's engine: only once a task runs
+
+        stats = run_online(client, plan.model, run_input.requests(), rows, settings, writer, log)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        drop_media(plan, backend, run_input, log, uploaded)
+    writer.close()
+    summary = landed(writer, rows, RowPath.ONLINE, [], plan, estimated_cost_usd, log)
+    if not stats.gave_up:
+        return summary, None
+    return summary, RowsUnanswered(
+        f"the API did not answer {stats.gave_up} of {rows} rows in {settings.max_attempts} attempts each (transient "
+        f"errors: 429, 5xx, timeouts or dropped connections); they landed as 'failed' with their last error in "
+        f"{summary['output_path']}. Lower concurrency/rpm/tpm to the model's quota or raise max_attempts; a retry of "
+        "the task runs every row again")
+
+
+def submit_batch(plan: BatchPlan, backend: BatchBackend, store: LedgerStore, run_input: RunInput, how: Submission,
+                 log: logging.Logger) -> Ledger | None:
+    """Upload the media (rows, media and the budget checked first), then submit (``core.submit``);
+    the ledger, None for no rows.
+
+    :raises InputError: bad input or settings, before anything is uploaded."""
+    if plan.media.fields:
+        _, estimated = checked_cost(plan, backend, run_input, True, log)
+        uploaded = stage_media(run_input)
+        if uploaded and backend.media_expire:
+            log.warning("%d media files were uploaded to the Files API, which keeps files 48 h: rows of a job still "
+                        "unfinished then fail. Set deadline under 48 h to finish them online.", len(uploaded))
+        how = dataclasses.replace(how, media_files=tuple(uploaded), cost_checked=True, estimated_cost_usd=estimated)
+    return submit(plan, run_input, backend, store, how, log)
+
+
+@dataclasses.dataclass(frozen=True)
+class Landing:
+    """How ended jobs land: which rows go online (``rerun``, with ``online`` settings and the
+    ``client`` that runs them) and whether the uploaded input files are deleted afterwards."""
+
+    rerun: Rerun
+    online: OnlineSettings
+    delete_input_files: bool
+
+
+def land_batch(plan: BatchPlan, backend: BatchBackend, client: genai.Client, store: LedgerStore, run_input: RunInput,
+               jobs: Sequence[JobStatus], how: Landing, writer: ResultsWriter, scratch: Path,
+               log: logging.Logger) -> dict[str, Any]:
+    """Land ended jobs (``core.land``) into ``writer``, the rows ``how.rerun`` picks online (their
+    media scanned and uploaded then); the summary."""
+    ledger = store.load()
+    try:
+        again = land(jobs, keys_by_shard(jobs, ledger, store, backend, run_input, plan.limits), backend, writer,
+                     how.rerun, log, scratch)
+        if again:
+            log.info("%d rows go online (deadline passed, or retryable errors).", len(again))
+            # A resumed task builds its media parts again (and finds what it uploaded before).
+            run_input = scan_media(plan, backend, run_input, scratch, log)
+            uploaded = stage_media(run_input)
+            if ledger is not None and ledger.add_media(uploaded):
+                store.save(ledger)
+            from gemini_batch_provider.core.online import run_online
+
+            run_online(client, plan.model, ((k, r) for k, r in run_input.requests() if k in again), len(again),
+                       how.online, writer, log)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    drop_media(plan, backend, run_input, log)  # the local downloads; uploaded ones go once the task succeeds
+    if ledger is not None and how.delete_input_files:
+        delete_input_files(backend, store, ledger)
+    path = RowPath.BATCH_AND_ONLINE if again else RowPath.BATCH
+    estimated = ledger.estimated_cost_usd if ledger is not None else None
+    return landed(writer, sum(writer.counts.values()), path, [job.name for job in jobs], plan, estimated, log)
+
+
+def delete_input_files(backend: BatchBackend, store: LedgerStore, ledger: Ledger) -> None:
+    """Delete the shards' uploaded input files, and say so in the ledger."""
+    for shard in ledger.shards:
+        if shard.input_file:
+            backend.delete(shard.input_file)
+            shard.input_file = None
+    store.save(ledger)
+
+
+def delete_media_files(plan: BatchPlan, backend: BatchBackend, store: LedgerStore, run_input: RunInput,
+                       log: logging.Logger) -> None:
+    """Once the task has succeeded: delete the media uploaded for its requests (unless the plan
+    keeps them). A failing task keeps them, so that a retry finds them and its requests, hence the
+    ledger's fingerprint, stay the same."""
+    ledger = store.load()
+    if ledger is None or not ledger.media_files or plan.media.keep_files:
+        return
+    drop_media(plan, backend, run_input, log, ledger.media_files)
+    ledger.media_files = []
+    store.save(ledger)
+
