@@ -54,10 +54,11 @@ def child(rows: int, base_url: str) -> dict[str, Any]:
     from google import genai
     from google.genai import types
 
+    from gemini_batch_provider.core.limits import ShardLimits
     from gemini_batch_provider.core.records import iter_records
     from gemini_batch_provider.core.requests import RequestSpec, build_requests
     from gemini_batch_provider.core.results import ResultsWriter, join_results
-    from gemini_batch_provider.core.shards import KEYS_FILE, ShardLimits, read_keys, write_shards
+    from gemini_batch_provider.core.shards import KEYS_FILE, read_keys, write_shards
 
     options = types.HttpOptions(base_url=base_url, retry_options=types.HttpRetryOptions(attempts=1))
     client = genai.Client(api_key="bench", http_options=options)

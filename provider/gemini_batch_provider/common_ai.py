@@ -40,7 +40,7 @@ from airflow.providers.common.ai.exceptions import (
 from airflow.providers.common.compat.sdk import Connection
 
 from gemini_batch_provider.core.errors import InputError
-from gemini_batch_provider.core.media import FILE_LIMIT_BYTES
+from gemini_batch_provider.core.limits import FILE_LIMIT_BYTES
 from gemini_batch_provider.core.requests import RequestSpec
 from gemini_batch_provider.core.results import parse_output_line
 from gemini_batch_provider.core.schema import OutputSchema

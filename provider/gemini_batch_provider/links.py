@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
+from airflow.providers.common.compat.sdk import BaseOperatorLink
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator, Context, TaskInstanceKey
@@ -51,4 +51,6 @@ class GeminiBatchJobLink(BaseOperatorLink):
         context["ti"].xcom_push(key=cls().xcom_key, value=url)
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.providers.common.compat.sdk import XCom  # the UI's, not a parse's
+
         return XCom.get_value(key=self.xcom_key, ti_key=ti_key) or ""

@@ -19,7 +19,8 @@ from gemini_batch_provider.core.ledger import (
     keys_location,
     ledger_location,
 )
-from gemini_batch_provider.core.shards import KEYS_FILE, ShardLimits, write_shards
+from gemini_batch_provider.core.limits import ShardLimits
+from gemini_batch_provider.core.shards import KEYS_FILE, write_shards
 from gemini_batch_provider.storage import Location
 
 

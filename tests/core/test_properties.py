@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gemini_batch_provider.core.errors import InputError
+from gemini_batch_provider.core.limits import ShardLimits
 from gemini_batch_provider.core.requests import RequestSpec, build_requests
 from gemini_batch_provider.core.results import ResultsWriter, join_results
-from gemini_batch_provider.core.shards import ShardLimits, write_shards
+from gemini_batch_provider.core.shards import write_shards
 
 SPEC = RequestSpec(prompt_template="{text}", key_field="id")
 

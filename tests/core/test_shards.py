@@ -7,8 +7,9 @@ import json
 import pytest
 
 from gemini_batch_provider.core.errors import InputError
+from gemini_batch_provider.core.limits import ShardLimits
 from gemini_batch_provider.core.requests import RequestSpec, build_requests
-from gemini_batch_provider.core.shards import ShardLimits, shard_of_keys, write_shards
+from gemini_batch_provider.core.shards import shard_of_keys, write_shards
 from gemini_batch_provider.core.tokens import estimate_tokens
 
 SPEC = RequestSpec(prompt_template="{t}", key_field="k")

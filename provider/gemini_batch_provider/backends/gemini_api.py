@@ -72,7 +72,7 @@ class GeminiApiBackend:
         self.hook = hook
         self._media_tag = hashlib.sha256(identity.encode()).hexdigest()[:16]
         self._media_listed: dict[str, str] | None = None
-        self._listing = asyncio.Lock()
+        self._listing: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # a lock per event loop
 
     def check_plan(self, model: str, method: str, embeddings: bool) -> None:
         self.hook.check_model(model, method)
@@ -118,7 +118,10 @@ class GeminiApiBackend:
     async def upload_media(self, path: Path, mime: str, sha256: str) -> str:
         """Upload through ``client.aio.files.upload``, reusing what this task instance uploaded before."""
         name = f"gemini-batch-media {self._media_tag} {sha256[:40]}"
-        async with self._listing:  # one listing of the project's files, by the first upload
+        loop = asyncio.get_running_loop()
+        if self._listing is None or self._listing[0] is not loop:
+            self._listing = (loop, asyncio.Lock())
+        async with self._listing[1]:  # one listing of the project's files, by the first upload
             if self._media_listed is None:
                 files = await asyncio.to_thread(lambda: list(self.hook.client.files.list(config={"page_size": 100})))
                 self._media_listed = {f.display_name: f.uri for f in files

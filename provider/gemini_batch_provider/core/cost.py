@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -128,6 +127,8 @@ def load_prices(path: str | Path = PRICES_FILE) -> dict[str, ModelPrice]:
 
     :raises InputError: for a file that can't be read, is not TOML, or holds something not a price.
     """
+    import tomllib  # here: the table is read when a price is first asked, not when a DAG file is parsed
+
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -139,7 +140,11 @@ def load_prices(path: str | Path = PRICES_FILE) -> dict[str, ModelPrice]:
     return _table(data, f"prices file {where}: {{model}}")
 
 
-PRICES: dict[str, ModelPrice] = load_prices()
+def __getattr__(name: str) -> dict[str, ModelPrice]:
+    """``PRICES``, the shipped table by model id, read on first use (PEP 562)."""
+    if name == "PRICES":
+        return load_prices()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_prices(prices: Mapping[str, Mapping[str, Any]]) -> dict[str, ModelPrice]:
@@ -158,7 +163,7 @@ def price_of(model: str, overrides: Mapping[str, Mapping[str, Any]] | None = Non
         found = load_prices(prices_file).get(name)
         if found is not None:
             return found
-    return PRICES.get(name)
+    return load_prices().get(name)
 
 
 def _modality(details: Any, modality: str) -> int:

@@ -8,7 +8,6 @@ output has answered it.
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,6 +22,8 @@ class KeyIndex:
         self._folder = tempfile.TemporaryDirectory(prefix="gemini-keys-")
         # One user at a time, but not always one thread: a generator holding an index (build_requests)
         # and dropped before its end is closed by the garbage collector in whichever thread runs it.
+        import sqlite3  # here: a DAG file that imports the operators never needs it
+
         self._db = sqlite3.connect(Path(self._folder.name) / "keys.db", isolation_level=None,
                                    check_same_thread=False)
         self._db.executescript(

@@ -21,10 +21,11 @@ from .backend import BatchBackend
 from .errors import JobEndedBadly
 from .jobs import JobStatus
 from .ledger import Ledger, LedgerStore
+from .limits import ShardLimits
 from .plan import RunInput
 from .requests import iter_keys
 from .results import ResultsWriter, join_results
-from .shards import ShardLimits, shard_of_keys
+from .shards import shard_of_keys
 from .transient import is_retryable_error
 from .vocabulary import ANSWERED, ENDED_BADLY, JobState, RowStatus
 

@@ -34,15 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+from .limits import FILE_LIMIT_BYTES, INLINE_MAX_BYTES
 
 if TYPE_CHECKING:
     import aiohttp
 
     from .backend import BatchBackend
 
-FILE_LIMIT_BYTES = 2_000_000_000  # the Files API's limit per file (https://ai.google.dev/gemini-api/docs/files)
-INLINE_MAX_BYTES = 1_000_000  # larger media are uploaded once and referenced, not repeated in every request
-MEDIA_TOKENS = 258  # an image of up to 384x384 pixels (https://ai.google.dev/gemini-api/docs/tokens)
 SUPPORTED = frozenset({
     "image/png", "image/jpeg", "image/webp", "image/heic", "image/heif", "application/pdf", "text/plain",
     "text/html", "text/csv", "text/markdown", "audio/wav", "audio/mp3", "audio/mpeg", "audio/ogg", "audio/flac",

@@ -17,15 +17,16 @@ from typing import Any
 
 from .cost import Estimate, ModelPrice, check_prices, price_of
 from .errors import BudgetExceeded, InputError
-from .media import FILE_LIMIT_BYTES, INLINE_MAX_BYTES
+from .limits import FILE_LIMIT_BYTES, INLINE_MAX_BYTES, ShardLimits
 from .records import iter_records
 from .requests import EmbedRequestSpec, RequestSpec, build_requests
 from .schema import OutputSchema
-from .shards import ShardLimits
 from .tokens import THOUGHTS_BEYOND_PROMPT
 
 JOB_LIFETIME_S = 48 * 3600.0  # a job not done by then expires (https://ai.google.dev/gemini-api/docs/batch-mode)
 MODES = ("batch", "online", "auto")
+#: What a try does when the input differs from what its task instance submitted (``core.submit``).
+ON_CHANGED_INPUT = ("fail", "submit")
 ON_DEADLINE = ("online", "cancel")
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@/-]*")
 SCHEMA_KEYS = frozenset({"response_schema", "responseSchema", "response_json_schema", "responseJsonSchema"})
@@ -214,6 +215,28 @@ class OnlineSettings:
         if self.concurrency > MAX_CONCURRENCY:
             raise InputError(f"concurrency must be at most {MAX_CONCURRENCY} calls in flight (one process runs "
                              f"out of sockets and CPU well before), got {self.concurrency}; map the task instead")
+
+
+MAX_POLL_INTERVAL = 86_400.0
+
+
+@dataclass(frozen=True)
+class WaitPolicy:
+    """How to wait. Seconds; ``deadline`` is Unix time (None: no deadline).
+
+    :raises InputError: (a ValueError) unless ``0 < poll_interval <= max_poll_interval <= 86400`` (a day).
+    """
+
+    poll_interval: float = 30.0
+    max_poll_interval: float = 300.0
+    max_poll_errors: int = 10
+    deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.poll_interval <= self.max_poll_interval <= MAX_POLL_INTERVAL:
+            raise InputError(f"poll_interval and max_poll_interval must be seconds with 0 < poll_interval <= "
+                             f"max_poll_interval <= {MAX_POLL_INTERVAL} (a day), got {self.poll_interval} and "
+                             f"{self.max_poll_interval}")
 
 
 @dataclass(frozen=True)

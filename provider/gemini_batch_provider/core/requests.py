@@ -11,12 +11,14 @@ from __future__ import annotations
 import string
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import check_plain_fields, wire_config
 from .errors import InputError
 from .keys import KeyIndex
-from .media import MediaStager
+
+if TYPE_CHECKING:
+    from .media import MediaStager
 
 #: How a prompt_template writes a brace that is text, said in every message about braces.
 LITERAL_BRACES = ("write a literal brace doubled, '{{' or '}}' (Python's str.format). Airflow's Jinja reads '{{' "

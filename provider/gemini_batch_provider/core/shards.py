@@ -23,35 +23,8 @@ import orjson
 from .cost import Estimate
 from .errors import InputError, LedgerError
 from .keys import KeyIndex
-from .media import FILE_LIMIT_BYTES
+from .limits import ShardLimits
 from .tokens import estimate_split
-
-DEFAULT_MAX_BYTES = 1_000_000_000  # half the Files API's 2 GB per file
-
-
-@dataclass(frozen=True)
-class ShardLimits:
-    """Limits of one batch job's input.
-
-    :param max_requests: requests per job at most (None: no limit).
-    :param max_bytes: bytes of JSONL per input file at most; default 1 GB (the limit is 2 GB).
-    :param max_tokens: estimated tokens per job at most (None: no limit); set it under your tier's
-        batch enqueued-token limit for the model.
-    :raises InputError: (a ValueError) for a limit that is not a positive whole number, or ``max_bytes`` over 2 GB.
-    """
-
-    max_requests: int | None = None
-    max_bytes: int = DEFAULT_MAX_BYTES
-    max_tokens: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_requests", "max_bytes", "max_tokens"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-                raise InputError(f"{name} must be a positive whole number, got {value!r}")
-        if self.max_bytes > FILE_LIMIT_BYTES:
-            raise InputError(f"max_bytes must be at most {FILE_LIMIT_BYTES} (the Files API takes 2 GB a file), "
-                             f"got {self.max_bytes}")
 
 
 @dataclass

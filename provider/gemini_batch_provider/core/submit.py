@@ -28,7 +28,6 @@ from .transient import is_retryable
 from .vocabulary import JobState
 
 RESUBMIT_STATES = frozenset({JobState.FAILED, JobState.EXPIRED})
-ON_CHANGED_INPUT = ("fail", "submit")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .media import MEDIA_TOKENS
+from .limits import MEDIA_TOKENS
 
 if TYPE_CHECKING:
     from .backend import BatchBackend

@@ -26,31 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backend import BatchBackend, JobWatch
-from .errors import InputError
 from .jobs import JobStatus, WaitEvent
+from .plan import WaitPolicy
 from .transient import is_retryable
 from .vocabulary import ENDED_BADLY, JobState, WaitStatus
-
-MAX_POLL_INTERVAL = 86_400.0
-
-
-@dataclass(frozen=True)
-class WaitPolicy:
-    """How to wait. Seconds; ``deadline`` is Unix time (None: no deadline).
-
-    :raises InputError: (a ValueError) unless ``0 < poll_interval <= max_poll_interval <= 86400`` (a day).
-    """
-
-    poll_interval: float = 30.0
-    max_poll_interval: float = 300.0
-    max_poll_errors: int = 10
-    deadline: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 < self.poll_interval <= self.max_poll_interval <= MAX_POLL_INTERVAL:
-            raise InputError(f"poll_interval and max_poll_interval must be seconds with 0 < poll_interval <= "
-                             f"max_poll_interval <= {MAX_POLL_INTERVAL} (a day), got {self.poll_interval} and "
-                             f"{self.max_poll_interval}")
 
 
 @dataclass(frozen=True)

@@ -24,20 +24,18 @@ import jinja2
 from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context, conf
 
 from gemini_batch_provider.core.errors import InputError
-from gemini_batch_provider.core.media import FILE_LIMIT_BYTES, INLINE_MAX_BYTES
+from gemini_batch_provider.core.limits import FILE_LIMIT_BYTES, INLINE_MAX_BYTES, ShardLimits
 from gemini_batch_provider.core.plan import BatchPlan, Budget, Embedding, MediaSettings, request_spec
 from gemini_batch_provider.core.schema import OutputSchema, ResponseSchema
-from gemini_batch_provider.core.shards import ShardLimits
 from gemini_batch_provider.hooks import DEFAULT_CONN_ID
-from gemini_batch_provider.operators.task import run_identity
 from gemini_batch_provider.operators.templating import preview, render_error
-from gemini_batch_provider.storage import Location
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     from gemini_batch_provider.core.backend import BatchBackend
     from gemini_batch_provider.hooks.gemini import GeminiHook
+    from gemini_batch_provider.storage import Location
 
 
 class GeminiRequestsOperator(BaseOperator):
@@ -156,11 +154,14 @@ class GeminiRequestsOperator(BaseOperator):
         """The connection's API for this try (``core.backend``): its uploads named after the task
         instance, its batch files staged under ``staging_uri`` (Vertex AI)."""
         from gemini_batch_provider.hooks.connection import backend_for
+        from gemini_batch_provider.operators.task import run_identity
 
         return backend_for(self.hook, self.hook.vertex, run_identity(context), staging_uri)
 
     def locate(self, url: str) -> Location:
         """``url`` (a path or URL) as a Location, read and written with ``storage_conn_id`` (``storage``)."""
+        from gemini_batch_provider.storage import Location
+
         return Location(url, lambda: self.hook, self.storage_conn_id)  # the hook: made only for gs://
 
     def landed_summary(self, summary: dict[str, Any]) -> dict[str, Any]:
@@ -190,11 +191,3 @@ class GeminiRequestsOperator(BaseOperator):
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra.update(self.landed)
 
-
-def batch_limits(task_id: str, max_requests_per_job: int | None, max_bytes_per_job: int,
-                 max_tokens_per_job: int | None) -> ShardLimits:
-    """The batch operators' per-job limits. :raises InputError: (a ValueError) naming the task."""
-    try:
-        return ShardLimits(max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
-    except InputError as exc:
-        raise InputError(f"{task_id}: {exc} (the per-job limits)") from None

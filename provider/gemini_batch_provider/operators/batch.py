@@ -8,10 +8,10 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Context, conf
 
-from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES
+from gemini_batch_provider.core.limits import DEFAULT_MAX_BYTES
 from gemini_batch_provider.links import GeminiBatchJobLink
-from gemini_batch_provider.operators import flow
-from gemini_batch_provider.operators.base import GeminiRequestsOperator, batch_limits
+from gemini_batch_provider.operators import params
+from gemini_batch_provider.operators.base import GeminiRequestsOperator
 
 
 class GeminiBatchOperator(GeminiRequestsOperator):
@@ -65,8 +65,8 @@ class GeminiBatchOperator(GeminiRequestsOperator):
                  max_tokens_per_job: int | None = None, on_changed_input: str = "fail",
                  gcs_staging_uri: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.limits = batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
-        self.batch = flow.BatchParams.of(
+        self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        self.batch = params.BatchParams.of(
             self.task_id, mode=mode, online_threshold=online_threshold, deadline=deadline, on_deadline=on_deadline,
             rerun_failed_online=rerun_failed_online, online_concurrency=online_concurrency, online_rpm=online_rpm,
             online_tpm=online_tpm, on_changed_input=on_changed_input, deferrable=deferrable,
@@ -76,12 +76,18 @@ class GeminiBatchOperator(GeminiRequestsOperator):
         self.check_plan()
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from gemini_batch_provider.operators import flow  # the steps: when a task runs, not at parse
+
         return flow.execute(self, self.batch, self.gcs_staging_uri, context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the wait: land the results, whatever the jobs' endings (``flow.execute_complete``)."""
+        from gemini_batch_provider.operators import flow
+
         return flow.execute_complete(self, self.batch, self.gcs_staging_uri, context, event)
 
     def on_kill(self) -> None:
         """Cancel the jobs this task created that have not ended."""
+        from gemini_batch_provider.operators import flow
+
         flow.on_kill(self)

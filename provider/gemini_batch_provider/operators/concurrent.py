@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Context
 
-from gemini_batch_provider.operators import online
+from gemini_batch_provider.operators import params
 from gemini_batch_provider.operators.base import GeminiRequestsOperator
 
 
@@ -32,9 +32,11 @@ class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
     def __init__(self, *, concurrency: int = 32, rpm: int | None = None, tpm: int | None = None,
                  request_timeout: float = 120.0, max_attempts: int = 12, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.settings = online.settings(self.task_id, concurrency=concurrency, rpm=rpm, tpm=tpm,
+        self.settings = params.online_settings(self.task_id, concurrency=concurrency, rpm=rpm, tpm=tpm,
                                         request_timeout_s=request_timeout, max_attempts=max_attempts)
         self.check_plan()
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from gemini_batch_provider.operators import online  # the steps: when a task runs, not at parse
+
         return online.execute(self, self.settings, context)

@@ -27,11 +27,11 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Context, conf
 
+from gemini_batch_provider.core.limits import DEFAULT_MAX_BYTES
 from gemini_batch_provider.core.plan import Embedding
-from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES
 from gemini_batch_provider.links import GeminiBatchJobLink
-from gemini_batch_provider.operators import flow, online
-from gemini_batch_provider.operators.base import GeminiRequestsOperator, batch_limits
+from gemini_batch_provider.operators import params
+from gemini_batch_provider.operators.base import GeminiRequestsOperator
 
 DEFAULT_EMBEDDING_MODEL = "gemini-embedding-001"
 
@@ -56,8 +56,8 @@ class GeminiBatchEmbedOperator(GeminiRequestsOperator):
                  gcs_staging_uri: str | None = None, **kwargs: Any) -> None:
         super().__init__(model=model, **kwargs)
         self.embedding = Embedding(task_type, output_dimensionality)
-        self.limits = batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
-        self.batch = flow.BatchParams.of(
+        self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        self.batch = params.BatchParams.of(
             self.task_id, mode=mode, online_threshold=online_threshold, deadline=deadline, on_deadline=on_deadline,
             rerun_failed_online=rerun_failed_online, online_concurrency=online_concurrency, online_rpm=online_rpm,
             online_tpm=online_tpm, on_changed_input=on_changed_input, deferrable=deferrable,
@@ -67,14 +67,20 @@ class GeminiBatchEmbedOperator(GeminiRequestsOperator):
         self.check_plan()
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from gemini_batch_provider.operators import flow  # the steps: when a task runs, not at parse
+
         return flow.execute(self, self.batch, self.gcs_staging_uri, context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the wait: land the vectors, whatever the jobs' endings (``flow.execute_complete``)."""
+        from gemini_batch_provider.operators import flow
+
         return flow.execute_complete(self, self.batch, self.gcs_staging_uri, context, event)
 
     def on_kill(self) -> None:
         """Cancel the jobs this task created that have not ended."""
+        from gemini_batch_provider.operators import flow
+
         flow.on_kill(self)
 
 
@@ -90,9 +96,11 @@ class GeminiConcurrentEmbedOperator(GeminiRequestsOperator):
                  **kwargs: Any) -> None:
         super().__init__(model=model, **kwargs)
         self.embedding = Embedding(task_type, output_dimensionality)
-        self.settings = online.settings(self.task_id, concurrency=concurrency, rpm=rpm, tpm=tpm,
+        self.settings = params.online_settings(self.task_id, concurrency=concurrency, rpm=rpm, tpm=tpm,
                                         request_timeout_s=request_timeout, max_attempts=max_attempts)
         self.check_plan()
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from gemini_batch_provider.operators import online  # the steps: when a task runs, not at parse
+
         return online.execute(self, self.settings, context)

@@ -4,13 +4,12 @@ instance), wait (deferred to the triggerer, or in the worker), and land, whateve
 ``GeminiBatchOperator`` and ``GeminiBatchEmbedOperator`` run all of them, ``GeminiSubmitBatchOperator``
 the submit: by composition, each operator a direct subclass of the shared base. The steps hand the
 stages (``operators.prepare``, ``operators.paths``) the plan and plain values, never the operator.
+The operator modules import this one when a task runs, not when the DAG is parsed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import Context
@@ -18,17 +17,18 @@ from airflow.providers.common.compat.sdk import Context
 from gemini_batch_provider.core import waiting
 from gemini_batch_provider.core.backend import BatchBackend
 from gemini_batch_provider.core.cost import estimate
-from gemini_batch_provider.core.errors import InputError, PollingFailed
+from gemini_batch_provider.core.errors import PollingFailed
 from gemini_batch_provider.core.estimate import checked_cost
 from gemini_batch_provider.core.jobs import JobStatus, validate_event
 from gemini_batch_provider.core.land import Rerun, endings_error
 from gemini_batch_provider.core.ledger import Ledger, LedgerStore, keys_location, ledger_location
-from gemini_batch_provider.core.plan import BatchPlan, OnlineSettings, Routing, RunInput
-from gemini_batch_provider.core.submit import ON_CHANGED_INPUT, Submission
+from gemini_batch_provider.core.plan import BatchPlan, Routing, RunInput
+from gemini_batch_provider.core.submit import Submission
 from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, jobs_record
 from gemini_batch_provider.core.vocabulary import WaitStatus
 from gemini_batch_provider.links import GeminiBatchJobLink
 from gemini_batch_provider.operators import online, paths
+from gemini_batch_provider.operators.params import BatchParams
 from gemini_batch_provider.operators.prepare import Locate, prepare, read_input
 from gemini_batch_provider.operators.task import fail_after_landing, refusing, run_identity, scratch_folder
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
@@ -39,42 +39,6 @@ if TYPE_CHECKING:
     from gemini_batch_provider.operators.base import GeminiRequestsOperator
 
 CANCEL_SETTLE_SECONDS = 60.0  # how long a deadline's cancel may take to show before landing
-
-
-@dataclass(frozen=True)
-class BatchParams:
-    """What the all-in-one batch operators add to the shared parameters (see ``GeminiBatchOperator``),
-    checked when the DAG is parsed. ``deadline_s`` is in ``routing``; intervals are seconds."""
-
-    routing: Routing
-    online: OnlineSettings
-    on_changed_input: str
-    deferrable: bool
-    poll_interval: float
-    max_poll_interval: float
-    delete_input_files: bool
-
-    @classmethod
-    def of(cls, task_id: str, *, mode: str, online_threshold: int, deadline: float | timedelta | None,
-           on_deadline: str, rerun_failed_online: bool, online_concurrency: int, online_rpm: int | None,
-           online_tpm: int | None, on_changed_input: str, deferrable: bool, poll_interval: float,
-           max_poll_interval: float, delete_input_files: bool) -> BatchParams:
-        """The parameters, checked. :raises InputError: naming the task and the parameter."""
-        try:
-            seconds = deadline.total_seconds() if isinstance(deadline, timedelta) else deadline
-            routing = Routing(mode, online_threshold, seconds, on_deadline, rerun_failed_online)
-            waiting.WaitPolicy(poll_interval, max_poll_interval)  # checked now, built with the deadline later
-            online = OnlineSettings(concurrency=online_concurrency, rpm=online_rpm, tpm=online_tpm)
-        except InputError as exc:
-            raise InputError(f"{task_id}: {exc}") from None
-        check_on_changed_input(task_id, on_changed_input)
-        return cls(routing, online, on_changed_input, deferrable, poll_interval, max_poll_interval, delete_input_files)
-
-
-def check_on_changed_input(task_id: str, value: str) -> None:
-    """:raises InputError: unless ``value`` is one of ``ON_CHANGED_INPUT``, naming the task."""
-    if value not in ON_CHANGED_INPUT:
-        raise InputError(f"{task_id}: on_changed_input must be one of {ON_CHANGED_INPUT}, got {value!r}")
 
 
 def ledger_store(plan: BatchPlan, locate: Locate) -> LedgerStore:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import Context
 
-from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.estimate import checked_cost
 from gemini_batch_provider.core.plan import OnlineSettings
 from gemini_batch_provider.operators import paths
@@ -22,14 +21,6 @@ if TYPE_CHECKING:
     from gemini_batch_provider.core.backend import BatchBackend
     from gemini_batch_provider.core.plan import BatchPlan, RunInput
     from gemini_batch_provider.operators.base import GeminiRequestsOperator
-
-
-def settings(task_id: str, **limits: Any) -> OnlineSettings:
-    """The online engine's limits (``core.plan.OnlineSettings``). :raises InputError: naming the task."""
-    try:
-        return OnlineSettings(**limits)
-    except InputError as exc:
-        raise InputError(f"{task_id}: {exc}") from None
 
 
 def execute(task: GeminiRequestsOperator, limits: OnlineSettings, context: Context) -> dict[str, Any]:

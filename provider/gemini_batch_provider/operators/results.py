@@ -8,15 +8,10 @@ from typing import Any
 from airflow.providers.common.compat.sdk import Context
 
 from gemini_batch_provider.core.errors import JobsNotEnded
-from gemini_batch_provider.core.land import Rerun
-from gemini_batch_provider.core.plan import OnlineSettings
-from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES
+from gemini_batch_provider.core.limits import DEFAULT_MAX_BYTES
 from gemini_batch_provider.core.vocabulary import as_job_names, job_name
-from gemini_batch_provider.operators import flow
-from gemini_batch_provider.operators.base import GeminiRequestsOperator, batch_limits
-from gemini_batch_provider.operators.paths import Landing
-from gemini_batch_provider.operators.prepare import check_apart
-from gemini_batch_provider.operators.task import refusing
+from gemini_batch_provider.operators import params
+from gemini_batch_provider.operators.base import GeminiRequestsOperator
 
 
 class GeminiBatchResultsOperator(GeminiRequestsOperator):
@@ -52,14 +47,22 @@ class GeminiBatchResultsOperator(GeminiRequestsOperator):
                  rerun_failed_online: bool = False, online_concurrency: int = 32, online_rpm: int | None = None,
                  online_tpm: int | None = None, delete_input_files: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.limits = batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
         self.job_names = job_names
-        self.landing = Landing(Rerun(failed=rerun_failed_online),
-                               OnlineSettings(concurrency=online_concurrency, rpm=online_rpm, tpm=online_tpm),
-                               delete_input_files)
+        self.rerun_failed_online = rerun_failed_online
+        self.online = params.online_settings(self.task_id, concurrency=online_concurrency, rpm=online_rpm,
+                                             tpm=online_tpm)
+        self.delete_input_files = delete_input_files
         self.check_plan()
 
     def execute(self, context: Context) -> dict[str, Any]:
+        # The steps: imported when a task runs, not when the DAG is parsed.
+        from gemini_batch_provider.core.land import Rerun
+        from gemini_batch_provider.operators import flow
+        from gemini_batch_provider.operators.paths import Landing
+        from gemini_batch_provider.operators.prepare import check_apart
+        from gemini_batch_provider.operators.task import refusing
+
         plan, backend = self.plan(), self.backend(context)
         with refusing(self.task_id):
             check_apart(plan, self.locate)
@@ -68,4 +71,5 @@ class GeminiBatchResultsOperator(GeminiRequestsOperator):
         if unfinished:
             raise JobsNotEnded(f"{self.task_id}: batch jobs not ended yet: {unfinished}; wait with "
                                "GeminiBatchJobSensor first")
-        return flow.land_jobs(self, context, plan, backend, jobs, self.landing)
+        landing = Landing(Rerun(failed=self.rerun_failed_online), self.online, self.delete_input_files)
+        return flow.land_jobs(self, context, plan, backend, jobs, landing)

@@ -7,12 +7,10 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Context
 
-from gemini_batch_provider.core.shards import DEFAULT_MAX_BYTES
+from gemini_batch_provider.core.limits import DEFAULT_MAX_BYTES
 from gemini_batch_provider.links import GeminiBatchJobLink
-from gemini_batch_provider.operators import flow
-from gemini_batch_provider.operators.base import GeminiRequestsOperator, batch_limits
-from gemini_batch_provider.operators.prepare import prepare
-from gemini_batch_provider.operators.task import refusing, run_identity, scratch_folder
+from gemini_batch_provider.operators import params
+from gemini_batch_provider.operators.base import GeminiRequestsOperator
 
 
 class GeminiSubmitBatchOperator(GeminiRequestsOperator):
@@ -49,13 +47,17 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
                  max_tokens_per_job: int | None = None, on_changed_input: str = "fail",
                  gcs_staging_uri: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.limits = batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
-        flow.check_on_changed_input(self.task_id, on_changed_input)
+        self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        params.check_on_changed_input(self.task_id, on_changed_input)
         self.on_changed_input = on_changed_input
         self.gcs_staging_uri = gcs_staging_uri
         self.check_plan()
 
     def execute(self, context: Context) -> list[str]:
+        from gemini_batch_provider.operators import flow  # the steps: when a task runs, not at parse
+        from gemini_batch_provider.operators.prepare import prepare
+        from gemini_batch_provider.operators.task import refusing, run_identity, scratch_folder
+
         plan, backend = self.plan(), self.backend(context, self.gcs_staging_uri)
         with scratch_folder(run_identity(context)) as scratch, refusing(self.task_id):
             run_input = prepare(plan, backend, self.locate, scratch, self.log)
@@ -64,4 +66,6 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
 
     def on_kill(self) -> None:
         """Cancel the jobs this task created that have not ended."""
+        from gemini_batch_provider.operators import flow
+
         flow.on_kill(self)

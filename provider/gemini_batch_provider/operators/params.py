@@ -1,0 +1,65 @@
+"""The operators' own parameters beyond the shared ones, checked when the DAG is parsed: plain
+frozen values, imported by the operator modules without the steps that use them (``flow``), so
+that parsing a DAG file stays cheap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from gemini_batch_provider.core.errors import InputError
+from gemini_batch_provider.core.limits import ShardLimits
+from gemini_batch_provider.core.plan import ON_CHANGED_INPUT, OnlineSettings, Routing, WaitPolicy
+
+
+def batch_limits(task_id: str, max_requests_per_job: int | None, max_bytes_per_job: int,
+                 max_tokens_per_job: int | None) -> ShardLimits:
+    """The batch operators' per-job limits. :raises InputError: (a ValueError) naming the task."""
+    try:
+        return ShardLimits(max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+    except InputError as exc:
+        raise InputError(f"{task_id}: {exc} (the per-job limits)") from None
+
+
+def online_settings(task_id: str, **limits: object) -> OnlineSettings:
+    """The online engine's limits (``core.plan.OnlineSettings``). :raises InputError: naming the task."""
+    try:
+        return OnlineSettings(**limits)  # type: ignore[arg-type]
+    except InputError as exc:
+        raise InputError(f"{task_id}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class BatchParams:
+    """What the all-in-one batch operators add to the shared parameters (see ``GeminiBatchOperator``),
+    checked when the DAG is parsed. ``deadline_s`` is in ``routing``; intervals are seconds."""
+
+    routing: Routing
+    online: OnlineSettings
+    on_changed_input: str
+    deferrable: bool
+    poll_interval: float
+    max_poll_interval: float
+    delete_input_files: bool
+
+    @classmethod
+    def of(cls, task_id: str, *, mode: str, online_threshold: int, deadline: float | timedelta | None,
+           on_deadline: str, rerun_failed_online: bool, online_concurrency: int, online_rpm: int | None,
+           online_tpm: int | None, on_changed_input: str, deferrable: bool, poll_interval: float,
+           max_poll_interval: float, delete_input_files: bool) -> BatchParams:
+        """The parameters, checked. :raises InputError: naming the task and the parameter."""
+        try:
+            seconds = deadline.total_seconds() if isinstance(deadline, timedelta) else deadline
+            routing = Routing(mode, online_threshold, seconds, on_deadline, rerun_failed_online)
+            WaitPolicy(poll_interval, max_poll_interval)  # checked now, built with the deadline later
+            online = OnlineSettings(concurrency=online_concurrency, rpm=online_rpm, tpm=online_tpm)
+        except InputError as exc:
+            raise InputError(f"{task_id}: {exc}") from None
+        check_on_changed_input(task_id, on_changed_input)
+        return cls(routing, online, on_changed_input, deferrable, poll_interval, max_poll_interval, delete_input_files)
+
+
+def check_on_changed_input(task_id: str, value: str) -> None:
+    """:raises InputError: unless ``value`` is one of ``ON_CHANGED_INPUT``, naming the task."""
+    if value not in ON_CHANGED_INPUT:
+        raise InputError(f"{task_id}: on_changed_input must be one of {ON_CHANGED_INPUT}, got {value!r}")
