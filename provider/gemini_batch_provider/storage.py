@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +142,20 @@ class Location:
             if not source.is_file():
                 raise InputError(f"{self.url}: no such file; check input_path and storage_conn_id")
             source.copy(ObjectStoragePath(f"file://{destination}"))
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where one task's files are read and written: ``conn_id`` for ObjectStoragePath URLs (None:
+    the scheme's default connection), and ``hook`` for ``gs://`` (its Cloud Storage client)."""
+
+    conn_id: str | None
+    hook: GeminiHook
+
+    def at(self, url: str) -> Location:
+        """``url`` (a local path or a URL) as a Location of this storage."""
+        hook = self.hook
+        return Location(url, lambda: hook, self.conn_id)
 
 
 class UploadingResultsWriter(ResultsWriter):

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from gemini_batch_provider.core.backend import BatchBackend
     from gemini_batch_provider.hooks.gemini import GeminiHook
-    from gemini_batch_provider.storage import Location
+    from gemini_batch_provider.storage import Storage
 
 
 class GeminiRequestsOperator(BaseOperator):
@@ -158,11 +158,11 @@ class GeminiRequestsOperator(BaseOperator):
 
         return backend_for(self.hook, self.hook.vertex, run_identity(context), staging_uri)
 
-    def locate(self, url: str) -> Location:
-        """``url`` (a path or URL) as a Location, read and written with ``storage_conn_id`` (``storage``)."""
-        from gemini_batch_provider.storage import Location
+    def storage(self) -> Storage:
+        """Where this task's files live: ``storage_conn_id``, and the hook for ``gs://`` (``storage``)."""
+        from gemini_batch_provider.storage import Storage
 
-        return Location(url, lambda: self.hook, self.storage_conn_id)  # the hook: made only for gs://
+        return Storage(self.storage_conn_id, self.hook)
 
     def landed_summary(self, summary: dict[str, Any]) -> dict[str, Any]:
         """Keep the summary for the outlets' events (``post_execute``); it, for XCom."""

@@ -29,7 +29,7 @@ from gemini_batch_provider.core.vocabulary import WaitStatus
 from gemini_batch_provider.links import GeminiBatchJobLink
 from gemini_batch_provider.operators import online, paths
 from gemini_batch_provider.operators.params import BatchParams
-from gemini_batch_provider.operators.prepare import Locate, prepare, read_input
+from gemini_batch_provider.operators.prepare import prepare, read_input
 from gemini_batch_provider.operators.task import fail_after_landing, refusing, run_identity, scratch_folder
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
 
@@ -37,13 +37,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from gemini_batch_provider.operators.base import GeminiRequestsOperator
+    from gemini_batch_provider.storage import Storage
 
 CANCEL_SETTLE_SECONDS = 60.0  # how long a deadline's cancel may take to show before landing
 
 
-def ledger_store(plan: BatchPlan, locate: Locate) -> LedgerStore:
+def ledger_store(plan: BatchPlan, storage: Storage) -> LedgerStore:
     """The ledger and keys file beside ``output_path``."""
-    return LedgerStore(locate(ledger_location(plan.output_path)), locate(keys_location(plan.output_path)))
+    return LedgerStore(storage.at(ledger_location(plan.output_path)), storage.at(keys_location(plan.output_path)))
 
 
 def submit(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,
@@ -52,7 +53,7 @@ def submit(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, back
     record for the Gemini batches page. The ledger, None when the input has no rows."""
     how = Submission(identity=run_identity(context), later_try=context["ti"].try_number > 1,
                      on_changed_input=on_changed_input, scratch=scratch)
-    ledger = paths.submit_batch(plan, backend, ledger_store(plan, task.locate), run_input, how, task.log)
+    ledger = paths.submit_batch(plan, backend, ledger_store(plan, task.storage()), run_input, how, task.log)
     if ledger is not None:
         task.submitted_jobs = ledger.job_names
         link = backend.jobs_url(ledger.job_names)
@@ -70,7 +71,7 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
     plan, backend = task.plan(), task.backend(context, staging_uri)
     with scratch_folder(run_identity(context)) as scratch:  # its downloads go when the try ends, deferred or not
         with refusing(task.task_id):
-            run_input = prepare(plan, backend, task.locate, scratch, task.log)
+            run_input = prepare(plan, backend, task.storage(), scratch, task.log)
             rows_online = _routed_online(params.routing, plan, run_input)
             if rows_online is None:
                 ledger = submit(task, context, plan, backend, run_input, params.on_changed_input, scratch)
@@ -142,10 +143,10 @@ def land_jobs(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, b
               jobs: tuple[JobStatus, ...], how: paths.Landing, check_endings: bool = True) -> dict[str, Any]:
     """Land ended jobs into the results file, in a scratch folder of the try's; fail after landing
     when a job did not succeed (``check_endings``); once all is well, delete the uploaded media."""
-    store = ledger_store(plan, task.locate)
+    store = ledger_store(plan, task.storage())
     with scratch_folder(run_identity(context)) as scratch:
-        run_input = read_input(plan, task.locate, scratch)
-        writer = paths.open_writer(plan, task.locate, scratch)
+        run_input = read_input(plan, task.storage(), scratch)
+        writer = paths.open_writer(plan, task.storage(), scratch)
         summary = task.landed_summary(paths.land_batch(plan, backend, task.hook.client, store, run_input, jobs, how,
                                                        writer, scratch, task.log))
         fail_after_landing(context, task.log, summary, endings_error(jobs, summary) if check_endings else None)

@@ -30,7 +30,7 @@ def execute(task: GeminiRequestsOperator, limits: OnlineSettings, context: Conte
     plan, backend = task.plan(), task.backend(context)
     with scratch_folder(run_identity(context)) as scratch:
         with refusing(task.task_id):
-            run_input = prepare(plan, backend, task.locate, scratch, task.log)
+            run_input = prepare(plan, backend, task.storage(), scratch, task.log)
             found, cost = checked_cost(plan, backend, run_input, False, task.log)
         return land_all(task, context, plan, backend, run_input, found.requests, cost, limits, scratch)
 
@@ -40,7 +40,7 @@ def land_all(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, ba
              scratch: Path) -> dict[str, Any]:
     """Run all ``rows`` online into the results file (``paths.land_online``); the summary, kept for
     the outlets. :raises RowsUnanswered: after landing, for rows the API never answered."""
-    writer = paths.open_writer(plan, task.locate, scratch)
+    writer = paths.open_writer(plan, task.storage(), scratch)
     summary, error = paths.land_online(plan, backend, task.hook.client, run_input, rows, estimated_cost_usd, limits,
                                        writer, task.log)
     task.landed_summary(summary)

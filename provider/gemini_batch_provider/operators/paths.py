@@ -25,17 +25,17 @@ from gemini_batch_provider.core.results import ResultsWriter
 from gemini_batch_provider.core.submit import Submission, submit
 from gemini_batch_provider.core.summary import summarize
 from gemini_batch_provider.core.vocabulary import RowPath
-from gemini_batch_provider.operators.prepare import Locate, drop_media, scan_media, stage_media
-from gemini_batch_provider.storage import results_writer
+from gemini_batch_provider.operators.prepare import drop_media, scan_media, stage_media
+from gemini_batch_provider.storage import Storage, results_writer
 
 if TYPE_CHECKING:
     from google import genai
 
 
-def open_writer(plan: BatchPlan, locate: Locate, scratch: Path) -> ResultsWriter:
+def open_writer(plan: BatchPlan, storage: Storage, scratch: Path) -> ResultsWriter:
     """The writer of the results file at ``output_path`` (whole or not at all, ``storage``)."""
     schema = plan.output_schema
-    writer = results_writer(locate(plan.output_path), schema.check if schema is not None else None, scratch)
+    writer = results_writer(storage.at(plan.output_path), schema.check if schema is not None else None, scratch)
     writer.price = plan.price()
     return writer
 

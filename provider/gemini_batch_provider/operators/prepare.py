@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from gemini_batch_provider.core.backend import BatchBackend
@@ -21,16 +21,14 @@ from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.ledger import keys_location
 from gemini_batch_provider.core.media import MediaStager
 from gemini_batch_provider.core.plan import BatchPlan, RunInput
-from gemini_batch_provider.storage import Location
-
-Locate = Callable[[str], Location]  # a URL or path as a Location, with the task's storage connection
+from gemini_batch_provider.storage import Storage
 
 
-def read_input(plan: BatchPlan, locate: Locate, scratch: Path) -> RunInput:
+def read_input(plan: BatchPlan, storage: Storage, scratch: Path) -> RunInput:
     """The plan's records, or its ``input_path`` (a remote one downloaded once, into ``scratch``)."""
     if plan.records is not None:
         return RunInput(plan.records, plan.spec)
-    source = locate(str(plan.input_path))
+    source = storage.at(str(plan.input_path))
     if source.local is not None:
         return RunInput(str(source.local), plan.spec)
     copy = scratch / "input" / source.url.rsplit("/", 1)[-1]
@@ -39,7 +37,7 @@ def read_input(plan: BatchPlan, locate: Locate, scratch: Path) -> RunInput:
     return RunInput(str(copy), plan.spec)
 
 
-def check_apart(plan: BatchPlan, locate: Locate) -> None:
+def check_apart(plan: BatchPlan, storage: Storage) -> None:
     """Refuse an ``output_path`` whose results or keys file would be written over the input: the
     run would destroy what it reads, and a retry would find nothing to read. (The ledger's name
     ends in ``.json``, which no input has.)
@@ -47,32 +45,32 @@ def check_apart(plan: BatchPlan, locate: Locate) -> None:
     :raises InputError: naming the two paths."""
     if plan.input_path is None:
         return
-    source = locate(str(plan.input_path)).identity
+    source = storage.at(str(plan.input_path)).identity
     out = plan.output_path
     for what, url in (("output_path", out), ("the keys file beside output_path", keys_location(out))):
-        if locate(url).identity == source:
+        if storage.at(url).identity == source:
             raise InputError(f"{what} is input_path ({plan.input_path}): the run would write over its own "
                              "input, and a retry would have none to read; give the results a path of their own")
 
 
-def preflight(plan: BatchPlan, backend: BatchBackend, locate: Locate) -> None:
+def preflight(plan: BatchPlan, backend: BatchBackend, storage: Storage) -> None:
     """What is checked before anything is uploaded or billed, beyond the rows: that the results
     can be written where ``output_path`` says, apart from the input, and that the API has the
     model, which does the plan's method (``BatchBackend.check_plan``).
 
     :raises InputError: naming the setting and the fix."""
-    check_apart(plan, locate)
+    check_apart(plan, storage)
     plan.check_model_id()
-    locate(plan.output_path).check_writable("output_path")
+    storage.at(plan.output_path).check_writable("output_path")
     backend.check_plan(plan.model, plan.method, plan.embeddings)
 
 
-def prepare(plan: BatchPlan, backend: BatchBackend, locate: Locate, scratch: Path, log: logging.Logger) -> RunInput:
+def prepare(plan: BatchPlan, backend: BatchBackend, storage: Storage, scratch: Path, log: logging.Logger) -> RunInput:
     """Check the settings against the API and storage (``preflight``), read the input, scan its media.
 
     :raises InputError: naming the setting, row or field and the fix."""
-    preflight(plan, backend, locate)
-    return scan_media(plan, backend, read_input(plan, locate, scratch), scratch, log)
+    preflight(plan, backend, storage)
+    return scan_media(plan, backend, read_input(plan, storage, scratch), scratch, log)
 
 
 def scan_media(plan: BatchPlan, backend: BatchBackend, run_input: RunInput, scratch: Path,

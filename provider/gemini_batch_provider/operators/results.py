@@ -65,7 +65,7 @@ class GeminiBatchResultsOperator(GeminiRequestsOperator):
 
         plan, backend = self.plan(), self.backend(context)
         with refusing(self.task_id):
-            check_apart(plan, self.locate)
+            check_apart(plan, self.storage())
         jobs = tuple(backend.job_status(job_name(name)) for name in as_job_names(self.job_names))
         unfinished = [job.name for job in jobs if not job.terminal]
         if unfinished:
