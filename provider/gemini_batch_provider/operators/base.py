@@ -151,8 +151,7 @@ class GeminiRequestsOperator(BaseOperator):
         return GeminiHook(self.gemini_conn_id)
 
     def backend(self, context: Context, staging_uri: str | None = None) -> BatchBackend:
-        """The connection's API for this try (``core.backend``): its uploads named after the task
-        instance, its batch files staged under ``staging_uri`` (Vertex AI)."""
+        """This try's API (``core.backend``): uploads named after the task instance, staged under ``staging_uri``."""
         from gemini_batch_provider.hooks.connection import backend_for
         from gemini_batch_provider.operators.task import run_identity
 
@@ -184,10 +183,8 @@ class GeminiRequestsOperator(BaseOperator):
         return task_lineage(self, jobs=jobs, summary=self.landed, source=self.hook.backend.source)
 
     def post_execute(self, context: Context, result: Any = None) -> None:
-        """Annotate each Asset in ``outlets`` with the summary of the results that landed."""
-        if self.landed is None:
-            return
-        for outlet in self.outlets:
+        """Annotate each Asset in ``outlets`` with the summary of the results that landed (if they did)."""
+        for outlet in self.outlets if self.landed is not None else ():
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra.update(self.landed)
 
