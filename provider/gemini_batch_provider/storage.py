@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +131,41 @@ class Location:
         else:
             ObjectStoragePath(f"file://{staged}").copy(self._object())
 
+    def exists(self) -> bool:
+        """Whether there is a file at this location."""
+        if (path := self.local) is not None:
+            return path.is_file()
+        if self.url.startswith("gs://"):
+            return self._hook().gcs.exists(self.url)
+        return self._object().is_file()
+
+    def delete(self) -> None:
+        """Remove the file (nothing when it is gone already)."""
+        if (path := self.local) is not None:
+            path.unlink(missing_ok=True)
+        elif self.url.startswith("gs://"):
+            from google.api_core.exceptions import NotFound  # with google-cloud-storage, not up front
+
+            with suppress(NotFound):
+                self._hook().gcs.delete(self.url)
+        else:
+            target = self._object()
+            if target.exists():
+                target.unlink()
+
+    def file_names(self) -> list[str]:
+        """The names of the files in the folder this location names (none when there is no such folder)."""
+        if (path := self.local) is not None:
+            return [child.name for child in path.iterdir() if child.is_file()] if path.is_dir() else []
+        if self.url.startswith("gs://"):
+            return self._hook().gcs.names_in(self.url)
+        folder = self._object()
+        return [child.name for child in folder.iterdir() if child.is_file()] if folder.is_dir() else []
+
+    def child(self, name: str) -> Location:
+        """The file ``name`` in the folder this location names."""
+        return Location(f"{self.url.rstrip('/')}/{name}", self._hook, self._conn_id)
+
     def download(self, destination: Path) -> None:
         """Copy the remote file to the local ``destination``, streamed.
 
@@ -156,6 +192,18 @@ class Storage:
         """``url`` (a local path or a URL) as a Location of this storage."""
         hook = self.hook
         return Location(url, lambda: hook, self.conn_id)
+
+    def folder(self, url: str) -> Location:
+        """The folder ``url`` (``Location.file_names``, ``Location.child``), checked as ``output_path``
+        is (``Location.check_writable``). :raises InputError: naming it as ``answer_store``."""
+        folder = self.at(url.rstrip("/"))
+        if ".." in folder.url.split("/"):
+            raise InputError(f"answer_store {url!r} climbs out of its folder with '..'; give the folder itself")
+        if (path := folder.local) is not None:
+            if not path.is_absolute():
+                raise InputError(f"answer_store {url!r} is relative; give an absolute path or a URL such as gs://")
+            path.mkdir(parents=True, exist_ok=True)
+        return folder
 
 
 class UploadingResultsWriter(ResultsWriter):

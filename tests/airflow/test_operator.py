@@ -98,7 +98,8 @@ def test_online_operator_lands_the_same_schema_and_summary(airflow_db, emulator,
     assert dag_run.state == "success"
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
     assert all(set(r) == {"key", "status", "path", "text", "parsed", "embedding", "usage", "error", "finish_reason",
-                          "thoughts", "images"} for r in rows)
+                          "thoughts", "images", "request_digest", "answered_at", "reused_from"} for r in rows)
+    assert len({r["request_digest"] for r in rows}) == 7 and all(len(r["request_digest"]) == 64 for r in rows)
     assert all(r["status"] == "succeeded" and r["path"] == "online" and r["finish_reason"] == "STOP" for r in rows)
     summary = dag_run.get_task_instance("online").xcom_pull(task_ids="online")
     assert summary["path"] == "online" and summary["batch_jobs"] == []
@@ -233,10 +234,13 @@ def test_the_same_run_again_reattaches_and_a_changed_input_fails(airflow_db, emu
         source.write_text("".join(json.dumps(r) + "\n" for r in records))
         return dag.test(run_conf=conf, logical_date=when, run_after=when)  # one run id each time: a cleared task
 
+    def landed():  # the rows, but for when they landed
+        return [{**row, "answered_at": None} for row in map(json.loads, output.read_text().splitlines())]
+
     assert run(RECORDS).state == "success"
-    first = output.read_text()
+    first = landed()
     assert run(RECORDS).state == "success"  # reattached to the job it already created and landed again
-    assert len(emulator.state.store.batches) == 1 and output.read_text() == first
+    assert len(emulator.state.store.batches) == 1 and landed() == first
     changed = run([*RECORDS, {"id": "doc-new", "text": "A row added since."}])
     assert changed.state == "failed"  # on_changed_input="fail": nothing new uploaded or billed
     assert len(emulator.state.store.batches) == 1 and len(emulator.state.store.files) == 1
@@ -261,8 +265,10 @@ def test_landing_reads_each_keys_job_from_the_ledger_not_from_the_input(airflow_
     assert dag_run.state == "success" and not (tmp_path / "in.jsonl").exists()
     assert len(emulator.state.store.batches) == 3  # 3 + 3 + 1 rows, each key joined to its own job's output
     assert [r["key"] for r in rows] == [r["id"] for r in RECORDS] and all(r["status"] == "succeeded" for r in rows)
-    keys = (tmp_path / "results.jsonl.gemini-batch-keys.jsonl").read_text().splitlines()
-    assert [json.loads(line) for line in keys] == [[r["id"], i // 3] for i, r in enumerate(RECORDS)]
+    keys = [json.loads(line) for line in (tmp_path / "results.jsonl.gemini-batch-keys.jsonl").read_text().splitlines()]
+    assert [entry[:2] for entry in keys] == [[r["id"], i // 3] for i, r in enumerate(RECORDS)]
+    # Each row's request digest, recorded when its shard was written, lands in its row without the input.
+    assert [entry[2] for entry in keys] == [r["request_digest"] for r in rows] and len({e[2] for e in keys}) == 7
 
 
 def test_on_kill_cancels_the_jobs_the_task_created(airflow_db, emulator, gemini_conn, tmp_path):

@@ -31,15 +31,29 @@ def _ledger() -> Ledger:
 
 def test_a_ledger_round_trips_with_its_version():
     text = _ledger().to_json()
-    assert json.loads(text)["version"] == VERSION == 2
+    assert json.loads(text)["version"] == VERSION == 3
     assert Ledger.from_json(text, "ledger.json") == _ledger()
+
+
+def test_a_version_2_ledger_reads_as_one_that_reused_no_row():
+    data = json.loads(_ledger().to_json())
+    del data["reused_file"], data["reused_rows"]
+    data["version"] = 2
+    assert Ledger.from_json(json.dumps(data), "ledger.json") == _ledger()
+
+
+@pytest.mark.parametrize(("reused_file", "reused_rows"), [("x.jsonl", 0), (None, 3), ("x.jsonl", -1), ("x", True)])
+def test_a_ledger_whose_reused_rows_do_not_agree_is_an_error(reused_file, reused_rows):
+    data = {**json.loads(_ledger().to_json()), "reused_file": reused_file, "reused_rows": reused_rows}
+    with pytest.raises(LedgerError, match="reused_file and reused_rows do not agree"):
+        Ledger.from_json(json.dumps(data), "ledger.json")
 
 
 @pytest.mark.parametrize("version", [None, 1])
 def test_no_ledger_is_none_and_one_of_the_first_shape_has_no_keys_file(version):
     assert Ledger.from_json(None, "ledger.json") is None
     data = json.loads(_ledger().to_json())
-    del data["keys_file"]  # version 1 had none
+    del data["keys_file"], data["reused_file"], data["reused_rows"]  # version 1 had none
     if version is None:
         del data["version"]  # written before ledgers had one
     else:
@@ -51,8 +65,8 @@ def test_no_ledger_is_none_and_one_of_the_first_shape_has_no_keys_file(version):
     ('{"identity": "x", "shar', "not a ledger this release can read (JSONDecodeError"),
     ('{"identity": "x"}', "not a ledger this release can read (KeyError"),
     ("[]", "not a ledger this release can read (TypeError"),
-    (json.dumps({**json.loads(_ledger().to_json()), "version": 3}),
-     "of version 3, and this release reads versions (1, 2)"),
+    (json.dumps({**json.loads(_ledger().to_json()), "version": 4}),
+     "of version 4, and this release reads versions (1, 2, 3)"),
     (json.dumps({**json.loads(_ledger().to_json()), "shards": []}), "it records no shard"),
     (json.dumps({**json.loads(_ledger().to_json()), "shards": [{**asdict(_ledger().shards[0]), "index": 1}]}),
      "its shard at position 0 says it is shard 1"),

@@ -43,7 +43,8 @@ def test_every_key_lands_exactly_once(tmp_path):
     assert rows[0] == {
         "key": "b", "status": "succeeded", "path": "batch", "text": "B.", "parsed": None, "embedding": None,
         "usage": {"prompt_token_count": 3, "candidates_token_count": 2, "total_token_count": 5}, "error": None,
-        "finish_reason": "STOP", "thoughts": None, "images": None,
+        "finish_reason": "STOP", "thoughts": None, "images": None, "request_digest": None,
+        "answered_at": rows[0]["answered_at"], "reused_from": None,
     }
     assert rows[1]["status"] == "failed" and rows[1]["error"] == {
         "code": 400, "message": "bad request", "status": "INVALID_ARGUMENT",

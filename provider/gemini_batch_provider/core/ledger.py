@@ -21,23 +21,32 @@ Beside it lies the keys file (``<output_path>.gemini-batch-keys.jsonl``): each i
 shard, ``[key, shard_index]`` per line in input order, put there whole before the first create.
 Landing reads the keys from it, so it never reads the input again.
 
-Shape (JSON), version 2::
+Beside them, when the run reused earlier answers (``core.answers``), lies the reused rows file
+(``<output_path>.gemini-batch-reused.jsonl``): the ``reused`` results rows, put there whole before
+the first create, so that every try and the landing take the same rows from earlier answers,
+whatever the answer store gained meanwhile. It is checked against the ledger's ``reused_rows``.
 
-    {"version": 2, "identity": str, "fingerprint": str, "first_submitted_at": float | null,
+Shape (JSON), version 3::
+
+    {"version": 3, "identity": str, "fingerprint": str, "first_submitted_at": float | null,
      "estimated_cost_usd": float | null,
      "keys_file": str | null (where the keys file is; null: none was kept),
      "media_files": [str] (media uploaded for the requests, removed after landing),
+     "reused_file": str | null (where the reused rows file is; null: no row was reused),
+     "reused_rows": int (how many rows it holds),
      "shards": [{"index": int, "requests": int, "display_name": str, "input_file": str | null,
                  "job": str | null, "status": "pending" | "creating" | "created", "attempt": int}]}
 
-Version 1 (also a ledger without ``version``: it predates the field) is the same without
-``keys_file``; it is read as a ledger with no keys file, whose keys come from the input.
+Version 2 is the same without ``reused_file`` and ``reused_rows`` (no row reused); version 1 (also
+a ledger without ``version``: it predates the field) also without ``keys_file``; it is read as a
+ledger with no keys file, whose keys come from the input.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -47,13 +56,13 @@ from typing import Any, Protocol
 from .backend import BatchBackend
 from .errors import LedgerError
 from .jobs import JobStatus
-from .shards import KeysMismatch, read_keys
+from .shards import KeysMismatch, read_digests, read_keys
 from .transient import is_not_found
 from .vocabulary import is_job_name, job_name
 
 PENDING, CREATING, CREATED = "pending", "creating", "created"
-VERSION = 2
-READS = (1, 2)
+VERSION = 3
+READS = (1, 2, 3)
 #: The way out of a ledger or keys file that can't be trusted, said in every such error.
 WAY_OUT = ("Restore it, or upgrade the provider to the release that wrote it; delete the ledger only to submit "
            "everything anew, paying again for jobs that may already exist")
@@ -67,6 +76,11 @@ def ledger_location(output_path: str) -> str:
 def keys_location(output_path: str) -> str:
     """Where the keys file of the task writing ``output_path`` lives: beside it."""
     return f"{output_path}.gemini-batch-keys.jsonl"
+
+
+def reused_location(output_path: str) -> str:
+    """Where the reused rows of the task writing ``output_path`` live: beside it."""
+    return f"{output_path}.gemini-batch-reused.jsonl"
 
 
 def display_name(identity: str, fingerprint: str, index: int, shards: int, attempt: int = 0) -> str:
@@ -97,6 +111,8 @@ class Ledger:
     estimated_cost_usd: float | None = None  # for the summary of the try that lands, after a deferral
     keys_file: str | None = None
     media_files: list[str] = field(default_factory=list)  # URIs of the media uploaded for the requests
+    reused_file: str | None = None
+    reused_rows: int = 0
 
     @classmethod
     def from_json(cls, text: str | None, where: str) -> Ledger | None:
@@ -141,6 +157,10 @@ class Ledger:
                 return f"shard {position} has an input_file that is not a name or an attempt that is not a count"
         if self.keys_file is not None and not isinstance(self.keys_file, str):
             return "its keys_file is not a path"
+        if not isinstance(self.reused_file, str | None) or not isinstance(self.reused_rows, int) or \
+                isinstance(self.reused_rows, bool) or self.reused_rows < 0 or \
+                (self.reused_file is None) != (self.reused_rows == 0):
+            return "its reused_file and reused_rows do not agree"
         if not isinstance(self.media_files, list) or not all(isinstance(uri, str) for uri in self.media_files):
             return "its media_files is not a list of names"
         if not all(isinstance(v, int | float | None) for v in (self.first_submitted_at, self.estimated_cost_usd)):
@@ -182,9 +202,10 @@ class Stored(Protocol):
 class LedgerStore:
     """A task's ledger and keys file, at the ``ledger`` and ``keys`` locations."""
 
-    def __init__(self, ledger: Stored, keys: Stored) -> None:
+    def __init__(self, ledger: Stored, keys: Stored, reused: Stored | None = None) -> None:
         self.ledger = ledger
         self.keys_file = keys
+        self.reused_file = reused
 
     def load(self) -> Ledger | None:
         """The ledger; None when there is none. :raises LedgerError: it can't be read."""
@@ -197,6 +218,40 @@ class LedgerStore:
         """Keep the keys file ``write_shards`` wrote, and record it in ``ledger`` (saved by the caller)."""
         self.keys_file.put(written)
         ledger.keys_file = self.keys_file.url
+
+    def put_reused(self, written: Path, rows: int, ledger: Ledger) -> None:
+        """Keep the reused rows file (``rows`` rows), and record it in ``ledger`` (saved by the caller)."""
+        assert self.reused_file is not None, "a store that keeps reused rows is given their location"
+        self.reused_file.put(written)
+        ledger.reused_file, ledger.reused_rows = self.reused_file.url, rows
+
+    def reused_copy(self, ledger: Ledger, folder: Path) -> Path | None:
+        """A local copy (in ``folder``) of the ledger's reused rows file; None when it records none.
+
+        :raises LedgerError: the file is not beside the ledger, or not there."""
+        if ledger.reused_file is None:
+            return None
+        if self.reused_file is None or ledger.reused_file != self.reused_file.url:
+            raise LedgerError(f"the ledger {self.ledger.url} keeps its reused rows at {ledger.reused_file}, not "
+                              "beside it; move the files together")
+        copy = folder / "reused.jsonl"
+        try:
+            if (path := self.reused_file.local) is not None:
+                shutil.copyfile(path, copy)
+            else:
+                self.reused_file.download(copy)
+        except (OSError, ValueError) as exc:
+            raise LedgerError(f"the reused rows file {ledger.reused_file} of the ledger {self.ledger.url} can't "
+                              f"be read ({exc}); restore it") from None
+        return copy
+
+    def digests(self, ledger: Ledger, folder: Path) -> Iterator[tuple[str, str]]:
+        """``(key, request_digest)`` of each row whose digest the keys file records (a remote keys
+        file is copied into ``folder`` first); read after ``keys``, which checks the file."""
+        if (path := self.keys_file.local) is None:
+            path = folder / "keys-digests.jsonl"
+            self.keys_file.download(path)
+        return read_digests(path)
 
     def keys(self, ledger: Ledger) -> Iterator[tuple[str, int]]:
         """``(key, shard_index)`` per input row, streamed from the ledger's keys file, checked as they

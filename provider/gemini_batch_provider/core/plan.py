@@ -17,6 +17,7 @@ from typing import Any
 
 from .cost import Estimate, ModelPrice, check_prices, price_of
 from .errors import BudgetExceeded, InputError
+from .keys import KeyIndex
 from .limits import FILE_LIMIT_BYTES, INLINE_MAX_BYTES, ShardLimits
 from .records import iter_records
 from .requests import EmbedRequestSpec, RequestSpec, build_requests
@@ -52,6 +53,28 @@ class MediaSettings:
         if not 0 <= self.inline_max_bytes <= self.max_bytes <= FILE_LIMIT_BYTES:
             raise InputError(f"media sizes must satisfy 0 <= inline_media_max_bytes <= max_media_bytes <= "
                              f"{FILE_LIMIT_BYTES}, got {self.inline_max_bytes} and {self.max_bytes}")
+
+
+@dataclass(frozen=True)
+class ReuseSettings:
+    """Which earlier answers a run reuses (``core.answers``).
+
+    :param enabled: reuse answers at all; False sends every row (a fresh sample).
+    :param answer_store: a folder of answers shared by tasks and DAGs (a local path or a URL, see
+        ``storage``), read before sending and added to after landing; None: only the results file
+        the run replaces is read.
+    :param max_age_s: answers older than this many seconds are sent again; None: any age.
+    :raises InputError: for a maximum age that is not a positive number.
+    """
+
+    enabled: bool = True
+    answer_store: str | None = None
+    max_age_s: float | None = None
+
+    def __post_init__(self) -> None:
+        age = self.max_age_s
+        if age is not None and (isinstance(age, bool) or not isinstance(age, int | float) or not age > 0):
+            raise InputError(f"reuse_max_age must be a positive number of seconds or a timedelta, got {age!r}")
 
 
 @dataclass(frozen=True)
@@ -286,6 +309,7 @@ class BatchPlan:
     :param media: how media are sent.
     :param budget: what the run may cost.
     :param output_schema: the JSON each answer must be (None: free text).
+    :param reuse: which earlier answers the run reuses.
     :raises InputError: for both or neither of ``input_path`` and ``records``.
     """
 
@@ -298,6 +322,7 @@ class BatchPlan:
     media: MediaSettings = field(default_factory=MediaSettings)
     budget: Budget = field(default_factory=Budget)
     output_schema: OutputSchema | None = None
+    reuse: ReuseSettings = field(default_factory=ReuseSettings)
 
     def __post_init__(self) -> None:
         if (self.records is None) == (self.input_path is None):
@@ -333,20 +358,26 @@ class BatchPlan:
         return None if self.embeddings else self.budget.price(self.model)
 
 
-
 @dataclass(frozen=True)
 class RunInput:
     """One try's input, as read: the records (``source``: the plan's own, or the local path of its
     input file, downloaded once when remote) and the spec its requests are built with (the plan's,
     with the try's media once scanned, ``core.media``). Read as often as a stage needs; never held whole.
+    ``skip`` holds the keys of rows that are not to be sent (answered by earlier runs, ``core.answers``):
+    ``requests`` passes over them, ``records`` does not.
     """
 
     source: tuple[Mapping[str, Any], ...] | str
     spec: RequestSpec
+    skip: KeyIndex | None = field(default=None, compare=False)
 
     def records(self) -> Iterator[dict[str, Any]]:
         return iter_records(self.source)  # type: ignore[arg-type]
 
     def requests(self) -> Generator[tuple[str, dict[str, Any]], None, None]:
-        """``(key, request)`` per record, checked as they are built (InputError)."""
-        return build_requests(self.records(), self.spec)
+        """``(key, request)`` per record not skipped, every record checked as it is built (InputError)."""
+        requests = build_requests(self.records(), self.spec)
+        if self.skip is None:
+            return requests
+        skip = self.skip
+        return ((key, request) for key, request in requests if skip.value(key) is None)

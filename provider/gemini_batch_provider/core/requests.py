@@ -8,10 +8,13 @@ prompt template is present and not null, and the prompt is not empty.
 
 from __future__ import annotations
 
+import hashlib
 import string
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from .config import check_plain_fields, wire_config
 from .errors import InputError
@@ -25,6 +28,13 @@ LITERAL_BRACES = ("write a literal brace doubled, '{{' or '}}' (Python's str.for
                   "first, so in an operator wrap such text in {% raw %}...{% endraw %}, e.g. "
                   "'{% raw %}Answer as {{\"summary\": ...}}{% endraw %}', or give it in system_instruction, "
                   "which no row fills in")
+
+
+def request_digest(model: str, request: dict[str, Any]) -> str:
+    """The SHA-256 (hex) of ``model`` and ``request`` (wire shape) with their keys sorted: equal for
+    the same request however its dicts were built, different when anything sent differs. A results
+    row's ``request_digest`` (``core.answers``)."""
+    return hashlib.sha256(orjson.dumps([model, request], option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def user_content(text: str) -> dict[str, Any]:

@@ -11,11 +11,18 @@ Results row (one JSON object per line)::
 
     {"key": str,
      "status": "succeeded" | "failed" | "invalid_output" | "missing" | "expired" | "cancelled",
-     "path": "batch" | "online",
+     "path": "batch" | "online" | "reused",
      "text": str | None, "parsed": JSON value | None, "embedding": [float] | None,
      "usage": {usage_metadata fields} | None, "error": {code, message, status} | None,
      "finish_reason": "STOP" | "MAX_TOKENS" | "SAFETY" | ... | None, "thoughts": str | None,
-     "images": [{"file": str, "mime_type": str}] | None}
+     "images": [{"file": str, "mime_type": str}] | None,
+     "request_digest": str | None, "answered_at": str, "reused_from": "batch" | "online" | None}
+
+``request_digest`` is the SHA-256 of the model and the request as sent (``core.answers``; None for
+a row whose request has media, or whose request was never built); ``answered_at`` when the answer
+landed (ISO 8601, UTC); a ``reused`` row (``path`` ``reused``) keeps the answer time, usage and
+answer of the earlier run's row it was taken from, and ``reused_from`` names the path that paid for
+it (None for rows answered by this run).
 
 ``text`` is the answer without its thought parts; ``thoughts`` their text, given when the request
 asked for them (``thinking_config.include_thoughts``), else None. ``usage`` holds the
@@ -43,8 +50,9 @@ import mimetypes
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 import orjson
@@ -56,6 +64,8 @@ from .vocabulary import RowPath, RowStatus
 
 if TYPE_CHECKING:
     from google.genai import types
+
+    from .answers import Digests
 
 USAGE_FIELDS = (
     "prompt_token_count", "candidates_token_count", "thoughts_token_count",
@@ -70,7 +80,13 @@ def _row(key: str, status: str, path: str, *, text: str | None = None, usage: di
          finish_reason: str | None = None, thoughts: str | None = None,
          images: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"key": key, "status": str(status), "path": str(path), "text": text, "parsed": None, "embedding": embedding,
-            "usage": usage, "error": error, "finish_reason": finish_reason, "thoughts": thoughts, "images": images}
+            "usage": usage, "error": error, "finish_reason": finish_reason, "thoughts": thoughts, "images": images,
+            "request_digest": None, "answered_at": None, "reused_from": None}
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 in UTC, to the second: a row's ``answered_at``."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _api_word(value: Any) -> str | None:
@@ -231,6 +247,9 @@ class ResultsWriter:
     """
 
     price: ModelPrice | None = None
+    #: Each key's ``request_digest`` (``core.answers.Digests``), recorded in its row (None: not
+    #: recorded); closed with the writer.
+    digests: Digests | None = None
 
     def __init__(self, path: Path, check: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self.path = path
@@ -243,20 +262,33 @@ class ResultsWriter:
         self.paths: Counter[str] = Counter()
         self.cost_usd = 0.0
         self.images_folder = path.with_name(images_folder_name(path.name))
+        self.saved_usd = 0.0  # what the reused rows cost when they were answered
+        self._answers: BinaryIO | None = None
 
     def write(self, row: dict[str, Any]) -> None:
         if self.check is not None:
             row = self.check(row)
+        if row.get("answered_at") is None:
+            row = {**row, "answered_at": now_iso(),
+                   "request_digest": self.digests.get(row["key"]) if self.digests is not None else None}
         if row.get("images"):
             row = {**row, "images": [self._save_image(row["key"], index, image)
                                      for index, image in enumerate(row["images"])]}
-        self._out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))  # UTF-8, as json.dumps would
+        line = orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)  # UTF-8, as json.dumps would
+        self._out.write(line)
         self.counts[row["status"]] += 1
         self.paths[row["path"]] += 1
-        counts = {name: value for name, value in (row["usage"] or {}).items() if name in USAGE_FIELDS}
-        self.usage.update(counts)
+        reused = row["path"] == RowPath.REUSED
+        if self._answers and not reused and row["status"] == RowStatus.SUCCEEDED and row.get("request_digest"):
+            self._answers.write(line)
         if self.price is not None and row["usage"]:
-            self.cost_usd += cost_usd(row["usage"], self.price, batch=row["path"] == RowPath.BATCH)
+            cost = cost_usd(row["usage"], self.price, batch=(row.get("reused_from") or row["path"]) == RowPath.BATCH)
+            if reused:
+                self.saved_usd += cost
+            else:
+                self.cost_usd += cost
+        if not reused:  # tokens this run spent
+            self.usage.update({name: value for name, value in (row["usage"] or {}).items() if name in USAGE_FIELDS})
 
     def _save_image(self, key: str, index: int, image: dict[str, Any]) -> dict[str, Any]:
         """Write one picture (``{"mime_type", "data": bytes}``) whole; the row's reference to it."""
@@ -276,12 +308,25 @@ class ResultsWriter:
         """Where the results end up (the summary's ``output_path``)."""
         return str(self.path)
 
+    def keep_answers(self, path: Path) -> None:
+        """Also write to ``path`` the rows an answer store keeps (``core.answers``): ``succeeded``
+        answers with a digest that this run paid for (not ``reused``)."""
+        self._answers = path.open("wb")
+
+    def _close_sides(self) -> None:
+        if self._answers:
+            self._answers.close()
+        if self.digests is not None:
+            self.digests.close()
+
     def close(self) -> None:
         self._out.close()
+        self._close_sides()
         os.replace(self._part, self.path)
 
     def abort(self) -> None:
         self._out.close()
+        self._close_sides()
         self._part.unlink(missing_ok=True)
 
 

@@ -24,6 +24,7 @@ from .cost import Estimate
 from .errors import InputError, LedgerError
 from .keys import KeyIndex
 from .limits import ShardLimits
+from .requests import request_digest
 from .tokens import estimate_split
 
 
@@ -52,10 +53,10 @@ class ShardedInput:
         return sum(shard.requests for shard in self.shards)
 
 
-def _lines(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardLimits,
-           estimate: Estimate | None = None, model: str | None = None) -> Iterator[tuple[int, str, bytes, int]]:
-    """``(shard_index, key, line, tokens)`` per request, in input order; ``estimate`` adds them up,
-    with the thinking of ``model`` (the limits count prompt and answer tokens)."""
+def _lines(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardLimits, estimate: Estimate | None = None,
+           model: str | None = None) -> Iterator[tuple[int, str, bytes, int, dict[str, Any]]]:
+    """``(shard_index, key, line, tokens, request)`` per request, in input order; ``estimate`` adds
+    them up, with the thinking of ``model`` (the limits count prompt and answer tokens)."""
     index, count, size, tokens = 0, 0, 0, 0
     for key, request in requests:
         line = orjson.dumps({"key": key, "request": request}, option=orjson.OPT_APPEND_NEWLINE)
@@ -77,12 +78,12 @@ def _lines(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardLimits,
         if count and full:
             index, count, size, tokens = index + 1, 0, 0, 0
         count, size, tokens = count + 1, size + len(line), tokens + cost
-        yield index, key, line, cost
+        yield index, key, line, cost, request
 
 
 def shard_of_keys(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardLimits) -> Iterator[tuple[str, int]]:
     """``(key, shard_index)`` per request: the shards ``write_shards`` put them in."""
-    for index, key, _, _ in _lines(requests, limits):
+    for index, key, _, _, _ in _lines(requests, limits):
         yield key, index
 
 
@@ -96,9 +97,10 @@ class KeysMismatch(LedgerError):
 def read_keys(path: Path, shard_requests: list[int]) -> Iterator[tuple[str, int]]:
     """``(key, shard_index)`` per request, from the ``keys.jsonl`` that ``write_shards`` wrote for
     shards of ``shard_requests`` requests each, checked as they go: each line a ``[key, shard]``
-    pair, no key twice (a ``KeyIndex`` on disk: memory stays flat), and as many keys per shard as
-    it had requests. That last check ends the stream, so a consumer that reads every key before
-    writing anything (``core.results.join_results``) writes nothing from a bad file.
+    pair (or ``[key, shard, request_digest]``), no key twice (a ``KeyIndex`` on disk: memory stays
+    flat), and as many keys per shard as it had requests. That last check ends the stream, so a
+    consumer that reads every key before writing anything (``core.results.join_results``) writes
+    nothing from a bad file.
 
     :raises KeysMismatch: naming the line, or the counts per shard.
     """
@@ -106,7 +108,9 @@ def read_keys(path: Path, shard_requests: list[int]) -> Iterator[tuple[str, int]
     with KeyIndex() as seen, path.open("rb") as lines:
         for number, line in enumerate(lines, 1):
             try:
-                key, shard = orjson.loads(line)
+                key, shard, *digest = orjson.loads(line)
+                if len(digest) > 1 or not all(isinstance(d, str) for d in digest):
+                    raise ValueError
             except (orjson.JSONDecodeError, ValueError, TypeError):
                 raise KeysMismatch(f"line {number} is not a [key, shard] pair") from None
             if not isinstance(key, str) or not isinstance(shard, int) or not 0 <= shard < len(counts):
@@ -120,10 +124,21 @@ def read_keys(path: Path, shard_requests: list[int]) -> Iterator[tuple[str, int]
         raise KeysMismatch(f"it holds {counts} keys per shard where the shards had {shard_requests} requests")
 
 
+def read_digests(path: Path) -> Iterator[tuple[str, str]]:
+    """``(key, request_digest)`` of each line of a keys file that records one (``read_keys`` checks
+    the file)."""
+    with path.open("rb") as lines:
+        for line in lines:
+            item = orjson.loads(line)
+            if len(item) == 3:
+                yield item[0], item[2]
+
+
 def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, limits: ShardLimits,
                  salt: str = "", model: str | None = None) -> ShardedInput:
     """Write ``(key, request)`` pairs as batch input JSONL files ``requests-NNNNN.jsonl`` in ``folder``,
-    and each key's shard as ``[key, shard_index]`` lines in ``folder / KEYS_FILE`` (see ``read_keys``).
+    and each key's shard as ``[key, shard_index]`` lines in ``folder / KEYS_FILE`` (see ``read_keys``),
+    ``[key, shard_index, request_digest]`` given the ``model`` (``core.requests.request_digest``).
 
     Errors raised by ``requests`` (InputError for bad rows) or by the limits propagate, and the
     files written so far are removed: files that exist are complete.
@@ -133,8 +148,9 @@ def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, l
     out = None
     keys = (folder / KEYS_FILE).open("wb")
     try:
-        for index, key, line, cost in _lines(requests, limits, written.estimate, model):
-            keys.write(orjson.dumps([key, index], option=orjson.OPT_APPEND_NEWLINE))
+        for index, key, line, cost, request in _lines(requests, limits, written.estimate, model):
+            entry = [key, index] if model is None else [key, index, request_digest(model, request)]
+            keys.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
             if index == len(written.shards):
                 if out is not None:
                     out.close()

@@ -44,6 +44,8 @@ class Submission:
     :param cost_checked: the budget was checked already, at ``estimated_cost_usd`` (a media run
         checks it before its media are uploaded); else submit checks it once every request is built.
     :param estimated_cost_usd: that estimate, US dollars (None: no known price).
+    :param reused_rows_file: the rows taken from earlier answers (``core.answers.Reuse``), kept
+        beside the ledger; ``reused_rows`` of them. None: no row reused.
     """
 
     identity: str
@@ -53,6 +55,8 @@ class Submission:
     scratch: Path | None = None
     cost_checked: bool = False
     estimated_cost_usd: float | None = None
+    reused_rows_file: Path | None = None
+    reused_rows: int = 0
 
 
 class ChangedInput(InputError):
@@ -118,6 +122,9 @@ class _Submitter:
                     "the ledger")
             self.log.warning("Input changed since %s were created; submitting anew and leaving them as they are.",
                              old.job_names)
+        elif old is not None:
+            self.log.warning("The ledger %s was written by %s, whose jobs %s are left as they are; this task "
+                             "instance's ledger replaces it.", self.store.ledger.url, old.identity, old.job_names)
         count = len(sharded.shards)
         ledger = Ledger(identity=identity, fingerprint=sharded.fingerprint, shards=[
             ShardRecord(index=s.index, requests=s.requests,
@@ -125,6 +132,8 @@ class _Submitter:
             for s in sharded.shards
         ])
         self.store.put_keys(keys, ledger)
+        if self.how.reused_rows_file is not None and self.how.reused_rows:
+            self.store.put_reused(self.how.reused_rows_file, self.how.reused_rows, ledger)
         self.store.save(ledger)
         return ledger, True
 

@@ -25,7 +25,11 @@ def actual_cost(writer: ResultsWriter, price: ModelPrice | None) -> float | None
 def summarize(writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str], model: str,
               estimated_cost_usd: float | None, price: ModelPrice | None) -> dict[str, Any]:
     """``{"rows", "counts", "usage", "path", "rows_by_path", "batch_jobs", "output_path", "model",
-    "estimated_cost_usd", "cost_usd"}``, JSON-ready (plain strings and numbers)."""
+    "estimated_cost_usd", "cost_usd", "saved_cost_usd"}``, JSON-ready (plain strings and numbers).
+
+    ``usage`` and ``cost_usd`` count what this run spent; ``rows_by_path["reused"]`` the rows
+    earlier answers settled, and ``saved_cost_usd`` what those answers cost when they were paid
+    for, each at the price of the path that paid (None without a price)."""
     return {
         "rows": rows,
         "counts": {status.value: writer.counts[status] for status in RowStatus},
@@ -37,6 +41,7 @@ def summarize(writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str]
         "model": model,
         "estimated_cost_usd": estimated_cost_usd,
         "cost_usd": actual_cost(writer, price),
+        "saved_cost_usd": None if price is None else round(writer.saved_usd, 6),
     }
 
 

@@ -68,6 +68,7 @@ class RowPath(StrEnum):
 
     BATCH = "batch"
     ONLINE = "online"
+    REUSED = "reused"  # answered by an earlier run (core.answers); nothing sent, nothing billed
     BATCH_AND_ONLINE = "batch+online"  # a summary only: some rows went online after the batch
 
 

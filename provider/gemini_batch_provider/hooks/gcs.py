@@ -37,6 +37,16 @@ class CloudStorage:
     def delete(self, uri: str) -> None:
         self._blob(uri).delete()
 
+    def exists(self, uri: str) -> bool:
+        return self._blob(uri).exists()
+
+    def names_in(self, folder_uri: str) -> list[str]:
+        """The names of the objects directly in the folder ``folder_uri`` (``gs://bucket/prefix``)."""
+        bucket, _, prefix = folder_uri.removeprefix("gs://").partition("/")
+        prefix = prefix.rstrip("/") + "/" if prefix.rstrip("/") else ""
+        blobs = self.client.list_blobs(bucket, prefix=prefix, delimiter="/")
+        return [blob.name[len(prefix):] for blob in blobs]
+
     def read_text(self, uri: str) -> str | None:
         """A small object's text; None when it does not exist."""
         from google.api_core.exceptions import NotFound  # with google-cloud-storage, not up front

@@ -17,6 +17,7 @@ scheduled on the asset finds the rows at ``event.extra["output_path"]`` for each
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from airflow.providers.common.compat.sdk import Asset, BaseOperator, Context, co
 
 from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.limits import FILE_LIMIT_BYTES, INLINE_MAX_BYTES, ShardLimits
-from gemini_batch_provider.core.plan import BatchPlan, Budget, Embedding, MediaSettings, request_spec
+from gemini_batch_provider.core.plan import BatchPlan, Budget, Embedding, MediaSettings, ReuseSettings, request_spec
 from gemini_batch_provider.core.schema import OutputSchema, ResponseSchema
 from gemini_batch_provider.hooks import DEFAULT_CONN_ID
 from gemini_batch_provider.operators.templating import preview, render_error
@@ -75,11 +76,21 @@ class GeminiRequestsOperator(BaseOperator):
     :param inline_media_max_bytes: largest medium sent inline in each request (default 1 MB).
     :param max_media_bytes: largest medium accepted (default 2 GB, the Files API's limit).
     :param keep_media_files: keep the uploaded media after the results have landed.
+    :param reuse: land each row whose exact request (model, prompt, system instruction, generation
+        config, schema) was answered before from that answer (``path`` ``reused``, nothing sent or
+        billed) and send only the rest; the answers come from the results file at ``output_path``
+        that the run replaces and from ``answer_store``. False: send every row (a fresh sample).
+        Rows whose requests carry media are always sent (``core.answers``).
+    :param answer_store: a folder of answers shared by tasks and DAGs (templated; a local path,
+        ``gs://`` or any ObjectStoragePath URL), read before sending and added to after landing,
+        safe for runs writing it at once. None: no store.
+    :param reuse_max_age: answers older than this (a ``timedelta``, or seconds) are sent again.
     :raises InputError: (a ValueError) when the DAG is parsed, for a parameter the plan refuses,
         naming it and the fix (``core.plan``). Lineage: see the module.
     """
 
-    template_fields: Sequence[str] = ("input_path", "output_path", "model", "prompt_template", "system_instruction")
+    template_fields: Sequence[str] = ("input_path", "output_path", "model", "prompt_template", "system_instruction",
+                                      "answer_store")
     ui_color = "#e8f0fe"
     lands_results = True  # writes the results file at output_path, for lineage (not the submit-only operator)
     limits = ShardLimits()  # how the input is split over jobs: the batch operators' own parameters
@@ -92,7 +103,9 @@ class GeminiRequestsOperator(BaseOperator):
                  max_cost_usd: float | None = None, prices: dict[str, dict[str, float]] | None = None,
                  count_tokens_sample: int = 5, media_fields: Sequence[str] | None = None,
                  inline_media_max_bytes: int = INLINE_MAX_BYTES, max_media_bytes: int = FILE_LIMIT_BYTES,
-                 keep_media_files: bool = False, storage_conn_id: str | None = None, **kwargs: Any) -> None:
+                 keep_media_files: bool = False, storage_conn_id: str | None = None, reuse: bool = True,
+                 answer_store: str | None = None, reuse_max_age: float | timedelta | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prompt_template = prompt_template
         self.output_path = output_path
@@ -105,6 +118,9 @@ class GeminiRequestsOperator(BaseOperator):
         self.generation_config = generation_config
         self.gemini_conn_id = gemini_conn_id
         self.storage_conn_id = storage_conn_id
+        self.reuse = reuse
+        self.answer_store = answer_store
+        self.reuse_max_age = reuse_max_age
         self.landed: dict[str, Any] | None = None  # the summary, once the results landed
         self.submitted_jobs: list[str] = []  # the batch jobs this try created or found, once submitted
         try:
@@ -113,6 +129,7 @@ class GeminiRequestsOperator(BaseOperator):
                                        keep_media_files)
             prices_file = conf.get("gemini_batch", "prices_file", fallback=None) or None
             self.budget = Budget(max_cost_usd, prices, prices_file, count_tokens_sample)
+            self.reuse_settings(checked_only=True)
         except InputError as exc:
             raise InputError(f"{self.task_id}: {exc}") from None
 
@@ -141,7 +158,13 @@ class GeminiRequestsOperator(BaseOperator):
                             embedding=self.embedding, preview=checked_only)
         return BatchPlan(model=self.model, spec=spec, output_path=self.output_path, input_path=self.input_path,
                          records=self.records, limits=self.limits, media=self.media, budget=self.budget,
-                         output_schema=self.output_schema)
+                         output_schema=self.output_schema, reuse=self.reuse_settings(checked_only))
+
+    def reuse_settings(self, checked_only: bool = False) -> ReuseSettings:
+        """Which earlier answers the run reuses; ``checked_only``: before ``answer_store`` is rendered."""
+        age = self.reuse_max_age
+        return ReuseSettings(bool(self.reuse), None if checked_only else self.answer_store or None,
+                             age.total_seconds() if isinstance(age, timedelta) else age)
 
     @cached_property
     def hook(self) -> GeminiHook:

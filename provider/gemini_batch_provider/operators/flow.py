@@ -10,24 +10,26 @@ The operator modules import this one when a task runs, not when the DAG is parse
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import Context
 
 from gemini_batch_provider.core import waiting
+from gemini_batch_provider.core.answers import Reuse
 from gemini_batch_provider.core.backend import BatchBackend
 from gemini_batch_provider.core.cost import estimate
 from gemini_batch_provider.core.errors import PollingFailed
 from gemini_batch_provider.core.estimate import checked_cost
 from gemini_batch_provider.core.jobs import JobStatus, validate_event
 from gemini_batch_provider.core.land import Rerun, endings_error
-from gemini_batch_provider.core.ledger import Ledger, LedgerStore, keys_location, ledger_location
+from gemini_batch_provider.core.ledger import Ledger, LedgerStore, keys_location, ledger_location, reused_location
 from gemini_batch_provider.core.plan import BatchPlan, Routing, RunInput
 from gemini_batch_provider.core.submit import Submission
 from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, jobs_record
 from gemini_batch_provider.core.vocabulary import WaitStatus
 from gemini_batch_provider.links import GeminiBatchJobLink
-from gemini_batch_provider.operators import online, paths
+from gemini_batch_provider.operators import online, paths, reuse
 from gemini_batch_provider.operators.params import BatchParams
 from gemini_batch_provider.operators.prepare import prepare, read_input
 from gemini_batch_provider.operators.task import fail_after_landing, refusing, run_identity, scratch_folder
@@ -43,16 +45,20 @@ CANCEL_SETTLE_SECONDS = 60.0  # how long a deadline's cancel may take to show be
 
 
 def ledger_store(plan: BatchPlan, storage: Storage) -> LedgerStore:
-    """The ledger and keys file beside ``output_path``."""
-    return LedgerStore(storage.at(ledger_location(plan.output_path)), storage.at(keys_location(plan.output_path)))
+    """The ledger, keys file and reused rows file beside ``output_path``."""
+    out = plan.output_path
+    return LedgerStore(storage.at(ledger_location(out)), storage.at(keys_location(out)),
+                       storage.at(reused_location(out)))
 
 
 def submit(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,
-           run_input: RunInput, on_changed_input: str, scratch: Path) -> Ledger | None:
-    """Submit every shard not submitted yet (``paths.submit_batch``); then the jobs' link and their
-    record for the Gemini batches page. The ledger, None when the input has no rows."""
+           run_input: RunInput, on_changed_input: str, scratch: Path, reused: Reuse | None = None) -> Ledger | None:
+    """Submit every shard not submitted yet (``paths.submit_batch``), the ``reused`` rows kept
+    beside the ledger; then the jobs' link and their record for the Gemini batches page. The
+    ledger, None when the input has no rows."""
     how = Submission(identity=run_identity(context), later_try=context["ti"].try_number > 1,
-                     on_changed_input=on_changed_input, scratch=scratch)
+                     on_changed_input=on_changed_input, scratch=scratch,
+                     reused_rows_file=reused.rows_file if reused else None, reused_rows=reused.rows if reused else 0)
     ledger = paths.submit_batch(plan, backend, ledger_store(plan, task.storage()), run_input, how, task.log)
     if ledger is not None:
         task.submitted_jobs = ledger.job_names
@@ -68,18 +74,30 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
             context: Context) -> dict[str, Any]:
     """Route the rows (online, or batch), submit, then wait: deferred (the task resumes in
     ``execute_complete``), or in the worker. The summary, once landed."""
-    plan, backend = task.plan(), task.backend(context, staging_uri)
+    plan, backend, storage = task.plan(), task.backend(context, staging_uri), task.storage()
     with scratch_folder(run_identity(context)) as scratch:  # its downloads go when the try ends, deferred or not
         with refusing(task.task_id):
-            run_input = prepare(plan, backend, task.storage(), scratch, task.log)
-            rows_online = _routed_online(params.routing, plan, run_input)
-            if rows_online is None:
-                ledger = submit(task, context, plan, backend, run_input, params.on_changed_input, scratch)
-            else:
-                task.log.info("%d rows, mode %s: running online.", rows_online, params.routing.mode)
-                _, cost = checked_cost(plan, backend, run_input, False, task.log)
-        if rows_online is not None:
-            return online.land_all(task, context, plan, backend, run_input, rows_online, cost, params.online, scratch)
+            run_input = prepare(plan, backend, storage, scratch, task.log)
+            reused = reuse.decide(plan, storage, run_input, ledger_store(plan, storage), run_identity(context),
+                                  scratch, task.log)
+        try:
+            if reused is not None and reused.sent == 0:
+                writer = paths.open_writer(plan, storage, (), scratch)
+                return task.landed_summary(paths.land_reused(plan, reused, writer, task.log))
+            to_send = reused.narrowed(run_input) if reused is not None else run_input
+            with refusing(task.task_id):
+                rows_online = _routed_online(params.routing, plan, to_send)
+                if rows_online is None:
+                    ledger = submit(task, context, plan, backend, to_send, params.on_changed_input, scratch, reused)
+                else:
+                    task.log.info("%d rows, mode %s: running online.", rows_online, params.routing.mode)
+                    _, cost = checked_cost(plan, backend, to_send, False, task.log)
+            if rows_online is not None:
+                return online.land_all(task, context, plan, backend, to_send, rows_online, cost, params.online,
+                                       scratch, reused)
+        finally:
+            if reused is not None:
+                reused.close()
     if ledger is None:
         return land(task, params, context, plan, backend, (), past_deadline=False)
     deadline = _deadline_at(params, ledger)
@@ -146,12 +164,22 @@ def land_jobs(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, b
     store = ledger_store(plan, task.storage())
     with scratch_folder(run_identity(context)) as scratch:
         run_input = read_input(plan, task.storage(), scratch)
-        writer = paths.open_writer(plan, task.storage(), scratch)
+        writer = paths.open_writer(plan, task.storage(), _digests(store, jobs, scratch), scratch)
         summary = task.landed_summary(paths.land_batch(plan, backend, task.hook.client, store, run_input, jobs, how,
                                                        writer, scratch, task.log))
+        reuse.store_answers(plan, task.storage(), scratch, task.log)
         fail_after_landing(context, task.log, summary, endings_error(jobs, summary) if check_endings else None)
         paths.delete_media_files(plan, backend, store, run_input, task.log)
     return summary
+
+
+def _digests(store: LedgerStore, jobs: tuple[JobStatus, ...], scratch: Path) -> Iterator[tuple[str, str]]:
+    """The request digests the ledger's keys file recorded when the jobs were submitted (none for
+    jobs it does not record: their requests are not known for sure)."""
+    ledger = store.load()
+    if ledger is None or ledger.keys_file is None or ledger.job_names != [job.name for job in jobs]:
+        return iter(())
+    return store.digests(ledger, scratch)
 
 
 def on_kill(task: GeminiRequestsOperator) -> None:

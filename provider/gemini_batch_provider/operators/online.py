@@ -11,13 +11,14 @@ from airflow.providers.common.compat.sdk import Context
 
 from gemini_batch_provider.core.estimate import checked_cost
 from gemini_batch_provider.core.plan import OnlineSettings
-from gemini_batch_provider.operators import paths
+from gemini_batch_provider.operators import paths, reuse
 from gemini_batch_provider.operators.prepare import prepare
 from gemini_batch_provider.operators.task import fail_after_landing, refusing, run_identity, scratch_folder
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from gemini_batch_provider.core.answers import Reuse
     from gemini_batch_provider.core.backend import BatchBackend
     from gemini_batch_provider.core.plan import BatchPlan, RunInput
     from gemini_batch_provider.operators.base import GeminiRequestsOperator
@@ -27,22 +28,34 @@ def execute(task: GeminiRequestsOperator, limits: OnlineSettings, context: Conte
     """Check every row and the budget (at the interactive price), then run them all online; the summary.
 
     :raises RowsUnanswered: after landing, for rows the API never answered."""
-    plan, backend = task.plan(), task.backend(context)
+    plan, backend, storage = task.plan(), task.backend(context), task.storage()
     with scratch_folder(run_identity(context)) as scratch:
         with refusing(task.task_id):
-            run_input = prepare(plan, backend, task.storage(), scratch, task.log)
-            found, cost = checked_cost(plan, backend, run_input, False, task.log)
-        return land_all(task, context, plan, backend, run_input, found.requests, cost, limits, scratch)
+            run_input = prepare(plan, backend, storage, scratch, task.log)
+            reused = reuse.decide(plan, storage, run_input, None, None, scratch, task.log)
+        try:
+            if reused is not None and reused.sent == 0:
+                writer = paths.open_writer(plan, storage, (), scratch)
+                return task.landed_summary(paths.land_reused(plan, reused, writer, task.log))
+            to_send = reused.narrowed(run_input) if reused is not None else run_input
+            with refusing(task.task_id):
+                found, cost = checked_cost(plan, backend, to_send, False, task.log)
+            return land_all(task, context, plan, backend, to_send, found.requests, cost, limits, scratch, reused)
+        finally:
+            if reused is not None:
+                reused.close()
 
 
 def land_all(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,
              run_input: RunInput, rows: int, estimated_cost_usd: float | None, limits: OnlineSettings,
-             scratch: Path) -> dict[str, Any]:
-    """Run all ``rows`` online into the results file (``paths.land_online``); the summary, kept for
+             scratch: Path, reused: Reuse | None = None) -> dict[str, Any]:
+    """Write the ``reused`` rows and run all ``rows`` of ``run_input`` online into the results file
+    (``paths.land_online``), then add the new answers to the answer store; the summary, kept for
     the outlets. :raises RowsUnanswered: after landing, for rows the API never answered."""
-    writer = paths.open_writer(plan, task.storage(), scratch)
+    writer = paths.open_writer(plan, task.storage(), reuse.sent_digests(plan, run_input), scratch)
     summary, error = paths.land_online(plan, backend, task.hook.client, run_input, rows, estimated_cost_usd, limits,
-                                       writer, task.log)
+                                       writer, task.log, reused)
+    reuse.store_answers(plan, task.storage(), scratch, task.log)
     task.landed_summary(summary)
     fail_after_landing(context, task.log, summary, error)
     return summary

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gemini_batch_provider.core.answers import Reuse, reused_from_file
 from gemini_batch_provider.core.backend import BatchBackend
 from gemini_batch_provider.core.errors import RowsUnanswered
 from gemini_batch_provider.core.estimate import checked_cost
@@ -25,6 +26,7 @@ from gemini_batch_provider.core.results import ResultsWriter
 from gemini_batch_provider.core.submit import Submission, submit
 from gemini_batch_provider.core.summary import summarize
 from gemini_batch_provider.core.vocabulary import RowPath
+from gemini_batch_provider.operators import reuse
 from gemini_batch_provider.operators.prepare import drop_media, scan_media, stage_media
 from gemini_batch_provider.storage import Storage, results_writer
 
@@ -32,11 +34,13 @@ if TYPE_CHECKING:
     from google import genai
 
 
-def open_writer(plan: BatchPlan, storage: Storage, scratch: Path) -> ResultsWriter:
-    """The writer of the results file at ``output_path`` (whole or not at all, ``storage``)."""
+def open_writer(plan: BatchPlan, storage: Storage, digests: Iterable[tuple[str, str]], scratch: Path) -> ResultsWriter:
+    """The writer of the results file at ``output_path`` (whole or not at all, ``storage``), which
+    records each row's request digest, from ``digests`` (``operators.reuse.record_answers``)."""
     schema = plan.output_schema
     writer = results_writer(storage.at(plan.output_path), schema.check if schema is not None else None, scratch)
     writer.price = plan.price()
+    reuse.record_answers(plan, writer, digests, scratch)
     return writer
 
 
@@ -49,16 +53,32 @@ def landed(writer: ResultsWriter, rows: int, path: str, jobs: list[str], plan: B
     if estimated is not None and actual is not None:
         log.info("Cost: estimated $%.4f, actual $%.4f (%.1fx the actual; the estimate's assumptions are in its line "
                  "above).", estimated, actual, estimated / actual if actual else float("inf"))
+    if reused := summary["rows_by_path"].get(RowPath.REUSED):
+        log.info("%d rows reused earlier answers: nothing sent for them; they cost $%s when answered.", reused,
+                 "?" if summary["saved_cost_usd"] is None else f"{summary['saved_cost_usd']:.4f}")
     return summary
+
+
+def land_reused(plan: BatchPlan, reused: Reuse, writer: ResultsWriter, log: logging.Logger) -> dict[str, Any]:
+    """Land a run whose every row earlier answers settle: nothing is sent; the summary."""
+    try:
+        reuse.write_reused(reused, writer)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return landed(writer, reused.rows, RowPath.REUSED, [], plan, None, log)
 
 
 def land_online(plan: BatchPlan, backend: BatchBackend, client: genai.Client, run_input: RunInput, rows: int,
                 estimated_cost_usd: float | None, settings: OnlineSettings, writer: ResultsWriter,
-                log: logging.Logger) -> tuple[dict[str, Any], RowsUnanswered | None]:
-    """Run every row online into ``writer``; the summary, and the error to fail with when rows ran
-    out of attempts on transient errors (they landed ``failed``)."""
+                log: logging.Logger, reused: Reuse | None = None) -> tuple[dict[str, Any], RowsUnanswered | None]:
+    """Write the ``reused`` rows, then run every row of ``run_input`` online into ``writer``; the
+    summary, and the error to fail with when rows ran out of attempts on transient errors (they
+    landed ``failed``)."""
     uploaded = stage_media(run_input)
     try:
+        reuse.write_reused(reused, writer)
         from gemini_batch_provider.core.online import run_online  # the SDK's engine: only once a task runs
 
         stats = run_online(client, plan.model, run_input.requests(), rows, settings, writer, log)
@@ -68,7 +88,7 @@ def land_online(plan: BatchPlan, backend: BatchBackend, client: genai.Client, ru
     finally:
         drop_media(plan, backend, run_input, log, uploaded)
     writer.close()
-    summary = landed(writer, rows, RowPath.ONLINE, [], plan, estimated_cost_usd, log)
+    summary = landed(writer, sum(writer.counts.values()), RowPath.ONLINE, [], plan, estimated_cost_usd, log)
     if not stats.gave_up:
         return summary, None
     return summary, RowsUnanswered(
@@ -111,6 +131,10 @@ def land_batch(plan: BatchPlan, backend: BatchBackend, client: genai.Client, sto
     media scanned and uploaded then); the summary."""
     ledger = store.load()
     try:
+        if ledger is not None and ledger.job_names == [job.name for job in jobs]:
+            copy = store.reused_copy(ledger, scratch)
+            if copy is not None:
+                reuse.write_reused(reused_from_file(copy, ledger.reused_rows, str(ledger.reused_file)), writer)
         again = land(jobs, keys_by_shard(jobs, ledger, store, backend, run_input, plan.limits), backend, writer,
                      how.rerun, log, scratch)
         if again:

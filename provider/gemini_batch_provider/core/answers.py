@@ -1,0 +1,274 @@
+"""Answers reused by request: a row whose exact request was answered before lands from that answer,
+and only the rest are sent.
+
+Every results row records ``request_digest``, the SHA-256 of the model and the request exactly as
+sent (``core.requests.request_digest``): contents, system instruction, generation config, response schema, tools,
+whatever changes the answer. Before anything is built into a shard or sent online, each row's
+digest is looked up among the reusable answers (``AnswerIndex``): the ``succeeded`` rows of the
+results file the run replaces and of an answer store (``AnswerStore``), younger than a maximum age.
+A row found lands from that answer (``path`` ``reused``, its ``answered_at`` and ``usage`` kept,
+``reused_from`` the path that paid for it); ``failed``, ``invalid_output``, ``missing``, ``expired``
+and ``cancelled`` answers are never reused, so those rows are sent again.
+
+The answer store is a folder (local, ``gs://``, ``s3://``, ...) of parts, each a JSONL file of
+results rows written whole under a name no other writer uses (``answers-<UTC time>-<random>.jsonl``):
+two runs landing at once each add their own part, so neither loses or damages the other's, and a
+reader never sees half a part (a local part is renamed into place; an object is put whole).
+``AnswerStore.compact`` merges the parts into one, the newest answer per digest kept.
+
+Nothing here imports Airflow; the store reaches its folder through ``Folder`` (``storage`` in the
+provider).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from .errors import LedgerError
+from .keys import KeyIndex
+from .plan import RunInput
+from .requests import request_digest
+from .vocabulary import RowPath, RowStatus
+
+PART_PREFIX, PART_SUFFIX = "answers-", ".jsonl"
+
+
+def _epoch(answered_at: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(answered_at).timestamp() if isinstance(answered_at, str) else None
+    except ValueError:
+        return None
+
+
+class AnswerIndex:
+    """Reusable answers by request digest, kept in a temporary SQLite file (the standard library's
+    ``sqlite3``), so that memory stays flat however many answers there are. Use as a context manager.
+
+    :param max_age_s: answers older than this many seconds are not reused (None: any age).
+    """
+
+    def __init__(self, max_age_s: float | None = None) -> None:
+        import sqlite3  # here: a DAG file that imports the operators never needs it
+
+        self._folder = tempfile.TemporaryDirectory(prefix="gemini-answers-")
+        self._db = sqlite3.connect(Path(self._folder.name) / "answers.db", isolation_level=None,
+                                   check_same_thread=False)
+        self._db.executescript("""
+            PRAGMA journal_mode = OFF;
+            PRAGMA synchronous = OFF;
+            PRAGMA cache_size = -16000;
+            CREATE TABLE answers (digest TEXT PRIMARY KEY, at REAL NOT NULL, row BLOB NOT NULL) WITHOUT ROWID;
+            BEGIN;
+        """)
+        self._oldest = None if max_age_s is None else time.time() - max_age_s
+        self.size = 0
+
+    def __enter__(self) -> AnswerIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.close()
+        self._folder.cleanup()
+
+    def add_lines(self, lines: Iterable[bytes]) -> int:
+        """Add the reusable answers among results rows (raw JSONL lines): ``succeeded``, with a
+        digest and an answer time inside the maximum age. A digest answered twice keeps its newest
+        answer. Lines that are not such rows are skipped. The number of answers added."""
+        added = 0
+
+        def reusable() -> Iterator[tuple[str, float, bytes]]:
+            nonlocal added
+            for line in lines:
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if not isinstance(row, dict) or row.get("status") != RowStatus.SUCCEEDED:
+                    continue
+                digest, at = row.get("request_digest"), _epoch(row.get("answered_at"))
+                if isinstance(digest, str) and at is not None and (self._oldest is None or at >= self._oldest):
+                    added += 1
+                    yield digest, at, line.rstrip(b"\n")
+
+        self._db.executemany("INSERT INTO answers VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE "
+                             "SET at = excluded.at, row = excluded.row WHERE excluded.at > answers.at", reusable())
+        self.size = self._db.execute("SELECT count(*) FROM answers").fetchone()[0]
+        return added
+
+    def get(self, digest: str) -> dict[str, Any] | None:
+        """The answer (a results row) to the request of ``digest``, or None."""
+        found = self._db.execute("SELECT row FROM answers WHERE digest = ?", (digest,)).fetchone()
+        return None if found is None else orjson.loads(found[0])
+
+    def rows(self) -> Iterator[bytes]:
+        """Every answer kept, one raw JSON line each (without its newline)."""
+        for (row,) in self._db.execute("SELECT row FROM answers ORDER BY digest"):
+            yield row
+
+
+class Digests:
+    """Each row's ``request_digest`` by key (``(key, digest)`` pairs), kept in a temporary SQLite
+    file; ``close`` removes it."""
+
+    def __init__(self, digests: Iterable[tuple[str, str]]) -> None:
+        import sqlite3
+
+        self._folder = tempfile.TemporaryDirectory(prefix="gemini-digests-")
+        self._db = sqlite3.connect(Path(self._folder.name) / "digests.db", isolation_level=None,
+                                   check_same_thread=False)
+        self._db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; CREATE TABLE digests "
+                               "(key TEXT PRIMARY KEY, digest TEXT NOT NULL) WITHOUT ROWID; BEGIN;")
+        self._db.executemany("INSERT OR IGNORE INTO digests VALUES (?, ?)", digests)
+
+    def close(self) -> None:
+        self._db.close()
+        self._folder.cleanup()
+
+    def get(self, key: str) -> str | None:
+        found = self._db.execute("SELECT digest FROM digests WHERE key = ?", (key,)).fetchone()
+        return None if found is None else found[0]
+
+
+def reused_row(key: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """The results row of ``key`` answered by ``answer`` (a row of an earlier run): its answer,
+    usage and answer time, ``path`` ``reused``, and ``reused_from`` the path that paid for it."""
+    return {**answer, "key": key, "path": RowPath.REUSED.value,
+            "reused_from": answer.get("reused_from") or answer.get("path")}
+
+
+@dataclass
+class Reuse:
+    """What a run takes from earlier answers: ``rows`` of them (``reused`` results rows, in input
+    order, in the file ``rows_file``) and the rows to send, ``sent``. ``skip`` holds the reused keys."""
+
+    rows_file: Path
+    rows: int
+    sent: int
+    skip: KeyIndex
+
+    def close(self) -> None:
+        self.skip.close()
+
+    def narrowed(self, run_input: RunInput) -> RunInput:
+        """``run_input`` without the reused rows (``RunInput.skip``)."""
+        return RunInput(run_input.source, run_input.spec, skip=self.skip) if self.rows else run_input
+
+
+def split_reused(run_input: RunInput, model: str, answers: AnswerIndex, folder: Path) -> Reuse:
+    """Look every row's request up in ``answers``; write the ``reused`` rows of those found into
+    ``folder / "reused.jsonl"``. Builds every request, so a bad row fails here, before anything is
+    sent (InputError)."""
+    skip = KeyIndex()
+    rows_file, rows, sent = folder / "reused.jsonl", 0, 0
+    with rows_file.open("wb") as out:
+        for key, request in run_input.requests():
+            answer = answers.get(request_digest(model, request)) if answers.size else None
+            if answer is None:
+                sent += 1
+                continue
+            out.write(orjson.dumps(reused_row(key, answer), option=orjson.OPT_APPEND_NEWLINE))
+            skip.add(key)
+            rows += 1
+    return Reuse(rows_file, rows, sent, skip)
+
+
+def reused_from_file(path: Path, expected_rows: int, where: str) -> Reuse:
+    """The reuse a ledger recorded: its reused rows (``path``, a copy of the file at ``where``),
+    checked to be ``expected_rows`` results rows of path ``reused``, each key once.
+
+    :raises LedgerError: naming ``where``, when the file does not match."""
+    skip = KeyIndex()
+    rows = 0
+    try:
+        with path.open("rb") as lines:
+            for number, line in enumerate(lines, 1):
+                row = orjson.loads(line)
+                reused = isinstance(row, dict) and row.get("path") == RowPath.REUSED
+                if not (reused and isinstance(row.get("key"), str)):
+                    raise ValueError(f"line {number} is not a reused results row")
+                if not skip.add(row["key"]):
+                    raise ValueError(f"line {number} repeats key {row['key']!r}")
+                rows += 1
+        if rows != expected_rows:
+            raise ValueError(f"it holds {rows} rows where the ledger records {expected_rows}")
+    except (OSError, ValueError) as exc:
+        skip.close()
+        raise LedgerError(f"the reused rows file {where} does not match its ledger: {exc}. Restore it, or delete "
+                          "the ledger to decide the reuse anew") from None
+    return Reuse(path, rows, 0, skip)
+
+
+class Folder(Protocol):
+    """A folder wherever it is kept (``storage.Location`` of a folder in the provider)."""
+
+    url: str
+
+    def file_names(self) -> list[str]: ...
+
+    def child(self, name: str) -> Any: ...  # a ``core.ledger.Stored`` with ``delete()``
+
+
+class AnswerStore:
+    """The answer store at ``folder``: parts of ``succeeded`` results rows (see the module docstring)."""
+
+    def __init__(self, folder: Folder) -> None:
+        self.folder = folder
+
+    def parts(self) -> list[str]:
+        return sorted(name for name in self.folder.file_names()
+                      if name.startswith(PART_PREFIX) and name.endswith(PART_SUFFIX))
+
+    def read_into(self, index: AnswerIndex, scratch: Path, log: logging.Logger) -> int:
+        """Add every part's answers to ``index``; the number of answers read. A part listed and gone
+        before it is read (compacted meanwhile) is passed over: its answers are then sent again,
+        never lost from the store."""
+        added = 0
+        with tempfile.TemporaryDirectory(prefix="gemini-store-", dir=scratch) as folder:
+            for name in self.parts():
+                copy = Path(folder) / name
+                try:
+                    self.folder.child(name).download(copy)
+                except (OSError, ValueError):  # storage says a missing file is an InputError (a ValueError)
+                    log.info("Answer store part %s went before it was read (compacted); passed over.", name)
+                    continue
+                with copy.open("rb") as lines:
+                    added += index.add_lines(lines)
+                copy.unlink()
+        return added
+
+    def append(self, rows_file: Path) -> str | None:
+        """Add ``rows_file`` (results rows) as a new part, put whole; its name (None: nothing to add)."""
+        if rows_file.stat().st_size == 0:
+            return None
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        name = f"{PART_PREFIX}{stamp}-{secrets.token_hex(8)}{PART_SUFFIX}"
+        self.folder.child(name).put(rows_file)
+        return name
+
+    def compact(self, scratch: Path, log: logging.Logger) -> tuple[int, int]:
+        """Merge every part into one, the newest answer per digest kept: the new part is put whole
+        before the parts merged into it are deleted, so a reader always finds every answer (once
+        or twice). Parts added meanwhile are left as they are. ``(parts merged, answers kept)``."""
+        merged = self.parts()
+        with AnswerIndex() as index, tempfile.TemporaryDirectory(prefix="gemini-compact-", dir=scratch) as folder:
+            self.read_into(index, Path(folder), log)
+            joined = Path(folder) / "compacted.jsonl"
+            with joined.open("wb") as out:
+                for row in index.rows():
+                    out.write(row + b"\n")
+            kept = index.size
+            self.append(joined)
+        for name in merged:
+            self.folder.child(name).delete()
+        log.info("Answer store %s: %d parts compacted into one of %d answers.", self.folder.url, len(merged), kept)
+        return len(merged), kept

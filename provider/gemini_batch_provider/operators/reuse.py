@@ -1,0 +1,108 @@
+"""Answer reuse in a task (``core.answers``): which rows earlier answers settle, before anything is
+sent; those rows written into the results; and, once the results have landed, the answers this run
+paid for added to the answer store.
+
+Each function takes the plan and plain values; none calls back into an operator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import orjson
+
+from gemini_batch_provider.core.answers import AnswerIndex, AnswerStore, Digests, Reuse, reused_from_file, split_reused
+from gemini_batch_provider.core.ledger import LedgerStore
+from gemini_batch_provider.core.plan import BatchPlan, RunInput
+from gemini_batch_provider.core.requests import request_digest
+from gemini_batch_provider.core.results import ResultsWriter
+from gemini_batch_provider.storage import Storage
+
+
+def decide(plan: BatchPlan, storage: Storage, run_input: RunInput, ledgers: LedgerStore | None, identity: str | None,
+           scratch: Path, log: logging.Logger) -> Reuse | None:
+    """The rows earlier answers settle, or None when the run reuses nothing (reuse off, or media).
+
+    A task instance that already submitted (its ledger beside ``output_path``, ``ledgers``) keeps
+    the reuse it recorded then, so that its retries send exactly what it sent. Otherwise each row's
+    request is looked up among the answers of the results file at ``output_path`` and of the
+    answer store (``plan.reuse``).
+
+    :raises InputError: a bad row (every request is built here). :raises LedgerError: a recorded
+        reuse that does not match its ledger."""
+    settings = plan.reuse
+    if not settings.enabled:
+        return None
+    if plan.media.fields:
+        log.info("Answer reuse: off for requests with media (their uploads are named anew each run); every row is "
+                 "sent.")
+        return None
+    old = ledgers.load() if ledgers is not None else None
+    if ledgers is not None and old is not None and old.identity == identity:
+        copy = ledgers.reused_copy(old, scratch)
+        if copy is None:
+            return None
+        log.info("Answer reuse: %d rows as this task instance recorded them (%s).", old.reused_rows, old.reused_file)
+        return reused_from_file(copy, old.reused_rows, str(old.reused_file))
+    with AnswerIndex(settings.max_age_s) as answers:
+        earlier = _read_results(storage, plan.output_path, answers, scratch)
+        stored = 0
+        if settings.answer_store:
+            stored = AnswerStore(storage.folder(settings.answer_store)).read_into(answers, scratch, log)
+        reuse = split_reused(run_input, plan.model, answers, scratch)
+    log.info("Answer reuse: %d rows answered before, %d to send (%d answers in the results at %s, %d in the answer "
+             "store%s).", reuse.rows, reuse.sent, earlier, plan.output_path, stored,
+             f" {settings.answer_store}" if settings.answer_store else ": none")
+    return reuse
+
+
+def _read_results(storage: Storage, output_path: str, answers: AnswerIndex, scratch: Path) -> int:
+    """Add the answers of the results file at ``output_path`` (the run being replaced) to ``answers``."""
+    earlier = storage.at(output_path)
+    if not earlier.exists():  # the first run
+        return 0
+    path = earlier.local
+    if path is None:
+        path = scratch / "earlier-results.jsonl"
+        earlier.download(path)
+    with path.open("rb") as lines:
+        return answers.add_lines(lines)
+
+
+def write_reused(reuse: Reuse | None, writer: ResultsWriter) -> None:
+    """Write the reused rows into the results."""
+    if reuse is None or not reuse.rows:
+        return
+    with reuse.rows_file.open("rb") as lines:
+        for line in lines:
+            writer.write(orjson.loads(line))
+
+
+def record_answers(plan: BatchPlan, writer: ResultsWriter, digests: Iterable[tuple[str, str]], scratch: Path) -> None:
+    """Have ``writer`` record each row's ``request_digest`` (``(key, digest)`` pairs; none for
+    requests with media) and, with an answer store, keep the answers it writes for it
+    (``store_answers``)."""
+    if plan.media.fields:
+        return
+    writer.digests = Digests(digests)
+    if plan.reuse.answer_store:
+        writer.keep_answers(scratch / "new-answers.jsonl")
+
+
+def sent_digests(plan: BatchPlan, run_input: RunInput) -> Iterator[tuple[str, str]]:
+    """``(key, request_digest)`` of every row of ``run_input``, as its requests are built now."""
+    for key, request in RunInput(run_input.source, run_input.spec).requests():
+        yield key, request_digest(plan.model, request)
+
+
+def store_answers(plan: BatchPlan, storage: Storage, scratch: Path, log: logging.Logger) -> None:
+    """Once the results have landed: add the answers this run paid for to the answer store."""
+    kept = scratch / "new-answers.jsonl"
+    if not plan.reuse.answer_store or not kept.is_file():
+        return
+    part = AnswerStore(storage.folder(plan.reuse.answer_store)).append(kept)
+    kept.unlink()
+    if part is not None:
+        log.info("Answer store %s: this run's answers added as %s.", plan.reuse.answer_store, part)
