@@ -7,14 +7,16 @@ stores and runs its trigger and resumes the task with the event. Prints one JSON
 
 ``fault``, ``path`` (batch or online), ``rows_in``, ``rows_out`` (results rows written),
 ``rows_lost`` (input keys with no results row), ``rows_duplicated`` (keys with more than one),
-``duplicate_jobs`` (batch jobs created beyond one per shard), ``responses_429`` (answered by the
-emulator), ``outcome`` (``success`` or
+``duplicate_jobs`` (batch jobs created beyond one per shard), ``rows_reused`` (rows landed from an
+earlier answer), ``responses_429`` (answered by the emulator), ``outcome`` (``success`` or
 ``failed``), ``message`` (what the user sees: the task's error, or the summary's counts),
 ``seconds``.
 
     .venv/bin/python benchmarks/faults.py [--rows N] [--short] [--only FAULT]
 
-``--short`` runs every fault on 40 rows (what CI runs); the default is 200 rows.
+``--short`` runs every fault on 40 rows (what CI runs); the default is 200 rows. Every fault runs
+with answer reuse on, as the operators default to it: a quarter of the rows (every fourth) has an
+answer in the results file the run replaces, so those land ``reused`` and the faults strike the rest.
 """
 
 from __future__ import annotations
@@ -147,6 +149,23 @@ def records(rows: int) -> list[dict[str, str]]:
             for i in range(rows)]
 
 
+def seed_answers(rows: list[dict[str, str]], output: Path) -> int:
+    """Write answers for every fourth row at ``output``, as an earlier run of the same requests
+    would have left them; how many."""
+    from gemini_batch_provider.core.requests import RequestSpec, request_digest
+    from gemini_batch_provider.core.results import now_iso
+
+    spec = RequestSpec("Summarize: {text}", key_field="id")
+    seeded = [{"key": r["id"], "status": "succeeded", "path": "batch", "text": f"Earlier answer to {r['id']}.",
+               "parsed": None, "embedding": None, "usage": {"prompt_token_count": 12, "candidates_token_count": 6,
+                                                             "total_token_count": 18},
+               "error": None, "finish_reason": "STOP", "thoughts": None, "images": None,
+               "request_digest": request_digest("gemini-2.5-flash", spec.request(r, i)), "answered_at": now_iso(),
+               "reused_from": None} for i, r in enumerate(rows) if i % 4 == 0]
+    output.write_text("".join(json.dumps(row) + "\n" for row in seeded))
+    return len(seeded)
+
+
 def run_dag(operator: type, options: dict[str, Any], folder: Path) -> tuple[str, str]:
     """Run one task of ``operator`` in a DAG through ``dag.test()``: its outcome, and what the user
     sees (the task's error, or the summary's counts)."""
@@ -169,6 +188,7 @@ def run_fault(fault: Fault, rows: int, folder: Path) -> dict[str, Any]:
     common = {"records": records(rows), "key_field": "id", "output_path": str(output),
               "prompt_template": "Summarize: {text}"}
     operator = GeminiBatchOperator if fault.path == "batch" else GeminiConcurrentGenerateOperator
+    seed_answers(common["records"], output)
     if fault.before:
         fault.before(run)
     side = threading.Thread(target=fault.during, args=(run,)) if fault.during else None
@@ -179,7 +199,8 @@ def run_fault(fault: Fault, rows: int, folder: Path) -> dict[str, Any]:
     seconds = time.monotonic() - started
     if side:
         side.join()
-    landed = [json.loads(line)["key"] for line in output.read_text().splitlines()] if output.exists() else []
+    results = [json.loads(line) for line in output.read_text().splitlines()] if output.exists() else []
+    landed = [row["key"] for row in results]
     ours = [b for b in run.emulator.state.store.batches.values()
             if b.resource.get("displayName", "").startswith("airflow:fault_matrix:")]
     answered_429 = run.emulator.state.counters["429"]
@@ -189,6 +210,7 @@ def run_fault(fault: Fault, rows: int, folder: Path) -> dict[str, Any]:
     return {"fault": fault.name, "path": fault.path, "rows_in": rows, "rows_out": len(landed),
             "rows_lost": len(keys - set(counts)), "rows_duplicated": sum(1 for c in counts.values() if c > 1),
             "duplicate_jobs": max(0, len(ours) - 1) if fault.path == "batch" else len(ours),
+            "rows_reused": sum(row["path"] == "reused" for row in results),
             "responses_429": answered_429, "outcome": outcome, "message": message.replace(str(folder), "<run>"),
             "seconds": round(seconds, 2)}
 

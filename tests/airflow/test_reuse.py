@@ -1,0 +1,131 @@
+"""Answer reuse through real Airflow (``dag.test()``) against the emulator: a night whose requests
+were answered before sends only what changed, and the emulator's own counts show what reached it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import pendulum
+import pytest
+
+from tests.conftest import RECORDS
+from tests.dagbag import test_dag
+
+NIGHT_1, NIGHT_2 = pendulum.datetime(2026, 3, 1, tz="UTC"), pendulum.datetime(2026, 3, 2, tz="UTC")
+
+
+def _requests_sent(emulator) -> int:
+    """Requests that reached the emulator: in batch jobs, and online calls answered."""
+    batched = sum(int(b.resource["batchStats"]["requestCount"]) for b in emulator.state.store.batches.values())
+    return batched + emulator.state.counters["ok"]
+
+
+def _night(tmp_path, records, when, *, operator="batch", **options):
+    """One scheduled night of a one-task DAG (its own id, so its own run), on ``records``."""
+    from airflow.sdk import DAG
+
+    from gemini_batch_provider.operators.batch import GeminiBatchOperator
+    from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
+
+    source = tmp_path / f"in-{uuid.uuid4().hex[:6]}.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    settings = {"input_path": str(source), "output_path": str(tmp_path / "results.jsonl"), "key_field": "id",
+                "prompt_template": "Summarize: {text}", **options}
+    with DAG(dag_id=f"reuse_{uuid.uuid4().hex[:8]}", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        if operator == "batch":
+            GeminiBatchOperator(task_id="run", poll_interval=0.2, **settings)
+        else:
+            GeminiConcurrentGenerateOperator(task_id="run", **settings)
+    folder = tmp_path / f"bag-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    dag_run = test_dag(dag, folder, logical_date=when, run_after=when)
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    return dag_run, rows, dag_run.get_task_instance("run").xcom_pull(task_ids="run")
+
+
+@pytest.mark.parametrize("operator", ["batch", "online"])
+def test_an_unchanged_night_2_sends_nothing_and_lands_every_row_once(airflow_db, emulator, gemini_conn, tmp_path,
+                                                                       operator):
+    run1, rows1, summary1 = _night(tmp_path, RECORDS, NIGHT_1, operator=operator)
+    assert run1.state == "success" and _requests_sent(emulator) == len(RECORDS) == 7
+    run2, rows2, summary2 = _night(tmp_path, RECORDS, NIGHT_2, operator=operator)
+    assert run2.state == "success"
+    assert _requests_sent(emulator) == 7  # nothing more reached the API
+    assert sorted(r["key"] for r in rows2) == sorted(r["id"] for r in RECORDS)
+    assert {r["path"] for r in rows2} == {"reused"} and {r["reused_from"] for r in rows2} == {operator}
+    by_key = {r["key"]: r for r in rows1}
+    for row in rows2:  # the earlier answer, its answer time and usage kept
+        earlier = by_key[row["key"]]
+        assert (row["text"], row["answered_at"], row["usage"], row["request_digest"]) == (
+            earlier["text"], earlier["answered_at"], earlier["usage"], earlier["request_digest"])
+    assert summary2["rows_by_path"] == {"reused": 7} and summary2["cost_usd"] == 0
+    assert summary2["saved_cost_usd"] == pytest.approx(summary1["cost_usd"]) and summary1["cost_usd"] > 0
+
+
+def test_a_changed_row_alone_is_sent_and_a_changed_prompt_or_model_sends_everything(airflow_db, emulator,
+                                                                                     gemini_conn, tmp_path):
+    assert _night(tmp_path, RECORDS, NIGHT_1)[0].state == "success"
+    changed = [*RECORDS[:-1], {**RECORDS[-1], "text": "This document changed since last night."}]
+    run2, rows2, summary2 = _night(tmp_path, changed, NIGHT_2)
+    assert run2.state == "success" and _requests_sent(emulator) == 7 + 1
+    assert summary2["rows_by_path"] == {"reused": 6, "batch": 1}
+    assert [r["key"] for r in rows2 if r["path"] == "batch"] == [RECORDS[-1]["id"]]
+    assert "changed since last night" in next(r["text"] for r in rows2 if r["path"] == "batch")
+
+    night_3 = NIGHT_2.add(days=1)
+    run3, rows3, _ = _night(tmp_path, changed, night_3, system_instruction="Answer in French.")
+    assert run3.state == "success" and _requests_sent(emulator) == 8 + 7
+    assert {r["path"] for r in rows3} == {"batch"}
+    run4, rows4, _ = _night(tmp_path, changed, night_3.add(days=1), model="gemini-3-flash-preview")
+    assert run4.state == "success" and _requests_sent(emulator) == 15 + 7
+    assert {r["path"] for r in rows4} == {"batch"} and len(rows4) == 7
+
+
+def test_a_rerun_of_the_same_date_sends_nothing_unless_reuse_is_off(airflow_db, emulator, gemini_conn, tmp_path):
+    assert _night(tmp_path, RECORDS, NIGHT_1)[0].state == "success"
+    run2, rows2, _ = _night(tmp_path, RECORDS, NIGHT_1)  # another run of the same date
+    assert run2.state == "success" and _requests_sent(emulator) == 7
+    assert {r["path"] for r in rows2} == {"reused"} and len(rows2) == 7
+    run3, rows3, summary3 = _night(tmp_path, RECORDS, NIGHT_1, reuse=False)  # a fresh sample
+    assert run3.state == "success" and _requests_sent(emulator) == 14
+    assert {r["path"] for r in rows3} == {"batch"} and summary3["saved_cost_usd"] == 0
+
+
+def test_only_succeeded_answers_younger_than_the_maximum_age_are_reused(airflow_db, emulator, gemini_conn, tmp_path):
+    assert _night(tmp_path, RECORDS, NIGHT_1)[0].state == "success"
+    results = tmp_path / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    rows[0] = {**rows[0], "status": "failed", "error": {"code": 500, "message": "x", "status": "INTERNAL"}}
+    rows[1] = {**rows[1], "status": "invalid_output"}
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run2, rows2, _ = _night(tmp_path, RECORDS, NIGHT_2)
+    assert run2.state == "success" and _requests_sent(emulator) == 7 + 2
+    assert sorted(r["key"] for r in rows2 if r["path"] == "batch") == sorted([rows[0]["key"], rows[1]["key"]])
+
+    rows2[2] = {**rows2[2], "answered_at": "2025-01-01T00:00:00+00:00"}  # over a day old
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows2))
+    run3, rows3, _ = _night(tmp_path, RECORDS, NIGHT_2.add(days=1), reuse_max_age=timedelta(days=1))
+    assert run3.state == "success" and _requests_sent(emulator) == 9 + 1
+    assert [r["key"] for r in rows3 if r["path"] == "batch"] == [rows2[2]["key"]]
+
+
+def test_an_answer_store_shares_answers_between_dags_with_other_outputs(airflow_db, emulator, gemini_conn, tmp_path):
+    store = tmp_path / "answers"
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    assert _night(first, RECORDS, NIGHT_1, answer_store=str(store))[0].state == "success"
+    parts = sorted(store.iterdir())
+    assert len(parts) == 1 and parts[0].name.startswith("answers-") and parts[0].suffix == ".jsonl"
+    assert len(parts[0].read_text().splitlines()) == 7
+    run2, rows2, summary2 = _night(second, RECORDS, NIGHT_1, operator="online", answer_store=str(store))
+    assert run2.state == "success" and _requests_sent(emulator) == 7  # the other DAG's answers
+    assert summary2["rows_by_path"] == {"reused": 7} and {r["reused_from"] for r in rows2} == {"batch"}
+    assert len(list(store.iterdir())) == 1  # nothing new to add
+
+
+def test_a_bad_row_still_fails_before_anything_is_sent_with_reuse_on(airflow_db, emulator, gemini_conn, tmp_path):
+    assert _night(tmp_path, RECORDS, NIGHT_1)[0].state == "success"
+    run2, _, _ = _night(tmp_path, [*RECORDS, {"id": "bad"}], NIGHT_2)
+    assert run2.state == "failed" and _requests_sent(emulator) == 7

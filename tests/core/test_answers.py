@@ -1,0 +1,125 @@
+"""The answer store and its index (``core.answers``), on a real folder through the provider's storage."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from gemini_batch_provider.core.answers import AnswerIndex, AnswerStore
+from gemini_batch_provider.core.requests import request_digest
+
+LOG = logging.getLogger(__name__)
+
+
+def _store(folder: Path) -> AnswerStore:
+    from gemini_batch_provider.storage import Location
+
+    folder.mkdir(exist_ok=True)
+    return AnswerStore(Location(str(folder), lambda: None))
+
+
+def _row(digest: str, status: str = "succeeded", at: str = "2026-12-01T00:00:00+00:00", text: str = "x") -> dict:
+    return {"key": digest[:6], "status": status, "path": "batch", "text": text, "request_digest": digest,
+            "answered_at": at, "reused_from": None}
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _digests(store: AnswerStore, scratch: Path) -> set[str]:
+    with AnswerIndex() as index:
+        store.read_into(index, scratch, LOG)
+        return {json.loads(row)["request_digest"] for row in index.rows()}
+
+
+def test_the_digest_is_the_request_sent_whatever_the_order_of_its_fields():
+    one = {"contents": [{"parts": [{"text": "a"}], "role": "user"}], "generationConfig": {"temperature": 0}}
+    same = {"generationConfig": {"temperature": 0}, "contents": [{"role": "user", "parts": [{"text": "a"}]}]}
+    assert request_digest("m", one) == request_digest("m", same)
+    assert request_digest("m", one) != request_digest("other", one)
+    assert request_digest("m", one) != request_digest("m", {**one, "generationConfig": {"temperature": 1}})
+
+
+def test_only_succeeded_answers_count_and_the_newest_answer_of_a_digest_wins(tmp_path):
+    lines = [json.dumps(r).encode() for r in (
+        _row("d1", text="old"), _row("d1", at="2026-12-02T00:00:00+00:00", text="new"), _row("d1", text="older"),
+        _row("d2", status="failed"), _row("d3", status="invalid_output"), {"status": "succeeded"})] + [b"{cut"]
+    with AnswerIndex() as index:
+        assert index.add_lines(lines) == 3 and index.size == 1
+        assert index.get("d1")["text"] == "new" and index.get("d2") is None and index.get("d3") is None
+
+
+def test_answers_over_the_maximum_age_are_left_out():
+    with AnswerIndex(max_age_s=3600) as index:
+        index.add_lines([json.dumps(_row("old", at="2020-01-01T00:00:00+00:00")).encode()])
+        assert index.get("old") is None
+
+
+def _append_parts(folder: str, writer: int, parts: int) -> None:
+    store = _store(Path(folder))
+    for part in range(parts):
+        rows = [_row(f"w{writer}-p{part}-r{row}") for row in range(50)]
+        source = _write(Path(folder).parent / f"src-{writer}-{part}.jsonl", rows)
+        store.append(source)
+
+
+def test_writers_at_once_and_a_compaction_between_them_lose_no_answer(tmp_path):
+    folder = tmp_path / "store"
+    store = _store(folder)
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_append_parts, args=(str(folder), writer, 10)) for writer in range(2)]
+    for process in writers:
+        process.start()
+    compactions = 0
+    while any(process.is_alive() for process in writers):  # compact while they write, as often as it can
+        store.compact(tmp_path, LOG)
+        compactions += 1
+    for process in writers:
+        process.join()
+        assert process.exitcode == 0
+    expected = {f"w{w}-p{p}-r{r}" for w in range(2) for p in range(10) for r in range(50)}
+    assert _digests(store, tmp_path) == expected and compactions > 0
+    merged, kept = store.compact(tmp_path, LOG)
+    assert merged >= 1
+    assert kept == len(expected) == 1000 and len(store.parts()) == 1
+    assert _digests(store, tmp_path) == expected
+
+
+def test_a_part_cut_short_by_a_killed_writer_is_never_read(tmp_path):
+    folder = tmp_path / "store"
+    store = _store(folder)
+    store.append(_write(tmp_path / "whole.jsonl", [_row("whole")]))
+    # What a writer killed in the middle of its put leaves: the part under its temporary name.
+    (folder / "answers-20261205T000000-0123456789abcdef.jsonl.part").write_text(json.dumps(_row("half"))[:30])
+    assert store.parts() == [next(folder.glob("answers-*.jsonl")).name]
+    assert _digests(store, tmp_path) == {"whole"}
+    store.compact(tmp_path, LOG)
+    assert _digests(store, tmp_path) == {"whole"}
+
+
+def test_a_part_compacted_away_after_it_was_listed_is_passed_over(tmp_path):
+    store = _store(tmp_path / "store")
+    store.append(_write(tmp_path / "a.jsonl", [_row("a")]))
+    listed = store.parts
+
+    def listed_then_gone():
+        names = listed()
+        (tmp_path / "store" / names[0]).unlink()
+        return names
+
+    store.parts = listed_then_gone
+    with AnswerIndex() as index:
+        assert store.read_into(index, tmp_path, LOG) == 0
+
+
+@pytest.mark.parametrize("rows", [0, 3])
+def test_append_adds_a_part_only_when_there_are_answers(tmp_path, rows):
+    store = _store(tmp_path / "store")
+    name = store.append(_write(tmp_path / "new.jsonl", [_row(f"d{i}") for i in range(rows)]))
+    assert (name is None) == (rows == 0) and len(store.parts()) == (1 if rows else 0)
