@@ -65,11 +65,16 @@ def test_an_unchanged_night_2_sends_nothing_and_lands_every_row_once(airflow_db,
 
 
 def test_a_changed_row_alone_is_sent_and_a_changed_prompt_or_model_sends_everything(airflow_db, emulator,
-                                                                                     gemini_conn, tmp_path):
-    assert _night(tmp_path, RECORDS, NIGHT_1)[0].state == "success"
+                                                                                     gemini_conn, tmp_path, capfd):
+    run1, _, summary1 = _night(tmp_path, RECORDS, NIGHT_1)
+    assert run1.state == "success"
+    capfd.readouterr()
     changed = [*RECORDS[:-1], {**RECORDS[-1], "text": "This document changed since last night."}]
     run2, rows2, summary2 = _night(tmp_path, changed, NIGHT_2)
     assert run2.state == "success" and _requests_sent(emulator) == 7 + 1
+    # Night 1's ledger is replaced, and the log names the run that wrote it and its job.
+    told = "".join(capfd.readouterr())
+    assert f"was written by airflow:{run1.dag_id}:run:{run1.run_id}:-1, whose jobs {summary1['batch_jobs']}" in told
     assert summary2["rows_by_path"] == {"reused": 6, "batch": 1}
     assert [r["key"] for r in rows2 if r["path"] == "batch"] == [RECORDS[-1]["id"]]
     assert "changed since last night" in next(r["text"] for r in rows2 if r["path"] == "batch")
@@ -129,3 +134,50 @@ def test_a_bad_row_still_fails_before_anything_is_sent_with_reuse_on(airflow_db,
     assert _night(tmp_path, RECORDS, NIGHT_1)[0].state == "success"
     run2, _, _ = _night(tmp_path, [*RECORDS, {"id": "bad"}], NIGHT_2)
     assert run2.state == "failed" and _requests_sent(emulator) == 7
+
+
+def test_a_run_started_while_the_first_runs_makes_no_new_job_and_both_land_the_same_rows(airflow_db, emulator,
+                                                                                         gemini_conn, tmp_path,
+                                                                                         capfd):
+    from airflow.sdk import DAG
+
+    from gemini_batch_provider.operators.results import GeminiBatchResultsOperator
+    from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
+
+    source, output = tmp_path / "in.jsonl", tmp_path / "results.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    common = {"input_path": str(source), "output_path": str(output), "key_field": "id",
+              "prompt_template": "Summarize: {text}", "max_requests_per_job": 4}
+
+    def run(operator, task_id, **options):
+        with DAG(dag_id=f"join_{uuid.uuid4().hex[:8]}", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+            operator(task_id=task_id, **common, **options)
+        folder = tmp_path / f"bag-{uuid.uuid4().hex[:6]}"
+        folder.mkdir()
+        dag_run = test_dag(dag, folder, logical_date=NIGHT_1, run_after=NIGHT_1)
+        return dag_run, dag_run.get_task_instance(task_id).xcom_pull(task_ids=task_id)
+
+    emulator.configure("batches", outcome="stall")  # the first run's jobs run on
+    first, first_jobs = run(GeminiSubmitBatchOperator, "submit")
+    assert first.state == "success" and len(first_jobs) == 2
+    second, second_jobs = run(GeminiSubmitBatchOperator, "submit")  # another run of the same date, meanwhile
+    assert second.state == "success" and second_jobs == first_jobs
+    assert len(emulator.state.store.batches) == 2 and emulator.state.counters["uploads"] == 2
+    told = "".join(capfd.readouterr())  # the task's log, as dag.test() prints it
+    assert told.count("waits on them too instead of creating new ones") == 1
+
+    runner = emulator.state.batches
+
+    def finish():  # the stalled jobs end as jobs do
+        for batch in emulator.state.store.batches.values():
+            batch.outcome = "succeed"
+            runner._start(batch)
+
+    emulator.call(finish)
+    landed = []
+    for jobs in (first_jobs, second_jobs):
+        dag_run, _ = run(GeminiBatchResultsOperator, "land", job_names=jobs)
+        assert dag_run.state == "success"
+        landed.append([{**row, "answered_at": None} for row in map(json.loads, output.read_text().splitlines())])
+    assert landed[0] == landed[1] and sorted(r["key"] for r in landed[0]) == sorted(r["id"] for r in RECORDS)
+    assert len(emulator.state.store.batches) == 2

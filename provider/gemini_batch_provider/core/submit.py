@@ -2,7 +2,9 @@
 
 What was created is kept in the ledger (``core.ledger``) and in each job's display name, written
 before and after each create call: a retry, a worker killed right after a create, or a cleared task
-reattaches to the jobs of the same task instance instead of paying twice. Jobs that ended FAILED or
+reattaches to the jobs of the same task instance instead of paying twice; a task instance whose
+requests are those of another's jobs still running for the same output (a re-run started before the
+first run finished) waits on those jobs too. Jobs that ended FAILED or
 EXPIRED are submitted anew by the next try; a CANCELLED job was somebody's decision (ours at a
 deadline, or a user's) and is reattached to.
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .backend import BatchBackend
-from .errors import InputError
+from .errors import InputError, LedgerError
 from .estimate import counted_ratio
 from .ledger import CREATED, CREATING, PENDING, Ledger, LedgerStore, ShardRecord, display_name
 from .plan import BatchPlan, RunInput
@@ -122,6 +124,11 @@ class _Submitter:
                     "the ledger")
             self.log.warning("Input changed since %s were created; submitting anew and leaving them as they are.",
                              old.job_names)
+        elif old is not None and old.fingerprint == sharded.fingerprint and self._running(old):
+            self.log.info("%s is already waiting on %s for these same requests and output (ledger %s); this task "
+                          "instance waits on them too instead of creating new ones.", old.identity, old.job_names,
+                          self.store.ledger.url)
+            return old, False
         elif old is not None:
             self.log.warning("The ledger %s was written by %s, whose jobs %s are left as they are; this task "
                              "instance's ledger replaces it.", self.store.ledger.url, old.identity, old.job_names)
@@ -136,6 +143,17 @@ class _Submitter:
             self.store.put_reused(self.how.reused_rows_file, self.how.reused_rows, ledger)
         self.store.save(ledger)
         return ledger, True
+
+    def _running(self, ledger: Ledger) -> bool:
+        """Whether a job of ``ledger`` (another task instance's) is still running: checked to be its
+        shard's (``LedgerStore.recorded_job``); one that is gone or not its shard's is not."""
+        for record in ledger.shards:
+            try:
+                if record.job and not self.store.recorded_job(record, self.backend).terminal:
+                    return True
+            except LedgerError:
+                return False
+        return False
 
     def _submit_shard(self, ledger: Ledger, record: ShardRecord, shard_path: Path, found: str | None) -> None:
         """Reattach to the shard's job, or to ``found`` (its job looked up by display name), or create it."""

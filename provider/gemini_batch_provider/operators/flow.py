@@ -61,7 +61,8 @@ def submit(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, back
                      reused_rows_file=reused.rows_file if reused else None, reused_rows=reused.rows if reused else 0)
     ledger = paths.submit_batch(plan, backend, ledger_store(plan, task.storage()), run_input, how, task.log)
     if ledger is not None:
-        task.submitted_jobs = ledger.job_names
+        if ledger.identity == how.identity:  # jobs another run created are not this task's to cancel
+            task.submitted_jobs = ledger.job_names
         link = backend.jobs_url(ledger.job_names)
         GeminiBatchJobLink.persist(context, link)
         context["ti"].xcom_push(key=JOBS_XCOM_KEY, value=jobs_record(
