@@ -4,6 +4,11 @@ Real input that ships with every Python: the module docstrings of the standard l
 the source files with ``ast`` (never by importing them). One Gemini Batch API job per run; the task
 waits in the triggerer and lands one results row per module under ``output_dir``.
 
+Answers are reused: every run adds the answers it paid for to the answer store
+``<output_dir>/answers``, and a module whose request was answered before (same docstring, prompt,
+model and settings) lands from that answer, nothing sent. The docstrings of the standard library
+do not change between nights, so the second night sends nothing but what changed.
+
 The results are the Airflow Asset ``gemini_module_summaries``: each successful run updates it, and
 ``gemini_results_report`` runs on each update.
 
@@ -282,6 +287,7 @@ def gemini_batch_nightly():
         outlets=[MODULE_SUMMARIES],  # the asset event carries the summary: output_path, counts, cost
         model="{{ params.model }}",
         output_path="{{ params.output_dir }}/{{ run_id }}/results.jsonl",
+        answer_store="{{ params.output_dir }}/answers",  # shared by every night: each sends only what changed
         poll_interval=float(os.environ.get("GEMINI_BATCH_POLL_INTERVAL", "30")),
     )
 

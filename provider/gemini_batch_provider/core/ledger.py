@@ -247,11 +247,15 @@ class LedgerStore:
 
     def digests(self, ledger: Ledger, folder: Path) -> Iterator[tuple[str, str]]:
         """``(key, request_digest)`` of each row whose digest the keys file records (a remote keys
-        file is copied into ``folder`` first); read after ``keys``, which checks the file."""
+        file is copied into ``folder`` first); none when it can't be read, as ``keys``, which every
+        landing reads, then refuses it."""
         if (path := self.keys_file.local) is None:
             path = folder / "keys-digests.jsonl"
-            self.keys_file.download(path)
-        return read_digests(path)
+            try:
+                self.keys_file.download(path)
+            except ValueError:  # storage raises InputError (a ValueError) for a missing file
+                return iter(())
+        return read_digests(path) if path.is_file() else iter(())
 
     def keys(self, ledger: Ledger) -> Iterator[tuple[str, int]]:
         """``(key, shard_index)`` per input row, streamed from the ledger's keys file, checked as they

@@ -125,13 +125,16 @@ def read_keys(path: Path, shard_requests: list[int]) -> Iterator[tuple[str, int]
 
 
 def read_digests(path: Path) -> Iterator[tuple[str, str]]:
-    """``(key, request_digest)`` of each line of a keys file that records one (``read_keys`` checks
-    the file)."""
+    """``(key, request_digest)`` of each line of a keys file that records one. Lines that do not
+    are passed over: ``read_keys``, which every landing reads too, refuses a damaged file."""
     with path.open("rb") as lines:
         for line in lines:
-            item = orjson.loads(line)
-            if len(item) == 3:
-                yield item[0], item[2]
+            try:
+                key, _, digest = orjson.loads(line)
+            except (orjson.JSONDecodeError, ValueError, TypeError):
+                continue
+            if isinstance(key, str) and isinstance(digest, str):
+                yield key, digest
 
 
 def write_shards(requests: Iterable[tuple[str, dict[str, Any]]], folder: Path, limits: ShardLimits,
