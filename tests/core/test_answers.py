@@ -52,13 +52,14 @@ def test_only_succeeded_answers_count_and_the_newest_answer_of_a_digest_wins(tmp
         _row("d2", status="failed"), _row("d3", status="invalid_output"), {"status": "succeeded"})] + [b"{cut"]
     with AnswerIndex() as index:
         assert index.add_lines(lines) == 3 and index.size == 1
-        assert index.get("d1")["text"] == "new" and index.get("d2") is None and index.get("d3") is None
+        found = index.get_many(["d1", "d2", "d3"])
+        assert set(found) == {"d1"} and json.loads(found["d1"])["text"] == "new"
 
 
 def test_answers_over_the_maximum_age_are_left_out():
     with AnswerIndex(max_age_s=3600) as index:
         index.add_lines([json.dumps(_row("old", at="2020-01-01T00:00:00+00:00")).encode()])
-        assert index.get("old") is None
+        assert index.get_many(["old"]) == {}
 
 
 def _append_parts(folder: str, writer: int, parts: int) -> None:

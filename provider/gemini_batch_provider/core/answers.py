@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,6 +42,7 @@ from .requests import request_digest
 from .vocabulary import RowPath, RowStatus
 
 PART_PREFIX, PART_SUFFIX = "answers-", ".jsonl"
+LOOKUP_CHUNK = 500  # digests looked up in one query (SQLite takes up to 32,766 parameters)
 
 
 def _epoch(answered_at: Any) -> float | None:
@@ -105,10 +107,13 @@ class AnswerIndex:
         self.size = self._db.execute("SELECT count(*) FROM answers").fetchone()[0]
         return added
 
-    def get(self, digest: str) -> dict[str, Any] | None:
-        """The answer (a results row) to the request of ``digest``, or None."""
-        found = self._db.execute("SELECT row FROM answers WHERE digest = ?", (digest,)).fetchone()
-        return None if found is None else orjson.loads(found[0])
+    def get_many(self, digests: list[str]) -> dict[str, bytes]:
+        """The answers (raw JSON rows) of those of ``digests`` (at most ``LOOKUP_CHUNK``) that have
+        one, by digest: one query for them all, several times faster than one each."""
+        if not self.size or not digests:
+            return {}
+        marks = ",".join("?" * len(digests))
+        return dict(self._db.execute(f"SELECT digest, row FROM answers WHERE digest IN ({marks})", digests))
 
     def rows(self) -> Iterator[bytes]:
         """Every answer kept, one raw JSON line each (without its newline)."""
@@ -165,20 +170,23 @@ class Reuse:
 
 
 def split_reused(run_input: RunInput, model: str, answers: AnswerIndex, folder: Path) -> Reuse:
-    """Look every row's request up in ``answers``; write the ``reused`` rows of those found into
-    ``folder / "reused.jsonl"``. Builds every request, so a bad row fails here, before anything is
-    sent (InputError)."""
+    """Look every row's request up in ``answers`` (``LOOKUP_CHUNK`` rows a query); write the
+    ``reused`` rows of those found into ``folder / "reused.jsonl"``. Builds every request, so a bad
+    row fails here, before anything is sent (InputError)."""
     skip = KeyIndex()
     rows_file, rows, sent = folder / "reused.jsonl", 0, 0
+    requests = run_input.requests()
     with rows_file.open("wb") as out:
-        for key, request in run_input.requests():
-            answer = answers.get(request_digest(model, request)) if answers.size else None
-            if answer is None:
-                sent += 1
-                continue
-            out.write(orjson.dumps(reused_row(key, answer), option=orjson.OPT_APPEND_NEWLINE))
-            skip.add(key)
-            rows += 1
+        while chunk := list(islice(requests, LOOKUP_CHUNK)):
+            digests = [request_digest(model, request) for _, request in chunk]
+            found = answers.get_many(digests)
+            reused = [(key, 0) for (key, _), digest in zip(chunk, digests, strict=True) if digest in found]
+            for (key, _), digest in zip(chunk, digests, strict=True):
+                if digest in found:
+                    out.write(orjson.dumps(reused_row(key, orjson.loads(found[digest])),
+                                           option=orjson.OPT_APPEND_NEWLINE))
+            skip.add_all(reused)
+            rows, sent = rows + len(reused), sent + len(chunk) - len(reused)
     return Reuse(rows_file, rows, sent, skip)
 
 
