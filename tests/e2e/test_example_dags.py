@@ -198,3 +198,29 @@ def test_the_api_key_is_nowhere_airflow_kept(stack):
     files = [path for path in stack.home.rglob("*") if path.is_file()]
     assert any(p.name.endswith(".gemini-batch.json") for p in files) and (stack.home / "airflow.db") in files
     assert [path for path in files if API_KEY.encode() in path.read_bytes()] == []
+
+
+def test_two_nightly_runs_landing_into_one_answer_store_at_once_lose_nothing_and_the_next_night_sends_nothing(
+        stack, tmp_path):
+    # Two runs at once (a backfill beside the night, say), each landing its answers into the store
+    # of the same output folder; then the next night, whose modules all were answered.
+    conf = {"output_dir": str(tmp_path), "row_limit": 60}
+    first, second = stack.trigger(DAG_ID, conf), stack.trigger(DAG_ID, conf)
+    for run_id in (first, second):
+        assert stack.wait_for_run(DAG_ID, run_id)["state"] == "success", stack.task_log(DAG_ID, run_id,
+                                                                                          "summarize_modules")
+    modules = {json.loads(line)["module"]
+               for line in Path(stack.xcom(DAG_ID, first, "prepare_input")).read_text().splitlines()}
+    parts = sorted((tmp_path / "answers").glob("answers-*.jsonl"))
+    assert len(parts) == 2 and not list((tmp_path / "answers").glob("*.part"))
+    for part in parts:  # each run's answers whole: one per module, every line a row
+        rows = [json.loads(line) for line in part.read_text().splitlines()]
+        assert sorted(r["key"] for r in rows) == sorted(modules) and all(r["request_digest"] for r in rows)
+
+    night_2 = stack.trigger(DAG_ID, conf)
+    assert stack.wait_for_run(DAG_ID, night_2)["state"] == "success"
+    summary = stack.xcom(DAG_ID, night_2, "summarize_modules")
+    assert summary["rows_by_path"] == {"reused": len(modules)} and summary["batch_jobs"] == []
+    assert summary["cost_usd"] == 0 and summary["saved_cost_usd"] > 0
+    rows = [json.loads(line) for line in Path(summary["output_path"]).read_text().splitlines()]
+    assert sorted(r["key"] for r in rows) == sorted(modules) and {r["reused_from"] for r in rows} == {"batch"}
