@@ -21,7 +21,10 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
     display name, written before and after each create call: a retry, a worker killed right after a
     create, or a cleared task reattaches to the jobs of the same task instance (dag, task, run, map
     index) instead of paying twice. Jobs that ended FAILED or EXPIRED are submitted anew by the
-    next try (``core.submit``). Takes the parameters of
+    next try (``core.submit``). It submits every row: answer reuse (``reuse``, ``answer_store``)
+    belongs to the operators that land what they send (``GeminiBatchOperator``); the results
+    operator of a split pair records each row's request digest and adds its answers to an answer
+    store. Takes the parameters of
     :class:`~gemini_batch_provider.operators.base.GeminiRequestsOperator` and:
 
     :param max_requests_per_job: requests per batch job at most (None: no limit).
