@@ -165,6 +165,23 @@ def test_a_malformed_record_is_shown_as_such_and_the_rest_answer(airflow_db, tmp
 
 
 @needs_page
+def test_reused_rows_and_what_they_saved_are_shown_and_totalled(airflow_db, tmp_path):
+    partly = {**GOOD[1], "rows_by_path": {"reused": 30, "batch": 10}, "saved_cost_usd": 0.75}
+    dag_id, run_id = _recorded(tmp_path, {
+        "partly": (GOOD[0], partly),
+        "before_reuse": GOOD,  # a summary of a release that had no reuse
+        "bad_count": (GOOD[0], {**partly, "rows_by_path": {"reused": "30"}}),
+    })
+    client, auth = _client()
+    answer = client.get(f"/api/batches?dag_id={dag_id}", headers=auth).json()
+    rows = {row["task_id"]: row for row in answer["rows"] if row["run_id"] == run_id}
+    assert (rows["partly"]["reused"], rows["partly"]["saved_cost_usd"]) == (30, 0.75)
+    assert (rows["before_reuse"]["reused"], rows["before_reuse"]["saved_cost_usd"]) == (0, None)
+    assert rows["bad_count"]["withheld"] == "malformed record" and rows["bad_count"]["reused"] is None
+    assert (answer["totals"]["reused"], answer["totals"]["saved_cost_usd"]) == (30, 0.75)
+
+
+@needs_page
 def test_only_console_links_the_provider_builds_are_sent(airflow_db, tmp_path):
     vertex = "https://console.cloud.google.com/vertex-ai/batch-predictions?project=p"
     links = {"ai_studio": "https://aistudio.google.com/batches", "vertex": vertex,

@@ -42,7 +42,7 @@ from .requests import request_digest
 from .vocabulary import RowPath, RowStatus
 
 PART_PREFIX, PART_SUFFIX = "answers-", ".jsonl"
-LOOKUP_CHUNK = 500  # digests looked up in one query (SQLite takes up to 32,766 parameters)
+LOOKUP_CHUNK = 4000  # digests looked up in one query (SQLite takes up to 32,766 parameters)
 
 
 def _epoch(answered_at: Any) -> float | None:

@@ -27,7 +27,7 @@ from sqlalchemy import Text, and_, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from gemini_batch_provider.core.summary import JOBS_XCOM_KEY
-from gemini_batch_provider.core.vocabulary import is_job_name
+from gemini_batch_provider.core.vocabulary import RowPath, is_job_name
 from gemini_batch_provider.links import is_console_url
 
 IN_FLIGHT = frozenset({"queued", "scheduled", "running", "deferred", "up_for_retry", "up_for_reschedule"})
@@ -76,7 +76,7 @@ _TEXT, _NUMBER, _COUNTS = (frozenset({str, type(None)}), frozenset({int, float, 
 _RECORD_FIELDS = (("conn_id", _TEXT), ("model", _TEXT), ("link", _TEXT), ("output_path", _TEXT),
                   ("estimated_cost_usd", _NUMBER), ("submitted_at", _NUMBER))
 _SUMMARY_FIELDS = (("rows", _NUMBER), ("estimated_cost_usd", _NUMBER), ("cost_usd", _NUMBER), ("output_path", _TEXT),
-                   ("counts", _COUNTS), ("usage", _COUNTS))
+                   ("counts", _COUNTS), ("usage", _COUNTS), ("rows_by_path", _COUNTS), ("saved_cost_usd", _NUMBER))
 
 
 def _checked(record: dict[str, Any] | None, summary: dict[str, Any] | None) -> bool:
@@ -94,7 +94,7 @@ def _checked(record: dict[str, Any] | None, summary: dict[str, Any] | None) -> b
         for field_name, kinds in fields:
             if type(value.get(field_name)) not in kinds:
                 return False
-    for counts in (summary.get("counts"), summary.get("usage")):
+    for counts in (summary.get("counts"), summary.get("usage"), summary.get("rows_by_path")):
         for number in (counts or {}).values():
             if type(number) not in (int, float):
                 return False
@@ -109,7 +109,7 @@ def _row(found: Any, record: dict[str, Any], summary: dict[str, Any], withheld: 
     if withheld:
         return {**row, "conn_id": None, "model": None, "jobs": [], "link": None, "output_path": None,
                 "submitted_at": None, "landed_at": None, "estimated_cost_usd": None, "cost_usd": None, "rows": None,
-                "counts": None, "tokens": None}
+                "counts": None, "tokens": None, "reused": None, "saved_cost_usd": None}
     link = record.get("link")
     return {
         **row, "conn_id": record.get("conn_id"), "model": record.get("model"),
@@ -121,6 +121,8 @@ def _row(found: Any, record: dict[str, Any], summary: dict[str, Any], withheld: 
         "estimated_cost_usd": summary.get("estimated_cost_usd", record.get("estimated_cost_usd")),
         "cost_usd": summary.get("cost_usd"), "rows": summary.get("rows"), "counts": summary.get("counts"),
         "tokens": sum((summary.get("usage") or {}).values()) if summary else None,
+        "reused": (summary.get("rows_by_path") or {}).get(RowPath.REUSED, 0) if summary else None,
+        "saved_cost_usd": summary.get("saved_cost_usd"),
     }
 
 
@@ -134,9 +136,11 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
     for a record or summary of the wrong shape), ``conn_id``, ``model``, ``jobs`` (``{"name",
     "valid"}``: whether the name has a batch job's shape), ``link`` (None unless a console URL the
     provider builds), ``output_path``, ``submitted_at`` / ``landed_at`` (Unix seconds),
-    ``estimated_cost_usd`` / ``cost_usd`` (US dollars), ``rows``, ``counts`` by status and ``tokens``
-    (None until landed). ``totals``: over every matching record, ``records``, ``withheld`` (records
-    whose values are not shown, nor counted below), ``rows``, ``tokens``, ``cost_usd``,
+    ``estimated_cost_usd`` / ``cost_usd`` (US dollars), ``rows``, ``counts`` by status, ``tokens``,
+    ``reused`` (rows landed from earlier answers, ``core.answers``) and ``saved_cost_usd`` (what those
+    answers cost when paid for; None until landed). ``totals``: over every matching record,
+    ``records``, ``withheld`` (records whose values are not shown, nor counted below), ``rows``,
+    ``tokens``, ``cost_usd``, ``reused``, ``saved_cost_usd``,
     ``jobs_in_flight`` (jobs of tasks not yet ended). ``cost_per_day``: the landed cost by UTC day of
     landing, the last 30 days, oldest first.
     """
@@ -160,7 +164,8 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
     if wanted.state:
         query = query.where(ti.state == wanted.state)
     rows: list[dict[str, Any]] = []
-    totals = {"records": 0, "withheld": 0, "rows": 0, "tokens": 0, "cost_usd": 0.0, "jobs_in_flight": 0}
+    totals = {"records": 0, "withheld": 0, "rows": 0, "tokens": 0, "cost_usd": 0.0, "reused": 0,
+              "saved_cost_usd": 0.0, "jobs_in_flight": 0}
     by_day: dict[str, float] = defaultdict(float)
     xcom_readable: dict[str, bool] = {}
     for found in session.execute(query):
@@ -179,11 +184,13 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
         totals["tokens"] += sum((summary.get("usage") or {}).values())
         cost = summary.get("cost_usd") or 0.0
         totals["cost_usd"] += cost
+        totals["reused"] += (summary.get("rows_by_path") or {}).get(RowPath.REUSED, 0)
+        totals["saved_cost_usd"] += summary.get("saved_cost_usd") or 0.0
         if str(found.state) in IN_FLIGHT:
             totals["jobs_in_flight"] += len(record.get("batch_jobs", []))
         if cost and found.landed_at is not None:
             by_day[found.landed_at.date().isoformat()] += cost
-    totals["cost_usd"] = round(totals["cost_usd"], 6)
+    totals["cost_usd"], totals["saved_cost_usd"] = round(totals["cost_usd"], 6), round(totals["saved_cost_usd"], 6)
     days = [(now - timedelta(days=back)).date().isoformat() for back in range(CHART_DAYS - 1, -1, -1)]
     return {"rows": rows, "totals": totals,
             "cost_per_day": [{"day": day, "cost_usd": round(by_day.get(day, 0.0), 6)} for day in days]}

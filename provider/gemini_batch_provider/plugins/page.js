@@ -44,7 +44,8 @@ function rowsCell(row) {
   if (row.withheld) return el("td", row.withheld, {class: "withheld", "data-test": "rows"});
   if (!row.counts) return el("td");
   const parts = Object.entries(row.counts).filter(([, n]) => n).map(([status, n]) => `${n} ${status}`);
-  return el("td", `${row.rows}: ${parts.join(", ")}`, {"data-test": "rows"});
+  const reused = row.reused ? ` (${row.reused} reused)` : "";
+  return el("td", `${row.rows}: ${parts.join(", ")}${reused}`, {"data-test": "rows"});
 }
 
 function render(data) {
@@ -52,6 +53,7 @@ function render(data) {
   totals.replaceChildren();
   for (const [label, value] of [["Tasks", data.totals.records], ["Rows", data.totals.rows],
                                 ["Tokens", data.totals.tokens], ["Cost", dollars(data.totals.cost_usd)],
+                                ["Saved by reuse", dollars(data.totals.saved_cost_usd)],
                                 ["Jobs in flight", data.totals.jobs_in_flight]]) {
     const box = el("div", label, {"data-test": `total-${label.toLowerCase().replaceAll(" ", "-")}`});
     box.prepend(el("b", value));
@@ -87,7 +89,8 @@ function render(data) {
   for (const row of data.rows) {
     const tr = el("tr", null, {"data-test": "batch"});
     const estimate = `est. ${dollars(row.estimated_cost_usd)}`;
-    const cost = row.withheld ? "" : row.cost_usd !== null ? dollars(row.cost_usd) : estimate;
+    const saved = row.saved_cost_usd ? `, saved ${dollars(row.saved_cost_usd)}` : "";
+    const cost = row.withheld ? "" : row.cost_usd !== null ? dollars(row.cost_usd) + saved : estimate;
     const jobs = el("td", null, {class: "wrap"});
     for (const job of row.jobs) {
       jobs.append(job.valid ? el("div", job.name) : el("div", `${job.name} (invalid job name)`, {class: "invalid"}));
