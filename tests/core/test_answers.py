@@ -49,10 +49,11 @@ def test_the_digest_is_the_request_sent_whatever_the_order_of_its_fields():
 def test_only_succeeded_answers_count_and_the_newest_answer_of_a_digest_wins(tmp_path):
     lines = [json.dumps(r).encode() for r in (
         _row("d1", text="old"), _row("d1", at="2026-12-02T00:00:00+00:00", text="new"), _row("d1", text="older"),
-        _row("d2", status="failed"), _row("d3", status="invalid_output"), {"status": "succeeded"})] + [b"{cut"]
+        _row("d2", status="failed"), _row("d3", status="invalid_output"), {"status": "succeeded"},
+        {**_row("d4"), "usage": "many"}, {**_row("d5"), "path": "elsewhere"}, {**_row("d6"), "text": 7})] + [b"{cut"]
     with AnswerIndex() as index:
         assert index.add_lines(lines) == 3 and index.size == 1
-        found = index.get_many(["d1", "d2", "d3"])
+        found = index.get_many(["d1", "d2", "d3", "d4", "d5", "d6"])
         assert set(found) == {"d1"} and json.loads(found["d1"])["text"] == "new"
 
 

@@ -52,6 +52,21 @@ def _epoch(answered_at: Any) -> float | None:
         return None
 
 
+_ANSWERED_BY = frozenset({RowPath.BATCH, RowPath.ONLINE, RowPath.REUSED})
+_FIELD_TYPES = (("key", str), ("text", str | None), ("usage", dict | None), ("embedding", list | None),
+                ("images", list | None), ("error", dict | None), ("finish_reason", str | None))
+
+
+def _reusable(row: Any) -> bool:
+    """Whether ``row`` is a ``succeeded`` results row of the shape ``core.results`` writes: a store is
+    shared, so a row of another shape (written by hand, or damaged) is passed over, never landed."""
+    if not isinstance(row, dict) or row.get("status") != RowStatus.SUCCEEDED or row.get("path") not in _ANSWERED_BY:
+        return False
+    if row.get("reused_from") not in (None, RowPath.BATCH, RowPath.ONLINE):
+        return False
+    return all(isinstance(row.get(name), kind) for name, kind in _FIELD_TYPES)
+
+
 class AnswerIndex:
     """Reusable answers by request digest, kept in a temporary SQLite file (the standard library's
     ``sqlite3``), so that memory stays flat however many answers there are. Use as a context manager.
@@ -83,9 +98,10 @@ class AnswerIndex:
         self._folder.cleanup()
 
     def add_lines(self, lines: Iterable[bytes]) -> int:
-        """Add the reusable answers among results rows (raw JSONL lines): ``succeeded``, with a
-        digest and an answer time inside the maximum age. A digest answered twice keeps its newest
-        answer. Lines that are not such rows are skipped. The number of answers added."""
+        """Add the reusable answers among results rows (raw JSONL lines): ``succeeded`` rows of the
+        results' shape, with a digest and an answer time inside the maximum age. A digest answered
+        twice keeps its newest answer. Lines that are not such rows are skipped. The number of
+        answers added."""
         added = 0
 
         def reusable() -> Iterator[tuple[str, float, bytes]]:
@@ -95,7 +111,7 @@ class AnswerIndex:
                     row = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     continue
-                if not isinstance(row, dict) or row.get("status") != RowStatus.SUCCEEDED:
+                if not _reusable(row):
                     continue
                 digest, at = row.get("request_digest"), _epoch(row.get("answered_at"))
                 if isinstance(digest, str) and at is not None and (self._oldest is None or at >= self._oldest):

@@ -271,7 +271,7 @@ class ResultsWriter:
         if row.get("answered_at") is None:
             row = {**row, "answered_at": now_iso(),
                    "request_digest": self.digests.get(row["key"]) if self.digests is not None else None}
-        if row.get("images"):
+        if row.get("images") and row["path"] != RowPath.REUSED:  # a reused row names the earlier run's files
             row = {**row, "images": [self._save_image(row["key"], index, image)
                                      for index, image in enumerate(row["images"])]}
         line = orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)  # UTF-8, as json.dumps would
