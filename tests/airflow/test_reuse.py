@@ -10,7 +10,7 @@ from datetime import timedelta
 import pendulum
 import pytest
 
-from tests.conftest import RECORDS
+from tests.conftest import RECORDS, wait_for_batch
 from tests.dagbag import test_dag
 
 NIGHT_1, NIGHT_2 = pendulum.datetime(2026, 3, 1, tz="UTC"), pendulum.datetime(2026, 3, 2, tz="UTC")
@@ -137,8 +137,8 @@ def test_a_bad_row_still_fails_before_anything_is_sent_with_reuse_on(airflow_db,
 
 
 def test_a_run_started_while_the_first_runs_makes_no_new_job_and_both_land_the_same_rows(airflow_db, emulator,
-                                                                                         gemini_conn, tmp_path,
-                                                                                         capfd):
+                                                                                         gemini_conn, client,
+                                                                                         tmp_path, capfd):
     from airflow.sdk import DAG
 
     from gemini_batch_provider.operators.results import GeminiBatchResultsOperator
@@ -174,6 +174,8 @@ def test_a_run_started_while_the_first_runs_makes_no_new_job_and_both_land_the_s
             runner._start(batch)
 
     emulator.call(finish)
+    for name in first_jobs:
+        assert wait_for_batch(client, name)[0].state.value == "JOB_STATE_SUCCEEDED"
     landed = []
     for jobs in (first_jobs, second_jobs):
         dag_run, _ = run(GeminiBatchResultsOperator, "land", job_names=jobs)

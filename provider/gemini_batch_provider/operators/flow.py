@@ -79,12 +79,10 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
     with scratch_folder(run_identity(context)) as scratch:  # its downloads go when the try ends, deferred or not
         with refusing(task.task_id):
             run_input = prepare(plan, backend, storage, scratch, task.log)
-            reused = reuse.decide(plan, storage, run_input, ledger_store(plan, storage), run_identity(context),
-                                  scratch, task.log)
-        try:
-            if reused is not None and reused.sent == 0:
-                writer = paths.open_writer(plan, storage, (), scratch)
-                return task.landed_summary(paths.land_reused(plan, reused, writer, task.log))
+        with reuse.deciding(plan, storage, run_input, ledger_store(plan, storage), run_identity(context), scratch,
+                            task.log, task.task_id) as reused:
+            if reused is not None and not reused.sent:
+                return task.landed_summary(paths.land_reused(plan, storage, reused, scratch, task.log))
             to_send = reused.narrowed(run_input) if reused is not None else run_input
             with refusing(task.task_id):
                 rows_online = _routed_online(params.routing, plan, to_send)
@@ -96,9 +94,6 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
             if rows_online is not None:
                 return online.land_all(task, context, plan, backend, to_send, rows_online, cost, params.online,
                                        scratch, reused)
-        finally:
-            if reused is not None:
-                reused.close()
     if ledger is None:
         return land(task, params, context, plan, backend, (), past_deadline=False)
     deadline = _deadline_at(params, ledger)

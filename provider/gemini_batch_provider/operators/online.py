@@ -32,18 +32,13 @@ def execute(task: GeminiRequestsOperator, limits: OnlineSettings, context: Conte
     with scratch_folder(run_identity(context)) as scratch:
         with refusing(task.task_id):
             run_input = prepare(plan, backend, storage, scratch, task.log)
-            reused = reuse.decide(plan, storage, run_input, None, None, scratch, task.log)
-        try:
-            if reused is not None and reused.sent == 0:
-                writer = paths.open_writer(plan, storage, (), scratch)
-                return task.landed_summary(paths.land_reused(plan, reused, writer, task.log))
+        with reuse.deciding(plan, storage, run_input, None, None, scratch, task.log, task.task_id) as reused:
+            if reused is not None and not reused.sent:
+                return task.landed_summary(paths.land_reused(plan, storage, reused, scratch, task.log))
             to_send = reused.narrowed(run_input) if reused is not None else run_input
             with refusing(task.task_id):
                 found, cost = checked_cost(plan, backend, to_send, False, task.log)
             return land_all(task, context, plan, backend, to_send, found.requests, cost, limits, scratch, reused)
-        finally:
-            if reused is not None:
-                reused.close()
 
 
 def land_all(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,

@@ -59,8 +59,9 @@ def landed(writer: ResultsWriter, rows: int, path: str, jobs: list[str], plan: B
     return summary
 
 
-def land_reused(plan: BatchPlan, reused: Reuse, writer: ResultsWriter, log: logging.Logger) -> dict[str, Any]:
+def land_reused(plan: BatchPlan, storage: Storage, reused: Reuse, scratch: Path, log: logging.Logger) -> dict[str, Any]:
     """Land a run whose every row earlier answers settle: nothing is sent; the summary."""
+    writer = open_writer(plan, storage, (), scratch)
     try:
         reuse.write_reused(reused, writer)
     except BaseException:

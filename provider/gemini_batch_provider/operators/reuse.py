@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -18,6 +19,7 @@ from gemini_batch_provider.core.ledger import LedgerStore
 from gemini_batch_provider.core.plan import BatchPlan, RunInput
 from gemini_batch_provider.core.requests import request_digest
 from gemini_batch_provider.core.results import ResultsWriter
+from gemini_batch_provider.operators.task import refusing
 from gemini_batch_provider.storage import Storage
 
 
@@ -56,6 +58,19 @@ def decide(plan: BatchPlan, storage: Storage, run_input: RunInput, ledgers: Ledg
              "store%s).", reuse.rows, reuse.sent, earlier, plan.output_path, stored,
              f" {settings.answer_store}" if settings.answer_store else ": none")
     return reuse
+
+
+@contextmanager
+def deciding(plan: BatchPlan, storage: Storage, run_input: RunInput, ledgers: LedgerStore | None,
+             identity: str | None, scratch: Path, log: logging.Logger, task_id: str) -> Iterator[Reuse | None]:
+    """``decide``, a bad row refused naming the task (``task.refusing``); the reuse is closed on leaving."""
+    with refusing(task_id):
+        reused = decide(plan, storage, run_input, ledgers, identity, scratch, log)
+    try:
+        yield reused
+    finally:
+        if reused is not None:
+            reused.close()
 
 
 def _read_results(storage: Storage, output_path: str, answers: AnswerIndex, scratch: Path) -> int:
