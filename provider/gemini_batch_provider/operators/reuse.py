@@ -53,6 +53,10 @@ def decide(plan: BatchPlan, storage: Storage, run_input: RunInput, ledgers: Ledg
         stored = 0
         if settings.answer_store:
             stored = AnswerStore(storage.folder(settings.answer_store)).read_into(answers, scratch, log)
+        if not answers.size:
+            log.info("Answer reuse: no earlier answers (results at %s, answer store %s); every row is sent.",
+                     plan.output_path, settings.answer_store or "none")
+            return None
         reuse = split_reused(run_input, plan.model, answers, scratch)
     log.info("Answer reuse: %d rows answered before, %d to send (%d answers in the results at %s, %d in the answer "
              "store%s).", reuse.rows, reuse.sent, earlier, plan.output_path, stored,
