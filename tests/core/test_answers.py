@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -22,8 +23,13 @@ def _store(folder: Path) -> AnswerStore:
     return AnswerStore(Location(str(folder), lambda: None))
 
 
-def _row(digest: str, status: str = "succeeded", at: str = "2026-12-01T00:00:00+00:00", text: str = "x") -> dict:
-    return {"key": digest[:6], "status": status, "path": "batch", "text": text, "request_digest": digest,
+def _digest(label: str) -> str:
+    return hashlib.sha256(label.encode()).hexdigest()
+
+
+def _row(label: str, status: str = "succeeded", at: str = "2026-12-01T00:00:00+00:00", text: str = "x") -> dict:
+    """A results row whose key is ``label`` and whose request digest is made from it."""
+    return {"key": label, "status": status, "path": "batch", "text": text, "request_digest": _digest(label),
             "answered_at": at, "reused_from": None}
 
 
@@ -32,10 +38,11 @@ def _write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def _digests(store: AnswerStore, scratch: Path) -> set[str]:
+def _keys(store: AnswerStore, scratch: Path) -> set[str]:
+    """The keys of the answers the store holds."""
     with AnswerIndex() as index:
         store.read_into(index, scratch, LOG)
-        return {json.loads(row)["request_digest"] for row in index.rows()}
+        return {json.loads(row)["key"] for row in index.rows()}
 
 
 def test_the_digest_is_the_request_sent_whatever_the_order_of_its_fields():
@@ -50,17 +57,18 @@ def test_only_succeeded_answers_count_and_the_newest_answer_of_a_digest_wins(tmp
     lines = [json.dumps(r).encode() for r in (
         _row("d1", text="old"), _row("d1", at="2026-12-02T00:00:00+00:00", text="new"), _row("d1", text="older"),
         _row("d2", status="failed"), _row("d3", status="invalid_output"), {"status": "succeeded"},
-        {**_row("d4"), "usage": "many"}, {**_row("d5"), "path": "elsewhere"}, {**_row("d6"), "text": 7})] + [b"{cut"]
+        {**_row("d4"), "usage": "many"}, {**_row("d5"), "path": "elsewhere"}, {**_row("d6"), "text": 7},
+        {**_row("d7"), "request_digest": "not-a-digest"})] + [b"{cut"]
     with AnswerIndex() as index:
         assert index.add_lines(lines) == 3 and index.size == 1
-        found = index.get_many(["d1", "d2", "d3", "d4", "d5", "d6"])
-        assert set(found) == {"d1"} and json.loads(found["d1"])["text"] == "new"
+        found = index.get_many([_digest(f"d{n}") for n in range(1, 7)])
+        assert set(found) == {_digest("d1")} and json.loads(found[_digest("d1")])["text"] == "new"
 
 
 def test_answers_over_the_maximum_age_are_left_out():
     with AnswerIndex(max_age_s=3600) as index:
         index.add_lines([json.dumps(_row("old", at="2020-01-01T00:00:00+00:00")).encode()])
-        assert index.get_many(["old"]) == {}
+        assert index.get_many([_digest("old")]) == {}
 
 
 def _append_parts(folder: str, writer: int, parts: int) -> None:
@@ -86,11 +94,11 @@ def test_writers_at_once_and_a_compaction_between_them_lose_no_answer(tmp_path):
         process.join()
         assert process.exitcode == 0
     expected = {f"w{w}-p{p}-r{r}" for w in range(2) for p in range(10) for r in range(50)}
-    assert _digests(store, tmp_path) == expected and compactions > 0
+    assert _keys(store, tmp_path) == expected and compactions > 0
     merged, kept = store.compact(tmp_path, LOG)
     assert merged >= 1
     assert kept == len(expected) == 1000 and len(store.parts()) == 1
-    assert _digests(store, tmp_path) == expected
+    assert _keys(store, tmp_path) == expected
 
 
 def test_a_part_cut_short_by_a_killed_writer_is_never_read(tmp_path):
@@ -100,9 +108,9 @@ def test_a_part_cut_short_by_a_killed_writer_is_never_read(tmp_path):
     # What a writer killed in the middle of its put leaves: the part under its temporary name.
     (folder / "answers-20261205T000000-0123456789abcdef.jsonl.part").write_text(json.dumps(_row("half"))[:30])
     assert store.parts() == [next(folder.glob("answers-*.jsonl")).name]
-    assert _digests(store, tmp_path) == {"whole"}
+    assert _keys(store, tmp_path) == {"whole"}
     store.compact(tmp_path, LOG)
-    assert _digests(store, tmp_path) == {"whole"}
+    assert _keys(store, tmp_path) == {"whole"}
 
 
 def test_a_part_compacted_away_after_it_was_listed_is_passed_over(tmp_path):

@@ -23,6 +23,7 @@ provider).
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import tempfile
 import time
@@ -42,7 +43,8 @@ from .requests import request_digest
 from .vocabulary import RowPath, RowStatus
 
 PART_PREFIX, PART_SUFFIX = "answers-", ".jsonl"
-LOOKUP_CHUNK = 4000  # digests looked up in one query (SQLite takes up to 32,766 parameters)
+DIGEST = re.compile(r"[0-9a-f]{64}")  # a request_digest: SHA-256, hex
+LOOKUP_CHUNK = 1000  # digests looked up in one query (SQLite takes up to 32,766 parameters)
 
 
 def _epoch(answered_at: Any) -> float | None:
@@ -55,6 +57,11 @@ def _epoch(answered_at: Any) -> float | None:
 _ANSWERED_BY = frozenset({RowPath.BATCH, RowPath.ONLINE, RowPath.REUSED})
 _FIELD_TYPES = (("key", str), ("text", str | None), ("usage", dict | None), ("embedding", list | None),
                 ("images", list | None), ("error", dict | None), ("finish_reason", str | None))
+
+
+def _rowid(digest: str) -> int:
+    """The SQLite rowid of a digest: its first 63 bits."""
+    return int(digest[:16], 16) >> 1
 
 
 def _reusable(row: Any) -> bool:
@@ -84,7 +91,7 @@ class AnswerIndex:
             PRAGMA journal_mode = OFF;
             PRAGMA synchronous = OFF;
             PRAGMA cache_size = -16000;
-            CREATE TABLE answers (digest TEXT PRIMARY KEY, at REAL NOT NULL, row BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE answers (id INTEGER PRIMARY KEY, digest TEXT NOT NULL, at REAL NOT NULL, row BLOB NOT NULL);
             BEGIN;
         """)
         self._oldest = None if max_age_s is None else time.time() - max_age_s
@@ -104,7 +111,7 @@ class AnswerIndex:
         answers added."""
         added = 0
 
-        def reusable() -> Iterator[tuple[str, float, bytes]]:
+        def reusable() -> Iterator[tuple[int, str, float, bytes]]:
             nonlocal added
             for line in lines:
                 try:
@@ -114,12 +121,16 @@ class AnswerIndex:
                 if not _reusable(row):
                     continue
                 digest, at = row.get("request_digest"), _epoch(row.get("answered_at"))
-                if isinstance(digest, str) and at is not None and (self._oldest is None or at >= self._oldest):
+                young = at is not None and (self._oldest is None or at >= self._oldest)
+                if young and isinstance(digest, str) and DIGEST.fullmatch(digest):
                     added += 1
-                    yield digest, at, line.rstrip(b"\n")
+                    yield _rowid(digest), digest, at, line.rstrip(b"\n")
 
-        self._db.executemany("INSERT INTO answers VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE "
-                             "SET at = excluded.at, row = excluded.row WHERE excluded.at > answers.at", reusable())
+        # Keyed by the rowid a digest begins with: a lookup by rowid is twice as fast as one by text.
+        # Two digests that begin alike (1 in 2**63) keep the newer answer; the other is sent again.
+        self._db.executemany("INSERT INTO answers VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                             "digest = excluded.digest, at = excluded.at, row = excluded.row "
+                             "WHERE excluded.at > answers.at", reusable())
         self.size = self._db.execute("SELECT count(*) FROM answers").fetchone()[0]
         return added
 
@@ -129,11 +140,13 @@ class AnswerIndex:
         if not self.size or not digests:
             return {}
         marks = ",".join("?" * len(digests))
-        return dict(self._db.execute(f"SELECT digest, row FROM answers WHERE digest IN ({marks})", digests))
+        found = self._db.execute(f"SELECT digest, row FROM answers WHERE id IN ({marks})", list(map(_rowid, digests)))
+        wanted = set(digests)
+        return {digest: row for digest, row in found if digest in wanted}  # the whole digest, not its start
 
     def rows(self) -> Iterator[bytes]:
         """Every answer kept, one raw JSON line each (without its newline)."""
-        for (row,) in self._db.execute("SELECT row FROM answers ORDER BY digest"):
+        for (row,) in self._db.execute("SELECT row FROM answers ORDER BY id"):
             yield row
 
 
