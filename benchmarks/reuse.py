@@ -4,7 +4,8 @@ Nights: night 1 sends every one of ``--rows`` rows through ``GeminiBatchOperator
 emulator, its jobs answered at once), its answers kept in an answer store; then night 2 runs on the
 same rows with 0%, 1% and 10% of them changed. Each night is a ``dag.test()`` run in a process of
 its own, so its peak memory is its own. One JSON line per night: ``night``, ``changed_percent``,
-``requests_sent`` (what reached the emulator), ``rows_landed``, ``rows_reused``, ``task_seconds``
+``requests_sent`` (what reached the emulator), ``rows_landed``, ``rows_reused``, ``cost_usd`` and
+``saved_cost_usd`` (the summary's), ``task_seconds``
 (the run's wall time less the jobs' time between create and end, which the API decides),
 ``peak_rss_mb``.
 
@@ -71,7 +72,8 @@ def night(args: argparse.Namespace) -> None:
     assert dag_run.state == "success", dag_run.state
     summary = dag_run.get_task_instance("night").xcom_pull(task_ids="night")
     print(json.dumps({"night": args.night, "changed_percent": args.changed, "rows_landed": summary["rows"],
-                      "rows_reused": summary["rows_by_path"].get("reused", 0), "wall_seconds": round(seconds, 2),
+                      "rows_reused": summary["rows_by_path"].get("reused", 0), "cost_usd": summary["cost_usd"],
+                      "saved_cost_usd": summary["saved_cost_usd"], "wall_seconds": round(seconds, 2),
                       "peak_rss_mb": peak_rss_mb()}), flush=True)
 
 
