@@ -47,8 +47,12 @@ def rows_of(summary: dict) -> list[dict]:
 
 def test_the_example_dags_pass_on_postgres_redis_celery_and_two_triggerers(stack):
     # The three DAGs at once, the nightly one twice: four runs share the worker and the triggerers.
-    runs = [("gemini_batch_nightly", stack.trigger("gemini_batch_nightly", conf={"row_limit": 120})),
-            ("gemini_batch_nightly", stack.trigger("gemini_batch_nightly", conf={"row_limit": 80})),
+    # Each nightly run has an output folder (and answer store) of its own, so each sends its rows and
+    # defers, whichever lands first.
+    runs = [("gemini_batch_nightly", stack.trigger("gemini_batch_nightly", conf={
+                "row_limit": 120, "output_dir": str(stack.home / "nightly-120")})),
+            ("gemini_batch_nightly", stack.trigger("gemini_batch_nightly", conf={
+                "row_limit": 80, "output_dir": str(stack.home / "nightly-80")})),
             ("gemini_urgent", stack.trigger("gemini_urgent", conf={"topic_limit": 60})),
             ("gemini_vertex_batch", stack.trigger("gemini_vertex_batch"))]
     results = {run_id: stack.wait_for_run(dag_id, run_id, timeout=600) for dag_id, run_id in runs}

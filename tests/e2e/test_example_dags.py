@@ -178,7 +178,8 @@ def test_the_api_key_is_nowhere_airflow_kept(stack):
             # Airflow 3.3 keeps them in clear JSON (it may encrypt them with the Fernet key).
             trigger_kwargs.extend(row if row.startswith("{") else fernet.decrypt(row.encode()).decode() for row in rows)
 
-    nightly = stack.trigger(DAG_ID, conf={"row_limit": 30})
+    # Results of its own, under the Airflow home (searched below): no earlier run's answers to reuse.
+    nightly = stack.trigger(DAG_ID, conf={"row_limit": 30, "output_dir": str(stack.home / "key-search")})
     assert stack.wait_for_run(DAG_ID, nightly, on_poll=capture_trigger_kwargs)["state"] == "success"
     failing = stack.trigger("gemini_urgent", conf={"model": "gemini-9-ultra", "topic_limit": 5})
     assert stack.wait_for_run("gemini_urgent", failing)["state"] == "failed"
