@@ -16,6 +16,7 @@ scheduled on the asset finds the rows at ``event.extra["output_path"]`` for each
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -45,45 +46,35 @@ class GeminiRequestsOperator(BaseOperator):
     :param prompt_template: the prompt of each row (templated): Airflow's Jinja renders it when the
         try starts, then each ``{field}`` takes the row's value (Python's ``str.format``). A literal
         brace is doubled, ``{{``, inside ``{% raw %}...{% endraw %}`` (see ``operators.templating``).
-    :param output_path: where the results JSONL goes (templated): an absolute local path, a ``gs://``
-        URI, or any URL Airflow's ObjectStoragePath reads, e.g. ``s3://`` (see ``storage``). Written
-        whole, one row per record: ``{"key", "status", "path", "text", "parsed", "usage", "error"}``.
+    :param output_path: where the results JSONL goes (templated): an absolute local path, a ``gs://`` URI or
+        any URL Airflow's ObjectStoragePath reads (``storage``); written whole, a row per record (``core.results``).
     :param records: the input as a list of dicts (small sets; larger ones belong in ``input_path``).
-    :param input_path: the input as a ``.jsonl`` or ``.csv`` file (templated), at a location of
-        the kinds ``output_path`` takes; a remote one is downloaded once per try.
-    :param storage_conn_id: the connection ObjectStoragePath URLs are read and written with (e.g.
-        an ``aws`` connection for ``s3://``); None: the scheme's default connection.
+    :param input_path: the input as a ``.jsonl``/``.csv`` file (templated), where ``output_path`` may be.
     :param model: Gemini model, e.g. ``gemini-2.5-flash`` (templated).
+    :param storage_conn_id: the connection for ObjectStoragePath URLs (an ``aws`` one for ``s3://``); None: default.
     :param key_field: record field holding each row's unique key; the 0-based row index when None.
     :param system_instruction: text sent as ``system_instruction`` with every request (templated).
     :param generation_config: fields of ``google.genai.types.GenerationConfig``.
-    :param response_schema: the JSON each answer must be: a pydantic model class or a JSON schema
-        dict. Sent as Gemini's structured output (``response_json_schema``); each answer is
-        validated into the row's ``parsed`` field, or the row gets status ``invalid_output`` with
-        the reason.
+    :param response_schema: the JSON each answer must be: a pydantic model class or a JSON schema dict, sent
+        as Gemini's structured output (``response_json_schema``); each answer is validated into the row's
+        ``parsed`` field, or the row gets status ``invalid_output`` with the reason.
     :param gemini_conn_id: connection of type ``gemini``.
-    :param max_cost_usd: a budget in US dollars: the task fails before anything is sent or billed
-        when the estimated cost is higher (or the model has no known price). None: no budget.
-    :param prices: per-model prices (US dollars per million tokens) over the shipped table and the
-        deployment's (``[gemini_batch] prices_file``, TOML of the same shape): ``{"gemini-2.5-flash":
-        {"input": 0.3, "output": 2.5, "cached": 0.075}}``, see ``core.cost.ModelPrice``.
-    :param count_tokens_sample: rows whose prompts the API counts (``countTokens``, not billed) to
-        scale the estimate's rule of thumb (4 characters a token); 0: no calls (``core.estimate``).
-    :param media_fields: record fields holding media (images, PDFs, text...): a local path, an
-        ``http(s)://`` URL, a ``gs://`` URI or bytes, or a list of them, placed by the template
-        (``"Describe {photo}"``). Bad media refuse the run before any upload; media over
-        ``inline_media_max_bytes`` are uploaded once per content, removed after landing (``core.media``).
+    :param max_cost_usd: a budget in US dollars: the task fails before anything is sent or billed when the
+        estimated cost is higher (or the model has no known price). None: no budget.
+    :param prices: per-model prices (US dollars per million tokens) over the shipped table and ``[gemini_batch]
+        prices_file``: ``{"gemini-2.5-flash": {"input": 0.3, "output": 2.5, "cached": 0.075}}`` (``core.cost``).
+    :param count_tokens_sample: rows whose prompts the API counts (free) to scale the estimate (``core.estimate``).
+    :param media_fields: record fields holding media (images, PDFs...): a local path, an ``http(s)://`` URL, a
+        ``gs://`` URI or bytes, or a list of them, placed by the template (``"Describe {photo}"``); checked before
+        any upload; those over ``inline_media_max_bytes`` uploaded once, removed after landing (``core.media``).
     :param inline_media_max_bytes: largest medium sent inline in each request (default 1 MB).
     :param max_media_bytes: largest medium accepted (default 2 GB, the Files API's limit).
     :param keep_media_files: keep the uploaded media after the results have landed.
-    :param reuse: land each row whose exact request (model, prompt, system instruction, generation
-        config, schema) was answered before from that answer (``path`` ``reused``, nothing sent or
-        billed) and send only the rest; the answers come from the results file at ``output_path``
-        that the run replaces and from ``answer_store``. False: send every row (a fresh sample).
-        Rows whose requests carry media are always sent (``core.answers``).
-    :param answer_store: a folder of answers shared by tasks and DAGs (templated; a local path,
-        ``gs://`` or any ObjectStoragePath URL), read before sending and added to after landing,
-        safe for runs writing it at once. None: no store.
+    :param reuse: land each row whose exact request was answered before (in the results at ``output_path``
+        or in ``answer_store``) from that answer, ``path`` ``reused``, nothing sent; send only the rest.
+        False: send every row, a fresh sample. Requests with media are always sent (``core.answers``).
+    :param answer_store: a folder of answers shared by tasks and DAGs, wherever ``output_path`` may be (templated),
+        read before sending, added to after landing, safe for runs writing it at once.
     :param reuse_max_age: answers older than this (a ``timedelta``, or seconds) are sent again.
     :raises InputError: (a ValueError) when the DAG is parsed, for a parameter the plan refuses,
         naming it and the fix (``core.plan``). Lineage: see the module.
@@ -109,18 +100,14 @@ class GeminiRequestsOperator(BaseOperator):
         super().__init__(**kwargs)
         self.prompt_template = prompt_template
         self.output_path = output_path
-        # A tuple, not any iterable: the records are read more than once (checked, then sent).
-        self.records = tuple(records) if records is not None else None
+        self.records = tuple(records) if records is not None else None  # read more than once: checked, then sent
         self.input_path = input_path
         self.model = model
         self.key_field = key_field
         self.system_instruction = system_instruction
         self.generation_config = generation_config
-        self.gemini_conn_id = gemini_conn_id
-        self.storage_conn_id = storage_conn_id
-        self.reuse = reuse
+        self.gemini_conn_id, self.storage_conn_id = gemini_conn_id, storage_conn_id
         self.answer_store = answer_store
-        self.reuse_max_age = reuse_max_age
         self.landed: dict[str, Any] | None = None  # the summary, once the results landed
         self.submitted_jobs: list[str] = []  # the batch jobs this try created or found, once submitted
         try:
@@ -129,13 +116,13 @@ class GeminiRequestsOperator(BaseOperator):
                                        keep_media_files)
             prices_file = conf.get("gemini_batch", "prices_file", fallback=None) or None
             self.budget = Budget(max_cost_usd, prices, prices_file, count_tokens_sample)
-            self.reuse_settings(checked_only=True)
+            age = reuse_max_age.total_seconds() if isinstance(reuse_max_age, timedelta) else reuse_max_age
+            self.reuse_settings = ReuseSettings(bool(reuse), max_age_s=age)  # answer_store: once rendered
         except InputError as exc:
             raise InputError(f"{self.task_id}: {exc}") from None
 
     def check_plan(self) -> None:
-        """Refuse a bad plan when the DAG is parsed (each operator calls it last in its constructor),
-        the prompt as the rows see it (``operators.templating``). :raises InputError: naming the task."""
+        """Refuse a bad plan at parse time (each constructor ends with it). :raises InputError: naming the task."""
         try:
             self.plan(preview(self.prompt_template, self.get_template_env()), checked_only=True)
         except InputError as exc:
@@ -149,22 +136,16 @@ class GeminiRequestsOperator(BaseOperator):
             raise InputError(f"{self.task_id}: {render_error(exc)}") from None
 
     def plan(self, prompt_template: str | None = None, checked_only: bool = False) -> BatchPlan:
-        """The run's plan, from the parameters as they are now (rendered, once a try has started);
-        ``prompt_template`` and ``checked_only``: the preview checked when the DAG is parsed, without
-        the SDK (``core.config``). :raises InputError: for a parameter the plan refuses."""
+        """The run's plan, from the parameters as they are now (rendered, once a try has started); ``prompt_template``
+        and ``checked_only``: the preview checked at parse time (``core.config``). :raises InputError: as the plan."""
         spec = request_spec(prompt_template or self.prompt_template, key_field=self.key_field,
                             system_instruction=self.system_instruction, generation_config=self.generation_config,
                             output_schema=self.output_schema, media_fields=self.media.fields,
                             embedding=self.embedding, preview=checked_only)
         return BatchPlan(model=self.model, spec=spec, output_path=self.output_path, input_path=self.input_path,
                          records=self.records, limits=self.limits, media=self.media, budget=self.budget,
-                         output_schema=self.output_schema, reuse=self.reuse_settings(checked_only))
-
-    def reuse_settings(self, checked_only: bool = False) -> ReuseSettings:
-        """Which earlier answers the run reuses; ``checked_only``: before ``answer_store`` is rendered."""
-        age = self.reuse_max_age
-        return ReuseSettings(bool(self.reuse), None if checked_only else self.answer_store or None,
-                             age.total_seconds() if isinstance(age, timedelta) else age)
+                         output_schema=self.output_schema, reuse=dataclasses.replace(
+                             self.reuse_settings, answer_store=None if checked_only else self.answer_store or None))
 
     @cached_property
     def hook(self) -> GeminiHook:
@@ -198,8 +179,7 @@ class GeminiRequestsOperator(BaseOperator):
         return task_lineage(self)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
-        """OpenLineage, once the task has ended (failed too: Airflow falls back to this): the
-        datasets, the batch jobs and, once the results landed, their counts and cost (``lineage``)."""
+        """OpenLineage once the task has ended (failed too): datasets, jobs and landed counts (``lineage``)."""
         from gemini_batch_provider.lineage import task_lineage
 
         jobs = (self.landed or {}).get("batch_jobs") or self.submitted_jobs
