@@ -133,3 +133,36 @@ def test_append_adds_a_part_only_when_there_are_answers(tmp_path, rows):
     store = _store(tmp_path / "store")
     name = store.append(_write(tmp_path / "new.jsonl", [_row(f"d{i}") for i in range(rows)]))
     assert (name is None) == (rows == 0) and len(store.parts()) == (1 if rows else 0)
+
+
+def _reused(key: str) -> dict:
+    return {**_row(key), "path": "reused", "reused_from": "batch"}
+
+
+@pytest.mark.parametrize(("lines", "expected", "why"), [
+    ([_reused("a"), _reused("b")], 3, "it holds 2 rows where the ledger records 3"),
+    ([_reused("a"), _reused("a")], 2, "line 2 repeats key 'a'"),
+    ([_reused("a"), _row("b")], 2, "line 2 is not a reused results row"),
+    ([_reused("a"), "{cut"], 2, "it can't be read"),
+])
+def test_a_reused_rows_file_that_does_not_match_its_ledger_is_refused(tmp_path, lines, expected, why):
+    from gemini_batch_provider.core.answers import reused_from_file
+    from gemini_batch_provider.core.errors import LedgerError
+
+    path = tmp_path / "reused.jsonl"
+    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    with pytest.raises(LedgerError, match=f"reused rows file /x/out.jsonl.gemini-batch-reused.jsonl does not match "
+                                          f"its ledger: {why}"):
+        reused_from_file(path, expected, "/x/out.jsonl.gemini-batch-reused.jsonl")
+
+
+def test_a_reused_rows_file_that_matches_gives_its_keys_to_skip(tmp_path):
+    from gemini_batch_provider.core.answers import reused_from_file
+
+    path = _write(tmp_path / "reused.jsonl", [_reused("a"), _reused("b")])
+    reuse = reused_from_file(path, 2, "where")
+    try:
+        assert (reuse.rows, reuse.sent) == (2, 0)
+        assert reuse.skip.value("a") is not None and reuse.skip.value("c") is None
+    finally:
+        reuse.close()

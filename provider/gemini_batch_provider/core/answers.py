@@ -225,6 +225,16 @@ def reused_from_file(path: Path, expected_rows: int, where: str) -> Reuse:
 
     :raises LedgerError: naming ``where``, when the file does not match."""
     skip = KeyIndex()
+    why = _reused_rows_error(path, expected_rows, skip)
+    if why is not None:
+        skip.close()
+        raise LedgerError(f"the reused rows file {where} does not match its ledger: {why}. Restore it, or delete "
+                          "the ledger to decide the reuse anew")
+    return Reuse(path, expected_rows, 0, skip)
+
+
+def _reused_rows_error(path: Path, expected_rows: int, keys: KeyIndex) -> str | None:
+    """What is wrong with a reused rows file (its keys added to ``keys`` as it is read), or None."""
     rows = 0
     try:
         with path.open("rb") as lines:
@@ -232,17 +242,13 @@ def reused_from_file(path: Path, expected_rows: int, where: str) -> Reuse:
                 row = orjson.loads(line)
                 reused = isinstance(row, dict) and row.get("path") == RowPath.REUSED
                 if not (reused and isinstance(row.get("key"), str)):
-                    raise ValueError(f"line {number} is not a reused results row")
-                if not skip.add(row["key"]):
-                    raise ValueError(f"line {number} repeats key {row['key']!r}")
+                    return f"line {number} is not a reused results row"
+                if not keys.add(row["key"]):
+                    return f"line {number} repeats key {row['key']!r}"
                 rows += 1
-        if rows != expected_rows:
-            raise ValueError(f"it holds {rows} rows where the ledger records {expected_rows}")
-    except (OSError, ValueError) as exc:
-        skip.close()
-        raise LedgerError(f"the reused rows file {where} does not match its ledger: {exc}. Restore it, or delete "
-                          "the ledger to decide the reuse anew") from None
-    return Reuse(path, rows, 0, skip)
+    except (OSError, orjson.JSONDecodeError) as exc:
+        return f"it can't be read ({exc})"
+    return None if rows == expected_rows else f"it holds {rows} rows where the ledger records {expected_rows}"
 
 
 class Folder(Protocol):
