@@ -8,6 +8,7 @@ import http.server
 import json
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -87,13 +88,21 @@ def _run(tmp_path, operator, records, **kwargs):
 
 
 class LoseWorkerAfterSubmit(GeminiBatchOperator):
-    """Its first try submits, then its worker is lost before the results land."""
+    """Its first try uploads and creates its job, then its worker is lost before the ledger records
+    the job; ``created`` keeps the job's name."""
+
+    created: ClassVar[list[str]] = []
 
     def execute(self, context):
         if context["ti"].try_number == 1:
-            with self.task_run(context) as run:
-                self.submit(context, run)
-            raise RuntimeError("worker lost after submitting")
+            create = self.hook.create_batch_job
+
+            def create_then_lose(*args, **kwargs):
+                job = create(*args, **kwargs)
+                LoseWorkerAfterSubmit.created.append(job.name)
+                raise RuntimeError(f"worker lost right after creating {job.name}")
+
+            self.hook.create_batch_job = create_then_lose
         return super().execute(context)
 
 
@@ -115,7 +124,8 @@ def test_a_retry_reuses_what_the_first_try_uploaded(airflow_db, emulator, client
                                   retries=1, retry_delay=0)
     assert dag_run.state == "success" and dag_run.get_task_instance("media").try_number == 2
     assert summary["counts"]["succeeded"] == len(records) == len(rows)
-    assert len(list(client.batches.list())) == 1
+    # The job the first try created is the one the retry found and landed: nothing created twice.
+    assert summary["batch_jobs"] == LoseWorkerAfterSubmit.created[-1:] and len(list(client.batches.list())) == 1
     assert emulator.state.counters["uploads"] == 2 + 1  # the two photos and the input file, once each
     assert sorted(f["mimeType"] for f in emulator.state.store.files.values()) == ["application/jsonl"]
 
