@@ -183,3 +183,39 @@ def test_a_run_started_while_the_first_runs_makes_no_new_job_and_both_land_the_s
         landed.append([{**row, "answered_at": None} for row in map(json.loads, output.read_text().splitlines())])
     assert landed[0] == landed[1] and sorted(r["key"] for r in landed[0]) == sorted(r["id"] for r in RECORDS)
     assert len(emulator.state.store.batches) == 2
+
+
+def test_a_run_that_sends_the_same_rows_but_reuses_other_answers_does_not_join_the_first(emulator, gemini_conn,
+                                                                                         tmp_path, caplog):
+    # core.submit through the hook's real client: three runs send the same rows while the first
+    # one's job runs; the second reuses the same answers as the first, the third other ones.
+    import logging
+
+    from gemini_batch_provider.core.ledger import LedgerStore
+    from gemini_batch_provider.core.plan import BatchPlan, RunInput, request_spec
+    from gemini_batch_provider.core.submit import Submission, submit
+    from gemini_batch_provider.hooks.connection import backend_for
+    from gemini_batch_provider.hooks.gemini import GeminiHook
+    from gemini_batch_provider.storage import Location
+
+    emulator.configure("batches", outcome="stall")  # the first run's job runs on
+    out = tmp_path / "out.jsonl"
+    plan = BatchPlan(model="gemini-2.5-flash", spec=request_spec("Summarize: {text}", key_field="id"),
+                     output_path=str(out), records=tuple(RECORDS))
+    store = LedgerStore(*(Location(f"{out}.{name}", lambda: None) for name in ("ledger", "keys", "reused")))
+    reused = tmp_path / "reused.jsonl"
+    reused.write_text(json.dumps({"key": "doc-x", "path": "reused", "request_digest": "0" * 64}) + "\n")
+    hook, log = GeminiHook(), logging.getLogger("reuse-join-test")
+
+    def run(identity, reused_fingerprint):
+        how = Submission(identity=identity, reused_rows_file=reused, reused_rows=1,
+                         reused_fingerprint=reused_fingerprint)
+        return submit(plan, RunInput(plan.records, plan.spec), backend_for(hook, False, identity), store, how,
+                      log).job_names
+
+    with caplog.at_level(logging.INFO, logger="reuse-join-test"):
+        first = run("run-1", "answers-a")
+        assert run("run-2", "answers-a") == first and "run-2" not in store.load().identity  # joined run 1's job
+        third = run("run-3", "answers-b")  # the same rows to send, other answers reused: another input
+    assert third != first and len(emulator.state.store.batches) == 2
+    assert caplog.text.count("waits on them too") == 1 and f"run-1, whose jobs {first}" in caplog.text

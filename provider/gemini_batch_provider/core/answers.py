@@ -22,6 +22,7 @@ provider).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
@@ -183,12 +184,15 @@ def reused_row(key: str, answer: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class Reuse:
     """What a run takes from earlier answers: ``rows`` of them (``reused`` results rows, in input
-    order, in the file ``rows_file``) and the rows to send, ``sent``. ``skip`` holds the reused keys."""
+    order, in the file ``rows_file``) and the rows to send, ``sent``. ``skip`` holds the reused keys;
+    ``fingerprint`` hashes each reused row's key and request digest (``reuse_fingerprint``), so that
+    a submission's fingerprint tells apart runs that send the same rows but reuse different ones."""
 
     rows_file: Path
     rows: int
     sent: int
     skip: KeyIndex
+    fingerprint: str
 
     def close(self) -> None:
         self.skip.close()
@@ -198,6 +202,14 @@ class Reuse:
         return RunInput(run_input.source, run_input.spec, skip=self.skip) if self.rows else run_input
 
 
+def reuse_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
+    """The SHA-256 (hex) of ``(key, request_digest)`` pairs, in order."""
+    digest = hashlib.sha256()
+    for key, request in pairs:
+        digest.update(orjson.dumps([key, request], option=orjson.OPT_APPEND_NEWLINE))
+    return digest.hexdigest()
+
+
 def split_reused(run_input: RunInput, model: str, answers: AnswerIndex, folder: Path) -> Reuse:
     """Look every row's request up in ``answers`` (``LOOKUP_CHUNK`` rows a query); write the
     ``reused`` rows of those found into ``folder / "reused.jsonl"``. Builds every request, so a bad
@@ -205,18 +217,23 @@ def split_reused(run_input: RunInput, model: str, answers: AnswerIndex, folder: 
     skip = KeyIndex()
     rows_file, rows, sent = folder / "reused.jsonl", 0, 0
     requests = run_input.requests()
-    with rows_file.open("wb") as out:
+    pairs: list[tuple[str, str]] = []
+
+    def reused_pairs() -> Iterator[tuple[str, str]]:
+        nonlocal rows, sent
         while chunk := list(islice(requests, LOOKUP_CHUNK)):
             digests = [request_digest(model, request) for _, request in chunk]
             found = answers.get_many(digests)
-            reused = [(key, 0) for (key, _), digest in zip(chunk, digests, strict=True) if digest in found]
-            for (key, _), digest in zip(chunk, digests, strict=True):
-                if digest in found:
-                    out.write(orjson.dumps(reused_row(key, orjson.loads(found[digest])),
-                                           option=orjson.OPT_APPEND_NEWLINE))
-            skip.add_all(reused)
-            rows, sent = rows + len(reused), sent + len(chunk) - len(reused)
-    return Reuse(rows_file, rows, sent, skip)
+            pairs[:] = [(key, digest) for (key, _), digest in zip(chunk, digests, strict=True) if digest in found]
+            for key, digest in pairs:
+                out.write(orjson.dumps(reused_row(key, orjson.loads(found[digest])), option=orjson.OPT_APPEND_NEWLINE))
+            skip.add_all((key, 0) for key, _ in pairs)
+            rows, sent = rows + len(pairs), sent + len(chunk) - len(pairs)
+            yield from pairs
+
+    with rows_file.open("wb") as out:
+        fingerprint = reuse_fingerprint(reused_pairs())
+    return Reuse(rows_file, rows, sent, skip, fingerprint)
 
 
 def reused_from_file(path: Path, expected_rows: int, where: str) -> Reuse:
@@ -225,30 +242,41 @@ def reused_from_file(path: Path, expected_rows: int, where: str) -> Reuse:
 
     :raises LedgerError: naming ``where``, when the file does not match."""
     skip = KeyIndex()
-    why = _reused_rows_error(path, expected_rows, skip)
+    pairs = _ReusedRows(path, skip)
+    fingerprint = reuse_fingerprint(pairs)
+    why = pairs.error or (None if pairs.rows == expected_rows else
+                          f"it holds {pairs.rows} rows where the ledger records {expected_rows}")
     if why is not None:
         skip.close()
         raise LedgerError(f"the reused rows file {where} does not match its ledger: {why}. Restore it, or delete "
                           "the ledger to decide the reuse anew")
-    return Reuse(path, expected_rows, 0, skip)
+    return Reuse(path, expected_rows, 0, skip, fingerprint)
 
 
-def _reused_rows_error(path: Path, expected_rows: int, keys: KeyIndex) -> str | None:
-    """What is wrong with a reused rows file (its keys added to ``keys`` as it is read), or None."""
-    rows = 0
-    try:
-        with path.open("rb") as lines:
-            for number, line in enumerate(lines, 1):
-                row = orjson.loads(line)
-                reused = isinstance(row, dict) and row.get("path") == RowPath.REUSED
-                if not (reused and isinstance(row.get("key"), str)):
-                    return f"line {number} is not a reused results row"
-                if not keys.add(row["key"]):
-                    return f"line {number} repeats key {row['key']!r}"
-                rows += 1
-    except (OSError, orjson.JSONDecodeError) as exc:
-        return f"it can't be read ({exc})"
-    return None if rows == expected_rows else f"it holds {rows} rows where the ledger records {expected_rows}"
+class _ReusedRows:
+    """The ``(key, request_digest)`` pairs of a reused rows file, streamed, each key added to
+    ``keys``; reading stops at the first line that is not a reused row, or repeats a key, and
+    ``error`` says which."""
+
+    def __init__(self, path: Path, keys: KeyIndex) -> None:
+        self.path, self.keys, self.rows, self.error = path, keys, 0, None
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        try:
+            with self.path.open("rb") as lines:
+                for number, line in enumerate(lines, 1):
+                    row = orjson.loads(line)
+                    reused = isinstance(row, dict) and row.get("path") == RowPath.REUSED
+                    if not (reused and isinstance(row.get("key"), str) and isinstance(row.get("request_digest"), str)):
+                        self.error = f"line {number} is not a reused results row"
+                        return
+                    if not self.keys.add(row["key"]):
+                        self.error = f"line {number} repeats key {row['key']!r}"
+                        return
+                    self.rows += 1
+                    yield row["key"], row["request_digest"]
+        except (OSError, orjson.JSONDecodeError) as exc:
+            self.error = f"it can't be read ({exc})"
 
 
 class Folder(Protocol):

@@ -48,6 +48,8 @@ class Submission:
     :param estimated_cost_usd: that estimate, US dollars (None: no known price).
     :param reused_rows_file: the rows taken from earlier answers (``core.answers.Reuse``), kept
         beside the ledger; ``reused_rows`` of them. None: no row reused.
+    :param reused_fingerprint: their ``Reuse.fingerprint``, part of the submission's fingerprint: a run
+        that sends the same rows but reuses other answers is another input.
     """
 
     identity: str
@@ -59,6 +61,7 @@ class Submission:
     estimated_cost_usd: float | None = None
     reused_rows_file: Path | None = None
     reused_rows: int = 0
+    reused_fingerprint: str = ""
 
 
 class ChangedInput(InputError):
@@ -88,7 +91,9 @@ class _Submitter:
     def run(self, run_input: RunInput) -> Ledger | None:
         plan = self.plan
         with tempfile.TemporaryDirectory(prefix="gemini-input-", dir=self.how.scratch) as tmp:
-            sharded = write_shards(run_input.requests(), Path(tmp), plan.limits, salt=plan.salt, model=plan.model)
+            reused = self.how.reused_fingerprint
+            salt = f"{plan.salt}\nreused {reused}" if reused else plan.salt
+            sharded = write_shards(run_input.requests(), Path(tmp), plan.limits, salt=salt, model=plan.model)
             if sharded.requests == 0:
                 self.log.warning("The input has no records: no batch job is created.")
                 return None

@@ -58,7 +58,8 @@ def submit(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, back
     ledger, None when the input has no rows."""
     how = Submission(identity=run_identity(context), later_try=context["ti"].try_number > 1,
                      on_changed_input=on_changed_input, scratch=scratch,
-                     reused_rows_file=reused.rows_file if reused else None, reused_rows=reused.rows if reused else 0)
+                     reused_rows_file=reused.rows_file if reused else None, reused_rows=reused.rows if reused else 0,
+                     reused_fingerprint=reused.fingerprint if reused and reused.rows else "")
     ledger = paths.submit_batch(plan, backend, ledger_store(plan, task.storage()), run_input, how, task.log)
     if ledger is not None:
         if ledger.identity == how.identity:  # jobs another run created are not this task's to cancel
