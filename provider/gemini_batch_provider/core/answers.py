@@ -109,7 +109,7 @@ class AnswerIndex:
         """Add the reusable answers among results rows (raw JSONL lines): ``succeeded`` rows of the
         results' shape, with a digest and an answer time inside the maximum age. A digest answered
         twice keeps its newest answer. Lines that are not such rows are skipped. The number of
-        answers added."""
+        reusable answers read."""
         added = 0
 
         def reusable() -> Iterator[tuple[int, str, float, bytes]]:
