@@ -120,7 +120,6 @@ def lookups(args: argparse.Namespace) -> None:
         started = time.monotonic()  # the whole pass: the input read, every request built, the reused rows written
         reuse = split_reused(run_input, "gemini-2.5-flash", index, work)
         split = time.monotonic() - started
-        reuse.close()
     assert found == reuse.rows == 100_000 and reuse.sent == 0
     print(json.dumps({"stored_answers": args.stored, "rows_looked_up": 100_000,
                       "lookup_rows_per_s": round(100_000 / looked), "split_rows_per_s": round(100_000 / split),

@@ -146,23 +146,26 @@ def _reused(key: str) -> dict:
     ([_reused("a"), "{cut"], 2, "it can't be read"),
 ])
 def test_a_reused_rows_file_that_does_not_match_its_ledger_is_refused(tmp_path, lines, expected, why):
-    from gemini_batch_provider.core.answers import reused_from_file
+    from gemini_batch_provider.core.answers import check_reused_rows
     from gemini_batch_provider.core.errors import LedgerError
+    from gemini_batch_provider.core.keys import KeyIndex
 
     path = tmp_path / "reused.jsonl"
     path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
-    with pytest.raises(LedgerError, match=f"reused rows file /x/out.jsonl.gemini-batch-reused.jsonl does not match "
-                                          f"its ledger: {why}"):
-        reused_from_file(path, expected, "/x/out.jsonl.gemini-batch-reused.jsonl")
+    with KeyIndex() as keys, pytest.raises(LedgerError, match=f"reused rows file /x/out.jsonl.gemini-batch-reused"
+                                                              f".jsonl does not match its ledger: {why}"):
+        check_reused_rows(path, expected, "/x/out.jsonl.gemini-batch-reused.jsonl", keys)
 
 
-def test_a_reused_rows_file_that_matches_gives_its_keys_to_skip(tmp_path):
-    from gemini_batch_provider.core.answers import reused_from_file
+def test_a_recorded_reuse_sends_the_rows_it_does_not_hold_and_keeps_its_fingerprint(tmp_path):
+    from gemini_batch_provider.core.answers import reuse_fingerprint, reused_from_file
+    from gemini_batch_provider.core.plan import RunInput
+    from gemini_batch_provider.core.requests import RequestSpec
 
-    path = _write(tmp_path / "reused.jsonl", [_reused("a"), _reused("b")])
-    reuse = reused_from_file(path, 2, "where")
-    try:
-        assert (reuse.rows, reuse.sent) == (2, 0)
-        assert reuse.skip.value("a") is not None and reuse.skip.value("c") is None
-    finally:
-        reuse.close()
+    spec = RequestSpec("Summarize: {text}", key_field="id")
+    records = tuple({"id": key, "text": f"Text {key}."} for key in ("a", "b", "c"))
+    path = _write(tmp_path / "reused.jsonl", [_reused("a"), _reused("c")])
+    reuse = reused_from_file(path, 2, "where", RunInput(records, spec), tmp_path)
+    assert (reuse.rows, reuse.sent) == (2, 1)
+    assert [key for key, _ in RunInput(records, spec, built=reuse.to_send).requests()] == ["b"]
+    assert reuse.fingerprint == reuse_fingerprint([("a", _digest("a")), ("c", _digest("c"))])

@@ -181,25 +181,23 @@ def reused_row(key: str, answer: dict[str, Any]) -> dict[str, Any]:
             "reused_from": answer.get("reused_from") or answer.get("path")}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reuse:
     """What a run takes from earlier answers: ``rows`` of them (``reused`` results rows, in input
-    order, in the file ``rows_file``) and the rows to send, ``sent``. ``skip`` holds the reused keys;
-    ``fingerprint`` hashes each reused row's key and request digest (``reuse_fingerprint``), so that
-    a submission's fingerprint tells apart runs that send the same rows but reuse different ones."""
+    order, in the file ``rows_file``), and the ``sent`` rows left to send, their requests built and
+    checked once, as ``[key, request]`` lines in the file ``to_send``. ``fingerprint`` hashes each
+    reused row's key and request digest (``reuse_fingerprint``), so that a submission's fingerprint
+    tells apart runs that send the same rows but reuse different answers."""
 
     rows_file: Path
     rows: int
+    to_send: Path
     sent: int
-    skip: KeyIndex
     fingerprint: str
 
-    def close(self) -> None:
-        self.skip.close()
-
     def narrowed(self, run_input: RunInput) -> RunInput:
-        """``run_input`` without the reused rows (``RunInput.skip``)."""
-        return RunInput(run_input.source, run_input.spec, skip=self.skip) if self.rows else run_input
+        """``run_input`` as the stages after reuse read it: only the rows to send, not built again."""
+        return RunInput(run_input.source, run_input.spec, built=self.to_send) if self.rows else run_input
 
 
 def reuse_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
@@ -212,45 +210,61 @@ def reuse_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
 
 def split_reused(run_input: RunInput, model: str, answers: AnswerIndex, folder: Path) -> Reuse:
     """Look every row's request up in ``answers`` (``LOOKUP_CHUNK`` rows a query); write the
-    ``reused`` rows of those found into ``folder / "reused.jsonl"``. Builds every request, so a bad
-    row fails here, before anything is sent (InputError)."""
-    skip = KeyIndex()
-    rows_file, rows, sent = folder / "reused.jsonl", 0, 0
+    ``reused`` rows of those found into ``folder / "reused.jsonl"`` and the others' requests into
+    ``folder / "to-send.jsonl"``. Builds every request, so a bad row fails here, before anything is
+    sent (InputError)."""
+    rows_file, to_send, rows, sent = folder / "reused.jsonl", folder / "to-send.jsonl", 0, 0
     requests = run_input.requests()
-    pairs: list[tuple[str, str]] = []
 
     def reused_pairs() -> Iterator[tuple[str, str]]:
         nonlocal rows, sent
         while chunk := list(islice(requests, LOOKUP_CHUNK)):
             digests = [request_digest(model, request) for _, request in chunk]
             found = answers.get_many(digests)
-            pairs[:] = [(key, digest) for (key, _), digest in zip(chunk, digests, strict=True) if digest in found]
-            for key, digest in pairs:
-                out.write(orjson.dumps(reused_row(key, orjson.loads(found[digest])), option=orjson.OPT_APPEND_NEWLINE))
-            skip.add_all((key, 0) for key, _ in pairs)
-            rows, sent = rows + len(pairs), sent + len(chunk) - len(pairs)
-            yield from pairs
+            for (key, request), digest in zip(chunk, digests, strict=True):
+                if digest in found:
+                    reused.write(orjson.dumps(reused_row(key, orjson.loads(found[digest])),
+                                              option=orjson.OPT_APPEND_NEWLINE))
+                    rows += 1
+                    yield key, digest
+                else:
+                    sending.write(orjson.dumps([key, request], option=orjson.OPT_APPEND_NEWLINE))
+                    sent += 1
 
-    with rows_file.open("wb") as out:
+    with rows_file.open("wb") as reused, to_send.open("wb") as sending:
         fingerprint = reuse_fingerprint(reused_pairs())
-    return Reuse(rows_file, rows, sent, skip, fingerprint)
+    return Reuse(rows_file, rows, to_send, sent, fingerprint)
 
 
-def reused_from_file(path: Path, expected_rows: int, where: str) -> Reuse:
-    """The reuse a ledger recorded: its reused rows (``path``, a copy of the file at ``where``),
-    checked to be ``expected_rows`` results rows of path ``reused``, each key once.
+def check_reused_rows(path: Path, expected_rows: int, where: str, keys: KeyIndex) -> str:
+    """Check a reused rows file read back (``path``, a copy of the file at ``where``): ``expected_rows``
+    results rows of path ``reused``, each key once (added to ``keys``); its ``reuse_fingerprint``.
 
-    :raises LedgerError: naming ``where``, when the file does not match."""
-    skip = KeyIndex()
-    pairs = _ReusedRows(path, skip)
+    :raises LedgerError: naming ``where``, when the file does not match its ledger."""
+    pairs = _ReusedRows(path, keys)
     fingerprint = reuse_fingerprint(pairs)
     why = pairs.error or (None if pairs.rows == expected_rows else
                           f"it holds {pairs.rows} rows where the ledger records {expected_rows}")
     if why is not None:
-        skip.close()
         raise LedgerError(f"the reused rows file {where} does not match its ledger: {why}. Restore it, or delete "
                           "the ledger to decide the reuse anew")
-    return Reuse(path, expected_rows, 0, skip, fingerprint)
+    return fingerprint
+
+
+def reused_from_file(path: Path, expected_rows: int, where: str, run_input: RunInput, folder: Path) -> Reuse:
+    """The reuse a ledger recorded: its reused rows (``path``, checked, ``check_reused_rows``); the
+    rows of ``run_input`` it does not hold are the ones to send (into ``folder / "to-send.jsonl"``).
+
+    :raises LedgerError: the file does not match its ledger. :raises InputError: a bad row."""
+    with KeyIndex() as keys:
+        fingerprint = check_reused_rows(path, expected_rows, where, keys)
+        to_send, sent = folder / "to-send.jsonl", 0
+        with to_send.open("wb") as sending:
+            for key, request in run_input.requests():
+                if keys.value(key) is None:
+                    sending.write(orjson.dumps([key, request], option=orjson.OPT_APPEND_NEWLINE))
+                    sent += 1
+    return Reuse(path, expected_rows, to_send, sent, fingerprint)
 
 
 class _ReusedRows:

@@ -13,11 +13,13 @@ import math
 import re
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from .cost import Estimate, ModelPrice, check_prices, price_of
 from .errors import BudgetExceeded, InputError
-from .keys import KeyIndex
 from .limits import FILE_LIMIT_BYTES, INLINE_MAX_BYTES, ShardLimits
 from .records import iter_records
 from .requests import EmbedRequestSpec, RequestSpec, build_requests
@@ -363,21 +365,25 @@ class RunInput:
     """One try's input, as read: the records (``source``: the plan's own, or the local path of its
     input file, downloaded once when remote) and the spec its requests are built with (the plan's,
     with the try's media once scanned, ``core.media``). Read as often as a stage needs; never held whole.
-    ``skip`` holds the keys of rows that are not to be sent (answered by earlier runs, ``core.answers``):
-    ``requests`` passes over them, ``records`` does not.
+    ``built``: a file of ``[key, request]`` lines, the requests of the rows still to send once earlier
+    answers settled the others (``core.answers``), built and checked already; ``requests`` reads them
+    from it, ``records`` still reads every record.
     """
 
     source: tuple[Mapping[str, Any], ...] | str
     spec: RequestSpec
-    skip: KeyIndex | None = field(default=None, compare=False)
+    built: Path | None = None
 
     def records(self) -> Iterator[dict[str, Any]]:
         return iter_records(self.source)  # type: ignore[arg-type]
 
     def requests(self) -> Generator[tuple[str, dict[str, Any]], None, None]:
-        """``(key, request)`` per record not skipped, every record checked as it is built (InputError)."""
-        requests = build_requests(self.records(), self.spec)
-        if self.skip is None:
-            return requests
-        skip = self.skip
-        return ((key, request) for key, request in requests if skip.value(key) is None)
+        """``(key, request)`` per record (or per line of ``built``), checked as it is built (InputError)."""
+        return build_requests(self.records(), self.spec) if self.built is None else _read_built(self.built)
+
+
+def _read_built(path: Path) -> Generator[tuple[str, dict[str, Any]], None, None]:
+    with path.open("rb") as lines:
+        for line in lines:
+            key, request = orjson.loads(line)
+            yield key, request

@@ -80,21 +80,20 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
     with scratch_folder(run_identity(context)) as scratch:  # its downloads go when the try ends, deferred or not
         with refusing(task.task_id):
             run_input = prepare(plan, backend, storage, scratch, task.log)
-        with reuse.deciding(plan, storage, run_input, ledger_store(plan, storage), run_identity(context), scratch,
-                            task.log, task.task_id) as reused:
+            reused = reuse.decide(plan, storage, run_input, ledger_store(plan, storage), run_identity(context), scratch,
+                                  task.log)
             if reused is not None and not reused.sent:
                 return task.landed_summary(paths.land_reused(plan, storage, reused, scratch, task.log))
             to_send = reused.narrowed(run_input) if reused is not None else run_input
-            with refusing(task.task_id):
-                rows_online = _routed_online(params.routing, plan, to_send)
-                if rows_online is None:
-                    ledger = submit(task, context, plan, backend, to_send, params.on_changed_input, scratch, reused)
-                else:
-                    task.log.info("%d rows, mode %s: running online.", rows_online, params.routing.mode)
-                    _, cost = checked_cost(plan, backend, to_send, False, task.log)
-            if rows_online is not None:
-                return online.land_all(task, context, plan, backend, to_send, rows_online, cost, params.online,
-                                       scratch, reused)
+            rows_online = _routed_online(params.routing, plan, to_send)
+            if rows_online is None:
+                ledger = submit(task, context, plan, backend, to_send, params.on_changed_input, scratch, reused)
+            else:
+                task.log.info("%d rows, mode %s: running online.", rows_online, params.routing.mode)
+                _, cost = checked_cost(plan, backend, to_send, False, task.log)
+        if rows_online is not None:
+            return online.land_all(task, context, plan, backend, to_send, rows_online, cost, params.online, scratch,
+                                   reused)
     if ledger is None:
         return land(task, params, context, plan, backend, (), past_deadline=False)
     deadline = _deadline_at(params, ledger)

@@ -32,13 +32,12 @@ def execute(task: GeminiRequestsOperator, limits: OnlineSettings, context: Conte
     with scratch_folder(run_identity(context)) as scratch:
         with refusing(task.task_id):
             run_input = prepare(plan, backend, storage, scratch, task.log)
-        with reuse.deciding(plan, storage, run_input, None, None, scratch, task.log, task.task_id) as reused:
+            reused = reuse.decide(plan, storage, run_input, None, None, scratch, task.log)
             if reused is not None and not reused.sent:
                 return task.landed_summary(paths.land_reused(plan, storage, reused, scratch, task.log))
             to_send = reused.narrowed(run_input) if reused is not None else run_input
-            with refusing(task.task_id):
-                found, cost = checked_cost(plan, backend, to_send, False, task.log)
-            return land_all(task, context, plan, backend, to_send, found.requests, cost, limits, scratch, reused)
+            found, cost = checked_cost(plan, backend, to_send, False, task.log)
+        return land_all(task, context, plan, backend, to_send, found.requests, cost, limits, scratch, reused)
 
 
 def land_all(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gemini_batch_provider.core.answers import Reuse, reused_from_file
+from gemini_batch_provider.core.answers import Reuse, check_reused_rows
 from gemini_batch_provider.core.backend import BatchBackend
 from gemini_batch_provider.core.errors import RowsUnanswered
 from gemini_batch_provider.core.estimate import checked_cost
 from gemini_batch_provider.core.jobs import JobStatus
+from gemini_batch_provider.core.keys import KeyIndex
 from gemini_batch_provider.core.land import Rerun, keys_by_shard, land
 from gemini_batch_provider.core.ledger import Ledger, LedgerStore
 from gemini_batch_provider.core.plan import BatchPlan, OnlineSettings, RunInput
@@ -63,7 +64,7 @@ def land_reused(plan: BatchPlan, storage: Storage, reused: Reuse, scratch: Path,
     """Land a run whose every row earlier answers settle: nothing is sent; the summary."""
     writer = open_writer(plan, storage, (), scratch)
     try:
-        reuse.write_reused(reused, writer)
+        reuse.write_reused(reused.rows_file, writer)
     except BaseException:
         writer.abort()
         raise
@@ -79,7 +80,7 @@ def land_online(plan: BatchPlan, backend: BatchBackend, client: genai.Client, ru
     landed ``failed``)."""
     uploaded = stage_media(run_input)
     try:
-        reuse.write_reused(reused, writer)
+        reuse.write_reused(reused.rows_file if reused else None, writer)
         from gemini_batch_provider.core.online import run_online  # the SDK's engine: only once a task runs
 
         stats = run_online(client, plan.model, run_input.requests(), rows, settings, writer, log)
@@ -135,7 +136,9 @@ def land_batch(plan: BatchPlan, backend: BatchBackend, client: genai.Client, sto
         if ledger is not None and ledger.job_names == [job.name for job in jobs]:
             copy = store.reused_copy(ledger, scratch)
             if copy is not None:
-                reuse.write_reused(reused_from_file(copy, ledger.reused_rows, str(ledger.reused_file)), writer)
+                with KeyIndex() as keys:
+                    check_reused_rows(copy, ledger.reused_rows, str(ledger.reused_file), keys)
+                reuse.write_reused(copy, writer)
         again = land(jobs, keys_by_shard(jobs, ledger, store, backend, run_input, plan.limits), backend, writer,
                      how.rerun, log, scratch)
         if again:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -19,7 +18,6 @@ from gemini_batch_provider.core.ledger import LedgerStore
 from gemini_batch_provider.core.plan import BatchPlan, RunInput
 from gemini_batch_provider.core.requests import request_digest
 from gemini_batch_provider.core.results import ResultsWriter
-from gemini_batch_provider.operators.task import refusing
 from gemini_batch_provider.storage import Storage
 
 
@@ -47,7 +45,7 @@ def decide(plan: BatchPlan, storage: Storage, run_input: RunInput, ledgers: Ledg
         if copy is None:
             return None
         log.info("Answer reuse: %d rows as this task instance recorded them (%s).", old.reused_rows, old.reused_file)
-        return reused_from_file(copy, old.reused_rows, str(old.reused_file))
+        return reused_from_file(copy, old.reused_rows, str(old.reused_file), run_input, scratch)
     with AnswerIndex(settings.max_age_s) as answers:
         earlier = _read_results(storage, plan.output_path, answers, scratch)
         stored = 0
@@ -64,19 +62,6 @@ def decide(plan: BatchPlan, storage: Storage, run_input: RunInput, ledgers: Ledg
     return reuse
 
 
-@contextmanager
-def deciding(plan: BatchPlan, storage: Storage, run_input: RunInput, ledgers: LedgerStore | None,
-             identity: str | None, scratch: Path, log: logging.Logger, task_id: str) -> Iterator[Reuse | None]:
-    """``decide``, a bad row refused naming the task (``task.refusing``); the reuse is closed on leaving."""
-    with refusing(task_id):
-        reused = decide(plan, storage, run_input, ledgers, identity, scratch, log)
-    try:
-        yield reused
-    finally:
-        if reused is not None:
-            reused.close()
-
-
 def _read_results(storage: Storage, output_path: str, answers: AnswerIndex, scratch: Path) -> int:
     """Add the answers of the results file at ``output_path`` (the run being replaced) to ``answers``."""
     earlier = storage.at(output_path)
@@ -90,11 +75,11 @@ def _read_results(storage: Storage, output_path: str, answers: AnswerIndex, scra
         return answers.add_lines(lines)
 
 
-def write_reused(reuse: Reuse | None, writer: ResultsWriter) -> None:
-    """Write the reused rows into the results."""
-    if reuse is None or not reuse.rows:
+def write_reused(rows_file: Path | None, writer: ResultsWriter) -> None:
+    """Write the reused rows (``Reuse.rows_file``, or a ledger's, checked) into the results."""
+    if rows_file is None:
         return
-    with reuse.rows_file.open("rb") as lines:
+    with rows_file.open("rb") as lines:
         for line in lines:
             writer.write(orjson.loads(line))
 
