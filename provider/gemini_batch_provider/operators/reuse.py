@@ -96,8 +96,8 @@ def record_answers(plan: BatchPlan, writer: ResultsWriter, digests: Iterable[tup
 
 
 def sent_digests(plan: BatchPlan, run_input: RunInput) -> Iterator[tuple[str, str]]:
-    """``(key, request_digest)`` of every row of ``run_input``, as its requests are built now."""
-    for key, request in RunInput(run_input.source, run_input.spec).requests():
+    """``(key, request_digest)`` of each row ``run_input`` sends (reused rows carry theirs)."""
+    for key, request in run_input.requests():
         yield key, request_digest(plan.model, request)
 
 
