@@ -168,8 +168,9 @@ def test_a_run_started_while_the_first_runs_makes_no_new_job_and_both_land_the_s
 
     runner = emulator.state.batches
 
-    def finish():  # the stalled jobs end as jobs do
+    def finish():  # the stalled jobs run again from the start, as jobs that end (their first run stopped first)
         for batch in emulator.state.store.batches.values():
+            runner.tasks.stop(batch.id)
             batch.outcome = "succeed"
             runner._start(batch)
 
