@@ -79,6 +79,10 @@ class AnswerIndex:
     """Reusable answers by request digest, kept in a temporary SQLite file (the standard library's
     ``sqlite3``), so that memory stays flat however many answers there are. Use as a context manager.
 
+    Answers are appended as they are read and indexed once, at the first lookup: sorting them then
+    costs half of keeping a unique key in order through every insert. A digest answered more than
+    once keeps every answer, and a lookup takes the newest.
+
     :param max_age_s: answers older than this many seconds are not reused (None: any age).
     """
 
@@ -92,11 +96,12 @@ class AnswerIndex:
             PRAGMA journal_mode = OFF;
             PRAGMA synchronous = OFF;
             PRAGMA cache_size = -16000;
-            CREATE TABLE answers (id INTEGER PRIMARY KEY, digest TEXT NOT NULL, at REAL NOT NULL, row BLOB NOT NULL);
+            CREATE TABLE answers (id INTEGER NOT NULL, digest TEXT NOT NULL, at REAL NOT NULL, row BLOB NOT NULL);
             BEGIN;
         """)
         self._oldest = None if max_age_s is None else time.time() - max_age_s
-        self.size = 0
+        self._indexed = False
+        self.size = 0  # answers read (a digest answered twice counts twice)
 
     def __enter__(self) -> AnswerIndex:
         return self
@@ -107,9 +112,8 @@ class AnswerIndex:
 
     def add_lines(self, lines: Iterable[bytes]) -> int:
         """Add the reusable answers among results rows (raw JSONL lines): ``succeeded`` rows of the
-        results' shape, with a digest and an answer time inside the maximum age. A digest answered
-        twice keeps its newest answer. Lines that are not such rows are skipped. The number of
-        reusable answers read."""
+        results' shape, with a digest and an answer time inside the maximum age. Lines that are not
+        such rows are skipped. The number of reusable answers read."""
         added = 0
 
         def reusable() -> Iterator[tuple[int, str, float, bytes]]:
@@ -127,28 +131,39 @@ class AnswerIndex:
                     added += 1
                     yield _rowid(digest), digest, at, line.rstrip(b"\n")
 
-        # Keyed by the rowid a digest begins with: a lookup by rowid is twice as fast as one by text.
-        # Two digests that begin alike (1 in 2**63) keep the newer answer; the other is sent again.
-        self._db.executemany("INSERT INTO answers VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                             "digest = excluded.digest, at = excluded.at, row = excluded.row "
-                             "WHERE excluded.at > answers.at", reusable())
-        self.size = self._db.execute("SELECT count(*) FROM answers").fetchone()[0]
+        self._db.executemany("INSERT INTO answers VALUES (?, ?, ?, ?)", reusable())
+        self.size += added
         return added
 
+    def _index(self) -> None:
+        # Keyed by the 63 bits a digest begins with: a lookup by integer is twice as fast as one by text.
+        if not self._indexed:
+            self._db.execute("CREATE INDEX by_id ON answers (id, at)")
+            self._indexed = True
+
     def get_many(self, digests: list[str]) -> dict[str, bytes]:
-        """The answers (raw JSON rows) of those of ``digests`` (at most ``LOOKUP_CHUNK``) that have
-        one, by digest: one query for them all, several times faster than one each."""
+        """The newest answer (a raw JSON row) of each of ``digests`` (at most ``LOOKUP_CHUNK``) that
+        has one, by digest: one query for them all, several times faster than one each."""
         if not self.size or not digests:
             return {}
+        self._index()
         marks = ",".join("?" * len(digests))
-        found = self._db.execute(f"SELECT digest, row FROM answers WHERE id IN ({marks})", list(map(_rowid, digests)))
+        found = self._db.execute(f"SELECT digest, row FROM answers WHERE id IN ({marks}) ORDER BY at",
+                                 list(map(_rowid, digests)))
         wanted = set(digests)
-        return {digest: row for digest, row in found if digest in wanted}  # the whole digest, not its start
+        # The whole digest, not its start; the newest answer comes last, so it stays.
+        return {digest: row for digest, row in found if digest in wanted}
 
     def rows(self) -> Iterator[bytes]:
-        """Every answer kept, one raw JSON line each (without its newline)."""
-        for (row,) in self._db.execute("SELECT row FROM answers ORDER BY id"):
-            yield row
+        """The newest answer of each digest, one raw JSON line each (without its newline)."""
+        self._index()
+        last: tuple[str, bytes] | None = None
+        for digest, row in self._db.execute("SELECT digest, row FROM answers ORDER BY id, digest, at"):
+            if last is not None and last[0] != digest:
+                yield last[1]
+            last = (digest, row)
+        if last is not None:
+            yield last[1]
 
 
 class Digests:
@@ -236,19 +251,41 @@ def split_reused(run_input: RunInput, model: str, answers: AnswerIndex, folder: 
     return Reuse(rows_file, rows, to_send, sent, fingerprint)
 
 
+def reused_rows(path: Path, expected_rows: int, where: str, keys: KeyIndex) -> Iterator[dict[str, Any]]:
+    """The rows of a reused rows file read back (``path``, a copy of the file at ``where``), each
+    checked as it is read: a results row of path ``reused`` whose key is new to ``keys`` (and added
+    to it); the file ends after ``expected_rows`` of them. A caller writes rows as they come and
+    drops what it wrote when this raises.
+
+    :raises LedgerError: naming ``where`` and the line, when the file does not match its ledger."""
+    def mismatch(why: str) -> LedgerError:
+        return LedgerError(f"the reused rows file {where} does not match its ledger: {why}. Restore it, or delete "
+                           "the ledger to decide the reuse anew")
+
+    rows = 0
+    try:
+        with path.open("rb") as lines:
+            for number, line in enumerate(lines, 1):
+                row = orjson.loads(line)
+                reused = isinstance(row, dict) and row.get("path") == RowPath.REUSED
+                if not (reused and isinstance(row.get("key"), str) and isinstance(row.get("request_digest"), str)):
+                    raise mismatch(f"line {number} is not a reused results row")
+                if not keys.add(row["key"]):
+                    raise mismatch(f"line {number} repeats key {row['key']!r}")
+                rows += 1
+                yield row
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise mismatch(f"it can't be read ({exc})") from None
+    if rows != expected_rows:
+        raise mismatch(f"it holds {rows} rows where the ledger records {expected_rows}")
+
+
 def check_reused_rows(path: Path, expected_rows: int, where: str, keys: KeyIndex) -> str:
-    """Check a reused rows file read back (``path``, a copy of the file at ``where``): ``expected_rows``
-    results rows of path ``reused``, each key once (added to ``keys``); its ``reuse_fingerprint``.
+    """Check a reused rows file read back (``reused_rows``); its ``reuse_fingerprint``.
 
     :raises LedgerError: naming ``where``, when the file does not match its ledger."""
-    pairs = _ReusedRows(path, keys)
-    fingerprint = reuse_fingerprint(pairs)
-    why = pairs.error or (None if pairs.rows == expected_rows else
-                          f"it holds {pairs.rows} rows where the ledger records {expected_rows}")
-    if why is not None:
-        raise LedgerError(f"the reused rows file {where} does not match its ledger: {why}. Restore it, or delete "
-                          "the ledger to decide the reuse anew")
-    return fingerprint
+    rows = reused_rows(path, expected_rows, where, keys)
+    return reuse_fingerprint((row["key"], row["request_digest"]) for row in rows)
 
 
 def reused_from_file(path: Path, expected_rows: int, where: str, run_input: RunInput, folder: Path) -> Reuse:
@@ -265,32 +302,6 @@ def reused_from_file(path: Path, expected_rows: int, where: str, run_input: RunI
                     sending.write(orjson.dumps([key, request], option=orjson.OPT_APPEND_NEWLINE))
                     sent += 1
     return Reuse(path, expected_rows, to_send, sent, fingerprint)
-
-
-class _ReusedRows:
-    """The ``(key, request_digest)`` pairs of a reused rows file, streamed, each key added to
-    ``keys``; reading stops at the first line that is not a reused row, or repeats a key, and
-    ``error`` says which."""
-
-    def __init__(self, path: Path, keys: KeyIndex) -> None:
-        self.path, self.keys, self.rows, self.error = path, keys, 0, None
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        try:
-            with self.path.open("rb") as lines:
-                for number, line in enumerate(lines, 1):
-                    row = orjson.loads(line)
-                    reused = isinstance(row, dict) and row.get("path") == RowPath.REUSED
-                    if not (reused and isinstance(row.get("key"), str) and isinstance(row.get("request_digest"), str)):
-                        self.error = f"line {number} is not a reused results row"
-                        return
-                    if not self.keys.add(row["key"]):
-                        self.error = f"line {number} repeats key {row['key']!r}"
-                        return
-                    self.rows += 1
-                    yield row["key"], row["request_digest"]
-        except (OSError, orjson.JSONDecodeError) as exc:
-            self.error = f"it can't be read ({exc})"
 
 
 class Folder(Protocol):
@@ -347,11 +358,11 @@ class AnswerStore:
         merged = self.parts()
         with AnswerIndex() as index, tempfile.TemporaryDirectory(prefix="gemini-compact-", dir=scratch) as folder:
             self.read_into(index, Path(folder), log)
-            joined = Path(folder) / "compacted.jsonl"
+            joined, kept = Path(folder) / "compacted.jsonl", 0
             with joined.open("wb") as out:
                 for row in index.rows():
                     out.write(row + b"\n")
-            kept = index.size
+                    kept += 1
             self.append(joined)
         for name in merged:
             self.folder.child(name).delete()
