@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .errors import InputError
 
 Records = Iterable[dict[str, Any]] | str | Path
@@ -19,20 +21,32 @@ Records = Iterable[dict[str, Any]] | str | Path
 def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
-            try:  # as in a CSV, a byte-order mark some editors write first is no part of the data
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(f"{path}, line {number}: not UTF-8 (byte {exc.start + 1} of the line); save the "
-                                 "file as UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise InputError(f"{path}, line {number}: not valid JSON ({exc}); fix or remove the line") from None
+            try:  # orjson reads a line in a fifth of the time; what it refuses, the standard library reads below
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                record = _json_line(path, number, raw)
+                if record is None:
+                    continue
             if not isinstance(record, dict):
                 raise InputError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
             yield record
+
+
+def _json_line(path: Path, number: int, raw: bytes) -> Any:
+    """A line orjson refused, read by the standard library's ``json``, which also takes what orjson
+    does not (NaN, integers past 64 bits, unpaired surrogate escapes): the record, None for a blank
+    line. :raises InputError: naming the line, for one that is not UTF-8 or not JSON."""
+    try:  # as in a CSV, a byte-order mark some editors write first is no part of the data
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}, line {number}: not UTF-8 (byte {exc.start + 1} of the line); save the "
+                         "file as UTF-8") from None
+    if not line.strip():
+        return None
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise InputError(f"{path}, line {number}: not valid JSON ({exc}); fix or remove the line") from None
 
 
 def _csv(path: Path) -> Iterator[dict[str, Any]]:
