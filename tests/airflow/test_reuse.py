@@ -130,6 +130,70 @@ def test_an_answer_store_shares_answers_between_dags_with_other_outputs(airflow_
     assert len(list(store.iterdir())) == 1  # nothing new to add
 
 
+def _stored_texts(store) -> dict[str, list[str]]:
+    """What a reader of the answer store at ``store`` finds: each key's answers (one per request)."""
+    import logging
+
+    from gemini_batch_provider.core.answers import AnswerIndex, AnswerStore
+    from gemini_batch_provider.storage import Location
+
+    found: dict[str, list[str]] = {}
+    with AnswerIndex() as index:
+        AnswerStore(Location(str(store), lambda: None)).read_into(index, store.parent, logging.getLogger(__name__))
+        for row in map(json.loads, index.rows()):
+            found.setdefault(row["key"], []).append(row["text"])
+    return found
+
+
+@pytest.mark.parametrize("kill_at", [r"answers-.*\.jsonl", r"results\.jsonl"],
+                         ids=["adding its answers to the store", "publishing the results"])
+def test_a_killed_landing_leaves_the_store_readable_and_the_retry_lands_every_row_once(
+        airflow_db, emulator, gemini_conn, tmp_path, kill_at):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.airflow.killed_landing import night_dag
+
+    store = tmp_path / "answers"
+    assert _night(tmp_path, RECORDS, NIGHT_1, answer_store=str(store))[0].state == "success"
+    night_1_results = (tmp_path / "results.jsonl").read_bytes()
+    changed = [*RECORDS[:-1], {**RECORDS[-1], "text": "This document changed since last night."}]
+    source = tmp_path / "night-2.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in changed))
+    settings = {"input_path": str(source), "output_path": str(tmp_path / "results.jsonl"), "key_field": "id",
+                "prompt_template": "Summarize: {text}", "answer_store": str(store)}
+    dag_id = f"killed_{uuid.uuid4().hex[:8]}"
+    (tmp_path / "bag-killed").mkdir()
+    spec = {"dag_id": dag_id, "settings": settings, "date": NIGHT_2.isoformat(), "bag": str(tmp_path / "bag-killed"),
+            "kill_at": kill_at}
+    worker = subprocess.run([sys.executable, "-m", "tests.airflow.killed_landing", json.dumps(spec)],
+                            cwd=Path(__file__).parents[2], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            timeout=300, check=False)
+    assert worker.returncode == -signal.SIGKILL, worker.stderr[-3000:]
+    assert _requests_sent(emulator) == 7 + 1  # the changed row was sent, and answered
+
+    # The store reads whole: night 1's answers, and the new one only once its part was put whole.
+    answers = _stored_texts(store)
+    stored_first = kill_at.startswith("results")
+    assert sorted(answers) == sorted(r["id"] for r in RECORDS)
+    assert {key: len(texts) for key, texts in answers.items()} == {
+        r["id"]: 2 if stored_first and r is RECORDS[-1] else 1 for r in RECORDS}
+    assert any("changed since last night" in text for text in answers[RECORDS[-1]["id"]]) is stored_first
+    assert [p.name.endswith(".part") for p in store.iterdir()].count(True) == (0 if stored_first else 1)
+    assert (tmp_path / "results.jsonl").read_bytes() == night_1_results  # never half a file
+
+    # Airflow's retry of the lost try: the same DAG run (the same task instance) runs again.
+    (tmp_path / "bag-retry").mkdir()
+    retry = test_dag(night_dag(dag_id, settings), tmp_path / "bag-retry", logical_date=NIGHT_2, run_after=NIGHT_2)
+    assert retry.state == "success" and _requests_sent(emulator) == 7 + 1  # the recorded job landed, none sent again
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
+    assert [r["key"] for r in rows if r["path"] == "batch"] == [RECORDS[-1]["id"]]
+    assert any("changed since last night" in text for text in _stored_texts(store)[RECORDS[-1]["id"]])
+
+
 def test_a_bad_row_still_fails_before_anything_is_sent_with_reuse_on(airflow_db, emulator, gemini_conn, tmp_path):
     assert _night(tmp_path, RECORDS, NIGHT_1)[0].state == "success"
     run2, _, _ = _night(tmp_path, [*RECORDS, {"id": "bad"}], NIGHT_2)

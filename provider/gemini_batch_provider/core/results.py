@@ -264,6 +264,7 @@ class ResultsWriter:
         self.images_folder = path.with_name(images_folder_name(path.name))
         self.saved_usd = 0.0  # what the reused rows cost when they were answered
         self._answers: BinaryIO | None = None
+        self.before_publish: Callable[[], None] | None = None  # called once every row is written
 
     def write(self, row: dict[str, Any]) -> None:
         if self.check is not None:
@@ -320,8 +321,11 @@ class ResultsWriter:
             self.digests.close()
 
     def close(self) -> None:
+        """Publish the results, whole, once ``before_publish`` (when set) has run."""
         self._out.close()
         self._close_sides()
+        if self.before_publish is not None:
+            self.before_publish()
         os.replace(self._part, self.path)
 
     def abort(self) -> None:

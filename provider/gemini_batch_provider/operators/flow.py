@@ -160,10 +160,9 @@ def land_jobs(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, b
     store = ledger_store(plan, task.storage())
     with scratch_folder(run_identity(context)) as scratch:
         run_input = read_input(plan, task.storage(), scratch)
-        writer = paths.open_writer(plan, task.storage(), _digests(store, jobs, scratch), scratch)
+        writer = paths.open_writer(plan, task.storage(), _digests(store, jobs, scratch), scratch, task.log)
         summary = task.landed_summary(paths.land_batch(plan, backend, task.hook.client, store, run_input, jobs, how,
                                                        writer, scratch, task.log))
-        reuse.store_answers(plan, task.storage(), scratch, task.log)
         fail_after_landing(context, task.log, summary, endings_error(jobs, summary) if check_endings else None)
         paths.delete_media_files(plan, backend, store, run_input, task.log)
     return summary

@@ -44,12 +44,11 @@ def land_all(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, ba
              run_input: RunInput, rows: int, estimated_cost_usd: float | None, limits: OnlineSettings,
              scratch: Path, reused: Reuse | None = None) -> dict[str, Any]:
     """Write the ``reused`` rows and run all ``rows`` of ``run_input`` online into the results file
-    (``paths.land_online``), then add the new answers to the answer store; the summary, kept for
+    (``paths.land_online``), its new answers added to the answer store first; the summary, kept for
     the outlets. :raises RowsUnanswered: after landing, for rows the API never answered."""
-    writer = paths.open_writer(plan, task.storage(), reuse.sent_digests(plan, run_input), scratch)
+    writer = paths.open_writer(plan, task.storage(), reuse.sent_digests(plan, run_input), scratch, task.log)
     summary, error = paths.land_online(plan, backend, task.hook.client, run_input, rows, estimated_cost_usd, limits,
                                        writer, task.log, reused)
-    reuse.store_answers(plan, task.storage(), scratch, task.log)
     task.landed_summary(summary)
     fail_after_landing(context, task.log, summary, error)
     return summary

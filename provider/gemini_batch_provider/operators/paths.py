@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gemini_batch_provider.core.answers import Reuse, check_reused_rows
+from gemini_batch_provider.core.answers import Reuse, reused_rows
 from gemini_batch_provider.core.backend import BatchBackend
 from gemini_batch_provider.core.errors import RowsUnanswered
 from gemini_batch_provider.core.estimate import checked_cost
@@ -35,13 +35,15 @@ if TYPE_CHECKING:
     from google import genai
 
 
-def open_writer(plan: BatchPlan, storage: Storage, digests: Iterable[tuple[str, str]], scratch: Path) -> ResultsWriter:
+def open_writer(plan: BatchPlan, storage: Storage, digests: Iterable[tuple[str, str]], scratch: Path,
+                log: logging.Logger) -> ResultsWriter:
     """The writer of the results file at ``output_path`` (whole or not at all, ``storage``), which
-    records each row's request digest, from ``digests`` (``operators.reuse.record_answers``)."""
+    records each row's request digest, from ``digests``, and adds the answers it lands to the
+    answer store before it publishes them (``operators.reuse.record_answers``)."""
     schema = plan.output_schema
     writer = results_writer(storage.at(plan.output_path), schema.check if schema is not None else None, scratch)
     writer.price = plan.price()
-    reuse.record_answers(plan, writer, digests, scratch)
+    reuse.record_answers(plan, storage, writer, digests, scratch, log)
     return writer
 
 
@@ -62,7 +64,7 @@ def landed(writer: ResultsWriter, rows: int, path: str, jobs: list[str], plan: B
 
 def land_reused(plan: BatchPlan, storage: Storage, reused: Reuse, scratch: Path, log: logging.Logger) -> dict[str, Any]:
     """Land a run whose every row earlier answers settle: nothing is sent; the summary."""
-    writer = open_writer(plan, storage, (), scratch)
+    writer = open_writer(plan, storage, (), scratch, log)
     try:
         reuse.write_reused(reused.rows_file, writer)
     except BaseException:
@@ -136,9 +138,9 @@ def land_batch(plan: BatchPlan, backend: BatchBackend, client: genai.Client, sto
         if ledger is not None and ledger.job_names == [job.name for job in jobs]:
             copy = store.reused_copy(ledger, scratch)
             if copy is not None:
-                with KeyIndex() as keys:
-                    check_reused_rows(copy, ledger.reused_rows, str(ledger.reused_file), keys)
-                reuse.write_reused(copy, writer)
+                with KeyIndex() as keys:  # checked as written: a mismatch drops the results (writer.abort)
+                    for row in reused_rows(copy, ledger.reused_rows, str(ledger.reused_file), keys):
+                        writer.write(row)
         again = land(jobs, keys_by_shard(jobs, ledger, store, backend, run_input, plan.limits), backend, writer,
                      how.rerun, log, scratch)
         if again:

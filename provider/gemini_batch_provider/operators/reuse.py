@@ -1,6 +1,6 @@
 """Answer reuse in a task (``core.answers``): which rows earlier answers settle, before anything is
-sent; those rows written into the results; and, once the results have landed, the answers this run
-paid for added to the answer store.
+sent; those rows written into the results; and, once every row is written and before the results
+are published, the answers this run paid for added to the answer store.
 
 Each function takes the plan and plain values; none calls back into an operator.
 """
@@ -84,15 +84,19 @@ def write_reused(rows_file: Path | None, writer: ResultsWriter) -> None:
             writer.write(orjson.loads(line))
 
 
-def record_answers(plan: BatchPlan, writer: ResultsWriter, digests: Iterable[tuple[str, str]], scratch: Path) -> None:
+def record_answers(plan: BatchPlan, storage: Storage, writer: ResultsWriter, digests: Iterable[tuple[str, str]],
+                   scratch: Path, log: logging.Logger) -> None:
     """Have ``writer`` record each row's ``request_digest`` (``(key, digest)`` pairs; none for
-    requests with media) and, with an answer store, keep the answers it writes for it
-    (``store_answers``)."""
+    requests with media) and, with an answer store, keep the answers it writes and add them to the
+    store before it publishes the results (``store_answers``). In that order, a landing killed at
+    any point loses no answer paid for: the store has them, or no results were published and a
+    retry lands the jobs again."""
     if plan.media.fields:
         return
     writer.digests = Digests(digests)
     if plan.reuse.answer_store:
         writer.keep_answers(scratch / "new-answers.jsonl")
+        writer.before_publish = lambda: store_answers(plan, storage, scratch, log)
 
 
 def sent_digests(plan: BatchPlan, run_input: RunInput) -> Iterator[tuple[str, str]]:
@@ -102,7 +106,7 @@ def sent_digests(plan: BatchPlan, run_input: RunInput) -> Iterator[tuple[str, st
 
 
 def store_answers(plan: BatchPlan, storage: Storage, scratch: Path, log: logging.Logger) -> None:
-    """Once the results have landed: add the answers this run paid for to the answer store."""
+    """Once every row is written: add the answers this run paid for to the answer store."""
     kept = scratch / "new-answers.jsonl"
     if not plan.reuse.answer_store or not kept.is_file():
         return
