@@ -95,7 +95,7 @@ class AnswerIndex:
         self._db.executescript("""
             PRAGMA journal_mode = OFF;
             PRAGMA synchronous = OFF;
-            PRAGMA cache_size = -16000;
+            PRAGMA cache_size = -4000;  -- 4 MB while answers are added and sorted: a larger cache sorts no faster
             CREATE TABLE answers (id INTEGER NOT NULL, digest TEXT NOT NULL, at REAL NOT NULL, row BLOB NOT NULL);
             BEGIN;
         """)
@@ -135,10 +135,13 @@ class AnswerIndex:
         self.size += added
         return added
 
-    def _index(self) -> None:
-        # Keyed by the 63 bits a digest begins with: a lookup by integer is twice as fast as one by text.
+    def build_index(self) -> None:
+        """Index the answers read so far (a lookup does so itself the first time; answers added
+        after it are indexed as they come, more slowly). Keyed by the 63 bits a digest begins with:
+        a lookup by integer is twice as fast as one by text."""
         if not self._indexed:
             self._db.execute("CREATE INDEX by_id ON answers (id, at)")
+            self._db.execute("PRAGMA cache_size = -16000")  # 16 MB for the lookups, which it speeds up by a fifth
             self._indexed = True
 
     def get_many(self, digests: list[str]) -> dict[str, bytes]:
@@ -146,7 +149,7 @@ class AnswerIndex:
         has one, by digest: one query for them all, several times faster than one each."""
         if not self.size or not digests:
             return {}
-        self._index()
+        self.build_index()
         marks = ",".join("?" * len(digests))
         found = self._db.execute(f"SELECT digest, row FROM answers WHERE id IN ({marks}) ORDER BY at",
                                  list(map(_rowid, digests)))
@@ -156,7 +159,7 @@ class AnswerIndex:
 
     def rows(self) -> Iterator[bytes]:
         """The newest answer of each digest, one raw JSON line each (without its newline)."""
-        self._index()
+        self.build_index()
         last: tuple[str, bytes] | None = None
         for digest, row in self._db.execute("SELECT digest, row FROM answers ORDER BY id, digest, at"):
             if last is not None and last[0] != digest:
@@ -325,7 +328,8 @@ class AnswerStore:
                       if name.startswith(PART_PREFIX) and name.endswith(PART_SUFFIX))
 
     def read_into(self, index: AnswerIndex, scratch: Path, log: logging.Logger) -> int:
-        """Add every part's answers to ``index``; the number of answers read. A part listed and gone
+        """Add every part's answers to ``index``, then index them (``AnswerIndex.build_index``: the
+        store is the last source a run reads); the number of answers read. A part listed and gone
         before it is read (compacted meanwhile) is passed over: its answers are then sent again,
         never lost from the store."""
         added = 0
@@ -340,6 +344,7 @@ class AnswerStore:
                 with copy.open("rb") as lines:
                     added += index.add_lines(lines)
                 copy.unlink()
+        index.build_index()
         return added
 
     def append(self, rows_file: Path) -> str | None:
