@@ -521,3 +521,39 @@ def test_the_estimate_takes_the_prompt_side_from_count_tokens_on_a_sample_of_row
 
     assert estimated_prompt(0) < 0.8 * actual  # the rule of thumb alone
     assert estimated_prompt(5) == pytest.approx(actual, rel=0.05)  # five rows counted by the API
+
+
+def test_priority_reaches_each_batch_job_and_a_vertex_connection_refuses_it_before_any_upload(
+        airflow_db, emulator, gemini_conn, monkeypatch, tmp_path):
+    import pendulum
+    from airflow.sdk import DAG
+
+    from gemini_batch_provider.core.errors import InputError
+    from gemini_batch_provider.operators.batch import GeminiBatchOperator
+    from tests.dagbag import recording_failures, test_dag
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    task = recording_failures(GeminiBatchOperator)
+    with DAG(dag_id="batch_priority", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        task(task_id="urgent", input_path=str(source), output_path=str(tmp_path / "urgent.jsonl"), key_field="id",
+             prompt_template="Summarize: {text}", max_requests_per_job=4, priority=-7, poll_interval=0.2)
+    assert test_dag(dag, tmp_path / "bag").state == "success"
+    jobs = list(emulator.state.store.batches.values())
+    assert len(jobs) == 2 and [job.resource["priority"] for job in jobs] == ["-7", "-7"]  # every shard's job
+    rows = (tmp_path / "urgent.jsonl").read_text().splitlines()
+    assert sorted(json.loads(row)["key"] for row in rows) == sorted(r["id"] for r in RECORDS)
+
+    vertex_conn(monkeypatch, emulator, conn_id="gemini_default")
+    with DAG(dag_id="batch_priority_vertex", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        task(task_id="vertex", input_path=str(source), output_path=str(tmp_path / "vertex.jsonl"), key_field="id",
+             prompt_template="Summarize: {text}", priority=1, gcs_staging_uri="gs://bkt/staging", retries=1)
+    dag_run = test_dag(dag, tmp_path / "bag-vertex")
+    assert dag_run.state == "failed" and dag_run.get_task_instance("vertex").try_number == 1  # refused, not retried
+    assert "priority is a Gemini Developer API batch control" in task.errors[-1]
+    assert not emulator.state.vertex.jobs and len(emulator.state.store.batches) == 2
+
+    for bad in ("high", 2.5, True, 2**63):
+        with pytest.raises(InputError, match=r"bad_priority: priority must be a whole number \(an int64"):
+            GeminiBatchOperator(task_id="bad_priority", records=RECORDS, prompt_template="{text}",
+                                output_path="/tmp/x.jsonl", priority=bad)

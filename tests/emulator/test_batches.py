@@ -64,6 +64,28 @@ def test_operation_wrapping_and_batch_stats_on_the_wire(client, emulator):
     assert op["response"]["responsesFile"] == op["metadata"]["output"]["responsesFile"]
 
 
+def test_a_batch_priority_sent_through_extra_body_is_kept_and_a_bad_one_is_refused(client, emulator):
+    src = _input_file(client, [{"key": "a", "request": _request("Hi.")}])
+
+    def create(priority):
+        return client.batches.create(model=MODEL, src=src, config={
+            "http_options": {"extra_body": {"batch": {"priority": priority}}}})
+
+    def resource(name):
+        request = urllib.request.Request(f"{emulator.base_url}/v1beta/{name}", headers={"x-goog-api-key": "k"})
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read())["metadata"]
+
+    assert resource(create("12").name)["priority"] == "12"  # an int64 is written back as a string
+    assert resource(create(-3).name)["priority"] == "-3"
+    assert "priority" not in resource(create(0).name)  # proto3 JSON leaves the default out
+    for bad in ("high", 1.5, str(2**63)):
+        with pytest.raises(errors.ClientError) as refused:
+            create(bad)
+        assert refused.value.code == 400 and "Invalid value at 'batch.priority' (TYPE_INT64)" in refused.value.message
+    assert len(emulator.state.store.batches) == 3
+
+
 async def test_inline_batch_async_echoes_metadata_in_order(client):
     src = [
         {"contents": "Why is the sky blue? Because of scattering.", "metadata": {"key": "r1"}},

@@ -67,6 +67,7 @@ class GeminiApiBackend:
     source = "gemini"
     takes_gcs_media = False
     media_expire = True
+    takes_priority = True
 
     def __init__(self, hook: GeminiHook, identity: str = "") -> None:
         self.hook = hook
@@ -83,8 +84,11 @@ class GeminiApiBackend:
     def upload_input(self, path: Path, display_name: str, index: int) -> str:
         return str(self.hook.upload_file(path, display_name=display_name).name)
 
-    def create_job(self, model: str, src: str, display_name: str, index: int, embeddings: bool) -> str:
-        return str(self.hook.create_batch_job(model, src=src, display_name=display_name, embeddings=embeddings).name)
+    def create_job(self, model: str, src: str, display_name: str, index: int, embeddings: bool,
+                   priority: int | None = None) -> str:
+        job = self.hook.create_batch_job(model, src=src, display_name=display_name, embeddings=embeddings,
+                                         priority=priority)
+        return str(job.name)
 
     def find_jobs(self, display_names: Iterable[str]) -> dict[str, str]:
         return {shown: str(job.name) for shown, job in self.hook.find_batch_jobs(display_names).items()}

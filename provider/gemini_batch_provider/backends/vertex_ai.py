@@ -72,6 +72,7 @@ class VertexAiBackend:
     source = "vertexai"
     takes_gcs_media = True
     media_expire = False
+    takes_priority = False
 
     def __init__(self, hook: GeminiHook, staging_uri: str | None = None) -> None:
         self.hook = hook
@@ -102,7 +103,8 @@ class VertexAiBackend:
         self.hook.gcs.upload(path, uri)
         return uri
 
-    def create_job(self, model: str, src: str, display_name: str, index: int, embeddings: bool) -> str:
+    def create_job(self, model: str, src: str, display_name: str, index: int, embeddings: bool,
+                   priority: int | None = None) -> str:
         job = self.hook.create_batch_job(model, src=src, display_name=display_name,
                                          dest=f"{self._stem(display_name, index)}-out", embeddings=embeddings)
         return str(job.name)

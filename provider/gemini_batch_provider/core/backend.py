@@ -42,6 +42,8 @@ class BatchBackend(JobWatch, Protocol):
     takes_gcs_media: bool
     #: Whether uploaded media expire (the Files API keeps a file 48 h), so that a slow job's rows fail.
     media_expire: bool
+    #: Whether a batch job takes a ``priority`` (the Gemini Developer API's Batch resource has one).
+    takes_priority: bool
 
     def check_plan(self, model: str, method: str, embeddings: bool) -> None:
         """Refuse, before anything is uploaded or billed, a model the API does not know, one that
@@ -58,9 +60,11 @@ class BatchBackend(JobWatch, Protocol):
         """Put shard ``index``'s JSONL where a job reads it; the source a create takes."""
         ...
 
-    def create_job(self, model: str, src: str, display_name: str, index: int, embeddings: bool) -> str:
-        """Create the batch job of shard ``index`` from ``src``; its name. A 5xx or dropped
-        connection may have created it anyway: the caller looks it up by ``display_name``."""
+    def create_job(self, model: str, src: str, display_name: str, index: int, embeddings: bool,
+                   priority: int | None = None) -> str:
+        """Create the batch job of shard ``index`` from ``src`` (with ``priority``, when the backend
+        ``takes_priority``); its name. A 5xx or dropped connection may have created it anyway: the
+        caller looks it up by ``display_name``."""
         ...
 
     def find_jobs(self, display_names: Iterable[str]) -> dict[str, str]:

@@ -308,6 +308,8 @@ class BatchPlan:
     :param input_path: the input ``.jsonl`` / ``.csv`` file; or ``records``, never both.
     :param records: the input as dicts (small sets).
     :param limits: how the input is split over batch jobs.
+    :param priority: the batch jobs' ``priority`` (an int64: higher runs first, negatives allowed;
+        None: the API's default, 0), Gemini Developer API only (https://ai.google.dev/api/batch-mode).
     :param media: how media are sent.
     :param budget: what the run may cost.
     :param output_schema: the JSON each answer must be (None: free text).
@@ -321,6 +323,7 @@ class BatchPlan:
     input_path: str | None = None
     records: tuple[Mapping[str, Any], ...] | None = None
     limits: ShardLimits = field(default_factory=ShardLimits)
+    priority: int | None = None
     media: MediaSettings = field(default_factory=MediaSettings)
     budget: Budget = field(default_factory=Budget)
     output_schema: OutputSchema | None = None
@@ -329,6 +332,11 @@ class BatchPlan:
     def __post_init__(self) -> None:
         if (self.records is None) == (self.input_path is None):
             raise InputError("give exactly one of records= or input_path=")
+        priority = self.priority
+        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)
+                                     or not -2**63 <= priority < 2**63):
+            raise InputError(f"priority must be a whole number (an int64; higher runs first, default 0), got "
+                             f"{priority!r}")
 
     def check_model_id(self) -> None:
         """Refuse a model that is no model id (checked once rendered: it is often templated).

@@ -182,7 +182,7 @@ class _Submitter:
         self.store.save(ledger)
         try:
             job = backend.create_job(self.plan.model, record.input_file, record.display_name, record.index,
-                                     self.plan.embeddings)
+                                     self.plan.embeddings, self.plan.priority)
         except Exception as exc:
             # A 5xx or a dropped connection may hide a job that was created: look before giving up.
             created = backend.find_jobs([record.display_name]).get(record.display_name) if is_retryable(exc) else None

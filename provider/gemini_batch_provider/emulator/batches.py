@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -44,6 +45,15 @@ OUTPUT_TYPE = {"generate": _TYPES + "GenerateContentBatchOutput", "embed": _TYPE
 
 # The gRPC canonical codes a live batch's error lines carry (no HTTP codes, often no status).
 GRPC_CODES = {3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 8: "RESOURCE_EXHAUSTED", 13: "INTERNAL", 14: "UNAVAILABLE"}
+
+
+def _int64(value: Any, field: str) -> int:
+    """A JSON int64 field as the API reads it: a number or a string of digits, in range; else the
+    API's 400 (``Invalid value at '<field>' (TYPE_INT64)``)."""
+    text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+    if text is not None and re.fullmatch(r"-?[0-9]+", text.strip()) and -2**63 <= int(text) < 2**63:
+        return int(text)
+    raise synthetic.InvalidRequest(f"Invalid value at '{field}' (TYPE_INT64), {json.dumps(value)}")
 
 
 class QuotaExceeded(Exception):
@@ -175,6 +185,7 @@ class BatchRunner:
             size = len(json.dumps(inline))
             if size > INLINE_LIMIT_BYTES:
                 raise synthetic.InvalidRequest(f"inline requests take {size} bytes; the limit is 20 MB: use a file")
+        priority = _int64(spec.get("priority", 0), "batch.priority")
         tokens = size // 4  # about 4 bytes a token, prompt and answer alike
         self._check_enqueued(model, tokens)
         batch_id = new_id()
@@ -190,6 +201,8 @@ class BatchRunner:
         }
         if spec.get("displayName"):
             resource["displayName"] = spec["displayName"]
+        if priority:  # proto3 JSON leaves out a default (0), and writes an int64 as a string
+            resource["priority"] = str(priority)
         outcome = "fail" if self.outcome == "fail-once" else self.outcome
         if self.outcome == "fail-once":
             self.outcome = "succeed"

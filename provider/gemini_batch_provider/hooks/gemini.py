@@ -221,11 +221,14 @@ class GeminiHook(BaseHook):
         return storage.Client(**storage_client_options(self.connection))
 
     def create_batch_job(self, model: str, src: str, display_name: str, dest: str | None = None,
-                         embeddings: bool = False) -> types.BatchJob:
+                         embeddings: bool = False, priority: int | None = None) -> types.BatchJob:
         """Create a batch job from an uploaded input file ``files/<id>`` (Gemini API; returns
         ``batches/<id>``) or from ``gs://`` with results under the ``gs://`` prefix ``dest`` (Vertex AI).
         With ``embeddings``, an embeddings job (``asyncBatchEmbedContent``, through the SDK's
-        ``batches.create_embeddings``; Gemini API only) of ``EmbedContentRequest`` lines.
+        ``batches.create_embeddings``; Gemini API only) of ``EmbedContentRequest`` lines. ``priority``:
+        the Batch resource's ``priority`` (int64, higher runs first; https://ai.google.dev/api/batch-mode),
+        sent through ``http_options.extra_body``, as the SDK's ``CreateBatchJobConfig`` has no field
+        for it (google-genai 3.6); Gemini API only.
 
         A 429 (a quota, such as the enqueued-token limit, is full) was refused, so it is safe to
         try again: waits the server's ``RetryInfo``/``Retry-After`` delay (else 30 s, doubling to
@@ -240,13 +243,16 @@ class GeminiHook(BaseHook):
                 "Batch create refused (429, quota full); trying again in %.0f s", state.upcoming_sleep),
             reraise=True,
         )
+        config: dict[str, Any] = {"display_name": display_name}
+        if priority is not None:  # int64 goes as a string in JSON, as the API writes it back
+            config["http_options"] = {"extra_body": {"batch": {"priority": str(priority)}}}
         if embeddings:
             with warnings.catch_warnings():  # the SDK warns on every call that create_embeddings is experimental
                 warnings.simplefilter("ignore", category=errors.ExperimentalWarning)
                 return retrying(self.client.batches.create_embeddings, model=model, src={"file_name": src},
-                                config={"display_name": display_name})
-        config = {"display_name": display_name, **({"dest": dest} if dest else {})}
-        return retrying(self.client.batches.create, model=model, src=src, config=config)
+                                config=config)
+        return retrying(self.client.batches.create, model=model, src=src,
+                        config={**config, **({"dest": dest} if dest else {})})
 
     def find_batch_jobs(self, display_names: Iterable[str]) -> dict[str, types.BatchJob]:
         """The batch job with each of these display names (the first listed, newest first), by

@@ -74,7 +74,7 @@ class GeminiRequestsOperator(BaseOperator):
         or in ``answer_store``) from that answer, ``path`` ``reused``, nothing sent; send only the rest.
         False: send every row, a fresh sample. Requests with media are always sent (``core.answers``).
     :param answer_store: a folder of answers shared by tasks and DAGs, wherever ``output_path`` may be (templated),
-        read before sending, added to after landing, safe for runs writing it at once.
+        read before sending, added to before the results are published, safe for runs writing it at once.
     :param reuse_max_age: answers older than this (a ``timedelta``, or seconds) are sent again.
     :raises InputError: (a ValueError) when the DAG is parsed, for a parameter the plan refuses,
         naming it and the fix (``core.plan``). Lineage: see the module.
@@ -84,7 +84,7 @@ class GeminiRequestsOperator(BaseOperator):
                                       "answer_store")
     ui_color = "#e8f0fe"
     lands_results = True  # writes the results file at output_path, for lineage (not the submit-only operator)
-    limits = ShardLimits()  # how the input is split over jobs: the batch operators' own parameters
+    limits, priority = ShardLimits(), None  # how the input is split over jobs, and their priority: batch operators'
     embedding: Embedding | None = None  # what makes the plan an embeddings one (the embeddings operators')
 
     def __init__(self, *, prompt_template: str, output_path: str, records: Iterable[dict[str, Any]] | None = None,
@@ -143,8 +143,8 @@ class GeminiRequestsOperator(BaseOperator):
                             output_schema=self.output_schema, media_fields=self.media.fields,
                             embedding=self.embedding, preview=checked_only)
         return BatchPlan(model=self.model, spec=spec, output_path=self.output_path, input_path=self.input_path,
-                         records=self.records, limits=self.limits, media=self.media, budget=self.budget,
-                         output_schema=self.output_schema, reuse=dataclasses.replace(
+                         records=self.records, limits=self.limits, priority=self.priority, media=self.media,
+                         budget=self.budget, output_schema=self.output_schema, reuse=dataclasses.replace(
                              self.reuse_settings, answer_store=None if checked_only else self.answer_store or None))
 
     @cached_property

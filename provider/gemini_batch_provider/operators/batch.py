@@ -24,7 +24,7 @@ class GeminiBatchOperator(GeminiRequestsOperator):
     worker), then lands as :class:`~gemini_batch_provider.operators.results.GeminiBatchResultsOperator`
     does. Takes the parameters of :class:`~gemini_batch_provider.operators.base.GeminiRequestsOperator`,
     the submit operator's (``max_requests_per_job``, ``max_bytes_per_job``, ``max_tokens_per_job``,
-    ``on_changed_input``, ``gcs_staging_uri``), and:
+    ``on_changed_input``, ``gcs_staging_uri``, ``priority``), and:
 
     :param mode: ``batch`` (default); ``online`` (every row through the online engine, at the
         interactive price); ``auto`` (online when there are at most ``online_threshold`` rows).
@@ -63,9 +63,10 @@ class GeminiBatchOperator(GeminiRequestsOperator):
                  poll_interval: float = 30.0, max_poll_interval: float = 300.0, delete_input_files: bool = True,
                  max_requests_per_job: int | None = None, max_bytes_per_job: int = DEFAULT_MAX_BYTES,
                  max_tokens_per_job: int | None = None, on_changed_input: str = "fail",
-                 gcs_staging_uri: str | None = None, **kwargs: Any) -> None:
+                 gcs_staging_uri: str | None = None, priority: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        self.priority = priority
         self.batch = params.BatchParams.of(
             self.task_id, mode=mode, online_threshold=online_threshold, deadline=deadline, on_deadline=on_deadline,
             rerun_failed_online=rerun_failed_online, online_concurrency=online_concurrency, online_rpm=online_rpm,

@@ -53,10 +53,11 @@ class GeminiBatchEmbedOperator(GeminiRequestsOperator):
                  poll_interval: float = 30.0, max_poll_interval: float = 300.0, delete_input_files: bool = True,
                  max_requests_per_job: int | None = None, max_bytes_per_job: int = DEFAULT_MAX_BYTES,
                  max_tokens_per_job: int | None = None, on_changed_input: str = "fail",
-                 gcs_staging_uri: str | None = None, **kwargs: Any) -> None:
+                 gcs_staging_uri: str | None = None, priority: int | None = None, **kwargs: Any) -> None:
         super().__init__(model=model, **kwargs)
         self.embedding = Embedding(task_type, output_dimensionality)
         self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        self.priority = priority
         self.batch = params.BatchParams.of(
             self.task_id, mode=mode, online_threshold=online_threshold, deadline=deadline, on_deadline=on_deadline,
             rerun_failed_online=rerun_failed_online, online_concurrency=online_concurrency, online_rpm=online_rpm,

@@ -63,6 +63,9 @@ def preflight(plan: BatchPlan, backend: BatchBackend, storage: Storage) -> None:
     plan.check_model_id()
     storage.at(plan.output_path).check_writable("output_path")
     backend.check_plan(plan.model, plan.method, plan.embeddings)
+    if plan.priority is not None and not backend.takes_priority:
+        raise InputError("priority is a Gemini Developer API batch control, and this connection is Vertex AI, whose "
+                         "batch jobs take none; remove priority, or use an API-key connection")
 
 
 def prepare(plan: BatchPlan, backend: BatchBackend, storage: Storage, scratch: Path, log: logging.Logger) -> RunInput:

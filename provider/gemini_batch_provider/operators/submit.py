@@ -37,6 +37,10 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
         ones are left as they are, and logged).
     :param gcs_staging_uri: ``gs://bucket/prefix`` where a Vertex AI connection's input files are
         staged and its predictions written (templated; required with Vertex AI, unused otherwise).
+    :param priority: each batch job's ``priority``, a whole number (int64): among the project's
+        jobs, higher runs first; negatives allowed; None: the API's default, 0. Gemini Developer API
+        only (https://ai.google.dev/api/batch-mode); a Vertex AI connection refuses it before
+        anything is uploaded.
     :return: (XCom) the job names, ``["batches/<id>", ...]``, in shard order.
     :raises InputError: (an AirflowFailException) bad input (nothing uploaded), or a changed input
         under ``fail``.
@@ -48,9 +52,10 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
 
     def __init__(self, *, max_requests_per_job: int | None = None, max_bytes_per_job: int = DEFAULT_MAX_BYTES,
                  max_tokens_per_job: int | None = None, on_changed_input: str = "fail",
-                 gcs_staging_uri: str | None = None, **kwargs: Any) -> None:
+                 gcs_staging_uri: str | None = None, priority: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        self.priority = priority
         params.check_on_changed_input(self.task_id, on_changed_input)
         self.on_changed_input = on_changed_input
         self.gcs_staging_uri = gcs_staging_uri
