@@ -22,6 +22,7 @@ from .models_routes import batch_embed_contents, count_tokens, generate_content,
 from .quota import Quota
 from .state import STATE, EmulatorConfig, State
 from .store import Store
+from .tiers import Tiers
 from .vertex import VertexRunner
 from .vertex_routes import oauth_token, vertex_cancel, vertex_create, vertex_delete, vertex_get, vertex_list
 from .wire import VERSION, ApiError, Handler
@@ -107,7 +108,7 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
                           running_s=config.batch_running_s, row_errors=config.batch_row_errors,
                           outcome=config.batch_outcome)
     app[STATE] = State(config=config, store=store, batches=runner, base_url=base_url, quota=quota,
-                       faults=Faults(config.faults), vertex=vertex, _tmp=tmp)
+                       faults=Faults(config.faults), tiers=Tiers(config.tiers), vertex=vertex, _tmp=tmp)
 
     async def shutdown(app: web.Application) -> None:
         await runner.tasks.close()

@@ -12,6 +12,7 @@ from .app import create_app
 from .batches import RowErrors
 from .faults import FaultConfig
 from .state import EmulatorConfig
+from .tiers import TierConfig
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +51,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="estimated tokens of a model's unfinished batch jobs at most (429 on create beyond)")
     parser.add_argument("--max-file-bytes", type=int, default=2 * 1024**3, help="the largest upload")
     parser.add_argument("--gcs-endpoint", help="Cloud Storage (emulator) URL for Vertex AI batch prediction jobs")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
+    parser.add_argument("--flex-latency", type=float, default=60.0,
+                        help="seconds a Flex call (service_tier flex) takes beyond the usual (live: minutes)")
+    parser.add_argument("--flex-shed-rate", type=float, default=0.0, help="share of Flex calls shed with 503")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault, latency and shedding draws")
     args = parser.parse_args(argv)
     if args.port <= 0 or args.batch_pending_seconds < 0 or args.batch_running_seconds < 0:
         parser.error("--port must be positive and the batch durations not negative")
@@ -61,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
             slow_s=args.slow_seconds, fault_latency_s=args.fault_latency, seed=args.seed,
         )
         row_errors = RowErrors(rate=args.batch_row_error_rate, code=args.batch_row_error_code)
+        tiers = TierConfig(flex_latency_s=args.flex_latency, flex_shed_rate=args.flex_shed_rate, seed=args.seed)
     except ValueError as exc:
         parser.error(str(exc))
     config = EmulatorConfig(
@@ -78,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         max_enqueued_tokens=args.max_enqueued_tokens,
         max_file_bytes=args.max_file_bytes,
         gcs_endpoint=args.gcs_endpoint,
+        tiers=tiers,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     base_url = f"http://{args.host}:{args.port}"

@@ -67,10 +67,13 @@ async def generate_content(request: web.Request, state: State, match: re.Match[s
     method_of(model, "generateContent")
     body = await read_body(request)
     try:
+        tier = state.tiers.requested(body)
         answer = synthetic.generate(body, model, state.read_file)
     except synthetic.InvalidRequest as exc:
         raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
-    return await _answer_online(request, state, model, answer, answer["usageMetadata"]["totalTokenCount"], started)
+    answer["usageMetadata"]["serviceTier"] = tier
+    return await _answer_online(request, state, model, answer, answer["usageMetadata"]["totalTokenCount"], started,
+                                tier)
 
 
 async def batch_embed_contents(request: web.Request, state: State, match: re.Match[str]) -> web.StreamResponse:
@@ -92,15 +95,20 @@ async def batch_embed_contents(request: web.Request, state: State, match: re.Mat
 
 
 async def _answer_online(request: web.Request, state: State, model: str, answer: dict[str, Any], tokens: int,
-                         started: float) -> web.StreamResponse:
-    """An online call's answer, after the quotas and the injected faults had their say."""
+                         started: float, tier: str = "STANDARD") -> web.StreamResponse:
+    """An online call's answer, after the quotas, the service tier and the injected faults had
+    their say."""
     key = request.headers.get("x-goog-api-key") or request.query.get("key", "")
     wait = state.quota.admit(key, model, tokens)
     if wait > 0:
         state.counters["429"] += 1
         return quota_exceeded(wait)
+    if state.tiers.shed(tier):
+        state.counters["shed"] += 1
+        raise ApiError(503, "UNAVAILABLE", "The model is overloaded: this Flex request was shed. Please try again "
+                                           "later.")
     fault = state.faults.draw()
-    await state.faults.delay(fault, started)
+    await state.faults.delay(fault, started + state.tiers.extra_latency(tier))
     state.counters[fault or "ok"] += 1
     if fault == "reset":
         assert request.transport is not None
@@ -109,7 +117,9 @@ async def _answer_online(request: web.Request, state: State, model: str, answer:
     if fault in ("500", "503"):
         status = "INTERNAL" if fault == "500" else "UNAVAILABLE"
         raise ApiError(int(fault), status, "An injected fault of the emulator.")
-    return json_response(answer)
+    response = json_response(answer)
+    response.headers["x-gemini-service-tier"] = tier.lower()
+    return response
 
 
 async def count_tokens(request: web.Request, state: State, match: re.Match[str]) -> web.Response:

@@ -13,6 +13,7 @@ from .batches import BatchRunner, RowErrors
 from .faults import FaultConfig, Faults
 from .quota import Quota
 from .store import Store
+from .tiers import TierConfig, Tiers
 from .vertex import VertexRunner
 
 
@@ -33,6 +34,7 @@ class EmulatorConfig:
     ``max_enqueued_tokens``: estimated tokens of a model's unfinished batch jobs at most (None: no
     limit); ``max_file_bytes``: the largest upload (2 GB, as the Files API). ``gcs_endpoint``: the
     Cloud Storage (emulator) that Vertex AI batch prediction jobs read from and write to.
+    ``tiers``: Flex's latency and shed rate (``emulator.tiers``).
     """
 
     api_keys: frozenset[str] = frozenset()
@@ -50,6 +52,7 @@ class EmulatorConfig:
     max_enqueued_tokens: int | None = None
     max_file_bytes: int = 2 * 1024**3
     gcs_endpoint: str | None = None
+    tiers: TierConfig = field(default_factory=TierConfig)
 
 
 @dataclass
@@ -60,6 +63,7 @@ class State:
     base_url: str
     quota: Quota
     faults: Faults
+    tiers: Tiers
     vertex: VertexRunner
     counters: Counter[str] = field(default_factory=Counter)
     _tmp: Any = field(default=None, repr=False)
