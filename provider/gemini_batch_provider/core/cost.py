@@ -23,6 +23,10 @@ from .errors import InputError
 from .tokens import TokenSplit, estimate_split
 
 BATCH_DISCOUNT = 0.5
+#: Each online service tier's price, as a share of the Standard one (https://ai.google.dev/gemini-api/docs/flex-inference
+#: and https://ai.google.dev/gemini-api/docs/optimization, read December 2026): Flex charges the batch price; Priority
+#: 75-100% more than Standard, taken at 100% so that an estimate or a budget is never under.
+TIER_PRICE_FACTOR = {"standard": 1.0, "flex": BATCH_DISCOUNT, "priority": 2.0}
 PRICES_FILE = Path(__file__).parents[1] / "data" / "prices.toml"
 _RATES = ("input", "output", "cached", "input_audio", "output_image")
 PRICED_ONE_BY_ONE_ABOVE = 32_000  # prompt tokens: no long-context tier may start below
@@ -176,8 +180,10 @@ def _modality(details: Any, modality: str) -> int:
 
 def cost_usd(usage: Mapping[str, Any], price: ModelPrice, batch: bool) -> float:
     """The cost of one request's ``usage`` (``usage_metadata`` fields, snake_case, with its
-    ``prompt_tokens_details`` / ``candidates_tokens_details`` where given) at ``price``, halved for
-    batch. Its prompt size picks the tier; audio prompt tokens and image answer tokens take their
+    ``prompt_tokens_details`` / ``candidates_tokens_details`` where given) at ``price``: at the
+    price of the service tier that served it (``usage["service_tier"]``, ``TIER_PRICE_FACTOR``),
+    else halved for ``batch`` (the Batch API, or the Flex path when the answer names no tier). Its
+    prompt size picks the long-context tier; audio prompt tokens and image answer tokens take their
     own prices; thinking tokens are output."""
     prompt = int(usage.get("prompt_token_count") or 0)
     cached = int(usage.get("cached_content_token_count") or 0)
@@ -187,7 +193,8 @@ def cost_usd(usage: Mapping[str, Any], price: ModelPrice, batch: bool) -> float:
     input_rate, output_rate, cached_rate = price.rates(prompt)
     dollars = ((prompt - cached - audio) * input_rate + audio * (price.input_audio or 0.0) + cached * cached_rate
                + (output - image) * output_rate + image * (price.output_image or 0.0)) / 1e6
-    return dollars * (BATCH_DISCOUNT if batch else 1.0)
+    factor = TIER_PRICE_FACTOR.get(usage.get("service_tier"))
+    return dollars * (factor if factor is not None else BATCH_DISCOUNT if batch else 1.0)
 
 
 @dataclass
@@ -221,7 +228,9 @@ class Estimate:
         return dataclasses.replace(self, prompt_tokens=round(self.prompt_tokens * prompt_ratio),
                                    large=[s._replace(prompt=round(s.prompt * prompt_ratio)) for s in self.large])
 
-    def usd(self, price: ModelPrice | None, batch: bool) -> float | None:
+    def usd(self, price: ModelPrice | None, batch: bool, service_tier: str | None = None) -> float | None:
+        """The estimated cost in US dollars, at the batch price, or at ``service_tier``'s
+        (``TIER_PRICE_FACTOR``) where given; None without a price."""
         if price is None:
             return None
         pictures = self.picture_tokens - sum(s.pictures for s in self.large)
@@ -229,15 +238,15 @@ class Estimate:
                            self.output_tokens - sum(s.output + s.thinking + s.pictures for s in self.large) - pictures,
                            pictures=pictures)
         below = dataclasses.replace(price, long_context=None)  # each of the small ones is below any tier
-        return _usd(small, below, batch) + sum(_usd(s, price, batch) for s in self.large)
+        return _usd(small, below, batch, service_tier) + sum(_usd(s, price, batch, service_tier) for s in self.large)
 
 
-def _usd(split: TokenSplit, price: ModelPrice, batch: bool) -> float:
+def _usd(split: TokenSplit, price: ModelPrice, batch: bool, service_tier: str | None) -> float:
     """``cost_usd`` of estimated tokens (the output side of ``split`` counts its thinking and pictures)."""
     return cost_usd({"prompt_token_count": split.prompt,
                      "candidates_token_count": split.output + split.thinking + split.pictures,
-                     "candidates_tokens_details": [{"modality": "IMAGE", "token_count": split.pictures}]},
-                    price, batch)
+                     "candidates_tokens_details": [{"modality": "IMAGE", "token_count": split.pictures}],
+                     "service_tier": service_tier}, price, batch)
 
 
 def estimate(requests: Iterable[tuple[str, dict[str, Any]]], model: str | None = None) -> Estimate:

@@ -32,11 +32,12 @@ def counted_ratio(plan: BatchPlan, backend: BatchBackend, run_input: RunInput, l
 
 
 def checked_cost(plan: BatchPlan, backend: BatchBackend, run_input: RunInput, batch: bool,
-                 log: logging.Logger) -> tuple[Estimate, float | None]:
+                 log: logging.Logger, service_tier: str | None = None) -> tuple[Estimate, float | None]:
     """Build every request once, so that bad input fails before the first call; their estimate, and
-    its cost in US dollars (at the batch or the interactive price) checked against the budget.
+    its cost in US dollars (at the batch or the interactive price, or at ``service_tier``'s: an
+    online run's) checked against the budget.
 
     :raises InputError: a bad row. :raises BudgetExceeded: over ``max_cost_usd``."""
     found = estimate(run_input.requests(), plan.model)
     ratio = counted_ratio(plan, backend, run_input, log)
-    return found, plan.budget.checked(plan.model, found, batch, ratio, log)
+    return found, plan.budget.checked(plan.model, found, batch, ratio, log, service_tier)

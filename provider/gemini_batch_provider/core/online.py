@@ -28,7 +28,7 @@ from aiolimiter import AsyncLimiter
 from google import genai
 from google.genai import errors, types
 
-from .plan import OnlineSettings
+from .plan import SERVICE_TIERS, OnlineSettings
 from .results import ResultsWriter, embedding_row, error_row, response_row
 from .tokens import estimate_tokens
 from .transient import error_status, is_retryable, server_retry_delay
@@ -73,17 +73,31 @@ class OnlineStats:
         return f"{head}, {rate:.1f} rows/s, ETA {eta}, {self.responses_429} responses 429, {self.calls} calls"
 
 
-def _config(request: dict[str, Any]) -> types.GenerateContentConfig | None:
-    """The SDK config for a request's shared settings; None when it has none (the SDK's
-    conversion of a config costs about a millisecond a call)."""
+def _config(request: dict[str, Any], service_tier: str) -> types.GenerateContentConfig | None:
+    """The SDK config for a request's shared settings and the service tier; None when it has
+    none (the SDK's conversion of a config costs about a millisecond a call)."""
     fields = dict(request.get("generationConfig") or {})
     if request.get("systemInstruction"):
         fields["systemInstruction"] = request["systemInstruction"]
+    if service_tier != "standard":
+        fields["serviceTier"] = service_tier
     if not fields:
         return None
     # No automatic function calling: these requests declare no tools, and it logs a line per call.
     fields["automaticFunctionCalling"] = {"disable": True}
     return types.GenerateContentConfig.model_validate(fields)
+
+
+def _with_service_tier(row: dict[str, Any], response: types.GenerateContentResponse) -> dict[str, Any]:
+    """``row`` with the tier that served it in its ``usage`` (``service_tier``: ``standard``,
+    ``flex`` or ``priority``), where the answer names one. The API names it in
+    ``usageMetadata.serviceTier``, which the SDK's type (google-genai 3.6) drops, and in the
+    ``x-gemini-service-tier`` header, which it keeps."""
+    headers = response.sdk_http_response.headers if response.sdk_http_response else None
+    tier = str((headers or {}).get("x-gemini-service-tier", "")).lower()
+    if tier not in SERVICE_TIERS or not row.get("usage"):
+        return row
+    return {**row, "usage": {**row["usage"], "service_tier": tier}}
 
 
 def _rate_limiter(per_minute: int | None) -> AsyncLimiter | None:
@@ -120,6 +134,7 @@ class OnlineEngine:
         self._slots: asyncio.Semaphore | None = None  # these two made in run(), on the loop that uses them
         self._tokens_turn: asyncio.Lock | None = None
         self.stats = OnlineStats()
+        self.path = RowPath.FLEX if self.settings.service_tier == "flex" else RowPath.ONLINE
         # Requests built from one RequestSpec share their config objects: validate each once.
         self._configs: dict[tuple[int, int], tuple[Any, Any, types.GenerateContentConfig | None]] = {}
 
@@ -127,7 +142,7 @@ class OnlineEngine:
         shared = (request.get("generationConfig"), request.get("systemInstruction"))
         ids = (id(shared[0]), id(shared[1]))
         if ids not in self._configs:  # the objects are kept with the config, so their ids stay theirs
-            self._configs[ids] = (*shared, _config(request))
+            self._configs[ids] = (*shared, _config(request, self.settings.service_tier))
         return self._configs[ids][2]
 
     async def _charge_tokens(self, tokens: int) -> None:
@@ -191,20 +206,20 @@ class OnlineEngine:
             response = await retrying(self._call, request, estimate)
         except errors.APIError as exc:
             self.stats.gave_up += is_retryable(exc)
-            return error_row(key, RowPath.ONLINE, str(exc.message), error_status(exc.code, exc.status), exc.code)
+            return error_row(key, self.path, str(exc.message), error_status(exc.code, exc.status), exc.code)
         except TimeoutError:
             self.stats.gave_up += 1
-            return error_row(key, RowPath.ONLINE, f"no answer within {self.settings.request_timeout_s} s",
+            return error_row(key, self.path, f"no answer within {self.settings.request_timeout_s} s",
                              "DEADLINE_EXCEEDED")
         except (aiohttp.ClientError, OSError) as exc:
             self.stats.gave_up += 1
-            return error_row(key, RowPath.ONLINE, f"{type(exc).__name__}: {exc}", "UNAVAILABLE")
+            return error_row(key, self.path, f"{type(exc).__name__}: {exc}", "UNAVAILABLE")
         if isinstance(response, types.EmbedContentResponse):
-            return embedding_row(key, RowPath.ONLINE, response.embeddings[0].values if response.embeddings else None)
+            return embedding_row(key, self.path, response.embeddings[0].values if response.embeddings else None)
         usage = response.usage_metadata
         if usage is not None and usage.total_token_count:
             await self._charge_tokens(usage.total_token_count - estimate)
-        return response_row(key, RowPath.ONLINE, response)
+        return _with_service_tier(response_row(key, self.path, response), response)
 
     async def run(self, requests: Iterable[tuple[str, dict[str, Any]]], write: Callable[[dict[str, Any]], None],
                   total: int | None = None) -> OnlineStats:

@@ -27,7 +27,12 @@ from .schema import OutputSchema
 from .tokens import THOUGHTS_BEYOND_PROMPT
 
 JOB_LIFETIME_S = 48 * 3600.0  # a job not done by then expires (https://ai.google.dev/gemini-api/docs/batch-mode)
-MODES = ("batch", "online", "auto")
+MODES = ("batch", "online", "flex", "auto")
+#: Gemini's service tiers of an online call (``GenerateContentConfig.service_tier``; the Batch API is the fourth
+#: way to buy an answer): https://ai.google.dev/gemini-api/docs/flex-inference, read December 2026.
+SERVICE_TIERS = ("standard", "flex", "priority")
+#: Seconds a Flex call may stay open: Flex answers synchronously within minutes (its target is 1-15 min).
+FLEX_REQUEST_TIMEOUT_S = 900.0
 #: What a try does when the input differs from what its task instance submitted (``core.submit``).
 ON_CHANGED_INPUT = ("fail", "submit")
 ON_DEADLINE = ("online", "cancel")
@@ -110,7 +115,7 @@ class Budget:
         return price_of(model, self.prices, self.prices_file)
 
     def checked(self, model: str, found: Estimate, batch: bool, ratio: float | None,
-                log: logging.Logger) -> float | None:
+                log: logging.Logger, service_tier: str | None = None) -> float | None:
         """``check`` of ``found`` with its prompt side scaled by ``ratio`` (what ``countTokens`` made
         of the first rows over the rule of thumb; None: the rule alone), the estimate and its
         assumptions logged; the estimated cost in US dollars.
@@ -118,7 +123,7 @@ class Budget:
         :raises BudgetExceeded: as ``check``."""
         if ratio is not None:
             found = found.scaled(ratio)
-        usd = self.check(model, found, batch)
+        usd = self.check(model, found, batch, service_tier)
         cost = "no known price" if usd is None else f"${usd:.4f}"
         counted = "4 characters a token" if ratio is None else (
             f"4 characters a token times {ratio:.2f}, what countTokens made of the first rows")
@@ -126,16 +131,17 @@ class Budget:
                  "tokens, of which ~%d thinking (answers of max_output_tokens where set, else as long as the prompt; "
                  "thinking as long as the prompt plus %d, within the thinking budget or level, or the model's "
                  "default). The actual cost follows from the API's token counts once landed.",
-                 cost, found.requests, "batch" if batch else "interactive", model, found.prompt_tokens, counted,
-                 found.output_tokens, found.thinking_tokens, THOUGHTS_BEYOND_PROMPT)
+                 cost, found.requests, service_tier or ("batch" if batch else "interactive"), model,
+                 found.prompt_tokens, counted, found.output_tokens, found.thinking_tokens, THOUGHTS_BEYOND_PROMPT)
         return usd
 
-    def check(self, model: str, found: Estimate, batch: bool) -> float | None:
-        """The estimated cost in US dollars (None without a known price).
+    def check(self, model: str, found: Estimate, batch: bool, service_tier: str | None = None) -> float | None:
+        """The estimated cost in US dollars (None without a known price), at the batch or the
+        interactive price, or at ``service_tier``'s where given.
 
         :raises BudgetExceeded: it is over ``max_cost_usd``, or there is a budget and no price.
         """
-        usd = found.usd(self.price(model), batch)
+        usd = found.usd(self.price(model), batch, service_tier)
         if self.max_cost_usd is None:
             return usd
         if usd is None:
@@ -153,8 +159,10 @@ class Budget:
 class Routing:
     """Which path the rows take (``GeminiBatchOperator``).
 
-    :param mode: ``batch``; ``online`` (every row through the online engine); ``auto`` (online
-        when there are at most ``online_threshold`` rows).
+    :param mode: ``batch``; ``online`` (every row through the online engine, Standard tier);
+        ``flex`` (every row through the online engine on Gemini's Flex tier: the batch price, each
+        answered within minutes, calls the API sheds retried); ``auto`` (online when there are at
+        most ``online_threshold`` rows).
     :param online_threshold: rows at or below which ``auto`` goes online.
     :param deadline_s: seconds after the first job was created, across retries, after which
         unfinished jobs are cancelled (None: wait for the jobs; at most 48 h, when jobs expire).
@@ -187,7 +195,7 @@ class Routing:
 
     def online(self, rows: int) -> bool:
         """Whether ``rows`` rows go online."""
-        return self.mode == "online" or (self.mode == "auto" and rows <= self.online_threshold)
+        return self.mode in ("online", "flex") or (self.mode == "auto" and rows <= self.online_threshold)
 
     @property
     def online_after_deadline(self) -> bool:
@@ -215,7 +223,10 @@ class OnlineSettings:
         three minutes at most, of waiting before the last of 12 attempts).
     :param max_backoff_s: longest backoff.
     :param progress_interval_s: seconds between progress log lines.
-    :raises InputError: (a ValueError) for a limit that is not positive.
+    :param service_tier: the tier every call asks for, one of ``SERVICE_TIERS``: ``standard``,
+        ``flex`` (the batch price, answered within minutes, sheddable: give it a request timeout of
+        minutes, ``FLEX_REQUEST_TIMEOUT_S``) or ``priority`` (dearer, answered first, never shed).
+    :raises InputError: (a ValueError) for a limit that is not positive, or a tier that is none.
     """
 
     concurrency: int = 32
@@ -226,8 +237,11 @@ class OnlineSettings:
     initial_backoff_s: float = 0.1
     max_backoff_s: float = 60.0
     progress_interval_s: float = 10.0
+    service_tier: str = "standard"
 
     def __post_init__(self) -> None:
+        if self.service_tier not in SERVICE_TIERS:
+            raise InputError(f"service_tier must be one of {SERVICE_TIERS}, got {self.service_tier!r}")
         for name in ("concurrency", "rpm", "tpm", "request_timeout_s", "max_attempts", "initial_backoff_s",
                      "max_backoff_s", "progress_interval_s"):
             value = getattr(self, name)

@@ -260,6 +260,7 @@ class ResultsWriter:
         self.counts: Counter[str] = Counter({status.value: 0 for status in RowStatus})
         self.usage: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
+        self.service_tiers: Counter[str] = Counter()  # the rows this run paid for, by the tier that served them
         self.cost_usd = 0.0
         self.images_folder = path.with_name(images_folder_name(path.name))
         self.saved_usd = 0.0  # what the reused rows cost when they were answered
@@ -282,8 +283,11 @@ class ResultsWriter:
         reused = row["path"] == RowPath.REUSED
         if self._answers and not reused and row["status"] == RowStatus.SUCCEEDED and row.get("request_digest"):
             self._answers.write(line)
+        if not reused and row["usage"] and row["usage"].get("service_tier"):
+            self.service_tiers[row["usage"]["service_tier"]] += 1
         if self.price is not None and row["usage"]:
-            cost = cost_usd(row["usage"], self.price, batch=(row.get("reused_from") or row["path"]) == RowPath.BATCH)
+            paid_by = row.get("reused_from") or row["path"]
+            cost = cost_usd(row["usage"], self.price, batch=paid_by in (RowPath.BATCH, RowPath.FLEX))
             if reused:
                 self.saved_usd += cost
             else:

@@ -24,8 +24,10 @@ def actual_cost(writer: ResultsWriter, price: ModelPrice | None) -> float | None
 
 def summarize(writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str], model: str,
               estimated_cost_usd: float | None, price: ModelPrice | None) -> dict[str, Any]:
-    """``{"rows", "counts", "usage", "path", "rows_by_path", "batch_jobs", "output_path", "model",
-    "estimated_cost_usd", "cost_usd", "saved_cost_usd"}``, JSON-ready (plain strings and numbers).
+    """``{"rows", "counts", "usage", "path", "rows_by_path", "rows_by_service_tier", "batch_jobs",
+    "output_path", "model", "estimated_cost_usd", "cost_usd", "saved_cost_usd"}``, JSON-ready
+    (plain strings and numbers). ``rows_by_service_tier`` counts the online rows this run paid for
+    by the tier the API says served them (``standard``, ``flex``, ``priority``).
 
     ``usage`` and ``cost_usd`` count what this run spent; ``rows_by_path["reused"]`` the rows
     earlier answers settled, and ``saved_cost_usd`` what those answers cost when they were paid
@@ -36,6 +38,7 @@ def summarize(writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str]
         "usage": dict(writer.usage),
         "path": str(path),
         "rows_by_path": dict(writer.paths),
+        "rows_by_service_tier": dict(writer.service_tiers),
         "batch_jobs": batch_jobs,
         "output_path": writer.location,
         "model": model,

@@ -68,6 +68,7 @@ class RowPath(StrEnum):
 
     BATCH = "batch"
     ONLINE = "online"
+    FLEX = "flex"  # online, on the Flex service tier (the batch price)
     REUSED = "reused"  # answered by an earlier run (core.answers); nothing sent, nothing billed
     BATCH_AND_ONLINE = "batch+online"  # a summary only: some rows went online after the batch
 

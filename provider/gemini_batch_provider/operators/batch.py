@@ -27,7 +27,9 @@ class GeminiBatchOperator(GeminiRequestsOperator):
     ``on_changed_input``, ``gcs_staging_uri``, ``priority``), and:
 
     :param mode: ``batch`` (default); ``online`` (every row through the online engine, at the
-        interactive price); ``auto`` (online when there are at most ``online_threshold`` rows).
+        interactive price); ``flex`` (every row through the online engine on Gemini's Flex tier: the
+        batch price, each answered within minutes, shed calls retried; rows land with ``path``
+        ``flex``); ``auto`` (online when there are at most ``online_threshold`` rows).
     :param online_threshold: rows at or below which ``auto`` goes online.
     :param deadline: seconds (or a timedelta) after the first job was created, across retries,
         after which unfinished jobs are cancelled. None: wait for the jobs.

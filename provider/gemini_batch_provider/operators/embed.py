@@ -27,6 +27,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Context, conf
 
+from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.limits import DEFAULT_MAX_BYTES
 from gemini_batch_provider.core.plan import Embedding
 from gemini_batch_provider.links import GeminiBatchJobLink
@@ -58,6 +59,10 @@ class GeminiBatchEmbedOperator(GeminiRequestsOperator):
         self.embedding = Embedding(task_type, output_dimensionality)
         self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
         self.priority = priority
+        if mode == "flex":
+            raise InputError(f"{self.task_id}: mode 'flex' is for generateContent: an embeddings call takes no "
+                             "service tier (the SDK's EmbedContentConfig has none). Use mode 'batch' for the "
+                             "batch price")
         self.batch = params.BatchParams.of(
             self.task_id, mode=mode, online_threshold=online_threshold, deadline=deadline, on_deadline=on_deadline,
             rerun_failed_online=rerun_failed_online, online_concurrency=online_concurrency, online_rpm=online_rpm,

@@ -90,7 +90,7 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
                 ledger = submit(task, context, plan, backend, to_send, params.on_changed_input, scratch, reused)
             else:
                 task.log.info("%d rows, mode %s: running online.", rows_online, params.routing.mode)
-                _, cost = checked_cost(plan, backend, to_send, False, task.log)
+                _, cost = checked_cost(plan, backend, to_send, False, task.log, params.online.service_tier)
         if rows_online is not None:
             return online.land_all(task, context, plan, backend, to_send, rows_online, cost, params.online, scratch,
                                    reused)

@@ -36,7 +36,7 @@ def execute(task: GeminiRequestsOperator, limits: OnlineSettings, context: Conte
             if reused is not None and not reused.sent:
                 return task.landed_summary(paths.land_reused(plan, storage, reused, scratch, task.log))
             to_send = reused.narrowed(run_input) if reused is not None else run_input
-            found, cost = checked_cost(plan, backend, to_send, False, task.log)
+            found, cost = checked_cost(plan, backend, to_send, False, task.log, limits.service_tier)
         return land_all(task, context, plan, backend, to_send, found.requests, cost, limits, scratch, reused)
 
 

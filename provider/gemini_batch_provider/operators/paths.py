@@ -92,7 +92,8 @@ def land_online(plan: BatchPlan, backend: BatchBackend, client: genai.Client, ru
     finally:
         drop_media(plan, backend, run_input, log, uploaded)
     writer.close()
-    summary = landed(writer, sum(writer.counts.values()), RowPath.ONLINE, [], plan, estimated_cost_usd, log)
+    path = RowPath.FLEX if settings.service_tier == "flex" else RowPath.ONLINE
+    summary = landed(writer, sum(writer.counts.values()), path, [], plan, estimated_cost_usd, log)
     if not stats.gave_up:
         return summary, None
     return summary, RowsUnanswered(

@@ -1,0 +1,79 @@
+"""Gemini's online service tiers through real Airflow (``dag.test()``) against the emulator: Flex at
+the batch price with shed calls retried, and Priority, each row saying which tier served it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pendulum
+import pytest
+
+from gemini_batch_provider.emulator.tiers import TierConfig
+from tests.conftest import RECORDS
+from tests.dagbag import test_dag
+
+
+def _run(tmp_path, operator: str, **options):
+    """One run of a one-task DAG on RECORDS: its DagRun, its rows and its summary."""
+    from airflow.sdk import DAG
+
+    from gemini_batch_provider.operators.batch import GeminiBatchOperator
+    from gemini_batch_provider.operators.concurrent import GeminiConcurrentGenerateOperator
+
+    name = uuid.uuid4().hex[:8]
+    source, output = tmp_path / f"in-{name}.jsonl", tmp_path / f"out-{name}.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    settings = {"input_path": str(source), "output_path": str(output), "key_field": "id",
+                "prompt_template": "Summarize: {text}", "reuse": False, **options}
+    kind = GeminiBatchOperator if operator == "batch" else GeminiConcurrentGenerateOperator
+    with DAG(dag_id=f"tiers_{name}", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        kind(task_id="run", **settings)
+    (tmp_path / f"bag-{name}").mkdir()
+    dag_run = test_dag(dag, tmp_path / f"bag-{name}")
+    rows = [json.loads(line) for line in output.read_text().splitlines()] if output.exists() else []
+    return dag_run, rows, dag_run.get_task_instance("run").xcom_pull(task_ids="run")
+
+
+def _standard_cost(rows) -> float:
+    """What the rows' tokens cost at the Standard price."""
+    from gemini_batch_provider.core.cost import cost_usd, price_of
+
+    price = price_of("gemini-2.5-flash")
+    return sum(cost_usd({**r["usage"], "service_tier": "standard"}, price, batch=False) for r in rows)
+
+
+def test_a_flex_run_with_shed_calls_lands_every_row_once_at_the_batch_price(airflow_db, emulator, gemini_conn,
+                                                                           tmp_path):
+    standard_run, standard_rows, standard = _run(tmp_path, "online")
+    assert standard_run.state == "success" and standard["rows_by_service_tier"] == {"standard": 7}
+
+    emulator.configure("tiers", config=TierConfig(flex_latency_s=0.05, flex_shed_rate=0.4, seed=3))
+    run, rows, summary = _run(tmp_path, "batch", mode="flex")
+    assert run.state == "success" and emulator.state.counters["shed"] > 0  # some calls were shed, then retried
+    assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)  # each row once
+    assert {r["path"] for r in rows} == {"flex"} and {r["status"] for r in rows} == {"succeeded"}
+    assert {r["usage"]["service_tier"] for r in rows} == {"flex"}
+    assert summary["path"] == "flex" and summary["batch_jobs"] == [] and not emulator.state.store.batches
+    assert summary["rows_by_path"] == {"flex": 7} and summary["rows_by_service_tier"] == {"flex": 7}
+    # The same answers as Standard's, at half the price their tokens cost there.
+    assert [r["text"] for r in sorted(rows, key=lambda r: r["key"])] == [
+        r["text"] for r in sorted(standard_rows, key=lambda r: r["key"])]
+    assert summary["cost_usd"] == pytest.approx(_standard_cost(rows) / 2, abs=1e-6) and summary["cost_usd"] > 0
+
+
+def test_priority_calls_are_priced_as_priority_and_flex_does_not_embed(airflow_db, emulator, gemini_conn, tmp_path):
+    from gemini_batch_provider.core.errors import InputError
+    from gemini_batch_provider.operators.embed import GeminiBatchEmbedOperator
+
+    run, rows, summary = _run(tmp_path, "online", service_tier="priority")
+    assert run.state == "success" and {r["path"] for r in rows} == {"online"}
+    assert {r["usage"]["service_tier"] for r in rows} == {"priority"}
+    assert summary["rows_by_service_tier"] == {"priority": 7}
+    assert summary["cost_usd"] == pytest.approx(_standard_cost(rows) * 2, abs=1e-6)  # twice Standard, at most
+
+    with pytest.raises(InputError, match="mode 'flex' is for generateContent"):
+        GeminiBatchEmbedOperator(task_id="embed", records=RECORDS, prompt_template="{text}", output_path="/tmp/x",
+                                 mode="flex")
+    with pytest.raises(InputError, match="service_tier must be one of"):
+        _run(tmp_path, "online", service_tier="cheap")
