@@ -77,3 +77,16 @@ def test_priority_calls_are_priced_as_priority_and_flex_does_not_embed(airflow_d
                                  mode="flex")
     with pytest.raises(InputError, match="service_tier must be one of"):
         _run(tmp_path, "online", service_tier="cheap")
+
+
+def test_auto_with_a_short_deadline_goes_flex_and_says_why(airflow_db, emulator, gemini_conn, tmp_path, capfd):
+    emulator.configure("tiers", config=TierConfig(flex_latency_s=0.0))
+    run, rows, summary = _run(tmp_path, "batch", mode="auto", online_threshold=5, deadline=3600)
+    assert run.state == "success" and summary["path"] == "flex" and not emulator.state.store.batches
+    assert {r["path"] for r in rows} == {"flex"} and len(rows) == 7
+    told = "".join(capfd.readouterr())
+    assert "7 rows go online, Flex tier (auto: 7 rows due within 3600 s, which Flex finishes by then" in told
+    run, _, summary = _run(tmp_path, "batch", mode="auto", online_threshold=5, poll_interval=0.2)
+    assert run.state == "success" and summary["path"] == "batch"  # no deadline: the Batch API
+    assert "7 rows go to the Batch API (auto: 7 rows, more than online_threshold (5): the Batch API)" in "".join(
+        capfd.readouterr())

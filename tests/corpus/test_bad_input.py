@@ -54,7 +54,7 @@ BAD_PARAMETERS = [
     ("negative budget", {"records": GOOD, "max_cost_usd": -1}, ["max_cost_usd must be a finite number", "got -1"]),
     ("budget that is not a number", {"records": GOOD, "max_cost_usd": float("nan")},
      ["max_cost_usd must be a finite number of US dollars, zero or more, got nan"]),
-    ("unknown mode", {"records": GOOD, "mode": "fast"}, ["mode must be one of ('batch', 'online', 'auto')"]),
+    ("unknown mode", {"records": GOOD, "mode": "fast"}, ["mode must be one of ('batch', 'online', 'flex', 'auto')"]),
     ("zero online concurrency", {"records": GOOD, "online_concurrency": 0},
      ["concurrency must be a positive finite number, got 0"]),
     ("absurd online concurrency", {"records": GOOD, "online_concurrency": 1_000_000},

@@ -27,11 +27,13 @@ from .schema import OutputSchema
 from .tokens import THOUGHTS_BEYOND_PROMPT
 
 JOB_LIFETIME_S = 48 * 3600.0  # a job not done by then expires (https://ai.google.dev/gemini-api/docs/batch-mode)
+BATCH_TURNAROUND_S = 24 * 3600.0  # the Batch API's target: a job is done within 24 h (same page)
 MODES = ("batch", "online", "flex", "auto")
 #: Gemini's service tiers of an online call (``GenerateContentConfig.service_tier``; the Batch API is the fourth
 #: way to buy an answer): https://ai.google.dev/gemini-api/docs/flex-inference, read December 2026.
 SERVICE_TIERS = ("standard", "flex", "priority")
-#: Seconds a Flex call may stay open: Flex answers synchronously within minutes (its target is 1-15 min).
+#: Seconds a Flex call may stay open: Flex answers synchronously within minutes (its target is 1-15 min). ``auto``
+#: counts on each Flex call taking this long, so that what it routes to Flex is done by the deadline.
 FLEX_REQUEST_TIMEOUT_S = 900.0
 #: What a try does when the input differs from what its task instance submitted (``core.submit``).
 ON_CHANGED_INPUT = ("fail", "submit")
@@ -161,8 +163,7 @@ class Routing:
 
     :param mode: ``batch``; ``online`` (every row through the online engine, Standard tier);
         ``flex`` (every row through the online engine on Gemini's Flex tier: the batch price, each
-        answered within minutes, calls the API sheds retried); ``auto`` (online when there are at
-        most ``online_threshold`` rows).
+        answered within minutes, calls the API sheds retried); ``auto`` (``route`` picks).
     :param online_threshold: rows at or below which ``auto`` goes online.
     :param deadline_s: seconds after the first job was created, across retries, after which
         unfinished jobs are cancelled (None: wait for the jobs; at most 48 h, when jobs expire).
@@ -193,9 +194,36 @@ class Routing:
             raise InputError(f"online_threshold must be a whole number of rows, zero or more, got "
                              f"{self.online_threshold!r}")
 
-    def online(self, rows: int) -> bool:
-        """Whether ``rows`` rows go online."""
-        return self.mode in ("online", "flex") or (self.mode == "auto" and rows <= self.online_threshold)
+    def route(self, rows: int, concurrency: int, standard_over_budget: bool = False) -> tuple[str, str]:
+        """Which path ``rows`` rows take, ``batch``, ``online`` (Standard) or ``flex``, and why (a
+        log line's words). ``auto`` picks, from the cheapest way that meets the need:
+
+        - at most ``online_threshold`` rows: Standard, answered in seconds, unless its price is
+          over the budget (``standard_over_budget``);
+        - a deadline shorter than the Batch API's target (``BATCH_TURNAROUND_S``), and few enough
+          rows that Flex finishes them by then (``concurrency`` calls in flight, each taking
+          ``FLEX_REQUEST_TIMEOUT_S`` at worst): Flex, at the batch price;
+        - else the Batch API, at the same price, with no bound on the rows, waiting in the
+          triggerer where Flex would hold a worker for its calls.
+
+        Priority is never picked: it is for user-facing calls, asked for by name."""
+        if self.mode != "auto":
+            return self.mode, f"mode {self.mode}"
+        if rows <= self.online_threshold and not standard_over_budget:
+            return "online", f"auto: {rows} rows, at most online_threshold ({self.online_threshold}): Standard"
+        urgent = self.deadline_s is not None and self.deadline_s < BATCH_TURNAROUND_S
+        flex_rows = concurrency * int(self.deadline_s // FLEX_REQUEST_TIMEOUT_S) if urgent else 0
+        if rows <= flex_rows:
+            return "flex", (f"auto: {rows} rows due within {self.deadline_s:.0f} s, which Flex finishes by then "
+                            f"({flex_rows} rows at most: {concurrency} calls in flight, {FLEX_REQUEST_TIMEOUT_S:.0f} s "
+                            "a call at worst), at the batch price")
+        why = "Standard over max_cost_usd" if rows <= self.online_threshold else (
+            f"more than online_threshold ({self.online_threshold})")
+        if urgent:
+            why += f", and more than Flex finishes by the deadline ({flex_rows})"
+        elif self.deadline_s is not None:
+            why += ", and a deadline the Batch API's 24 h target meets"
+        return "batch", f"auto: {rows} rows, {why}: the Batch API"
 
     @property
     def online_after_deadline(self) -> bool:

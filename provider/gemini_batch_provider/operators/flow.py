@@ -10,6 +10,8 @@ The operator modules import this one when a task runs, not when the DAG is parse
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +26,13 @@ from gemini_batch_provider.core.estimate import checked_cost
 from gemini_batch_provider.core.jobs import JobStatus, validate_event
 from gemini_batch_provider.core.land import Rerun, endings_error
 from gemini_batch_provider.core.ledger import Ledger, LedgerStore, keys_location, ledger_location, reused_location
-from gemini_batch_provider.core.plan import BatchPlan, Routing, RunInput
+from gemini_batch_provider.core.plan import BatchPlan, OnlineSettings, RunInput
 from gemini_batch_provider.core.submit import Submission
 from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, jobs_record
 from gemini_batch_provider.core.vocabulary import WaitStatus
 from gemini_batch_provider.links import GeminiBatchJobLink
 from gemini_batch_provider.operators import online, paths, reuse
-from gemini_batch_provider.operators.params import BatchParams
+from gemini_batch_provider.operators.params import BatchParams, flex_settings
 from gemini_batch_provider.operators.prepare import prepare, read_input
 from gemini_batch_provider.operators.task import fail_after_landing, refusing, run_identity, scratch_folder
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
@@ -85,14 +87,13 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
             if reused is not None and not reused.sent:
                 return task.landed_summary(paths.land_reused(plan, storage, reused, scratch, task.log))
             to_send = reused.narrowed(run_input) if reused is not None else run_input
-            rows_online = _routed_online(params.routing, plan, to_send)
+            rows_online, settings = _routed_online(params, plan, to_send, task.log)
             if rows_online is None:
                 ledger = submit(task, context, plan, backend, to_send, params.on_changed_input, scratch, reused)
             else:
-                task.log.info("%d rows, mode %s: running online.", rows_online, params.routing.mode)
-                _, cost = checked_cost(plan, backend, to_send, False, task.log, params.online.service_tier)
+                _, cost = checked_cost(plan, backend, to_send, False, task.log, settings.service_tier)
         if rows_online is not None:
-            return online.land_all(task, context, plan, backend, to_send, rows_online, cost, params.online, scratch,
+            return online.land_all(task, context, plan, backend, to_send, rows_online, cost, settings, scratch,
                                    reused)
     if ledger is None:
         return land(task, params, context, plan, backend, (), past_deadline=False)
@@ -107,13 +108,24 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
     return execute_complete(task, params, staging_uri, context, event.payload())
 
 
-def _routed_online(routing: Routing, plan: BatchPlan, run_input: RunInput) -> int | None:
-    """The number of rows when the routing sends them online, else None (each row built once to
-    count them, so bad input fails before anything is sent)."""
+def _routed_online(params: BatchParams, plan: BatchPlan, run_input: RunInput,
+                   log: logging.Logger) -> tuple[int | None, OnlineSettings]:
+    """The number of rows and the online engine's settings (Standard or Flex) when the routing
+    (``Routing.route``) sends them online; None rows for the Batch API. Each row is built once to
+    count them, so bad input fails before anything is sent; the choice is logged, with why."""
+    routing = params.routing
     if routing.mode == "batch":
-        return None
-    rows = estimate(run_input.requests(), plan.model).requests
-    return rows if routing.online(rows) else None
+        return None, params.online
+    found = estimate(run_input.requests(), plan.model)
+    standard = found.usd(plan.budget.price(plan.model), batch=False)
+    over_budget = None not in (standard, plan.budget.max_cost_usd) and standard > plan.budget.max_cost_usd
+    path, why = routing.route(found.requests, params.online.concurrency, over_budget)
+    log.info("%d rows go %s (%s).", found.requests, {"online": "online, Standard tier", "flex": "online, Flex tier",
+                                                     "batch": "to the Batch API"}[path], why)
+    if path == "batch":
+        return None, params.online
+    settings = dataclasses.replace(params.online, **flex_settings()) if path == "flex" else params.online
+    return found.requests, settings
 
 
 def _deadline_at(params: BatchParams, ledger: Ledger) -> float | None:
