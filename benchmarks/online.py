@@ -13,7 +13,11 @@ In ``faults`` the emulator answers a 503 or a reset at once, as an overloaded fr
 overhead and no backoff is capped near 0.81: the ~7% of rows that fault in the last wave need
 another 0.5 s call after everything else is done.
 
-    .venv/bin/python benchmarks/online.py [--scenario latency|quota|faults] [--fault-latency S]
+``flex`` runs every call on the Flex tier (its minutes scaled down to 0.5 s, a tenth of the calls
+shed with 503): ``cost_usd`` at the tier that served each row beside ``standard_cost_usd``, the
+same tokens at Standard's price.
+
+    .venv/bin/python benchmarks/online.py [--scenario latency|quota|faults|flex] [--fault-latency S]
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 from google import genai
 from google.genai import errors, types
 
+from gemini_batch_provider.core.cost import cost_usd, price_of
 from gemini_batch_provider.core.online import OnlineEngine, OnlineSettings
 from gemini_batch_provider.core.requests import RequestSpec, build_requests
 from gemini_batch_provider.emulator import free_port
@@ -44,6 +49,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
               "emulator": ["--rpm", "3000", "--quota-window-seconds", "1"]},
     "faults": {"rows": 1000, "latency": 0.5, "concurrency": 100,
                "emulator": ["--error-503-rate", "0.05", "--reset-rate", "0.02"]},
+    # Flex: each call's minutes scaled down to 0.5 s, and a tenth of the calls shed with 503.
+    "flex": {"rows": 1000, "latency": 0.5, "concurrency": 100, "tier": "flex",
+             "emulator": ["--flex-latency", "0.5", "--flex-shed-rate", "0.1"]},
 }
 
 
@@ -59,7 +67,9 @@ class Emulator:
         self.url = f"http://127.0.0.1:{self.port}"
         binary = Path(sys.executable).parent / "gemini-batch-emulator"
         self.proc = subprocess.Popen(
-            [str(binary), "--port", str(self.port), "--latency", str(spec["latency"]), *spec["emulator"]],
+            # On Flex, the latency is Flex's own (--flex-latency), on top of none.
+            [str(binary), "--port", str(self.port), "--latency", str(0.0 if spec.get("tier") else spec["latency"]),
+             *spec["emulator"]],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
@@ -91,11 +101,13 @@ def requests(rows: int) -> list[tuple[str, dict[str, Any]]]:
     return list(build_requests(records, RequestSpec(prompt_template="{t}")))
 
 
-async def cookbook_call(client: genai.Client, request: dict[str, Any], counts: dict[str, int]) -> bool:
+async def cookbook_call(client: genai.Client, request: dict[str, Any], counts: dict[str, int],
+                        tier: str | None = None) -> bool:
     """One call with the cookbook's retry: 3 retries after 2**attempt s on 429/5xx; False if lost."""
+    config = types.GenerateContentConfig(service_tier=tier) if tier else None
     for attempt in range(4):
         try:
-            await client.aio.models.generate_content(model=MODEL, contents=request["contents"])
+            await client.aio.models.generate_content(model=MODEL, contents=request["contents"], config=config)
             return True
         except errors.APIError as exc:
             counts["429"] += exc.code == 429
@@ -108,20 +120,22 @@ async def cookbook_call(client: genai.Client, request: dict[str, Any], counts: d
     return False
 
 
-async def sequential(client: genai.Client, reqs: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+async def sequential(client: genai.Client, reqs: list[tuple[str, dict[str, Any]]],
+                     tier: str | None = None) -> dict[str, int]:
     counts = {"429": 0, "lost": 0}
     for _, request in reqs:
-        counts["lost"] += not await cookbook_call(client, request, counts)
+        counts["lost"] += not await cookbook_call(client, request, counts, tier)
     return counts
 
 
-async def semaphore_gather(client: genai.Client, reqs: list[tuple[str, dict[str, Any]]], n: int) -> dict[str, int]:
+async def semaphore_gather(client: genai.Client, reqs: list[tuple[str, dict[str, Any]]], n: int,
+                           tier: str | None = None) -> dict[str, int]:
     counts = {"429": 0, "lost": 0}
     semaphore = asyncio.Semaphore(n)
 
     async def one(request: dict[str, Any]) -> bool:
         async with semaphore:
-            return await cookbook_call(client, request, counts)
+            return await cookbook_call(client, request, counts, tier)
 
     results = await asyncio.gather(*(one(r) for _, r in reqs))
     counts["lost"] = results.count(False)
@@ -133,6 +147,20 @@ def figures(rows: int, bound_s: float, wall_s: float, responses_429: int, lost: 
             "efficiency": round(bound_s / wall_s, 3), "responses_429": responses_429, "rows_lost": lost, **extra}
 
 
+def costs(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the landed rows cost at the tier that served each (``cost_usd``), what the same tokens
+    cost at Standard's price (``standard_cost_usd``), and the rows by tier."""
+    price = price_of(MODEL)
+    paid = [row["usage"] for row in rows if row.get("usage")]
+    tiers: dict[str, int] = {}
+    for usage in paid:
+        tiers[usage.get("service_tier")] = tiers.get(usage.get("service_tier"), 0) + 1
+    return {"cost_usd": round(sum(cost_usd(usage, price, batch=False) for usage in paid), 6),
+            "standard_cost_usd": round(sum(cost_usd({**usage, "service_tier": "standard"}, price, batch=False)
+                                           for usage in paid), 6),
+            "rows_by_service_tier": tiers}
+
+
 def run(name: str, fault_latency: float) -> dict[str, Any]:
     spec = dict(SCENARIOS[name])
     if fault_latency:
@@ -140,7 +168,8 @@ def run(name: str, fault_latency: float) -> dict[str, Any]:
     rows, bound_s, reqs = spec["rows"], bound(spec), requests(spec["rows"])
     emulator = Emulator(spec)
     try:
-        settings = OnlineSettings(concurrency=spec["concurrency"], rpm=spec.get("rpm"), progress_interval_s=3600)
+        settings = OnlineSettings(concurrency=spec["concurrency"], rpm=spec.get("rpm"), progress_interval_s=3600,
+                                  service_tier=spec.get("tier", "standard"))
         engine = OnlineEngine(emulator.client(), MODEL, settings)
         landed: list[dict[str, Any]] = []
         started, cpu, emulator_cpu = time.monotonic(), time.process_time(), emulator.cpu_s()
@@ -150,15 +179,16 @@ def run(name: str, fault_latency: float) -> dict[str, Any]:
         # Both processes share this machine's cores: their CPU time shows how near the bound can be.
         cpu_figures = {"client_cpu_s": round(time.process_time() - cpu, 2),
                        "emulator_cpu_s": round(emulator.cpu_s() - emulator_cpu, 2)}
-        result = {"scenario": name, **figures(rows, bound_s, wall, stats.responses_429, lost, **cpu_figures)}
+        result = {"scenario": name, **figures(rows, bound_s, wall, stats.responses_429, lost, **cpu_figures),
+                  **costs(landed)}
 
         started = time.monotonic()
-        counts = asyncio.run(semaphore_gather(emulator.client(), reqs, spec["concurrency"]))
+        counts = asyncio.run(semaphore_gather(emulator.client(), reqs, spec["concurrency"], spec.get("tier")))
         gather = figures(rows, bound_s, time.monotonic() - started, counts["429"], counts["lost"])
 
         sample = reqs[:SEQUENTIAL_SAMPLE]
         started = time.monotonic()
-        counts = asyncio.run(sequential(emulator.client(), sample))
+        counts = asyncio.run(sequential(emulator.client(), sample, spec.get("tier")))
         scaled = (time.monotonic() - started) * rows / len(sample)
         seq = figures(rows, bound_s, scaled, counts["429"], counts["lost"], sampled_rows=len(sample))
         result["baselines"] = {"sequential": seq, "semaphore_gather": gather}
