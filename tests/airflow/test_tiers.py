@@ -90,3 +90,14 @@ def test_auto_with_a_short_deadline_goes_flex_and_says_why(airflow_db, emulator,
     assert run.state == "success" and summary["path"] == "batch"  # no deadline: the Batch API
     assert "7 rows go to the Batch API (auto: 7 rows, more than online_threshold (5): the Batch API)" in "".join(
         capfd.readouterr())
+
+
+def test_flex_answers_are_reused_as_the_flex_answers_they_were(airflow_db, emulator, gemini_conn, tmp_path):
+    emulator.configure("tiers", config=TierConfig(flex_latency_s=0.0))
+    store = str(tmp_path / "answers")
+    _, _, first = _run(tmp_path, "batch", mode="flex", reuse=True, answer_store=store)
+    calls = emulator.state.counters["ok"]
+    run, rows, again = _run(tmp_path, "batch", mode="flex", reuse=True, answer_store=store)
+    assert run.state == "success" and emulator.state.counters["ok"] == calls  # nothing sent
+    assert {r["path"] for r in rows} == {"reused"} and {r["reused_from"] for r in rows} == {"flex"}
+    assert again["saved_cost_usd"] == pytest.approx(first["cost_usd"]) and again["cost_usd"] == 0

@@ -55,7 +55,8 @@ def _epoch(answered_at: Any) -> float | None:
         return None
 
 
-_ANSWERED_BY = frozenset({RowPath.BATCH, RowPath.ONLINE, RowPath.REUSED})
+_PAID_BY = frozenset({RowPath.BATCH, RowPath.ONLINE, RowPath.FLEX})  # the paths that pay for an answer
+_ANSWERED_BY = _PAID_BY | {RowPath.REUSED}
 _FIELD_TYPES = (("key", str), ("text", str | None), ("usage", dict | None), ("embedding", list | None),
                 ("images", list | None), ("error", dict | None), ("finish_reason", str | None))
 
@@ -70,7 +71,7 @@ def _reusable(row: Any) -> bool:
     shared, so a row of another shape (written by hand, or damaged) is passed over, never landed."""
     if not isinstance(row, dict) or row.get("status") != RowStatus.SUCCEEDED or row.get("path") not in _ANSWERED_BY:
         return False
-    if row.get("reused_from") not in (None, RowPath.BATCH, RowPath.ONLINE):
+    if row.get("reused_from") is not None and row.get("reused_from") not in _PAID_BY:
         return False
     return all(isinstance(row.get(name), kind) for name, kind in _FIELD_TYPES)
 
