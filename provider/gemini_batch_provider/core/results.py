@@ -11,12 +11,13 @@ Results row (one JSON object per line)::
 
     {"key": str,
      "status": "succeeded" | "failed" | "invalid_output" | "missing" | "expired" | "cancelled",
-     "path": "batch" | "online" | "reused",
+     "path": "batch" | "online" | "flex" | "reused",
      "text": str | None, "parsed": JSON value | None, "embedding": [float] | None,
-     "usage": {usage_metadata fields} | None, "error": {code, message, status} | None,
+     "usage": {usage_metadata fields, and "service_tier" on the online paths} | None,
+     "error": {code, message, status} | None,
      "finish_reason": "STOP" | "MAX_TOKENS" | "SAFETY" | ... | None, "thoughts": str | None,
      "images": [{"file": str, "mime_type": str}] | None,
-     "request_digest": str | None, "answered_at": str, "reused_from": "batch" | "online" | None}
+     "request_digest": str | None, "answered_at": str, "reused_from": "batch" | "online" | "flex" | None}
 
 ``request_digest`` is the SHA-256 of the model and the request as sent (``core.answers``; None for
 a row whose request has media, or whose request was never built); ``answered_at`` when the answer
