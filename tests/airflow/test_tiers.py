@@ -72,6 +72,12 @@ def test_priority_calls_are_priced_as_priority_and_flex_does_not_embed(airflow_d
     assert summary["rows_by_service_tier"] == {"priority": 7}
     assert summary["cost_usd"] == pytest.approx(_standard_cost(rows) * 2, abs=1e-6)  # twice Standard, at most
 
+    # Priority falls back to Standard when capacity is short: such rows are priced as Standard.
+    emulator.configure("tiers", config=TierConfig(priority_fallback_rate=1.0))
+    run, rows, summary = _run(tmp_path, "online", service_tier="priority")
+    assert run.state == "success" and summary["rows_by_service_tier"] == {"standard": 7}
+    assert summary["cost_usd"] == pytest.approx(_standard_cost(rows), abs=1e-6)
+
     with pytest.raises(InputError, match="mode 'flex' is for generateContent"):
         GeminiBatchEmbedOperator(task_id="embed", records=RECORDS, prompt_template="{text}", output_path="/tmp/x",
                                  mode="flex")

@@ -57,6 +57,13 @@ def test_flex_takes_its_extra_time_and_sheds_calls_while_standard_and_priority_a
     assert emulator.state.counters["shed"] == 1
 
 
+def test_priority_falls_back_to_standard_when_capacity_is_short_and_says_so(client, emulator):
+    emulator.configure("tiers", config=TierConfig(priority_fallback_rate=1.0))
+    assert _generate(client, "priority").sdk_http_response.headers["x-gemini-service-tier"] == "standard"
+    emulator.configure("tiers", config=TierConfig(priority_fallback_rate=0.0))
+    assert _generate(client, "priority").sdk_http_response.headers["x-gemini-service-tier"] == "priority"
+
+
 def test_a_tier_that_is_no_tier_is_refused_with_400(emulator):
     with pytest.raises(urllib.error.HTTPError) as refused:
         _post(emulator, {"contents": [{"role": "user", "parts": [{"text": "Hi."}]}], "serviceTier": "cheap"})

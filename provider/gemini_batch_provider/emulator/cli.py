@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flex-latency", type=float, default=60.0,
                         help="seconds a Flex call (service_tier flex) takes beyond the usual (live: minutes)")
     parser.add_argument("--flex-shed-rate", type=float, default=0.0, help="share of Flex calls shed with 503")
+    parser.add_argument("--priority-fallback-rate", type=float, default=0.0,
+                        help="share of Priority calls served at Standard (capacity short)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault, latency and shedding draws")
     args = parser.parse_args(argv)
     if args.port <= 0 or args.batch_pending_seconds < 0 or args.batch_running_seconds < 0:
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
             slow_s=args.slow_seconds, fault_latency_s=args.fault_latency, seed=args.seed,
         )
         row_errors = RowErrors(rate=args.batch_row_error_rate, code=args.batch_row_error_code)
-        tiers = TierConfig(flex_latency_s=args.flex_latency, flex_shed_rate=args.flex_shed_rate, seed=args.seed)
+        tiers = TierConfig(flex_latency_s=args.flex_latency, flex_shed_rate=args.flex_shed_rate,
+                           priority_fallback_rate=args.priority_fallback_rate, seed=args.seed)
     except ValueError as exc:
         parser.error(str(exc))
     config = EmulatorConfig(

@@ -67,7 +67,7 @@ async def generate_content(request: web.Request, state: State, match: re.Match[s
     method_of(model, "generateContent")
     body = await read_body(request)
     try:
-        tier = state.tiers.requested(body)
+        tier = state.tiers.serving(state.tiers.requested(body))
         answer = synthetic.generate(body, model, state.read_file)
     except synthetic.InvalidRequest as exc:
         raise ApiError(400, "INVALID_ARGUMENT", str(exc)) from None
