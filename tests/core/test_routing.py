@@ -28,3 +28,14 @@ def test_auto_picks_the_cheapest_path_that_meets_the_need(rows, deadline_s, over
 @pytest.mark.parametrize("mode", ["batch", "online", "flex"])
 def test_a_mode_named_is_taken_whatever_the_rows(mode):
     assert Routing(mode=mode).route(10**6, concurrency=32) == (mode, f"mode {mode}")
+
+
+def test_a_flex_call_may_stay_open_for_minutes_unless_told_otherwise():
+    import dataclasses
+
+    from gemini_batch_provider.core.plan import OnlineSettings
+
+    assert OnlineSettings().timeout_s == 120 and OnlineSettings(service_tier="priority").timeout_s == 120
+    assert OnlineSettings(service_tier="flex").timeout_s == FLEX_REQUEST_TIMEOUT_S == 900
+    assert dataclasses.replace(OnlineSettings(), service_tier="flex").timeout_s == 900  # as auto routes to Flex
+    assert OnlineSettings(service_tier="flex", request_timeout_s=30).timeout_s == 30

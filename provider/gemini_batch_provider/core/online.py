@@ -182,7 +182,7 @@ class OnlineEngine:
             await self._charge_tokens(estimate)
             self.stats.calls += 1
             try:
-                return await asyncio.wait_for(self._send(request), self.settings.request_timeout_s)
+                return await asyncio.wait_for(self._send(request), self.settings.timeout_s)
             except Exception as exc:
                 self._count_error(exc)
                 raise
@@ -209,7 +209,7 @@ class OnlineEngine:
             return error_row(key, self.path, str(exc.message), error_status(exc.code, exc.status), exc.code)
         except TimeoutError:
             self.stats.gave_up += 1
-            return error_row(key, self.path, f"no answer within {self.settings.request_timeout_s} s",
+            return error_row(key, self.path, f"no answer within {self.settings.timeout_s} s",
                              "DEADLINE_EXCEEDED")
         except (aiohttp.ClientError, OSError) as exc:
             self.stats.gave_up += 1

@@ -32,6 +32,7 @@ MODES = ("batch", "online", "flex", "auto")
 #: Gemini's service tiers of an online call (``GenerateContentConfig.service_tier``; the Batch API is the fourth
 #: way to buy an answer): https://ai.google.dev/gemini-api/docs/flex-inference, read December 2026.
 SERVICE_TIERS = ("standard", "flex", "priority")
+STANDARD_REQUEST_TIMEOUT_S = 120.0  # seconds a Standard or Priority call may take, by default
 #: Seconds a Flex call may stay open: Flex answers synchronously within minutes (its target is 1-15 min). ``auto``
 #: counts on each Flex call taking this long, so that what it routes to Flex is done by the deadline.
 FLEX_REQUEST_TIMEOUT_S = 900.0
@@ -243,7 +244,8 @@ class OnlineSettings:
         second's worth at most at once (so set it a little under a quota enforced over short
         windows); each call is charged its estimated tokens before it is sent and the difference
         once ``usage_metadata`` tells the real count (aiolimiter has no refunds: an overestimate stays charged).
-    :param request_timeout_s: seconds one call may take before it is abandoned and retried.
+    :param request_timeout_s: seconds one call may take before it is abandoned and retried (None:
+        120, or ``FLEX_REQUEST_TIMEOUT_S`` on Flex; ``timeout_s`` gives the one that applies).
     :param max_attempts: calls per row at most, the first included.
     :param initial_backoff_s: first backoff when the server gives no delay; doubles per attempt.
         Short by default: a retry takes a call slot and passes the limiters like any call, so it
@@ -252,15 +254,15 @@ class OnlineSettings:
     :param max_backoff_s: longest backoff.
     :param progress_interval_s: seconds between progress log lines.
     :param service_tier: the tier every call asks for, one of ``SERVICE_TIERS``: ``standard``,
-        ``flex`` (the batch price, answered within minutes, sheddable: give it a request timeout of
-        minutes, ``FLEX_REQUEST_TIMEOUT_S``) or ``priority`` (dearer, answered first, never shed).
+        ``flex`` (the batch price, answered within minutes, sheddable) or ``priority`` (dearer,
+        answered first, never shed).
     :raises InputError: (a ValueError) for a limit that is not positive, or a tier that is none.
     """
 
     concurrency: int = 32
     rpm: int | None = None
     tpm: int | None = None
-    request_timeout_s: float = 120.0
+    request_timeout_s: float | None = None
     max_attempts: int = 12
     initial_backoff_s: float = 0.1
     max_backoff_s: float = 60.0
@@ -282,6 +284,14 @@ class OnlineSettings:
         if self.concurrency > MAX_CONCURRENCY:
             raise InputError(f"concurrency must be at most {MAX_CONCURRENCY} calls in flight (one process runs "
                              f"out of sockets and CPU well before), got {self.concurrency}; map the task instead")
+
+    @property
+    def timeout_s(self) -> float:
+        """Seconds one call may take: ``request_timeout_s``, else the tier's default (Flex's calls
+        stay open for minutes)."""
+        if self.request_timeout_s is not None:
+            return self.request_timeout_s
+        return FLEX_REQUEST_TIMEOUT_S if self.service_tier == "flex" else STANDARD_REQUEST_TIMEOUT_S
 
 
 MAX_POLL_INTERVAL = 86_400.0

@@ -39,11 +39,9 @@ class GeminiConcurrentGenerateOperator(GeminiRequestsOperator):
                  request_timeout: float | None = None, max_attempts: int = 12, service_tier: str = "standard",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        tier = params.flex_settings() if service_tier == "flex" else {"service_tier": service_tier}
-        if request_timeout is not None:
-            tier["request_timeout_s"] = request_timeout
         self.settings = params.online_settings(self.task_id, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                                               max_attempts=max_attempts, **tier)
+                                               request_timeout_s=request_timeout, max_attempts=max_attempts,
+                                               service_tier=service_tier)
         self.check_plan()
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, jobs_record
 from gemini_batch_provider.core.vocabulary import WaitStatus
 from gemini_batch_provider.links import GeminiBatchJobLink
 from gemini_batch_provider.operators import online, paths, reuse
-from gemini_batch_provider.operators.params import BatchParams, flex_settings
+from gemini_batch_provider.operators.params import BatchParams
 from gemini_batch_provider.operators.prepare import prepare, read_input
 from gemini_batch_provider.operators.task import fail_after_landing, refusing, run_identity, scratch_folder
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
@@ -124,7 +124,7 @@ def _routed_online(params: BatchParams, plan: BatchPlan, run_input: RunInput,
                                                      "batch": "to the Batch API"}[path], why)
     if path == "batch":
         return None, params.online
-    settings = dataclasses.replace(params.online, **flex_settings()) if path == "flex" else params.online
+    settings = dataclasses.replace(params.online, service_tier="flex") if path == "flex" else params.online
     return found.requests, settings
 
 

@@ -9,13 +9,7 @@ from datetime import timedelta
 
 from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.limits import ShardLimits
-from gemini_batch_provider.core.plan import (
-    FLEX_REQUEST_TIMEOUT_S,
-    ON_CHANGED_INPUT,
-    OnlineSettings,
-    Routing,
-    WaitPolicy,
-)
+from gemini_batch_provider.core.plan import ON_CHANGED_INPUT, OnlineSettings, Routing, WaitPolicy
 
 
 def batch_limits(task_id: str, max_requests_per_job: int | None, max_bytes_per_job: int,
@@ -25,11 +19,6 @@ def batch_limits(task_id: str, max_requests_per_job: int | None, max_bytes_per_j
         return ShardLimits(max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
     except InputError as exc:
         raise InputError(f"{task_id}: {exc} (the per-job limits)") from None
-
-
-def flex_settings() -> dict[str, object]:
-    """What the online engine takes on the Flex tier: that tier, and a request timeout of minutes."""
-    return {"service_tier": "flex", "request_timeout_s": FLEX_REQUEST_TIMEOUT_S}
 
 
 def online_settings(task_id: str, **limits: object) -> OnlineSettings:
@@ -64,7 +53,7 @@ class BatchParams:
             routing = Routing(mode, online_threshold, seconds, on_deadline, rerun_failed_online)
             WaitPolicy(poll_interval, max_poll_interval)  # checked now, built with the deadline later
             online = OnlineSettings(concurrency=online_concurrency, rpm=online_rpm, tpm=online_tpm,
-                                    **flex_settings() if mode == "flex" else {})
+                                    service_tier="flex" if mode == "flex" else "standard")
         except InputError as exc:
             raise InputError(f"{task_id}: {exc}") from None
         check_on_changed_input(task_id, on_changed_input)
