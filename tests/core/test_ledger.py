@@ -31,8 +31,17 @@ def _ledger() -> Ledger:
 
 def test_a_ledger_round_trips_with_its_version():
     text = _ledger().to_json()
-    assert json.loads(text)["version"] == VERSION == 3
+    assert json.loads(text)["version"] == VERSION == 4
     assert Ledger.from_json(text, "ledger.json") == _ledger()
+
+
+def test_a_version_3_ledger_reads_as_one_whose_shards_count_no_tokens():
+    data = json.loads(_ledger().to_json())
+    for shard in data["shards"]:
+        del shard["tokens"]
+    data["version"] = 3
+    ledger = Ledger.from_json(json.dumps(data), "ledger.json")
+    assert ledger == _ledger() and ledger.shards[0].tokens == 0 and ledger.waiting == []
 
 
 def test_a_version_2_ledger_reads_as_one_that_reused_no_row():
@@ -65,8 +74,8 @@ def test_no_ledger_is_none_and_one_of_the_first_shape_has_no_keys_file(version):
     ('{"identity": "x", "shar', "not a ledger this release can read (JSONDecodeError"),
     ('{"identity": "x"}', "not a ledger this release can read (KeyError"),
     ("[]", "not a ledger this release can read (TypeError"),
-    (json.dumps({**json.loads(_ledger().to_json()), "version": 4}),
-     "of version 4, and this release reads versions (1, 2, 3)"),
+    (json.dumps({**json.loads(_ledger().to_json()), "version": 5}),
+     "of version 5, and this release reads versions (1, 2, 3, 4)"),
     (json.dumps({**json.loads(_ledger().to_json()), "shards": []}), "it records no shard"),
     (json.dumps({**json.loads(_ledger().to_json()), "shards": [{**asdict(_ledger().shards[0]), "index": 1}]}),
      "its shard at position 0 says it is shard 1"),

@@ -20,7 +20,7 @@ from typing import Any
 from .backend import BatchBackend
 from .errors import JobEndedBadly
 from .jobs import JobStatus
-from .ledger import Ledger, LedgerStore
+from .ledger import WAITING, Ledger, LedgerStore
 from .limits import ShardLimits
 from .plan import RunInput
 from .requests import iter_keys
@@ -66,7 +66,8 @@ def keys_by_shard(jobs: Sequence[JobStatus], ledger: Ledger | None, store: Ledge
         the keys are read)."""
     if ledger is not None and ledger.keys_file and ledger.job_names == [job.name for job in jobs]:
         for record in ledger.shards:
-            store.recorded_job(record, backend)
+            if record.status != WAITING:  # a shard still waiting at the deadline never got a job
+                store.recorded_job(record, backend)
         return store.keys(ledger)
     if len(jobs) == 1:
         return ((key, 0) for key in iter_keys(run_input.records(), run_input.spec))
@@ -74,10 +75,13 @@ def keys_by_shard(jobs: Sequence[JobStatus], ledger: Ledger | None, store: Ledge
 
 
 def land(jobs: Sequence[JobStatus], keys: Iterable[tuple[str, int]], backend: BatchBackend, writer: ResultsWriter,
-         rerun: Rerun = Rerun(), log: logging.Logger | None = None, scratch: Path | None = None) -> set[str]:
+         rerun: Rerun = Rerun(), log: logging.Logger | None = None, scratch: Path | None = None,
+         never_created: int = 0) -> set[str]:
     """Write one row per key of ``keys`` (``(key, shard_index)``; shard ``i`` is ``jobs[i]``'s) from
-    the jobs' output files; the keys to run online. The output files are downloaded into a folder
-    under ``scratch`` (the system's temporary folder when None) and removed once read."""
+    the jobs' output files; the keys to run online. The ``never_created`` shards after the jobs'
+    waited for room in the batch quota until the deadline: their rows land ``cancelled``. The
+    output files are downloaded into a folder under ``scratch`` (the system's temporary folder
+    when None) and removed once read."""
     log = log or logging.getLogger(__name__)
     with tempfile.TemporaryDirectory(prefix="gemini-output-", dir=scratch) as tmp:
         outputs = []
@@ -85,7 +89,7 @@ def land(jobs: Sequence[JobStatus], keys: Iterable[tuple[str, int]], backend: Ba
             if job.output_file:
                 outputs.append(Path(tmp) / f"output-{index:05d}.jsonl")
                 backend.download(job.output_file, outputs[-1])
-        skipped, again = join_results(keys, _lines(outputs), writer, rerun, _why_missing(jobs))
+        skipped, again = join_results(keys, _lines(outputs), writer, rerun, _why_missing(jobs, never_created))
     if any(skipped.values()):
         log.warning("Output lines skipped: %s", skipped)
     return again
@@ -97,10 +101,13 @@ def _lines(paths: Sequence[Path]) -> Iterator[bytes]:
             yield from lines
 
 
-def _why_missing(jobs: Sequence[JobStatus]) -> Callable[[str, int], tuple[str, str]]:
+def _why_missing(jobs: Sequence[JobStatus], never_created: int) -> Callable[[str, int], tuple[str, str]]:
     """The status and message of a key that its job's output does not mention."""
 
     def why(key: str, shard: int) -> tuple[str, str]:
+        if len(jobs) <= shard < len(jobs) + never_created:
+            return RowStatus.CANCELLED, (f"shard {shard + 1} waited for room in the project's batch quota and was "
+                                         "never created: the deadline passed first")
         if shard >= len(jobs):
             return RowStatus.MISSING, (f"this row belongs to shard {shard + 1} but only {len(jobs)} jobs were given; "
                                        "give the results task the same per-job limits as the submit task")
@@ -121,6 +128,10 @@ def endings_error(jobs: Sequence[JobStatus], summary: dict[str, Any]) -> JobEnde
     if bad:
         return JobEndedBadly(f"batch jobs did not succeed: {', '.join(bad)}; what they produced landed in "
                              f"{summary['output_path']} (counts {summary['counts']})")
+    if cancelled := summary["counts"][RowStatus.CANCELLED]:
+        return JobEndedBadly(f"{cancelled} rows were never sent: their shards waited for room in the batch quota "
+                             f"until the deadline; they landed as 'cancelled' in {summary['output_path']}. Set "
+                             "on_deadline='online' to finish such rows online, or a later deadline")
     if missing := summary["counts"][RowStatus.MISSING]:
         return JobEndedBadly(
             f"{missing} rows have no readable answer in the output of jobs that succeeded (the file was cut "

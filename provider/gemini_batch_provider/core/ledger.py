@@ -26,7 +26,7 @@ Beside them, when the run reused earlier answers (``core.answers``), lies the re
 the first create, so that every try and the landing take the same rows from earlier answers,
 whatever the answer store gained meanwhile. It is checked against the ledger's ``reused_rows``.
 
-Shape (JSON), version 3::
+Shape (JSON), version 4::
 
     {"version": 3, "identity": str, "fingerprint": str, "first_submitted_at": float | null,
      "estimated_cost_usd": float | null,
@@ -35,11 +35,14 @@ Shape (JSON), version 3::
      "reused_file": str | null (where the reused rows file is; null: no row was reused),
      "reused_rows": int (how many rows it holds),
      "shards": [{"index": int, "requests": int, "display_name": str, "input_file": str | null,
-                 "job": str | null, "status": "pending" | "creating" | "created", "attempt": int}]}
+                 "job": str | null, "status": "pending" | "creating" | "created" | "waiting",
+                 "attempt": int, "tokens": int (estimated, for the project's batch quota)}]}
 
-Version 2 is the same without ``reused_file`` and ``reused_rows`` (no row reused); version 1 (also
-a ledger without ``version``: it predates the field) also without ``keys_file``; it is read as a
-ledger with no keys file, whose keys come from the input.
+A ``waiting`` shard is uploaded but its job is not created yet: the project's batch quota had no
+room (``core.limits.BatchQuota``, or the API's 429), and a later wave creates it. Version 3 is the
+same without ``tokens`` and ``waiting``; version 2 also without ``reused_file`` and ``reused_rows``
+(no row reused); version 1 (also a ledger without ``version``: it predates the field) also without
+``keys_file``; it is read as a ledger with no keys file, whose keys come from the input.
 """
 
 from __future__ import annotations
@@ -60,9 +63,9 @@ from .shards import KeysMismatch, read_digests, read_keys
 from .transient import is_not_found
 from .vocabulary import is_job_name, job_name
 
-PENDING, CREATING, CREATED = "pending", "creating", "created"
-VERSION = 3
-READS = (1, 2, 3)
+PENDING, CREATING, CREATED, WAITING = "pending", "creating", "created", "waiting"
+VERSION = 4
+READS = (1, 2, 3, 4)
 #: The way out of a ledger or keys file that can't be trusted, said in every such error.
 WAY_OUT = ("Restore it, or upgrade the provider to the release that wrote it; delete the ledger only to submit "
            "everything anew, paying again for jobs that may already exist")
@@ -100,6 +103,7 @@ class ShardRecord:
     job: str | None = None
     status: str = PENDING
     attempt: int = 0  # how many times this shard was submitted anew after its job failed or expired
+    tokens: int = 0  # estimated tokens of its requests, counted against the project's batch quota
 
 
 @dataclass
@@ -149,12 +153,13 @@ class Ledger:
                 return f"its shard at position {position} says it is shard {shard.index!r}"
             if not isinstance(shard.requests, int) or isinstance(shard.requests, bool) or shard.requests < 1:
                 return f"shard {position} records {shard.requests!r} requests, not a count"
-            if not isinstance(shard.display_name, str) or shard.status not in (PENDING, CREATING, CREATED):
+            if not isinstance(shard.display_name, str) or shard.status not in (PENDING, CREATING, CREATED, WAITING):
                 return f"shard {position} has no display name or an unknown status ({shard.status!r})"
             if shard.job is not None and not is_job_name(shard.job):
                 return f"shard {position} names {shard.job!r}, which is no batch job's name"
-            if not isinstance(shard.input_file, str | None) or not isinstance(shard.attempt, int):
-                return f"shard {position} has an input_file that is not a name or an attempt that is not a count"
+            if not isinstance(shard.input_file, str | None) or not isinstance(shard.attempt, int) or \
+                    not isinstance(shard.tokens, int):
+                return f"shard {position} has an input_file that is not a name, or an attempt or tokens not a count"
         if self.keys_file is not None and not isinstance(self.keys_file, str):
             return "its keys_file is not a path"
         if not isinstance(self.reused_file, str | None) or not isinstance(self.reused_rows, int) or \
@@ -179,6 +184,11 @@ class Ledger:
     @property
     def job_names(self) -> list[str]:
         return [shard.job for shard in self.shards if shard.job]
+
+    @property
+    def waiting(self) -> list[ShardRecord]:
+        """The shards uploaded and waiting for room in the project's batch quota."""
+        return [shard for shard in self.shards if shard.status == WAITING]
 
 
 class Stored(Protocol):

@@ -37,3 +37,33 @@ class ShardLimits:
         if self.max_bytes > FILE_LIMIT_BYTES:
             raise InputError(f"max_bytes must be at most {FILE_LIMIT_BYTES} (the Files API takes 2 GB a file), "
                              f"got {self.max_bytes}")
+
+
+@dataclass(frozen=True)
+class BatchQuota:
+    """The project's batch limits, as AI Studio shows them (https://ai.google.dev/gemini-api/docs/rate-limits#batch-mode):
+    the estimated tokens of a model's unfinished batch jobs ("enqueued tokens"), and the batch jobs
+    unfinished at once. A night past them is submitted in waves (``core.submit``).
+
+    :param max_enqueued_tokens: estimated tokens of this task's unfinished jobs at most (None: no limit).
+    :param max_concurrent_jobs: this task's unfinished jobs at most (None: no limit).
+    :raises InputError: (a ValueError) for a limit that is not a positive whole number.
+    """
+
+    max_enqueued_tokens: int | None = None
+    max_concurrent_jobs: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_enqueued_tokens", "max_concurrent_jobs"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise InputError(f"{name} must be a positive whole number, got {value!r}")
+
+    def has_room(self, running_tokens: int, running_jobs: int, tokens: int) -> bool:
+        """Whether a job of ``tokens`` fits beside ``running_jobs`` unfinished jobs of ``running_tokens``.
+        The first job always fits: a shard is cut to fit the limit (``ShardLimits.max_tokens``)."""
+        if running_jobs == 0:
+            return True
+        if self.max_concurrent_jobs is not None and running_jobs + 1 > self.max_concurrent_jobs:
+            return False
+        return self.max_enqueued_tokens is None or running_tokens + tokens <= self.max_enqueued_tokens

@@ -299,7 +299,9 @@ MAX_POLL_INTERVAL = 86_400.0
 
 @dataclass(frozen=True)
 class WaitPolicy:
-    """How to wait. Seconds; ``deadline`` is Unix time (None: no deadline).
+    """How to wait. Seconds; ``deadline`` is Unix time (None: no deadline). A ``wave``'s wait, while
+    shards wait for room in the project's batch quota (``core.submit``), ends as soon as any job
+    waited on ends, or at ``wake_at`` (Unix time; None: only then), for the next wave.
 
     :raises InputError: (a ValueError) unless ``0 < poll_interval <= max_poll_interval <= 86400`` (a day).
     """
@@ -308,6 +310,8 @@ class WaitPolicy:
     max_poll_interval: float = 300.0
     max_poll_errors: int = 10
     deadline: float | None = None
+    wave: bool = False
+    wake_at: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.poll_interval <= self.max_poll_interval <= MAX_POLL_INTERVAL:

@@ -68,6 +68,15 @@ def is_api_error(exc: BaseException) -> bool:
     return isinstance(exc, errors.APIError) or is_retryable(exc)
 
 
+def is_quota_refusal(exc: BaseException) -> bool:
+    """True for the API's 429 RESOURCE_EXHAUSTED: a quota is full and the call was refused, so
+    nothing was done (a batch create past the enqueued-token limit is answered so,
+    https://ai.google.dev/gemini-api/docs/rate-limits#batch-mode)."""
+    from google.genai import errors
+
+    return isinstance(exc, errors.APIError) and exc.code == 429
+
+
 def is_not_found(exc: BaseException) -> bool:
     """True for the API's 404: the resource asked for (a job, a file) does not exist, or not for this key."""
     from google.genai import errors

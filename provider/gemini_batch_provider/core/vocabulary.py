@@ -79,6 +79,7 @@ class WaitStatus(StrEnum):
     ENDED = "ended"  # every job is in a terminal state, whichever
     DEADLINE = "deadline"  # the deadline passed first; the jobs' last states are given
     ERROR = "error"  # polling failed: a permanent error, or too many transient ones in a row
+    ROOM = "room"  # a wave's wait: a job ended, or the time to try the quota again came; shards wait
 
 
 def job_summary(name: str, state: object, output_file: str | None) -> dict[str, Any]:

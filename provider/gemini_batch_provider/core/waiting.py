@@ -9,7 +9,9 @@ sensor's trigger all wait through ``wait_for_jobs``, and every cancel goes throu
   triggers resumed together (a triggerer restart) spread their polls;
 - transient errors (``core.transient``: HTTP 408/429/5xx, timeouts, dropped connections) are
   ridden out up to ``max_poll_errors`` in a row; any other error ends the wait at once;
-- a job that has ended is not polled again.
+- a job that has ended is not polled again;
+- a wave's wait (``WaitPolicy.wave``: shards wait for room in the batch quota) ends ``room`` as soon
+  as one job has ended or ``wake_at`` has come, and its polls wait no longer than that.
 
 Polls and cancels go through a ``core.backend.JobWatch`` (a backend, on an event loop; or
 ``InWorker(backend)``, its blocking calls in worker threads), so this module holds no client and
@@ -82,10 +84,16 @@ async def wait_for_jobs(names: Sequence[str], jobs: JobWatch, policy: WaitPolicy
                                 f"{type(exc).__name__}: {exc}", tuple(latest.values()))
                 return
             yield PollFailed(errors_in_row, policy.max_poll_errors, f"{type(exc).__name__}: {exc}")
-        if all(job.terminal for job in latest.values()):
+        if policy.wave:
+            if any(job.terminal for job in latest.values()) or _come(policy.wake_at):
+                yield WaitEvent(WaitStatus.ROOM, "room may have freed in the batch quota", tuple(latest.values()))
+                return
+        elif all(job.terminal for job in latest.values()):
             yield ended_event(list(latest.values()))
             return
         wait = interval * random.uniform(0.75, 1.25)
+        if policy.wave and policy.wake_at is not None:
+            wait = min(wait, max(0.0, policy.wake_at - time.time()))
         if policy.deadline is not None:
             left = policy.deadline - time.time()
             if left <= 0:
@@ -94,6 +102,10 @@ async def wait_for_jobs(names: Sequence[str], jobs: JobWatch, policy: WaitPolicy
             wait = min(wait, left)
         await sleep(wait)
         interval = min(policy.max_poll_interval, interval * 1.5)
+
+
+def _come(moment: float | None) -> bool:
+    return moment is not None and time.time() >= moment
 
 
 async def wait_logged(names: Sequence[str], jobs: JobWatch, policy: WaitPolicy, log: Any) -> WaitEvent:

@@ -102,7 +102,8 @@ def create_app(config: EmulatorConfig, base_url: str) -> web.Application:
     runner = BatchRunner(store, pending_s=config.batch_pending_s, running_s=config.batch_running_s,
                          base_url=base_url, row_errors=config.batch_row_errors, outcome=config.batch_outcome,
                          output_fault=config.batch_output_fault,
-                         max_enqueued_tokens=config.max_enqueued_tokens)
+                         max_enqueued_tokens=config.max_enqueued_tokens,
+                         max_concurrent_jobs=config.max_concurrent_jobs)
     quota = Quota(config.rpm, config.tpm, config.quota_window_s)
     vertex = VertexRunner(gcs_endpoint=config.gcs_endpoint, pending_s=config.batch_pending_s,
                           running_s=config.batch_running_s, row_errors=config.batch_row_errors,

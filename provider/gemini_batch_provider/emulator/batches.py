@@ -14,8 +14,10 @@ endings (``outcome`` at creation): ``fail`` (FAILED when it would have succeeded
 leaves results, as the API documents for EXPIRED. Jobs carry on after an emulator restart.
 
 Limits (https://ai.google.dev/gemini-api/docs/batch-mode): inline requests under 20 MB in all, and,
-when ``max_enqueued_tokens`` is set, the estimated tokens of a model's unfinished jobs: a create
-beyond it is refused with 429 RESOURCE_EXHAUSTED and a ``RetryInfo`` delay until the next job ends.
+when ``max_enqueued_tokens`` is set, the estimated tokens of a model's unfinished jobs, and when
+``max_concurrent_jobs`` is set, the unfinished jobs of the project (all models): a create beyond
+either is refused with 429 RESOURCE_EXHAUSTED and a ``RetryInfo`` delay until the next job ends
+(https://ai.google.dev/gemini-api/docs/rate-limits#batch-mode).
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ class BatchRunner:
 
     def __init__(self, store: Store, *, pending_s: float, running_s: float, base_url: str,
                  row_errors: RowErrors, outcome: str = "succeed", max_enqueued_tokens: int | None = None,
-                 output_fault: str = "none") -> None:
+                 output_fault: str = "none", max_concurrent_jobs: int | None = None) -> None:
         self.store = store
         self.pending_s = pending_s
         self.running_s = running_s
@@ -153,6 +155,7 @@ class BatchRunner:
         self.row_errors = row_errors
         self.outcome = outcome
         self.max_enqueued_tokens = max_enqueued_tokens
+        self.max_concurrent_jobs = max_concurrent_jobs
         self.output_fault = output_fault
         self.tasks = JobTasks()
 
@@ -214,12 +217,13 @@ class BatchRunner:
         return batch
 
     def _check_enqueued(self, model: str, tokens: int) -> None:
-        if self.max_enqueued_tokens is None:
-            return
-        running = [b for b in self.store.batches.values()
-                   if b.resource["model"] == model and b.resource["state"] not in TERMINAL]
-        if sum(b.tokens for b in running) + tokens > self.max_enqueued_tokens:
-            ends = [b.created + self.pending_s + self.running_s - time.time() for b in running]
+        unfinished = [b for b in self.store.batches.values() if b.resource["state"] not in TERMINAL]
+        running = [b for b in unfinished if b.resource["model"] == model]
+        over_tokens = self.max_enqueued_tokens is not None and \
+            sum(b.tokens for b in running) + tokens > self.max_enqueued_tokens
+        over_jobs = self.max_concurrent_jobs is not None and len(unfinished) + 1 > self.max_concurrent_jobs
+        if over_tokens or over_jobs:
+            ends = [b.created + self.pending_s + self.running_s - time.time() for b in unfinished]
             raise QuotaExceeded(max(0.1, min(ends, default=1.0)))
 
     def cancel(self, batch: Batch) -> None:

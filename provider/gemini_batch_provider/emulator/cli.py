@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="corrupt batch output files: some lines not JSON, or the file cut short")
     parser.add_argument("--max-enqueued-tokens", type=int,
                         help="estimated tokens of a model's unfinished batch jobs at most (429 on create beyond)")
+    parser.add_argument("--max-concurrent-jobs", type=int,
+                        help="unfinished batch jobs at most (429 on create beyond)")
     parser.add_argument("--max-file-bytes", type=int, default=2 * 1024**3, help="the largest upload")
     parser.add_argument("--gcs-endpoint", help="Cloud Storage (emulator) URL for Vertex AI batch prediction jobs")
     parser.add_argument("--flex-latency", type=float, default=60.0,
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_outcome=args.batch_outcome,
         batch_output_fault=args.batch_output_fault,
         max_enqueued_tokens=args.max_enqueued_tokens,
+        max_concurrent_jobs=args.max_concurrent_jobs,
         max_file_bytes=args.max_file_bytes,
         gcs_endpoint=args.gcs_endpoint,
         tiers=tiers,

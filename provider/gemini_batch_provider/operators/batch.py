@@ -45,6 +45,13 @@ class GeminiBatchOperator(GeminiRequestsOperator):
     :param poll_interval: seconds before the second status poll; polls back off by half each time.
     :param max_poll_interval: longest wait between polls, seconds.
     :param delete_input_files: delete the uploaded input files once the results have landed.
+    :param max_enqueued_tokens: the project's batch limit on the model's enqueued tokens (estimated
+        tokens of its unfinished batch jobs; AI Studio shows it, https://ai.google.dev/gemini-api/docs/rate-limits#batch-mode),
+        or the share of it this task may take. Each job is cut to fit it, and the jobs are created
+        in waves: those that fit, then the next as earlier ones end, the task deferred in between
+        (None: no limit). A create the API refuses with 429 (the quota is full, whoever filled it)
+        waits for room the same way instead of failing the task.
+    :param max_concurrent_jobs: this task's unfinished batch jobs at most, in the same waves (None: no limit).
     :return: (XCom) summary: ``rows``, ``counts`` by status, ``usage`` token totals, ``path``
         (``batch``, ``online`` or ``batch+online``), ``rows_by_path``, ``batch_jobs``,
         ``output_path``, ``model``, ``estimated_cost_usd``, ``cost_usd`` (US dollars; None for a
@@ -65,15 +72,19 @@ class GeminiBatchOperator(GeminiRequestsOperator):
                  poll_interval: float = 30.0, max_poll_interval: float = 300.0, delete_input_files: bool = True,
                  max_requests_per_job: int | None = None, max_bytes_per_job: int = DEFAULT_MAX_BYTES,
                  max_tokens_per_job: int | None = None, on_changed_input: str = "fail",
-                 gcs_staging_uri: str | None = None, priority: int | None = None, **kwargs: Any) -> None:
+                 gcs_staging_uri: str | None = None, priority: int | None = None,
+                 max_enqueued_tokens: int | None = None, max_concurrent_jobs: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        quota = params.batch_quota(self.task_id, max_enqueued_tokens, max_concurrent_jobs)
+        self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job,
+                                          quota)
         self.priority = priority
         self.batch = params.BatchParams.of(
             self.task_id, mode=mode, online_threshold=online_threshold, deadline=deadline, on_deadline=on_deadline,
             rerun_failed_online=rerun_failed_online, online_concurrency=online_concurrency, online_rpm=online_rpm,
             online_tpm=online_tpm, on_changed_input=on_changed_input, deferrable=deferrable,
-            poll_interval=poll_interval, max_poll_interval=max_poll_interval, delete_input_files=delete_input_files)
+            poll_interval=poll_interval, max_poll_interval=max_poll_interval, delete_input_files=delete_input_files,
+            quota=quota)
         self.deferrable = deferrable
         self.gcs_staging_uri = gcs_staging_uri
         self.check_plan()

@@ -54,10 +54,13 @@ class GeminiBatchEmbedOperator(GeminiRequestsOperator):
                  poll_interval: float = 30.0, max_poll_interval: float = 300.0, delete_input_files: bool = True,
                  max_requests_per_job: int | None = None, max_bytes_per_job: int = DEFAULT_MAX_BYTES,
                  max_tokens_per_job: int | None = None, on_changed_input: str = "fail",
-                 gcs_staging_uri: str | None = None, priority: int | None = None, **kwargs: Any) -> None:
+                 gcs_staging_uri: str | None = None, priority: int | None = None,
+                 max_enqueued_tokens: int | None = None, max_concurrent_jobs: int | None = None, **kwargs: Any) -> None:
         super().__init__(model=model, **kwargs)
         self.embedding = Embedding(task_type, output_dimensionality)
-        self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
+        quota = params.batch_quota(self.task_id, max_enqueued_tokens, max_concurrent_jobs)
+        self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job,
+                                          quota)
         self.priority = priority
         if mode == "flex":
             raise InputError(f"{self.task_id}: mode 'flex' is for generateContent: an embeddings call takes no "
@@ -67,7 +70,8 @@ class GeminiBatchEmbedOperator(GeminiRequestsOperator):
             self.task_id, mode=mode, online_threshold=online_threshold, deadline=deadline, on_deadline=on_deadline,
             rerun_failed_online=rerun_failed_online, online_concurrency=online_concurrency, online_rpm=online_rpm,
             online_tpm=online_tpm, on_changed_input=on_changed_input, deferrable=deferrable,
-            poll_interval=poll_interval, max_poll_interval=max_poll_interval, delete_input_files=delete_input_files)
+            poll_interval=poll_interval, max_poll_interval=max_poll_interval, delete_input_files=delete_input_files,
+            quota=quota)
         self.deferrable = deferrable
         self.gcs_staging_uri = gcs_staging_uri
         self.check_plan()

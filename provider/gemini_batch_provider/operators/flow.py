@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,9 @@ from gemini_batch_provider.core.estimate import checked_cost
 from gemini_batch_provider.core.jobs import JobStatus, validate_event
 from gemini_batch_provider.core.land import Rerun, endings_error
 from gemini_batch_provider.core.ledger import Ledger, LedgerStore, keys_location, ledger_location, reused_location
+from gemini_batch_provider.core.limits import BatchQuota
 from gemini_batch_provider.core.plan import BatchPlan, OnlineSettings, RunInput
-from gemini_batch_provider.core.submit import Submission
+from gemini_batch_provider.core.submit import Submission, Wave, next_wave
 from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, jobs_record
 from gemini_batch_provider.core.vocabulary import WaitStatus
 from gemini_batch_provider.links import GeminiBatchJobLink
@@ -54,24 +56,33 @@ def ledger_store(plan: BatchPlan, storage: Storage) -> LedgerStore:
 
 
 def submit(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,
-           run_input: RunInput, on_changed_input: str, scratch: Path, reused: Reuse | None = None) -> Ledger | None:
-    """Submit every shard not submitted yet (``paths.submit_batch``), the ``reused`` rows kept
-    beside the ledger; then the jobs' link and their record for the Gemini batches page. The
-    ledger, None when the input has no rows."""
+           run_input: RunInput, on_changed_input: str, scratch: Path, reused: Reuse | None = None,
+           quota: BatchQuota | None = None) -> Wave | None:
+    """Submit every shard not submitted yet (``paths.submit_batch``), in waves under ``quota`` (see
+    ``core.submit``), the ``reused`` rows kept beside the ledger; then the jobs' link and their
+    record for the Gemini batches page. The first wave, None when the input has no rows."""
     how = Submission(identity=run_identity(context), later_try=context["ti"].try_number > 1,
                      on_changed_input=on_changed_input, scratch=scratch,
                      reused_rows_file=reused.rows_file if reused else None, reused_rows=reused.rows if reused else 0,
-                     reused_fingerprint=reused.fingerprint if reused and reused.rows else "")
-    ledger = paths.submit_batch(plan, backend, ledger_store(plan, task.storage()), run_input, how, task.log)
-    if ledger is not None:
-        if ledger.identity == how.identity:  # jobs another run created are not this task's to cancel
-            task.submitted_jobs = ledger.job_names
-        link = backend.jobs_url(ledger.job_names)
-        GeminiBatchJobLink.persist(context, link)
-        context["ti"].xcom_push(key=JOBS_XCOM_KEY, value=jobs_record(
-            task.gemini_conn_id, plan.model, ledger.job_names, link, plan.output_path, ledger.estimated_cost_usd,
-            ledger.first_submitted_at))
-    return ledger
+                     reused_fingerprint=reused.fingerprint if reused and reused.rows else "", quota=quota)
+    if quota is not None:  # a full quota defers the task for a later wave, instead of retrying in the worker
+        task.hook.create_429_attempts = 1
+    wave = paths.submit_batch(plan, backend, ledger_store(plan, task.storage()), run_input, how, task.log)
+    if wave is not None:
+        if wave.ledger.identity == how.identity:  # jobs another run created are not this task's to cancel
+            task.submitted_jobs = wave.ledger.job_names
+        _record_jobs(task, context, plan, backend, wave.ledger)
+    return wave
+
+
+def _record_jobs(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,
+                 ledger: Ledger) -> None:
+    """The jobs' link and their record for the Gemini batches page (again after each wave)."""
+    link = backend.jobs_url(ledger.job_names)
+    GeminiBatchJobLink.persist(context, link)
+    context["ti"].xcom_push(key=JOBS_XCOM_KEY, value=jobs_record(
+        task.gemini_conn_id, plan.model, ledger.job_names, link, plan.output_path, ledger.estimated_cost_usd,
+        ledger.first_submitted_at))
 
 
 def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str | None,
@@ -89,22 +100,34 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
             to_send = reused.narrowed(run_input) if reused is not None else run_input
             rows_online, settings = _routed_online(params, plan, to_send, task.log)
             if rows_online is None:
-                ledger = submit(task, context, plan, backend, to_send, params.on_changed_input, scratch, reused)
+                wave = submit(task, context, plan, backend, to_send, params.on_changed_input, scratch, reused,
+                              params.quota)
             else:
                 _, cost = checked_cost(plan, backend, to_send, False, task.log, settings.service_tier)
         if rows_online is not None:
             return online.land_all(task, context, plan, backend, to_send, rows_online, cost, settings, scratch,
                                    reused)
-    if ledger is None:
+    if wave is None:
         return land(task, params, context, plan, backend, (), past_deadline=False)
+    return _wait(task, params, staging_uri, context, backend, wave)
+
+
+def _wait(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str | None, context: Context,
+          backend: BatchBackend, wave: Wave) -> dict[str, Any]:
+    """Wait (deferred, or in the worker) for every job to end; while shards wait for room in the
+    batch quota, only for a running job to end, or until the time the API asked to wait after a 429."""
+    ledger, wave_wait = wave.ledger, bool(wave.ledger.waiting)
+    names = list(wave.running) if wave_wait else ledger.job_names
+    wake_at = time.time() + wave.retry_after if wave_wait and wave.retry_after is not None else None
     deadline = _deadline_at(params, ledger)
     if params.deferrable:
         task.defer(trigger=GeminiBatchJobTrigger(
-            job_names=ledger.job_names, gemini_conn_id=task.gemini_conn_id, poll_interval=params.poll_interval,
-            max_poll_interval=params.max_poll_interval, deadline=deadline, cancel_on_kill=True),
-            method_name="execute_complete")
-    policy = waiting.WaitPolicy(params.poll_interval, params.max_poll_interval, deadline=deadline)
-    event = asyncio.run(waiting.wait_logged(ledger.job_names, waiting.InWorker(backend), policy, task.log))
+            job_names=names, gemini_conn_id=task.gemini_conn_id, poll_interval=params.poll_interval,
+            max_poll_interval=params.max_poll_interval, deadline=deadline, cancel_on_kill=True, wave=wave_wait,
+            wake_at=wake_at), method_name="execute_complete")
+    policy = waiting.WaitPolicy(params.poll_interval, params.max_poll_interval, deadline=deadline, wave=wave_wait,
+                                wake_at=wake_at)
+    event = asyncio.run(waiting.wait_logged(names, waiting.InWorker(backend), policy, task.log))
     return execute_complete(task, params, staging_uri, context, event.payload())
 
 
@@ -137,19 +160,27 @@ def _deadline_at(params: BatchParams, ledger: Ledger) -> float | None:
 
 def execute_complete(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str | None, context: Context,
                      event: dict[str, Any]) -> dict[str, Any]:
-    """Resume after the wait: download, join by key and land the results, whatever the jobs'
-    endings; past the deadline, unfinished jobs are cancelled first.
+    """Resume after the wait: create the next wave when there is room for it (``room``); else
+    download, join by key and land the results, whatever the jobs' endings; past the deadline,
+    unfinished jobs are cancelled first, and shards still waiting for room are never created.
 
     :raises PollingFailed: the wait ended in an error. :raises JobEndedBadly: after landing."""
     ended = validate_event(event)
     if ended.status is WaitStatus.ERROR:
         raise PollingFailed(f"{task.task_id}: {ended.message}")
-    backend = task.backend(context, staging_uri)
+    backend, plan = task.backend(context, staging_uri), task.plan()
+    if ended.status is WaitStatus.ROOM:
+        task.hook.create_429_attempts = 1
+        wave = next_wave(plan, backend, ledger_store(plan, task.storage()), params.quota, task.log)
+        _record_jobs(task, context, plan, backend, wave.ledger)
+        return _wait(task, params, staging_uri, context, backend, wave)
     jobs = ended.jobs
     if ended.past_deadline:
-        jobs = tuple(asyncio.run(waiting.cancel_unfinished([job.name for job in jobs], waiting.InWorker(backend),
-                                                           task.log, "Deadline passed", CANCEL_SETTLE_SECONDS)))
-    return land(task, params, context, task.plan(), backend, jobs, ended.past_deadline)
+        ledger = ledger_store(plan, task.storage()).load()
+        names = ledger.job_names if ledger is not None and ledger.waiting else [job.name for job in jobs]
+        jobs = tuple(asyncio.run(waiting.cancel_unfinished(names, waiting.InWorker(backend), task.log,
+                                                           "Deadline passed", CANCEL_SETTLE_SECONDS)))
+    return land(task, params, context, plan, backend, jobs, ended.past_deadline)
 
 
 def land(task: GeminiRequestsOperator, params: BatchParams, context: Context, plan: BatchPlan, backend: BatchBackend,

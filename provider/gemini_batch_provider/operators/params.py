@@ -8,17 +8,29 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from gemini_batch_provider.core.errors import InputError
-from gemini_batch_provider.core.limits import ShardLimits
+from gemini_batch_provider.core.limits import BatchQuota, ShardLimits
 from gemini_batch_provider.core.plan import ON_CHANGED_INPUT, OnlineSettings, Routing, WaitPolicy
 
 
 def batch_limits(task_id: str, max_requests_per_job: int | None, max_bytes_per_job: int,
-                 max_tokens_per_job: int | None) -> ShardLimits:
-    """The batch operators' per-job limits. :raises InputError: (a ValueError) naming the task."""
+                 max_tokens_per_job: int | None, quota: BatchQuota | None = None) -> ShardLimits:
+    """The batch operators' per-job limits; a job's tokens at most the ``quota``'s enqueued tokens,
+    else it could never be created. :raises InputError: (a ValueError) naming the task."""
+    enqueued = quota.max_enqueued_tokens if quota is not None else None
+    if enqueued is not None:
+        max_tokens_per_job = min(max_tokens_per_job or enqueued, enqueued)
     try:
         return ShardLimits(max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
     except InputError as exc:
         raise InputError(f"{task_id}: {exc} (the per-job limits)") from None
+
+
+def batch_quota(task_id: str, max_enqueued_tokens: int | None, max_concurrent_jobs: int | None) -> BatchQuota:
+    """The project's batch limits (``core.limits.BatchQuota``). :raises InputError: naming the task."""
+    try:
+        return BatchQuota(max_enqueued_tokens, max_concurrent_jobs)
+    except InputError as exc:
+        raise InputError(f"{task_id}: {exc} (the project's batch quota)") from None
 
 
 def online_settings(task_id: str, **limits: object) -> OnlineSettings:
@@ -32,7 +44,8 @@ def online_settings(task_id: str, **limits: object) -> OnlineSettings:
 @dataclass(frozen=True)
 class BatchParams:
     """What the all-in-one batch operators add to the shared parameters (see ``GeminiBatchOperator``),
-    checked when the DAG is parsed. ``deadline_s`` is in ``routing``; intervals are seconds."""
+    checked when the DAG is parsed. ``deadline_s`` is in ``routing``; intervals are seconds;
+    ``quota`` the project's batch limits the jobs are created in waves under (``params.batch_quota``)."""
 
     routing: Routing
     online: OnlineSettings
@@ -41,12 +54,13 @@ class BatchParams:
     poll_interval: float
     max_poll_interval: float
     delete_input_files: bool
+    quota: BatchQuota
 
     @classmethod
     def of(cls, task_id: str, *, mode: str, online_threshold: int, deadline: float | timedelta | None,
            on_deadline: str, rerun_failed_online: bool, online_concurrency: int, online_rpm: int | None,
            online_tpm: int | None, on_changed_input: str, deferrable: bool, poll_interval: float,
-           max_poll_interval: float, delete_input_files: bool) -> BatchParams:
+           max_poll_interval: float, delete_input_files: bool, quota: BatchQuota) -> BatchParams:
         """The parameters, checked. :raises InputError: naming the task and the parameter."""
         try:
             seconds = deadline.total_seconds() if isinstance(deadline, timedelta) else deadline
@@ -57,7 +71,8 @@ class BatchParams:
         except InputError as exc:
             raise InputError(f"{task_id}: {exc}") from None
         check_on_changed_input(task_id, on_changed_input)
-        return cls(routing, online, on_changed_input, deferrable, poll_interval, max_poll_interval, delete_input_files)
+        return cls(routing, online, on_changed_input, deferrable, poll_interval, max_poll_interval, delete_input_files,
+                   quota)
 
 
 def check_on_changed_input(task_id: str, value: str) -> None:

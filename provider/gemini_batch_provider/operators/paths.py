@@ -24,7 +24,7 @@ from gemini_batch_provider.core.land import Rerun, keys_by_shard, land
 from gemini_batch_provider.core.ledger import Ledger, LedgerStore
 from gemini_batch_provider.core.plan import BatchPlan, OnlineSettings, RunInput
 from gemini_batch_provider.core.results import ResultsWriter
-from gemini_batch_provider.core.submit import Submission, submit
+from gemini_batch_provider.core.submit import Submission, Wave, submit_wave
 from gemini_batch_provider.core.summary import summarize
 from gemini_batch_provider.core.vocabulary import RowPath
 from gemini_batch_provider.operators import reuse
@@ -104,9 +104,9 @@ def land_online(plan: BatchPlan, backend: BatchBackend, client: genai.Client, ru
 
 
 def submit_batch(plan: BatchPlan, backend: BatchBackend, store: LedgerStore, run_input: RunInput, how: Submission,
-                 log: logging.Logger) -> Ledger | None:
+                 log: logging.Logger) -> Wave | None:
     """Upload the media (rows, media and the budget checked first), then submit (``core.submit``);
-    the ledger, None for no rows.
+    the first wave, None for no rows.
 
     :raises InputError: bad input or settings, before anything is uploaded."""
     if plan.media.fields:
@@ -116,7 +116,7 @@ def submit_batch(plan: BatchPlan, backend: BatchBackend, store: LedgerStore, run
             log.warning("%d media files were uploaded to the Files API, which keeps files 48 h: rows of a job still "
                         "unfinished then fail. Set deadline under 48 h to finish them online.", len(uploaded))
         how = dataclasses.replace(how, media_files=tuple(uploaded), cost_checked=True, estimated_cost_usd=estimated)
-    return submit(plan, run_input, backend, store, how, log)
+    return submit_wave(plan, run_input, backend, store, how, log)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +142,9 @@ def land_batch(plan: BatchPlan, backend: BatchBackend, client: genai.Client, sto
                 with KeyIndex() as keys:  # checked as written: a mismatch drops the results (writer.abort)
                     for row in reused_rows(copy, ledger.reused_rows, str(ledger.reused_file), keys):
                         writer.write(row)
+        never_created = len(ledger.waiting) if ledger is not None else 0
         again = land(jobs, keys_by_shard(jobs, ledger, store, backend, run_input, plan.limits), backend, writer,
-                     how.rerun, log, scratch)
+                     how.rerun, log, scratch, never_created)
         if again:
             log.info("%d rows go online (deadline passed, or retryable errors).", len(again))
             # A resumed task builds its media parts again (and finds what it uploaded before).

@@ -69,8 +69,8 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
         plan, backend = self.plan(), self.backend(context, self.gcs_staging_uri)
         with scratch_folder(run_identity(context)) as scratch, refusing(self.task_id):
             run_input = prepare(plan, backend, self.storage(), scratch, self.log)
-            ledger = flow.submit(self, context, plan, backend, run_input, self.on_changed_input, scratch)
-        return ledger.job_names if ledger else []
+            wave = flow.submit(self, context, plan, backend, run_input, self.on_changed_input, scratch)
+        return wave.ledger.job_names if wave else []
 
     def on_kill(self) -> None:
         """Cancel the jobs this task created that have not ended."""

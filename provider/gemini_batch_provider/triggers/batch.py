@@ -64,10 +64,11 @@ async def load_backend(gemini_conn_id: str) -> BatchBackend:
 class GeminiBatchJobTrigger(BaseTrigger):
     """Poll batch jobs until all have ended; yield one event.
 
-    Event payload (``core.vocabulary.WaitEvent``): ``{"status": "ended" | "deadline" | "error",
+    Event payload (``core.vocabulary.WaitEvent``): ``{"status": "ended" | "deadline" | "error" | "room",
     "message": str, "jobs": [{"name", "state", "output_file"}]}``: ``ended`` when every job is in a
     terminal state (whichever), ``deadline`` when ``deadline`` passed first (the jobs' last states),
-    ``error`` when polling failed. ``execute_complete`` reads it with ``validate_event``.
+    ``error`` when polling failed, ``room`` when a ``wave``'s wait ended. ``execute_complete`` reads
+    it with ``validate_event``.
 
     :param job_names: batch job names, ``batches/<id>``.
     :param gemini_conn_id: connection to poll with.
@@ -78,12 +79,16 @@ class GeminiBatchJobTrigger(BaseTrigger):
         what to do with unfinished jobs is the task's call.
     :param cancel_on_kill: cancel the unfinished jobs when a user kills the deferred task (mark
         failed, clear, mark succeeded): for the task that created them, never for a sensor.
+    :param wave: shards wait for room in the project's batch quota: yield ``room`` as soon as one
+        job has ended, or at ``wake_at`` (Unix time), for the task to create the next wave.
+    :param wake_at: see ``wave``; None: only when a job ends.
     """
 
     def __init__(self, job_names: list[str], gemini_conn_id: str, poll_interval: float = 30.0,
                  max_poll_interval: float = 300.0, max_poll_errors: int = 10, deadline: float | None = None,
-                 cancel_on_kill: bool = False) -> None:
+                 cancel_on_kill: bool = False, wave: bool = False, wake_at: float | None = None) -> None:
         super().__init__()
+        self.wave, self.wake_at = wave, wake_at
         self.cancel_on_kill = cancel_on_kill
         self.job_names = list(job_names)
         self.gemini_conn_id = gemini_conn_id
@@ -103,6 +108,8 @@ class GeminiBatchJobTrigger(BaseTrigger):
                 "max_poll_errors": self.max_poll_errors,
                 "deadline": self.deadline,
                 "cancel_on_kill": self.cancel_on_kill,
+                "wave": self.wave,
+                "wake_at": self.wake_at,
             },
         )
 
@@ -137,7 +144,8 @@ class GeminiBatchJobTrigger(BaseTrigger):
         backend = await load_backend(self.gemini_conn_id)
         from gemini_batch_provider.core.waiting import WaitPolicy, wait_logged  # imported by load_backend, off the loop
 
-        policy = WaitPolicy(self.poll_interval, self.max_poll_interval, self.max_poll_errors, self.deadline)
+        policy = WaitPolicy(self.poll_interval, self.max_poll_interval, self.max_poll_errors, self.deadline,
+                            self.wave, self.wake_at)
         event = await wait_logged(self.job_names, backend, policy, self.log)
         yield TriggerEvent(event.payload())
 
