@@ -32,7 +32,7 @@ def test_serializes_conn_id_not_key():
     assert classpath == "gemini_batch_provider.triggers.batch.GeminiBatchJobTrigger"
     assert kwargs == {"job_names": ["batches/a"], "gemini_conn_id": "gemini_default", "poll_interval": 5,
                       "max_poll_interval": 300.0, "max_poll_errors": 10, "deadline": None,
-                      "cancel_on_kill": False}
+                      "cancel_on_kill": False, "wave": False, "wake_at": None}
     assert GeminiBatchJobTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
@@ -61,6 +61,28 @@ async def test_a_cancelled_job_ends_the_wait_and_is_named(client, gemini_conn):
     assert event["status"] == "ended"
     assert event["jobs"][0]["state"] == "JOB_STATE_CANCELLED"
     assert f"{name} JOB_STATE_CANCELLED" in event["message"]
+
+
+async def test_a_wave_wait_ends_when_one_job_ends_or_at_its_wake_time(client, emulator, gemini_conn):
+    import time
+
+    quick = _job(client)
+    client.batches.cancel(name=quick)
+    emulator.configure("batches", outcome="stall")
+    stalled = _job(client)
+    [event] = await _events(GeminiBatchJobTrigger(job_names=[stalled, quick], gemini_conn_id=gemini_conn,
+                                                  poll_interval=0.1, wave=True))
+    assert event["status"] == "room"  # one ended: room for the next wave, though the other still runs
+    [still, ended] = [j["state"] for j in event["jobs"]]
+    assert still in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING") and ended == "JOB_STATE_CANCELLED"
+
+    wake_at = time.time() + 0.5
+    [event] = await _events(GeminiBatchJobTrigger(job_names=[stalled], gemini_conn_id=gemini_conn, poll_interval=5,
+                                                  wave=True, wake_at=wake_at))
+    assert event["status"] == "room" and time.time() >= wake_at  # none ended: it woke when the API said to try
+    [event] = await _events(GeminiBatchJobTrigger(job_names=[], gemini_conn_id=gemini_conn, poll_interval=5,
+                                                  wave=True, wake_at=time.time() + 0.2))
+    assert event == {"status": "room", "message": "room may have freed in the batch quota", "jobs": []}
 
 
 async def test_a_missing_job_fails_fast(gemini_conn):

@@ -32,8 +32,9 @@ class EmulatorConfig:
     ``batch_output_fault``: what befalls a batch job's output file (``none``, ``malformed``: some
     lines are not JSON, ``truncated``: it ends a third of the way short, in the middle of a line).
     ``max_enqueued_tokens``: estimated tokens of a model's unfinished batch jobs at most (None: no
-    limit); ``max_concurrent_jobs``: unfinished batch jobs at most (None: no limit); ``max_file_bytes``: the largest upload (2 GB, as the Files API). ``gcs_endpoint``: the
-    Cloud Storage (emulator) that Vertex AI batch prediction jobs read from and write to.
+    limit); ``max_concurrent_jobs``: unfinished batch jobs at most (None: no limit);
+    ``max_file_bytes``: the largest upload (2 GB, as the Files API). ``gcs_endpoint``: the Cloud
+    Storage (emulator) that Vertex AI batch prediction jobs read from and write to.
     ``tiers``: Flex's latency and shed rate (``emulator.tiers``).
     """
 
