@@ -26,6 +26,7 @@ from stack import Stack, services_reachable  # noqa: E402
 pytestmark = pytest.mark.e2e
 
 DAG_ID = "gemini_faults"
+WAVES_DAG_ID = "gemini_faults_waves"
 ROWS = [{"id": f"row-{i}", "text": f"Row {i} talks about topic {i % 7}. It has a second sentence."} for i in range(40)]
 
 
@@ -47,6 +48,7 @@ def stack(tmp_path_factory):
                postgres=postgres,
                emulator_args=("--batch-pending-seconds", "4", "--batch-running-seconds", "6")) as running:
         running.wait_for_dag(DAG_ID)
+        running.wait_for_dag(WAVES_DAG_ID)
         yield running
 
 
@@ -62,28 +64,29 @@ def _client(stack):
     return genai.Client(api_key="emulator-demo-key", http_options=types.HttpOptions(base_url=stack.emulator_url))
 
 
-def _start(stack, name, **conf):
+def _start(stack, name, dag_id=DAG_ID, **conf):
     source, output = stack.home / f"{name}.jsonl", stack.home / "results" / f"{name}.jsonl"
     source.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
-    return stack.trigger(DAG_ID, conf={"in": str(source), "out": str(output), **conf}), output
+    return stack.trigger(dag_id, conf={"in": str(source), "out": str(output), **conf}), output
 
 
-def _wait_for_state(stack, run_id, state, timeout=120):
+def _wait_for_state(stack, run_id, state, timeout=120, dag_id=DAG_ID, try_number=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        [ti] = stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        if ti["state"] == state:
+        [ti] = stack.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        if ti["state"] == state and try_number in (None, ti["try_number"]):
             return
         time.sleep(0.3)
-    raise TimeoutError(f"the task of {run_id} was never {state}")
+    raise TimeoutError(f"the task of {run_id} was never {state}" + (f" in try {try_number}" if try_number else ""))
 
 
-def _check(stack, run_id, output):
-    result = stack.wait_for_run(DAG_ID, run_id, timeout=300)
-    assert result["state"] == "success", stack.task_log(DAG_ID, run_id, "batch")
+def _check(stack, run_id, output, dag_id=DAG_ID, shards=1):
+    result = stack.wait_for_run(dag_id, run_id, timeout=300)
+    assert result["state"] == "success", stack.task_log(dag_id, run_id, "batch")
     client = _client(stack)  # kept in a name: a client collected mid-listing closes its connection
     jobs = [job for job in client.batches.list(config={"page_size": 100}) if run_id in (job.display_name or "")]
-    assert len(jobs) == 1, [job.name for job in jobs]  # exactly one job for the one shard: nothing paid twice
+    # exactly one job per shard: nothing paid twice
+    assert len(jobs) == len({job.display_name.split()[-2] for job in jobs}) == shards, [job.name for job in jobs]
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in ROWS)  # every row, once
     assert all(r["status"] == "succeeded" for r in rows)
@@ -131,6 +134,20 @@ def test_the_triggerer_killed_mid_wait_and_restarted(stack):
     _check(stack, run_id, output)
     logs = _trigger_log_text(stack, run_id)
     assert logs.count(") starting") >= 2  # the restarted triggerer ran the same trigger again
+
+
+@pytest.mark.usefixtures("components_restored")
+def test_a_night_in_waves_with_the_worker_and_the_triggerer_killed_once_each(stack):
+    """4 shards, one job at a time: the worker dies right after the second shard's create (in the
+    task resumed for the second wave), and the triggerer while the retry waits for room."""
+    run_id, output = _start(stack, "waves", WAVES_DAG_ID, kill_worker_at_shard=2)
+    _wait_for_state(stack, run_id, "deferred", timeout=180, dag_id=WAVES_DAG_ID, try_number=2)
+    stack.kill("triggerer")
+    stack.restart("triggerer")
+    _check(stack, run_id, output, WAVES_DAG_ID, shards=4)
+    retry = stack.task_log(WAVES_DAG_ID, run_id, "batch", try_number=2)
+    assert "found by display name" in retry  # the second shard's job, created by the killed try
+    assert "wait for room in the batch quota" in retry
 
 
 @pytest.mark.usefixtures("components_restored")
