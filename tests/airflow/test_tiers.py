@@ -107,3 +107,26 @@ def test_flex_answers_are_reused_as_the_flex_answers_they_were(airflow_db, emula
     assert run.state == "success" and emulator.state.counters["ok"] == calls  # nothing sent
     assert {r["path"] for r in rows} == {"reused"} and {r["reused_from"] for r in rows} == {"flex"}
     assert again["saved_cost_usd"] == pytest.approx(first["cost_usd"]) and again["cost_usd"] == 0
+
+
+@pytest.mark.parametrize("on_deadline", ["online", "cancel"])
+def test_rows_flex_cannot_answer_by_the_deadline_go_where_on_deadline_says(airflow_db, emulator, gemini_conn,
+                                                                           tmp_path, on_deadline):
+    # 7 rows, 2 calls in flight, 0.6 s a Flex call: Flex cannot answer them all within 1 s.
+    emulator.configure("tiers", config=TierConfig(flex_latency_s=0.6))
+    run, rows, summary = _run(tmp_path, "batch", mode="flex", online_concurrency=2, deadline=1.0,
+                              on_deadline=on_deadline)
+    assert sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)  # each row once, whatever the path
+    flex = [r for r in rows if r["path"] == "flex" and r["status"] == "succeeded"]
+    assert all(r["usage"]["service_tier"] == "flex" for r in flex)
+    rest = [r for r in rows if r not in flex]
+    assert len(rest) >= 1 and len(flex) + len(rest) == 7
+    if on_deadline == "online":  # the rest on the Standard tier
+        assert run.state == "success"
+        assert {r["path"] for r in rest} == {"online"} and {r["status"] for r in rest} == {"succeeded"}
+        assert {r["usage"]["service_tier"] for r in rest} == {"standard"}
+        assert summary["rows_by_path"] == {k: v for k, v in {"flex": len(flex), "online": len(rest)}.items() if v}
+    else:  # the rest landed cancelled, and the task failed after landing
+        assert run.state == "failed" and {r["status"] for r in rest} == {"cancelled"}
+        assert {r["path"] for r in rest} == {"flex"}
+        assert all("Flex had not answered it by the deadline" in r["error"]["message"] for r in rest)

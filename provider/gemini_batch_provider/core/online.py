@@ -61,6 +61,7 @@ class OnlineStats:
     retried_errors: int = 0
     gave_up: int = 0
     started: float = field(default_factory=time.monotonic)
+    left: set[str] = field(default_factory=set)  # keys not done when the run was stopped (``stop_at``)
 
     def progress(self) -> str:
         elapsed = time.monotonic() - self.started
@@ -222,8 +223,10 @@ class OnlineEngine:
         return _with_service_tier(response_row(key, self.path, response), response)
 
     async def run(self, requests: Iterable[tuple[str, dict[str, Any]]], write: Callable[[dict[str, Any]], None],
-                  total: int | None = None) -> OnlineStats:
-        """Run every request, calling ``write(row)`` as each row is done; returns the stats.
+                  total: int | None = None, stop_at: float | None = None) -> OnlineStats:
+        """Run every request, calling ``write(row)`` as each row is done; returns the stats. At
+        ``stop_at`` (Unix time; None: never), the calls in flight are cancelled and no other is
+        made: the keys not done are ``stats.left``, none of them written.
 
         Cancelling the returned coroutine cancels every call in flight.
         """
@@ -231,10 +234,14 @@ class OnlineEngine:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._tokens_turn = asyncio.Lock()
         pending = iter(requests)
+        in_flight: dict[int, str] = {}
 
-        async def worker() -> None:
+        async def worker(slot: int) -> None:
             for key, request in pending:  # one shared iterator: each pair goes to one worker
-                write(await self.run_one(key, request))
+                in_flight[slot] = key
+                row = await self.run_one(key, request)
+                del in_flight[slot]
+                write(row)
                 self.stats.done += 1
 
         async def report() -> None:
@@ -243,8 +250,15 @@ class OnlineEngine:
                 log.info("Online progress: %s", self.stats.progress())
 
         reporter = asyncio.create_task(report())
+        timer = asyncio.timeout(None if stop_at is None else max(0.0, stop_at - time.time()))
         try:
-            await asyncio.gather(*(worker() for _ in range(2 * self.settings.concurrency)))
+            async with timer:
+                await asyncio.gather(*(worker(slot) for slot in range(2 * self.settings.concurrency)))
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            self.stats.left = {*in_flight.values(), *(key for key, _ in pending)}
+            log.info("Stopped at the deadline with %d rows not done.", len(self.stats.left))
         finally:
             reporter.cancel()
         log.info("Online run done: %s", self.stats.progress())
@@ -252,12 +266,14 @@ class OnlineEngine:
 
 
 def run_online(client: genai.Client, model: str, requests: Iterable[tuple[str, dict[str, Any]]], total: int,
-               settings: OnlineSettings, writer: ResultsWriter, task_log: logging.Logger) -> OnlineStats:
+               settings: OnlineSettings, writer: ResultsWriter, task_log: logging.Logger,
+               stop_at: float | None = None) -> OnlineStats:
     """Run ``requests`` (``total`` of them) through the engine on a new event loop, each row
-    written to ``writer`` as soon as it is done; the stats, also logged to ``task_log``."""
+    written to ``writer`` as soon as it is done, until ``stop_at`` (``OnlineEngine.run``); the
+    stats, also logged to ``task_log``."""
 
     async def run() -> OnlineStats:
-        return await OnlineEngine(client, model, settings).run(requests, writer.write, total=total)
+        return await OnlineEngine(client, model, settings).run(requests, writer.write, total=total, stop_at=stop_at)
 
     stats = asyncio.run(run())
     task_log.info("%d calls for %d rows online; %d responses 429, %d other retried errors", stats.calls, total,

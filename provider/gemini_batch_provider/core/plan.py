@@ -167,9 +167,10 @@ class Routing:
         answered within minutes, calls the API sheds retried); ``auto`` (``route`` picks).
     :param online_threshold: rows at or below which ``auto`` goes online.
     :param deadline_s: seconds after the first job was created, across retries, after which
-        unfinished jobs are cancelled (None: wait for the jobs; at most 48 h, when jobs expire).
-    :param on_deadline: ``online``: rows the cancelled jobs did not answer finish online;
-        ``cancel``: they land ``cancelled`` and the task fails.
+        unfinished jobs are cancelled (None: wait for the jobs; at most 48 h, when jobs expire); on
+        Flex, seconds after the Flex run started.
+    :param on_deadline: ``online``: rows the cancelled jobs (or Flex) did not answer finish
+        online, Standard tier; ``cancel``: they land ``cancelled`` and the task fails.
     :param rerun_failed_online: rows the batch answered with a retryable error, or gave no
         readable answer, run again online.
     :raises InputError: for a value out of these.

@@ -339,9 +339,9 @@ class ResultsWriter:
         self._part.unlink(missing_ok=True)
 
 
-def no_result_row(key: str, status: str, message: str) -> dict[str, Any]:
-    """The row of a key the batch gave no answer for: ``missing``, ``expired`` or ``cancelled``."""
-    return _row(key, status, RowPath.BATCH, error=_error(message, status.upper()))
+def no_result_row(key: str, status: str, message: str, path: str = RowPath.BATCH) -> dict[str, Any]:
+    """The row of a key the ``path`` gave no answer for: ``missing``, ``expired`` or ``cancelled``."""
+    return _row(key, status, path, error=_error(message, status.upper()))
 
 
 def join_results(

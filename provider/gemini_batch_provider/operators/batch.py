@@ -32,9 +32,12 @@ class GeminiBatchOperator(GeminiRequestsOperator):
         ``flex``); ``auto`` (online when there are at most ``online_threshold`` rows).
     :param online_threshold: rows at or below which ``auto`` goes online.
     :param deadline: seconds (or a timedelta) after the first job was created, across retries,
-        after which unfinished jobs are cancelled. None: wait for the jobs.
-    :param on_deadline: ``online`` (default): the rows the cancelled jobs did not answer finish
-        online; ``cancel``: they land ``cancelled`` and the task fails.
+        after which unfinished jobs are cancelled, and shards still waiting for room in the batch
+        quota are never created. On Flex, seconds after the Flex run started, when its calls in
+        flight are cancelled. None: wait for the jobs.
+    :param on_deadline: ``online`` (default): the rows the cancelled jobs did not answer (or Flex
+        did not) finish online, on the Standard tier; ``cancel``: they land ``cancelled`` and the
+        task fails.
     :param rerun_failed_online: run again online the rows the batch answered with a retryable
         error (HTTP 408/429/5xx) or gave no readable answer (``missing``).
     :param online_concurrency: calls in flight at most on the online path.

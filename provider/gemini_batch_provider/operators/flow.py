@@ -106,7 +106,7 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
                 _, cost = checked_cost(plan, backend, to_send, False, task.log, settings.service_tier)
         if rows_online is not None:
             return online.land_all(task, context, plan, backend, to_send, rows_online, cost, settings, scratch,
-                                   reused)
+                                   reused, _flex_deadline(params, settings))
     if wave is None:
         return land(task, params, context, plan, backend, (), past_deadline=False)
     return _wait(task, params, staging_uri, context, backend, wave)
@@ -149,6 +149,14 @@ def _routed_online(params: BatchParams, plan: BatchPlan, run_input: RunInput,
         return None, params.online
     settings = dataclasses.replace(params.online, service_tier="flex") if path == "flex" else params.online
     return found.requests, settings
+
+
+def _flex_deadline(params: BatchParams, settings: OnlineSettings) -> paths.FlexDeadline | None:
+    """On Flex, the deadline counted from now (the Flex run's start), and where ``on_deadline``
+    sends the rows Flex has not answered by then."""
+    if settings.service_tier != "flex" or params.routing.deadline_s is None:
+        return None
+    return paths.FlexDeadline(time.time() + params.routing.deadline_s, params.routing.on_deadline)
 
 
 def _deadline_at(params: BatchParams, ledger: Ledger) -> float | None:

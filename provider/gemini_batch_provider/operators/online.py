@@ -42,13 +42,15 @@ def execute(task: GeminiRequestsOperator, limits: OnlineSettings, context: Conte
 
 def land_all(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,
              run_input: RunInput, rows: int, estimated_cost_usd: float | None, limits: OnlineSettings,
-             scratch: Path, reused: Reuse | None = None) -> dict[str, Any]:
+             scratch: Path, reused: Reuse | None = None, deadline: paths.FlexDeadline | None = None) -> dict[str, Any]:
     """Write the ``reused`` rows and run all ``rows`` of ``run_input`` online into the results file
-    (``paths.land_online``), its new answers added to the answer store first; the summary, kept for
-    the outlets. :raises RowsUnanswered: after landing, for rows the API never answered."""
+    (``paths.land_online``, until the Flex ``deadline``), its new answers added to the answer store
+    first; the summary, kept for the outlets.
+
+    :raises RowsUnanswered: after landing, for rows the API never answered or Flex did not by the deadline."""
     writer = paths.open_writer(plan, task.storage(), reuse.sent_digests(plan, run_input), scratch, task.log)
     summary, error = paths.land_online(plan, backend, task.hook.client, run_input, rows, estimated_cost_usd, limits,
-                                       writer, task.log, reused)
+                                       writer, task.log, reused, deadline)
     task.landed_summary(summary)
     fail_after_landing(context, task.log, summary, error)
     return summary

@@ -23,10 +23,10 @@ from gemini_batch_provider.core.keys import KeyIndex
 from gemini_batch_provider.core.land import Rerun, keys_by_shard, land
 from gemini_batch_provider.core.ledger import Ledger, LedgerStore
 from gemini_batch_provider.core.plan import BatchPlan, OnlineSettings, RunInput
-from gemini_batch_provider.core.results import ResultsWriter
+from gemini_batch_provider.core.results import ResultsWriter, no_result_row
 from gemini_batch_provider.core.submit import Submission, Wave, submit_wave
 from gemini_batch_provider.core.summary import summarize
-from gemini_batch_provider.core.vocabulary import RowPath
+from gemini_batch_provider.core.vocabulary import RowPath, RowStatus
 from gemini_batch_provider.operators import reuse
 from gemini_batch_provider.operators.prepare import drop_media, scan_media, stage_media
 from gemini_batch_provider.storage import Storage, results_writer
@@ -74,18 +74,41 @@ def land_reused(plan: BatchPlan, storage: Storage, reused: Reuse, scratch: Path,
     return landed(writer, reused.rows, RowPath.REUSED, [], plan, None, log)
 
 
+@dataclasses.dataclass(frozen=True)
+class FlexDeadline:
+    """When a Flex run stops (``stop_at``, Unix time), and where the rows Flex has not answered by
+    then go (``to``): ``online``, the Standard tier; ``cancel``: they land ``cancelled`` and the task fails."""
+
+    stop_at: float
+    to: str
+
+
 def land_online(plan: BatchPlan, backend: BatchBackend, client: genai.Client, run_input: RunInput, rows: int,
                 estimated_cost_usd: float | None, settings: OnlineSettings, writer: ResultsWriter,
-                log: logging.Logger, reused: Reuse | None = None) -> tuple[dict[str, Any], RowsUnanswered | None]:
-    """Write the ``reused`` rows, then run every row of ``run_input`` online into ``writer``; the
-    summary, and the error to fail with when rows ran out of attempts on transient errors (they
-    landed ``failed``)."""
+                log: logging.Logger, reused: Reuse | None = None,
+                deadline: FlexDeadline | None = None) -> tuple[dict[str, Any], RowsUnanswered | None]:
+    """Write the ``reused`` rows, then run every row of ``run_input`` online into ``writer``, until
+    the ``deadline`` on Flex (the rest where it says); the summary, and the error to fail with when
+    rows ran out of attempts on transient errors (they landed ``failed``) or were cancelled."""
     uploaded = stage_media(run_input)
     try:
         reuse.write_reused(reused.rows_file if reused else None, writer)
         from gemini_batch_provider.core.online import run_online  # the SDK's engine: only once a task runs
 
-        stats = run_online(client, plan.model, run_input.requests(), rows, settings, writer, log)
+        stats = run_online(client, plan.model, run_input.requests(), rows, settings, writer, log,
+                           deadline.stop_at if deadline else None)
+        gave_up, cancelled = stats.gave_up, 0
+        if stats.left and deadline is not None and deadline.to == "online":
+            log.info("%d rows Flex had not answered by the deadline go to the Standard tier.", len(stats.left))
+            gave_up += run_online(client, plan.model, ((k, r) for k, r in run_input.requests() if k in stats.left),
+                                  len(stats.left), dataclasses.replace(settings, service_tier="standard"), writer,
+                                  log).gave_up
+        elif stats.left:
+            cancelled = len(stats.left)
+            for key, _ in run_input.requests():
+                if key in stats.left:
+                    writer.write(no_result_row(key, RowStatus.CANCELLED, "Flex had not answered it by the deadline",
+                                               RowPath.FLEX))
     except BaseException:
         writer.abort()
         raise
@@ -94,10 +117,15 @@ def land_online(plan: BatchPlan, backend: BatchBackend, client: genai.Client, ru
     writer.close()
     path = RowPath.FLEX if settings.service_tier == "flex" else RowPath.ONLINE
     summary = landed(writer, sum(writer.counts.values()), path, [], plan, estimated_cost_usd, log)
-    if not stats.gave_up:
+    if cancelled:
+        return summary, RowsUnanswered(
+            f"Flex had not answered {cancelled} of {rows} rows by the deadline; they landed as 'cancelled' in "
+            f"{summary['output_path']}. Set on_deadline='online' to finish such rows on the Standard tier, or a "
+            "later deadline")
+    if not gave_up:
         return summary, None
     return summary, RowsUnanswered(
-        f"the API did not answer {stats.gave_up} of {rows} rows in {settings.max_attempts} attempts each (transient "
+        f"the API did not answer {gave_up} of {rows} rows in {settings.max_attempts} attempts each (transient "
         f"errors: 429, 5xx, timeouts or dropped connections); they landed as 'failed' with their last error in "
         f"{summary['output_path']}. Lower concurrency/rpm/tpm to the model's quota or raise max_attempts; a retry of "
         "the task runs every row again")
