@@ -147,7 +147,7 @@ def _wire_usage(meta: dict[str, Any]) -> dict[str, Any]:
     return usage
 
 
-def _plain_text_row(key: str, response: Any) -> dict[str, Any] | None:
+def _plain_text_row(key: str, response: Any, path: str) -> dict[str, Any] | None:
     """The row of a response of the common shape (a first candidate made of text parts and plain
     int usage counts) read straight from the wire dict; None for any other shape.
 
@@ -171,8 +171,7 @@ def _plain_text_row(key: str, response: Any) -> dict[str, Any] | None:
             return None
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
-    return _row(key, RowStatus.SUCCEEDED, RowPath.BATCH, text=text, usage=usage, finish_reason=finish,
-                thoughts=thoughts)
+    return _row(key, RowStatus.SUCCEEDED, path, text=text, usage=usage, finish_reason=finish, thoughts=thoughts)
 
 
 def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +188,13 @@ def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
     if isinstance(response, dict) and "embedding" in response:  # an EmbedContentResponse
         embedding = response["embedding"]
         return embedding_row(key, RowPath.BATCH, embedding.get("values") if isinstance(embedding, dict) else None)
-    row = _plain_text_row(key, response)
+    return wire_response_row(key, RowPath.BATCH, response)
+
+
+def wire_response_row(key: str, path: str, response: Any) -> dict[str, Any]:
+    """The results row for a ``GenerateContentResponse`` as the wire's JSON gives it (``response_row``'s
+    row): read straight from the dict when of the common shape, else through the SDK's type."""
+    row = _plain_text_row(key, response, path)
     if row is not None:
         return row
     import pydantic
@@ -198,8 +203,8 @@ def parse_output_line(item: dict[str, Any]) -> dict[str, Any]:
     try:
         response = types.GenerateContentResponse.model_validate(response)
     except pydantic.ValidationError as exc:
-        return error_row(key, RowPath.BATCH, f"unreadable response: {exc.errors()[0]['msg']}", "INVALID_RESPONSE")
-    return response_row(key, RowPath.BATCH, response)
+        return error_row(key, path, f"unreadable response: {exc.errors()[0]['msg']}", "INVALID_RESPONSE")
+    return response_row(key, path, response)
 
 
 def response_row(key: str, path: str, response: types.GenerateContentResponse) -> dict[str, Any]:
