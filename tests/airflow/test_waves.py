@@ -58,28 +58,32 @@ def _each_row_once(rows) -> bool:
     return sorted(r["key"] for r in rows) == sorted(r["id"] for r in RECORDS)
 
 
-@pytest.mark.parametrize("who_knows", ["the task", "only the API"])
+@pytest.mark.parametrize(("told", "api_limit", "at_once"), [
+    ({"max_concurrent_jobs": 2}, 2, 2),
+    ({"max_enqueued_tokens": 100}, None, 3),  # each shard is about 32 tokens: 3 fit
+    ({}, 2, 2),  # the task told nothing: the API's 429 on create tells it
+], ids=["told the concurrent jobs", "told the enqueued tokens", "told nothing"])
 def test_a_night_of_more_shards_than_the_quota_holds_lands_in_waves_each_shard_created_once(
-        airflow_db, emulator, gemini_conn, tmp_path, who_knows):
-    """The task told the quota (``max_concurrent_jobs``) never meets a 429; a task that was not told
-    meets the API's 429 on create and waits for room instead of failing."""
-    emulator.configure("batches", max_concurrent_jobs=2)
-    options = {"max_concurrent_jobs": 2} if who_knows == "the task" else {}
-    dag_run, rows, summary, events = _run(tmp_path, **options)
+        airflow_db, emulator, gemini_conn, tmp_path, told, api_limit, at_once):
+    """A task told the quota never meets a 429; a task that was not told meets the API's 429 on
+    create and waits for room instead of failing."""
+    emulator.configure("batches", max_concurrent_jobs=api_limit)
+    dag_run, rows, summary, events = _run(tmp_path, **told)
 
     assert dag_run.state == "success" and _each_row_once(rows)
     assert {r["status"] for r in rows} == {"succeeded"} and summary["rows"] == 7
     jobs = emulator.state.store.batches.values()
     assert len(jobs) == 7 and len({job.resource["displayName"] for job in jobs}) == 7  # a job per shard, once
     assert sorted(summary["batch_jobs"]) == sorted(job.resource["name"] for job in jobs)
-    assert _most_unfinished_at_once(emulator) == 2
-    # The task was deferred between waves: it resumed for room at least 3 times (7 jobs, 2 at a
-    # time), then once to land.
-    assert events.count("room") >= 3 and events[-1] == "ended"
+    assert _most_unfinished_at_once(emulator) == at_once
+    # The task was deferred between waves: it resumed for room at least twice (7 jobs, at most 3
+    # at a time), then once to land.
+    assert events.count("room") >= 2 and events[-1] == "ended"
     refused = emulator.state.counters["429"]
-    assert refused == 0 if who_knows == "the task" else refused > 0
+    assert refused > 0 if not told else refused == 0
     ledger = json.loads((tmp_path / f"{summary['output_path'].rsplit('/', 1)[1]}.gemini-batch.json").read_text())
     assert {s["status"] for s in ledger["shards"]} == {"created"} and ledger["version"] == 4
+    assert {s["tokens"] for s in ledger["shards"]} == {32}  # each shard's estimate, kept for the next waves
 
 
 @pytest.mark.parametrize("on_deadline", ["online", "cancel"])

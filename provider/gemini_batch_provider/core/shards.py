@@ -63,7 +63,7 @@ def _lines(requests: Iterable[tuple[str, dict[str, Any]]], limits: ShardLimits, 
         split = estimate_split(request, model)
         if estimate is not None:
             estimate.add(split)
-        cost = split.prompt + split.output + split.pictures if limits.max_tokens is not None else 0
+        cost = split.prompt + split.output + split.pictures
         if len(line) > limits.max_bytes:
             raise InputError(f"row with key {key!r}: its request takes {len(line)} bytes, more than max_bytes "
                              f"({limits.max_bytes}) per input file; shorten it or raise the limit")
