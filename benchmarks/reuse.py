@@ -55,26 +55,7 @@ def night(args: argparse.Namespace) -> None:
     from airflow.sdk import DAG
     from tests.dagbag import test_dag
 
-    from gemini_batch_provider.operators.batch import GeminiBatchOperator
-
-    class TimedBatchOperator(GeminiBatchOperator):
-        """Adds up the time the task's own code runs: ``execute`` before the deferral, then
-        ``execute_complete`` after it; Airflow's start-up of each and the jobs' wait are left out."""
-
-        own_seconds = 0.0
-
-        def execute(self, context):
-            return self._timed(super().execute, context)
-
-        def execute_complete(self, context, event=None):
-            return self._timed(super().execute_complete, context, event)
-
-        def _timed(self, method, *args):
-            started = time.monotonic()
-            try:
-                return method(*args)
-            finally:
-                type(self).own_seconds += time.monotonic() - started
+    from timed import TimedBatchOperator
 
     work = Path(args.work)
     source = work / f"night-{args.night}.jsonl"

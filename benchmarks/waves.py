@@ -59,27 +59,9 @@ def run(args: argparse.Namespace, work: Path, emulator, told: bool, tokens: int)
     from airflow.sdk import DAG
     from tests.dagbag import test_dag
 
-    from gemini_batch_provider.operators.batch import GeminiBatchOperator
+    from timed import TimedBatchOperator
 
-    own = {"seconds": 0.0, "deferrals": 0}
-
-    class TimedBatchOperator(GeminiBatchOperator):
-        """Adds up the time the task's own code runs (the worker slot's time)."""
-
-        def execute(self, context):
-            return self._timed(super().execute, context)
-
-        def execute_complete(self, context, event=None):
-            own["deferrals"] += 1
-            return self._timed(super().execute_complete, context, event)
-
-        def _timed(self, method, *call):
-            started = time.monotonic()
-            try:
-                return method(*call)
-            finally:
-                own["seconds"] += time.monotonic() - started
-
+    TimedBatchOperator.reset()
     name = "told" if told else "not_told"
     output = work / f"results-{name}.jsonl"
     quota = {"max_enqueued_tokens": HOLDS * tokens + tokens // 2} if told else {}
@@ -108,7 +90,8 @@ def run(args: argparse.Namespace, work: Path, emulator, told: bool, tokens: int)
             "refused_creates": emulator.state.counters["429"] - refused,
             "most_jobs_at_once": most_at_once(created, ended), "waves_seconds": round(span, 2),
             "ideal_seconds": ideal, "over_ideal": round(span / ideal, 3), "within_10_percent": span <= 1.1 * ideal,
-            "task_seconds": round(own["seconds"], 2), "deferrals": own["deferrals"], "wall_seconds": round(wall, 2)}
+            "task_seconds": round(TimedBatchOperator.own_seconds, 2), "deferrals": TimedBatchOperator.resumes,
+            "wall_seconds": round(wall, 2)}
 
 
 def most_at_once(created: list[float], ended: list[float]) -> int:
