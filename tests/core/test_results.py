@@ -237,3 +237,20 @@ def test_an_answers_pictures_land_as_files_beside_the_results_named_by_key(tmp_p
     assert all((folder / name).read_bytes() == PNG for name in ("a%2Fb-0.png", "a%2Fb-1.png", "only-0.png"))
     assert len(list(folder.iterdir())) == 4 and not list(folder.glob("*.part"))
     assert rows[0]["usage"]["candidates_tokens_details"][1] == {"modality": "IMAGE", "token_count": 1290}
+
+
+def test_rows_of_a_shard_never_created_land_cancelled_wherever_it_lies(tmp_path):
+    """A shard resubmitted by a retry may wait for room while later shards have jobs: the jobs are
+    matched to their shards around it."""
+    from gemini_batch_provider.core.jobs import JobStatus
+    from gemini_batch_provider.core.land import land
+
+    jobs = [JobStatus("batches/zero", "JOB_STATE_SUCCEEDED"), JobStatus("batches/two", "JOB_STATE_CANCELLED")]
+    writer = ResultsWriter(tmp_path / "results.jsonl")
+    again = land(jobs, [("k0", 0), ("k1", 1), ("k2", 2)], backend=None, writer=writer, never_created=frozenset({1}))
+    writer.close()
+    rows = {row["key"]: row for row in map(json.loads, writer.path.read_text().splitlines())}
+    assert again == set() and [rows[k]["status"] for k in ("k0", "k1", "k2")] == ["missing", "cancelled", "cancelled"]
+    assert "batches/zero has no readable line" in rows["k0"]["error"]["message"]
+    assert "shard 2 waited for room in the project's batch quota" in rows["k1"]["error"]["message"]
+    assert "batches/two ended JOB_STATE_CANCELLED" in rows["k2"]["error"]["message"]

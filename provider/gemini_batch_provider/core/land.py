@@ -76,12 +76,12 @@ def keys_by_shard(jobs: Sequence[JobStatus], ledger: Ledger | None, store: Ledge
 
 def land(jobs: Sequence[JobStatus], keys: Iterable[tuple[str, int]], backend: BatchBackend, writer: ResultsWriter,
          rerun: Rerun = Rerun(), log: logging.Logger | None = None, scratch: Path | None = None,
-         never_created: int = 0) -> set[str]:
-    """Write one row per key of ``keys`` (``(key, shard_index)``; shard ``i`` is ``jobs[i]``'s) from
-    the jobs' output files; the keys to run online. The ``never_created`` shards after the jobs'
-    waited for room in the batch quota until the deadline: their rows land ``cancelled``. The
-    output files are downloaded into a folder under ``scratch`` (the system's temporary folder
-    when None) and removed once read."""
+         never_created: frozenset[int] = frozenset()) -> set[str]:
+    """Write one row per key of ``keys`` (``(key, shard_index)``) from the jobs' output files; the
+    keys to run online. The jobs are the shards' in shard order, but for the ``never_created``
+    shards (indexes), which waited for room in the batch quota until the deadline: their rows land
+    ``cancelled``. The output files are downloaded into a folder under ``scratch`` (the system's
+    temporary folder when None) and removed once read."""
     log = log or logging.getLogger(__name__)
     with tempfile.TemporaryDirectory(prefix="gemini-output-", dir=scratch) as tmp:
         outputs = []
@@ -89,7 +89,10 @@ def land(jobs: Sequence[JobStatus], keys: Iterable[tuple[str, int]], backend: Ba
             if job.output_file:
                 outputs.append(Path(tmp) / f"output-{index:05d}.jsonl")
                 backend.download(job.output_file, outputs[-1])
-        skipped, again = join_results(keys, _lines(outputs), writer, rerun, _why_missing(jobs, never_created))
+        created = iter(jobs)
+        by_shard = [None if index in never_created else next(created, None)
+                    for index in range(len(jobs) + len(never_created))]
+        skipped, again = join_results(keys, _lines(outputs), writer, rerun, _why_missing(by_shard))
     if any(skipped.values()):
         log.warning("Output lines skipped: %s", skipped)
     return again
@@ -101,17 +104,18 @@ def _lines(paths: Sequence[Path]) -> Iterator[bytes]:
             yield from lines
 
 
-def _why_missing(jobs: Sequence[JobStatus], never_created: int) -> Callable[[str, int], tuple[str, str]]:
-    """The status and message of a key that its job's output does not mention."""
+def _why_missing(jobs: Sequence[JobStatus | None]) -> Callable[[str, int], tuple[str, str]]:
+    """The status and message of a key that its job's output does not mention (``jobs`` by shard,
+    None for a shard whose job was never created)."""
 
     def why(key: str, shard: int) -> tuple[str, str]:
-        if len(jobs) <= shard < len(jobs) + never_created:
-            return RowStatus.CANCELLED, (f"shard {shard + 1} waited for room in the project's batch quota and was "
-                                         "never created: the deadline passed first")
         if shard >= len(jobs):
             return RowStatus.MISSING, (f"this row belongs to shard {shard + 1} but only {len(jobs)} jobs were given; "
                                        "give the results task the same per-job limits as the submit task")
         job = jobs[shard]
+        if job is None:
+            return RowStatus.CANCELLED, (f"shard {shard + 1} waited for room in the project's batch quota and was "
+                                         "never created: the deadline passed first")
         if job.state in ANSWERED:
             return RowStatus.MISSING, f"the output of {job.name} has no readable line for this key"
         status = NO_RESULT.get(job.state, RowStatus.MISSING)

@@ -163,14 +163,15 @@ def land_batch(plan: BatchPlan, backend: BatchBackend, client: genai.Client, sto
     """Land ended jobs (``core.land``) into ``writer``, the rows ``how.rerun`` picks online (their
     media scanned and uploaded then); the summary."""
     ledger = store.load()
+    never_created: frozenset[int] = frozenset()  # shards still waiting for room at the deadline
     try:
         if ledger is not None and ledger.job_names == [job.name for job in jobs]:
+            never_created = frozenset(shard.index for shard in ledger.waiting)
             copy = store.reused_copy(ledger, scratch)
             if copy is not None:
                 with KeyIndex() as keys:  # checked as written: a mismatch drops the results (writer.abort)
                     for row in reused_rows(copy, ledger.reused_rows, str(ledger.reused_file), keys):
                         writer.write(row)
-        never_created = len(ledger.waiting) if ledger is not None else 0
         again = land(jobs, keys_by_shard(jobs, ledger, store, backend, run_input, plan.limits), backend, writer,
                      how.rerun, log, scratch, never_created)
         if again:
