@@ -34,8 +34,8 @@ def _run(tmp_path, **options: Any):
     source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     with DAG(dag_id=f"waves_{name}", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
         Recording(task_id="night", input_path=str(source), output_path=str(output), key_field="id",
-                  prompt_template="Summarize: {text}", reuse=False, max_requests_per_job=1, deferrable=True,
-                  poll_interval=0.1, max_poll_interval=0.2, **options)
+                  prompt_template="Summarize: {text}", reuse=False, max_requests_per_job=1,
+                  **{"deferrable": True, "poll_interval": 0.1, "max_poll_interval": 0.2, **options})
     (tmp_path / f"bag-{name}").mkdir()
     dag_run = test_dag(dag, tmp_path / f"bag-{name}")
     rows = [json.loads(line) for line in output.read_text().splitlines()] if output.exists() else []
@@ -84,6 +84,12 @@ def test_a_night_of_more_shards_than_the_quota_holds_lands_in_waves_each_shard_c
     ledger = json.loads((tmp_path / f"{summary['output_path'].rsplit('/', 1)[1]}.gemini-batch.json").read_text())
     assert {s["status"] for s in ledger["shards"]} == {"created"} and ledger["version"] == 4
     assert {s["tokens"] for s in ledger["shards"]} == {32}  # each shard's estimate, kept for the next waves
+
+
+def test_waves_in_the_worker_when_not_deferrable(airflow_db, emulator, gemini_conn, tmp_path):
+    dag_run, rows, _, events = _run(tmp_path, max_concurrent_jobs=2, deferrable=False)
+    assert dag_run.state == "success" and _each_row_once(rows) and events == []  # never deferred
+    assert len(emulator.state.store.batches) == 7 and _most_unfinished_at_once(emulator) == 2
 
 
 @pytest.mark.parametrize("on_deadline", ["online", "cancel"])

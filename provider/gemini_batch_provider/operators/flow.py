@@ -65,7 +65,7 @@ def submit(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, back
                      on_changed_input=on_changed_input, scratch=scratch,
                      reused_rows_file=reused.rows_file if reused else None, reused_rows=reused.rows if reused else 0,
                      reused_fingerprint=reused.fingerprint if reused and reused.rows else "", quota=quota)
-    if quota is not None:  # a full quota defers the task for a later wave, instead of retrying in the worker
+    if quota is not None:  # a full quota waits for a later wave, not in the worker
         task.hook.create_429_attempts = 1
     wave = paths.submit_batch(plan, backend, ledger_store(plan, task.storage()), run_input, how, task.log)
     if wave is not None:
@@ -115,20 +115,33 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
 def _wait(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str | None, context: Context,
           backend: BatchBackend, wave: Wave) -> dict[str, Any]:
     """Wait (deferred, or in the worker) for every job to end; while shards wait for room in the
-    batch quota, only for a running job to end, or until the time the API asked to wait after a 429."""
-    ledger, wave_wait = wave.ledger, bool(wave.ledger.waiting)
-    names = list(wave.running) if wave_wait else ledger.job_names
-    wake_at = time.time() + wave.retry_after if wave_wait and wave.retry_after is not None else None
-    deadline = _deadline_at(params, ledger)
-    if params.deferrable:
-        task.defer(trigger=GeminiBatchJobTrigger(
-            job_names=names, gemini_conn_id=task.gemini_conn_id, poll_interval=params.poll_interval,
-            max_poll_interval=params.max_poll_interval, deadline=deadline, cancel_on_kill=True, wave=wave_wait,
-            wake_at=wake_at), method_name="execute_complete")
-    policy = waiting.WaitPolicy(params.poll_interval, params.max_poll_interval, deadline=deadline, wave=wave_wait,
-                                wake_at=wake_at)
-    event = asyncio.run(waiting.wait_logged(names, waiting.InWorker(backend), policy, task.log))
-    return execute_complete(task, params, staging_uri, context, event.payload())
+    batch quota, only for a running job to end, or until the time the API asked to wait after a
+    429, then create the next wave."""
+    while True:
+        ledger, wave_wait = wave.ledger, bool(wave.ledger.waiting)
+        names = list(wave.running) if wave_wait else ledger.job_names
+        wake_at = time.time() + wave.retry_after if wave_wait and wave.retry_after is not None else None
+        deadline = _deadline_at(params, ledger)
+        if params.deferrable:
+            task.defer(trigger=GeminiBatchJobTrigger(
+                job_names=names, gemini_conn_id=task.gemini_conn_id, poll_interval=params.poll_interval,
+                max_poll_interval=params.max_poll_interval, deadline=deadline, cancel_on_kill=True, wave=wave_wait,
+                wake_at=wake_at), method_name="execute_complete")
+        policy = waiting.WaitPolicy(params.poll_interval, params.max_poll_interval, deadline=deadline,
+                                    wave=wave_wait, wake_at=wake_at)
+        event = asyncio.run(waiting.wait_logged(names, waiting.InWorker(backend), policy, task.log))
+        if event.status is not WaitStatus.ROOM:
+            return execute_complete(task, params, staging_uri, context, event.payload())
+        wave = _next_wave(task, params, context, backend)
+
+
+def _next_wave(task: GeminiRequestsOperator, params: BatchParams, context: Context, backend: BatchBackend) -> Wave:
+    """Create the waiting shards' jobs the quota now has room for (``core.submit.next_wave``)."""
+    plan = task.plan()
+    task.hook.create_429_attempts = 1  # a full quota waits for the next wave, not in the worker
+    wave = next_wave(plan, backend, ledger_store(plan, task.storage()), params.quota, task.log)
+    _record_jobs(task, context, plan, backend, wave.ledger)
+    return wave
 
 
 def _routed_online(params: BatchParams, plan: BatchPlan, run_input: RunInput,
@@ -178,10 +191,7 @@ def execute_complete(task: GeminiRequestsOperator, params: BatchParams, staging_
         raise PollingFailed(f"{task.task_id}: {ended.message}")
     backend, plan = task.backend(context, staging_uri), task.plan()
     if ended.status is WaitStatus.ROOM:
-        task.hook.create_429_attempts = 1
-        wave = next_wave(plan, backend, ledger_store(plan, task.storage()), params.quota, task.log)
-        _record_jobs(task, context, plan, backend, wave.ledger)
-        return _wait(task, params, staging_uri, context, backend, wave)
+        return _wait(task, params, staging_uri, context, backend, _next_wave(task, params, context, backend))
     jobs = ended.jobs
     if ended.past_deadline:
         ledger = ledger_store(plan, task.storage()).load()
