@@ -254,3 +254,12 @@ def test_rows_of_a_shard_never_created_land_cancelled_wherever_it_lies(tmp_path)
     assert "batches/zero has no readable line" in rows["k0"]["error"]["message"]
     assert "shard 2 waited for room in the project's batch quota" in rows["k1"]["error"]["message"]
     assert "batches/two ended JOB_STATE_CANCELLED" in rows["k2"]["error"]["message"]
+
+
+def test_a_response_the_sdk_must_read_keeps_its_pictures_whatever_new_fields_it_carries():
+    picture = {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}  # base64 of the PNG magic
+    response = {"candidates": [{"content": {"parts": [{"text": "A drawing."}, picture]}, "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 4, "serviceTier": "flex"}}  # a field google-genai 3.6 lacks
+    row = parse_output_line({"key": "k", "response": response})
+    assert row["status"] == "succeeded" and row["text"] == "A drawing."
+    assert row["images"] == [{"mime_type": "image/png", "data": b"\x89PNG\r\n\x1a\n"}]

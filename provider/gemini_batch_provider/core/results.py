@@ -201,7 +201,9 @@ def wire_response_row(key: str, path: str, response: Any) -> dict[str, Any]:
     from google.genai import types  # here: rows the SDK must read are the rare ones, and DAG files never need it
 
     try:
-        response = types.GenerateContentResponse.model_validate(response)
+        # The SDK's own reader of the wire's JSON: it decodes base64 bytes and passes over fields
+        # its types do not know yet (such as usageMetadata.serviceTier in google-genai 3.6).
+        response = types.GenerateContentResponse._from_response(response=response, kwargs={})
     except pydantic.ValidationError as exc:
         return error_row(key, path, f"unreadable response: {exc.errors()[0]['msg']}", "INVALID_RESPONSE")
     return response_row(key, path, response)
