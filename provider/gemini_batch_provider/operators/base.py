@@ -30,6 +30,7 @@ from gemini_batch_provider.core.limits import FILE_LIMIT_BYTES, INLINE_MAX_BYTES
 from gemini_batch_provider.core.plan import BatchPlan, Budget, Embedding, MediaSettings, ReuseSettings, request_spec
 from gemini_batch_provider.core.schema import OutputSchema, ResponseSchema
 from gemini_batch_provider.hooks import DEFAULT_CONN_ID
+from gemini_batch_provider.operators import params
 from gemini_batch_provider.operators.templating import preview, render_error
 
 if TYPE_CHECKING:
@@ -48,7 +49,9 @@ class GeminiRequestsOperator(BaseOperator):
         brace is doubled, ``{{``, inside ``{% raw %}...{% endraw %}`` (see ``operators.templating``).
     :param output_path: where the results JSONL goes (templated): an absolute local path, a ``gs://`` URI or
         any URL Airflow's ObjectStoragePath reads (``storage``); written whole, a row per record (``core.results``).
-    :param records: the input as a list of dicts (small sets; larger ones belong in ``input_path``).
+    :param records: the input as a list of dicts, or an upstream task's output that is one (an ``XComArg``,
+        resolved when the try starts; templated, but its strings are never rendered). Small sets: XComs live
+        in the metadata database, so larger ones belong in a file, ``input_path``.
     :param input_path: the input as a ``.jsonl``/``.csv`` file (templated), where ``output_path`` may be.
     :param model: Gemini model, e.g. ``gemini-2.5-flash`` (templated).
     :param storage_conn_id: the connection for ObjectStoragePath URLs (an ``aws`` one for ``s3://``); None: default.
@@ -81,13 +84,13 @@ class GeminiRequestsOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("input_path", "output_path", "model", "prompt_template", "system_instruction",
-                                      "answer_store")
+                                      "answer_store", "records")
     ui_color = "#e8f0fe"
     lands_results = True  # writes the results file at output_path, for lineage (not the submit-only operator)
     limits, priority = ShardLimits(), None  # how the input is split over jobs, and their priority: batch operators'
     embedding: Embedding | None = None  # what makes the plan an embeddings one (the embeddings operators')
 
-    def __init__(self, *, prompt_template: str, output_path: str, records: Iterable[dict[str, Any]] | None = None,
+    def __init__(self, *, prompt_template: str, output_path: str, records: Iterable[dict[str, Any]] | Any = None,
                  input_path: str | None = None, model: str = "gemini-2.5-flash", key_field: str | None = None,
                  system_instruction: str | None = None, generation_config: dict[str, Any] | None = None,
                  response_schema: ResponseSchema | None = None, gemini_conn_id: str = DEFAULT_CONN_ID,
@@ -100,7 +103,7 @@ class GeminiRequestsOperator(BaseOperator):
         super().__init__(**kwargs)
         self.prompt_template = prompt_template
         self.output_path = output_path
-        self.records = tuple(records) if records is not None else None  # read more than once: checked, then sent
+        self.records = params.records_param(records)
         self.input_path = input_path
         self.model = model
         self.key_field = key_field
@@ -142,8 +145,9 @@ class GeminiRequestsOperator(BaseOperator):
                             system_instruction=self.system_instruction, generation_config=self.generation_config,
                             output_schema=self.output_schema, media_fields=self.media.fields,
                             embedding=self.embedding, preview=checked_only)
+        records = params.records_of(self.task_id, self.records)
         return BatchPlan(model=self.model, spec=spec, output_path=self.output_path, input_path=self.input_path,
-                         records=self.records, limits=self.limits, priority=self.priority, media=self.media,
+                         records=records, limits=self.limits, priority=self.priority, media=self.media,
                          budget=self.budget, output_schema=self.output_schema, reuse=dataclasses.replace(
                              self.reuse_settings, answer_store=None if checked_only else self.answer_store or None))
 

@@ -4,12 +4,51 @@ that parsing a DAG file stays cheap."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import XComArg
 
 from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.limits import BatchQuota, ShardLimits
 from gemini_batch_provider.core.plan import ON_CHANGED_INPUT, OnlineSettings, Routing, WaitPolicy
+
+
+class Records:
+    """``records`` as a DAG file gives them: a template field (so that an upstream task's output can
+    be given instead), whose rows Airflow's rendering leaves as they are: their strings are data,
+    never Jinja. Shown as ``Records(<n> rows)`` in the rendered fields."""
+
+    def __init__(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        self.rows = tuple(rows)  # read more than once: checked, then sent
+
+    def __repr__(self) -> str:
+        return f"Records({len(self.rows)} rows)"
+
+
+def records_param(records: Iterable[Mapping[str, Any]] | XComArg | None) -> Records | XComArg | None:
+    """What an operator keeps of ``records``: an upstream task's output (an ``XComArg``) as it is,
+    for Airflow to resolve when the task renders its template fields; rows as ``Records``."""
+    return records if records is None or isinstance(records, XComArg) else Records(records)
+
+
+def records_of(task_id: str, value: object) -> tuple[Mapping[str, Any], ...] | None:
+    """The rows of an operator's ``records`` (``records_param``): given in the DAG file, or the
+    upstream task's output once rendered; none yet (``()``) for an output not resolved yet (at parse).
+
+    :raises InputError: the upstream task's output is not a list of dicts, naming the task."""
+    if value is None or isinstance(value, Records):
+        return value.rows if value is not None else None
+    if isinstance(value, XComArg):
+        return ()
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping):
+        rows = tuple(value)
+        if all(isinstance(row, Mapping) for row in rows):
+            return rows
+    raise InputError(f"{task_id}: records must be a list of dicts, one per row; the upstream task gave "
+                     f"{type(value).__name__}. Return a list of dicts from it, or write a file and pass input_path")
 
 
 def batch_limits(task_id: str, max_requests_per_job: int | None, max_bytes_per_job: int,
