@@ -80,6 +80,11 @@ def test_the_same_dag_lands_the_same_rows_wherever_input_and_results_live(airflo
     assert summary["output_path"] == out and summary["rows"] == len(RECORDS)
     ledger = json.loads(read(".gemini-batch.json"))  # beside the results, wherever they are
     assert [s["job"] for s in ledger["shards"]] == summary["batch_jobs"]
+    # Read back by the summary alone, from wherever the results are.
+    from gemini_batch_provider.results import read_results
+
+    assert list(read_results(summary, storage_conn_id="aws_moto")) == rows
+    assert list(read_results(summary, status="failed", storage_conn_id="aws_moto")) == []
 
 
 def test_a_scheme_airflow_has_no_filesystem_for_fails_before_anything_is_sent(airflow_db, emulator, client,
