@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -496,6 +497,21 @@ class Stack:
             # An exception's type and message come in the line's error_detail.
             lines.extend(f"{e.get('exc_type')}: {e.get('exc_value')}" for e in item.get("error_detail") or [])
         return "\n".join(lines)
+
+    def error_lines(self, dag_id: str, run_id: str) -> list[str]:
+        """The lines at level ERROR or above in the logs of every try of every task of a run, and
+        those naming the run in the components' own logs (where a task's Execution API client writes)."""
+        found = [f"{path.name}: {line}" for path in sorted(self.logs.glob("*.log"))
+                 for line in path.read_text(errors="replace").splitlines()
+                 if run_id in line and re.search(r"\[(error|critical)\s*\]", line)]
+        for ti in self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]:
+            mapped = f"&map_index={ti['map_index']}" if ti["map_index"] >= 0 else ""
+            for try_number in range(1, ti["try_number"] + 1):
+                path = (f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{try_number}"
+                        f"?full_content=true{mapped}")
+                found += [f"{ti['task_id']}: {item.get('event')}" for item in self.get(path)["content"]
+                          if isinstance(item, dict) and str(item.get("level", "")).lower() in ("error", "critical")]
+        return found
 
     def trigger_logs(self, dag_id: str, run_id: str, task_id: str) -> list[Path]:
         """Log files the triggerer wrote for this task (proof it was deferred to the triggerer)."""

@@ -48,9 +48,22 @@ class GeminiBatchJobLink(BaseOperatorLink):
 
     @classmethod
     def persist(cls, context: Context, url: str) -> None:
+        """Keep ``url`` for the UI (the task's XCom) and for the task's own end (``get_link``)."""
         context["ti"].xcom_push(key=cls().xcom_key, value=url)
+        context["task"].gemini_jobs_link = url
+
+    @staticmethod
+    def no_jobs(context: Context) -> None:
+        """Say that this try created no job (its rows went online, or were reused): nothing to link."""
+        context["task"].gemini_jobs_link = ""
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """The link the task kept (``persist``); else its XCom. Airflow asks this at the end of
+        every try, in the task's own process, where a lookup of an XCom that is not there logs an
+        ERROR line in a task that succeeded: the task says what it knows first."""
+        known = getattr(operator, "gemini_jobs_link", None)
+        if known is not None:
+            return known
         from airflow.providers.common.compat.sdk import XCom  # the UI's, not a parse's
 
         return XCom.get_value(key=self.xcom_key, ti_key=ti_key) or ""

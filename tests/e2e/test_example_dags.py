@@ -55,6 +55,7 @@ def test_the_scheduled_nightly_run_defers_and_lands_one_row_per_module(stack):
     result = stack.wait_for_run(DAG_ID, run_id, timeout=600)
     task_log = stack.task_log(DAG_ID, run_id, "summarize_modules")
     assert result["state"] == "success", task_log
+    assert stack.error_lines(DAG_ID, run_id) == []  # no ERROR line in a run that succeeded
     # The wait happened in the triggerer, not in a worker slot (the run may have ended before this
     # test first looked: Airflow's own log line says the task deferred).
     assert "Pausing task as DEFERRED" in task_log
@@ -95,6 +96,7 @@ def test_images_dag_describes_each_photo_from_the_photo_itself(stack):
     run_id = stack.trigger("gemini_images", conf={"photo_limit": 12})
     result = stack.wait_for_run("gemini_images", run_id, timeout=600)
     assert result["state"] == "success", stack.task_log("gemini_images", run_id, "describe_photos")
+    assert stack.error_lines("gemini_images", run_id) == []
     photos = [json.loads(line) for line in Path(stack.xcom("gemini_images", run_id, "list_photos")).read_text()
               .splitlines()]
     summary = stack.xcom("gemini_images", run_id, "describe_photos")
@@ -114,6 +116,7 @@ def wait_for_reports(stack, timeout=120):
         for run in stack.get("/api/v2/dags/gemini_results_report/dagRuns")["dag_runs"]:
             if run["state"] == "success":
                 assert run["run_type"] == "asset_triggered"
+                assert stack.error_lines("gemini_results_report", run["dag_run_id"]) == []
                 return stack.xcom("gemini_results_report", run["dag_run_id"], "report")
         time.sleep(1)
     raise TimeoutError(f"no gemini_results_report run succeeded within {timeout} s")
@@ -134,6 +137,7 @@ def test_urgent_dag_runs_online_and_lands_one_row_per_topic(stack):
     run_id = stack.trigger("gemini_urgent", conf={"topic_limit": 1000})
     result = stack.wait_for_run("gemini_urgent", run_id, timeout=600)
     assert result["state"] == "success", stack.task_log("gemini_urgent", run_id, "explain_topics")
+    assert stack.error_lines("gemini_urgent", run_id) == []  # online: no job, no link to look up
     assert "deferred" not in result["task_states_seen"]["explain_topics"]
     summary = stack.xcom("gemini_urgent", run_id, "explain_topics")
     rows = [json.loads(line) for line in Path(summary["output_path"]).read_text().splitlines()]
@@ -148,6 +152,7 @@ def test_vertex_dag_stages_in_cloud_storage_and_lands_one_row_per_builtin(stack)
     run_id = stack.trigger("gemini_vertex_batch")
     result = stack.wait_for_run("gemini_vertex_batch", run_id, timeout=600)
     assert result["state"] == "success", stack.task_log("gemini_vertex_batch", run_id, "summarize_builtins")
+    assert stack.error_lines("gemini_vertex_batch", run_id) == []
     assert "deferred" in result["task_states_seen"]["summarize_builtins"]
     names = sorted(n for n in vars(builtins) if not n.startswith("_") and (getattr(builtins, n).__doc__ or "").strip())
     summary = stack.xcom("gemini_vertex_batch", run_id, "summarize_builtins")
@@ -222,6 +227,7 @@ def test_two_nightly_runs_landing_into_one_answer_store_at_once_lose_nothing_and
     assert stack.wait_for_run(DAG_ID, night_2)["state"] == "success"
     summary = stack.xcom(DAG_ID, night_2, "summarize_modules")
     assert summary["rows_by_path"] == {"reused": len(modules)} and summary["batch_jobs"] == []
+    assert stack.error_lines(DAG_ID, night_2) == []  # no job: no link to look up, no ERROR line
     assert summary["cost_usd"] == 0 and summary["saved_cost_usd"] > 0
     rows = [json.loads(line) for line in Path(summary["output_path"]).read_text().splitlines()]
     assert sorted(r["key"] for r in rows) == sorted(modules) and {r["reused_from"] for r in rows} == {"batch"}

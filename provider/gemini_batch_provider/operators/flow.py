@@ -90,6 +90,7 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
     """Route the rows (online, or batch), submit, then wait: deferred (the task resumes in
     ``execute_complete``), or in the worker. The summary, once landed."""
     plan, backend, storage = task.plan(), task.backend(context, staging_uri), task.storage()
+    GeminiBatchJobLink.no_jobs(context)  # until it creates some
     with scratch_folder(run_identity(context)) as scratch:  # its downloads go when the try ends, deferred or not
         with refusing(task.task_id):
             run_input = prepare(plan, backend, storage, scratch, task.log)
@@ -219,6 +220,10 @@ def land_jobs(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, b
     """Land ended jobs into the results file, in a scratch folder of the try's; fail after landing
     when a job did not succeed (``check_endings``); once all is well, delete the uploaded media."""
     store = ledger_store(plan, task.storage())
+    if jobs:
+        GeminiBatchJobLink.persist(context, backend.jobs_url([job.name for job in jobs]))
+    else:
+        GeminiBatchJobLink.no_jobs(context)
     with scratch_folder(run_identity(context)) as scratch:
         run_input = read_input(plan, task.storage(), scratch)
         writer = paths.open_writer(plan, task.storage(), _digests(store, jobs, scratch), scratch, task.log)

@@ -67,6 +67,7 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
         from gemini_batch_provider.operators.task import refusing, run_identity, scratch_folder
 
         plan, backend = self.plan(), self.backend(context, self.gcs_staging_uri)
+        GeminiBatchJobLink.no_jobs(context)  # until it creates some
         with scratch_folder(run_identity(context)) as scratch, refusing(self.task_id):
             run_input = prepare(plan, backend, self.storage(), scratch, self.log)
             wave = flow.submit(self, context, plan, backend, run_input, self.on_changed_input, scratch)
