@@ -29,7 +29,7 @@ def test_any_text_and_key_round_trip_or_are_refused_naming_the_row(text, key):
     try:
         [(built_key, request)] = list(build_requests([{"id": key, "text": text}], SPEC))
     except InputError as exc:
-        assert str(exc).startswith("row 0: ")
+        assert str(exc).startswith(("row 0: ", f"row 0 (key {str(key)!r}): "))
         blank_key = isinstance(key, str) and not key.strip()
         assert not text.strip() or _surrogate(text) or _surrogate(str(key)) or blank_key
         return
@@ -92,7 +92,7 @@ def test_any_template_and_records_give_one_request_per_record_or_a_refusal_namin
     try:
         built.extend(build_requests(records, spec))
     except InputError as exc:
-        assert str(exc).startswith(f"row {len(built)}: ")
+        assert str(exc).startswith((f"row {len(built)}: ", f"row {len(built)} (key "))
         return
     assert [key for key, _ in built] == [str(record["id"]) for record in records]
     assert len({key for key, _ in built}) == len(records)

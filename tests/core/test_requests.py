@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from google.genai import types
 
@@ -65,16 +67,18 @@ def test_requests_left_half_read_close_from_another_thread():
 @pytest.mark.parametrize(
     ("records", "spec", "message"),
     [
-        ([{"t": "a"}, {"u": "b"}], RequestSpec(prompt_template="{t}"), "row 1: field 't'"),
-        ([{"t": None}], RequestSpec(prompt_template="{t}"), "row 0: field 't' used by prompt_template is missing"),
-        ([{"t": "  "}], RequestSpec(prompt_template="{t}"), "row 0: the prompt is empty"),
+        ([{"t": "a"}, {"u": "b"}], RequestSpec(prompt_template="{t}"), "row 1 (key '1'): field 't'"),
+        ([{"t": None}], RequestSpec(prompt_template="{t}"), "row 0 (key '0'): field 't' used by prompt_template is "
+                                                            "missing"),
+        ([{"id": "doc-7", "t": "  "}], RequestSpec(prompt_template="{t}", key_field="id"),
+         "row 0 (key 'doc-7'): the prompt is empty"),
         ([{"k": "x", "t": "a"}, {"k": "x", "t": "b"}], RequestSpec(prompt_template="{t}", key_field="k"),
          "row 1: key 'x' already used by row 0"),
         ([{"t": "a"}], RequestSpec(prompt_template="{t}", key_field="id"), "row 0: key field 'id' is missing"),
     ],
 )
 def test_bad_rows_name_the_row_and_field(records, spec, message):
-    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+    with pytest.raises(InputError, match=re.escape(message)):
         list(build_requests(records, spec))
 
 

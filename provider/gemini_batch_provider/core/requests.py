@@ -244,7 +244,8 @@ def _check_text(text: str, row: int) -> None:
 
 def build_requests(records: Iterable[dict[str, Any]],
                    spec: RequestSpec) -> Generator[tuple[str, dict[str, Any]], None, None]:
-    """Yield ``(key, request)`` per record, in order; raises InputError on the first bad row.
+    """Yield ``(key, request)`` per record, in order; raises InputError on the first bad row,
+    naming it by its position and its key.
 
     Keys must be unique; the keys seen are kept on disk (``KeyIndex``), not in memory.
     """
@@ -253,7 +254,11 @@ def build_requests(records: Iterable[dict[str, Any]],
             key = spec.key(record, row)
             if not seen.add(key, row):
                 raise InputError(f"row {row}: key {key!r} already used by row {seen.value(key)}; keys must be unique")
-            yield key, spec.request(record, row)
+            try:
+                request = spec.request(record, row)
+            except InputError as exc:  # "row N: ..." names the row as the results do too: by its key
+                raise InputError(str(exc).replace(f"row {row}:", f"row {row} (key {key!r}):", 1)) from None
+            yield key, request
 
 
 def iter_keys(records: Iterable[dict[str, Any]], spec: RequestSpec) -> Iterator[str]:
