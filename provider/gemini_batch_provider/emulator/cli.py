@@ -22,9 +22,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", action="append", default=[],
                         help="a key to accept (repeatable); by default any non-empty key is accepted")
     parser.add_argument("--batch-pending-seconds", type=float, default=1.0,
-                        help="time a batch job stays in BATCH_STATE_PENDING")
+                        help="seconds a batch job stays in BATCH_STATE_PENDING (default 1; live: minutes)")
     parser.add_argument("--batch-running-seconds", type=float, default=2.0,
-                        help="time a batch job stays in BATCH_STATE_RUNNING (at least the time it takes)")
+                        help="seconds a batch job stays in BATCH_STATE_RUNNING, at least the time its rows take "
+                             "(default 2; live: up to 24 h)")
     parser.add_argument("--data-dir", type=Path, help="where file contents are kept (default: a temp folder)")
     parser.add_argument("--rpm", type=int, help="requests per minute per key and model (generateContent)")
     parser.add_argument("--tpm", type=int, help="tokens per minute per key and model (generateContent)")

@@ -55,10 +55,13 @@ class GeminiBatchOperator(GeminiRequestsOperator):
         (None: no limit). A create the API refuses with 429 (the quota is full, whoever filled it)
         waits for room the same way instead of failing the task.
     :param max_concurrent_jobs: this task's unfinished batch jobs at most, in the same waves (None: no limit).
-    :return: (XCom) summary: ``rows``, ``counts`` by status, ``usage`` token totals, ``path``
-        (``batch``, ``online`` or ``batch+online``), ``rows_by_path``, ``batch_jobs``,
-        ``output_path``, ``model``, ``estimated_cost_usd``, ``cost_usd`` (US dollars; None for a
-        model without a known price). Never the rows themselves. Each row lands exactly once.
+    :return: (XCom) summary (``core.summary.summarize``): ``rows``, ``counts`` by status, ``usage``
+        token totals of what this run sent, ``path`` (``batch``, ``online``, ``flex``,
+        ``batch+online`` or ``reused``), ``rows_by_path``, ``rows_by_service_tier``,
+        ``batch_jobs``, ``output_path``, ``model``, ``estimated_cost_usd``, ``cost_usd`` and
+        ``saved_cost_usd`` (US dollars; None for a model without a known price). Never the rows
+        themselves: each row lands exactly once in ``output_path``, with the 14 fields
+        ``core.results`` lists; ``gemini_batch_provider.results.read_results(summary)`` reads them back.
     :raises InputError: (an AirflowFailException) bad input (no retry helps), naming the row and
         the fix, or an estimated cost over ``max_cost_usd``; nothing was uploaded or billed.
     :raises JobError: (an AirflowException) a job ended FAILED, CANCELLED or EXPIRED (after what it
