@@ -82,6 +82,9 @@ class Location:
                              "absolute path or a URL such as gs:// or s3://")
         if path.is_dir():
             raise InputError(f"{what} {where!r} is a folder; name the results file")
+        if blocker := next((part for part in path.parents if part.exists() and not part.is_dir()), None):
+            raise InputError(f"the results can't be written at {where!r}: {blocker} is a file, not a folder; give a "
+                             "path whose folders are folders")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=path.parent).close()

@@ -187,12 +187,15 @@ BAD_RUNS = [
     ("key that is blank", [*GOOD, {"id": "  ", "text": "x"}], {}, ["row 2: key field 'id' is missing or blank"]),
     ("key that is a boolean", [{"id": True, "text": "x"}], {}, ["row 0: key field 'id' is a bool"]),
     ("Jinja name that is no Airflow value", GOOD, {"prompt_template": "Keep {{literal}} {text}"},
-     ["did not render with Airflow's Jinja", "'literal' is undefined", "single braces", "{% raw %}"]),
+     ["did not render with Airflow's Jinja: 'literal' is undefined", "filled in for a try of a DAG run only",
+      "single braces", "{% raw %}"]),
     ("media field naming a FIFO", FIFO_MEDIA, {"prompt_template": "Describe {photo}", "media_fields": ["photo"]},
      ["row 0, field 'photo'", "is not a regular file", "FIFO"]),
     ("input_path naming a FIFO", ("FIFO", None), {}, ["is not a regular file"]),
     ("unwritable output_path", GOOD, {"output_path": "/proc/gemini/out.jsonl"},
      ["the results can't be written at '/proc/gemini/out.jsonl'", "a folder the worker can write to"]),
+    ("output_path under a file", GOOD, {"output_path": "/etc/passwd/results/out.jsonl"},
+     ["the results can't be written at '/etc/passwd/results/out.jsonl': /etc/passwd is a file, not a folder"]),
 ]
 
 OPERATORS = {

@@ -42,6 +42,13 @@ def preview(template: str, env: jinja2.Environment) -> str:
 
 
 def render_error(exc: jinja2.TemplateError) -> InputError:
-    """The refusal of a templated parameter that Airflow's Jinja could not render."""
+    """The refusal of a templated parameter that Airflow's Jinja could not render: a variable it does
+    not know (Airflow fills in a run's context only for a try of a DAG run), or text it can't parse."""
+    if isinstance(exc, jinja2.UndefinedError):
+        return InputError(f"a templated parameter did not render with Airflow's Jinja: {exc.message}. If it names "
+                          "one of Airflow's context variables ({{ ds }}, {{ run_id }}, {{ params.x }}, ...), those "
+                          "are filled in for a try of a DAG run only: run the task in one (a trigger, or airflow "
+                          "dags test <dag> <date>), or give the value in params=. If the braces are text: a row's "
+                          f"field is written {{field}}, with single braces; {LITERAL_BRACES}")
     return InputError(f"a templated parameter did not render with Airflow's Jinja ({type(exc).__name__}: {exc}). "
                       f"A row's field is written {{field}}, with single braces; {LITERAL_BRACES}")
