@@ -1,5 +1,7 @@
-"""The online engine: requests sent one by one through ``client.aio`` (``generate_content``, or
-``embed_content`` for embeddings), as fast as the quota allows.
+"""The online engine: requests sent one by one (``generateContent``, or ``embedContent`` for
+embeddings), as fast as the quota allows: on the Gemini Developer API, each request's own JSON
+as the SDK would send it, its answer read as plain JSON (``OnlineEngine._generate``); otherwise
+through the SDK's ``client.aio``.
 
 For sets too small or too urgent for the Batch API. A fixed pool of ``2 * concurrency`` workers
 pulls ``(key, request)`` pairs from the input (so memory stays bounded whatever its size); at most
@@ -119,6 +121,11 @@ def _token_limiter(per_minute: int | None) -> AsyncLimiter | None:
     return AsyncLimiter(per_minute / 600, 0.1)
 
 
+# A call's time limit is the engine's own (``OnlineSettings.timeout_s``, 15 minutes on Flex), not
+# the shared session's default of 5 minutes.
+_NO_SESSION_TIMEOUT = aiohttp.ClientTimeout(total=None)
+
+
 class _WireAnswer(NamedTuple):
     """A ``generateContent`` answer as the wire gave it: its JSON and its headers."""
 
@@ -127,7 +134,7 @@ class _WireAnswer(NamedTuple):
 
 
 class OnlineEngine:
-    """Runs ``(key, request)`` pairs through ``client.aio.models.generate_content``; see the module doc.
+    """Runs ``(key, request)`` pairs through ``generateContent`` (or ``embedContent``); see the module doc.
 
     Give it a client whose own retries are off (``HttpRetryOptions(attempts=1)``, as GeminiHook
     builds it): retrying is this engine's job, and the SDK's aiohttp path would otherwise retry a
@@ -178,8 +185,8 @@ class OnlineEngine:
 
     def _send(self, request: dict[str, Any]) -> Awaitable[Any]:
         """The call for a request: ``embed_content`` for an ``EmbedContentRequest``, else
-        ``generateContent``: on the Gemini Developer API, the request's own JSON through the SDK's
-        API client (``_generate``); on Vertex AI, the SDK's ``generate_content``."""
+        ``generateContent``: on the Gemini Developer API, the request's own JSON (``_generate``);
+        on Vertex AI, the SDK's ``generate_content``."""
         if "content" in request:
             config = types.EmbedContentConfig(task_type=request.get("taskType"),
                                               output_dimensionality=request.get("outputDimensionality"))
@@ -201,7 +208,8 @@ class OnlineEngine:
             **request, "serviceTier": self.settings.service_tier}
         options = self.client.aio._api_client._http_options
         url = f"{str(options.base_url).rstrip('/')}/{options.api_version}/{self._generate_path}"
-        async with loop_session().post(url, data=orjson.dumps(body), headers=options.headers) as response:
+        async with loop_session().post(url, data=orjson.dumps(body), headers=options.headers,
+                                       timeout=_NO_SESSION_TIMEOUT) as response:
             await errors.APIError.raise_for_async_response(response)
             return _WireAnswer(orjson.loads(await response.read() or b"{}"), response.headers)
 
