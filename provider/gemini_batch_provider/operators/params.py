@@ -56,8 +56,9 @@ def batch_limits(task_id: str, max_requests_per_job: int | None, max_bytes_per_j
     """The batch operators' per-job limits; a job's tokens at most the ``quota``'s enqueued tokens,
     else it could never be created. :raises InputError: (a ValueError) naming the task."""
     enqueued = quota.max_enqueued_tokens if quota is not None else None
-    if enqueued is not None:
-        max_tokens_per_job = min(max_tokens_per_job or enqueued, enqueued)
+    if enqueued is not None and (max_tokens_per_job is None or
+                                 (isinstance(max_tokens_per_job, int) and max_tokens_per_job > enqueued)):
+        max_tokens_per_job = enqueued
     try:
         return ShardLimits(max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
     except InputError as exc:
