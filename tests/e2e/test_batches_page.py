@@ -36,12 +36,13 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/setup.sh installs it)
 def stack(tmp_path_factory):
     # Signed-in users only, under the FAB auth manager, whose roles can be limited to some DAGs
     # (not the other tests' all-admins stack); the example DAGs, run only when the test triggers them,
-    # and jobs that run 20 s, answering their requests one by one meanwhile: long enough to watch one run.
+    # and jobs that run 45 s, answering their requests one by one meanwhile: long enough to watch one run
+    # through the API, then start a browser and find it still running on the page, on two busy cores.
     users = {"admin": "Admin", "viewer": "Viewer", "images": "ImagesOnly", "noxcom": "ImagesNoXCom"}
     with Stack(tmp_path_factory.mktemp("airflow"), users=users,
                env={**NO_SCHEDULED_RUNS, "AIRFLOW__GEMINI_BATCH__PAGE_REFRESH_SECONDS": "1",
                     "GEMINI_BATCH_POLL_INTERVAL": "1"},
-               emulator_args=("--batch-pending-seconds", "1", "--batch-running-seconds", "20")) as running:
+               emulator_args=("--batch-pending-seconds", "1", "--batch-running-seconds", "45")) as running:
         running.wait_for_dag(NIGHTLY)
         running.wait_for_dag(IMAGES)
         running.grant("ImagesOnly", f"DAG:{IMAGES}", "can_read")
