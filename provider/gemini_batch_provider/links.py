@@ -50,12 +50,12 @@ class GeminiBatchJobLink(BaseOperatorLink):
     def persist(cls, context: Context, url: str) -> None:
         """Keep ``url`` for the UI (the task's XCom) and for the task's own end (``get_link``)."""
         context["ti"].xcom_push(key=cls().xcom_key, value=url)
-        context["task"].gemini_jobs_link = url
+        context["ti"].task.gemini_jobs_link = url  # the operator the try's end asks (context["task"] may be a copy)
 
     @staticmethod
     def no_jobs(context: Context) -> None:
         """Say that this try created no job (its rows went online, or were reused): nothing to link."""
-        context["task"].gemini_jobs_link = ""
+        context["ti"].task.gemini_jobs_link = ""
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         """The link the task kept (``persist``); else its XCom. Airflow asks this at the end of
