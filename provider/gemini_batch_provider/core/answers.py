@@ -16,12 +16,17 @@ two runs landing at once each add their own part, so neither loses or damages th
 reader never sees half a part (a local part is renamed into place; an object is put whole).
 ``AnswerStore.compact`` merges the parts into one, the newest answer per digest kept.
 
+Rows refused as bad input under ``on_bad_row="land"`` (``core.plan.BatchPlan``) are settled here
+too, in the same pass: each lands ``failed`` with ``path`` ``refused`` and the reason, beside the
+reused rows, and is not sent.
+
 Nothing here imports Airflow; the store reaches its folder through ``Folder`` (``storage`` in the
 provider).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -37,7 +42,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from .errors import LedgerError
+from .errors import InputError, LedgerError
 from .keys import KeyIndex
 from .plan import RunInput
 from .requests import request_digest
@@ -193,6 +198,15 @@ class Digests:
         return None if found is None else found[0]
 
 
+def refused_row(key: str, reason: str) -> dict[str, Any]:
+    """The results row of a bad row refused before sending: ``failed``, ``path`` ``refused``, the
+    reason in ``error`` (status ``INVALID_ARGUMENT``), nothing sent, nothing billed."""
+    return {"key": key, "status": RowStatus.FAILED.value, "path": RowPath.REFUSED.value, "text": None, "parsed": None,
+            "embedding": None, "usage": None, "error": {"code": None, "message": reason, "status": "INVALID_ARGUMENT"},
+            "finish_reason": None, "thoughts": None, "images": None, "request_digest": None,
+            "answered_at": None, "reused_from": None}
+
+
 def reused_row(key: str, answer: dict[str, Any]) -> dict[str, Any]:
     """The results row of ``key`` answered by ``answer`` (a row of an earlier run): its answer,
     usage and answer time, ``path`` ``reused``, and ``reused_from`` the path that paid for it."""
@@ -202,21 +216,23 @@ def reused_row(key: str, answer: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Reuse:
-    """What a run takes from earlier answers: ``rows`` of them (``reused`` results rows, in input
-    order, in the file ``rows_file``), and the ``sent`` rows left to send, their requests built and
-    checked once, as ``[key, request]`` lines in the file ``to_send``. ``fingerprint`` hashes each
-    reused row's key and request digest (``reuse_fingerprint``), so that a submission's fingerprint
-    tells apart runs that send the same rows but reuse different answers."""
+    """What a run settles before sending: ``rows`` results rows (``reused`` ones from earlier
+    answers, and the ``refused`` bad rows among them, in input order, in the file ``rows_file``),
+    and the ``sent`` rows left to send, their requests built and checked once, as ``[key, request]``
+    lines in the file ``to_send``. ``fingerprint`` hashes each reused row's key and request digest
+    (``reuse_fingerprint``), so that a submission's fingerprint tells apart runs that send the same
+    rows but reuse different answers."""
 
     rows_file: Path
     rows: int
     to_send: Path
     sent: int
     fingerprint: str
+    refused: int = 0
 
     def narrowed(self, run_input: RunInput) -> RunInput:
         """``run_input`` as the stages after reuse read it: only the rows to send, not built again."""
-        return RunInput(run_input.source, run_input.spec, built=self.to_send) if self.rows else run_input
+        return dataclasses.replace(run_input, built=self.to_send) if self.rows else run_input
 
 
 def reuse_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
@@ -231,9 +247,15 @@ def split_reused(run_input: RunInput, model: str, answers: AnswerIndex, folder: 
     """Look every row's request up in ``answers`` (``LOOKUP_CHUNK`` rows a query); write the
     ``reused`` rows of those found into ``folder / "reused.jsonl"`` and the others' requests into
     ``folder / "to-send.jsonl"``. Builds every request, so a bad row fails here, before anything is
-    sent (InputError)."""
-    rows_file, to_send, rows, sent = folder / "reused.jsonl", folder / "to-send.jsonl", 0, 0
-    requests = run_input.requests()
+    sent (InputError), or, with ``run_input.refuse_bad_rows``, lands ``refused`` in the same file."""
+    rows_file, to_send, rows, sent, refused = folder / "reused.jsonl", folder / "to-send.jsonl", 0, 0, 0
+
+    def refuse(key: str, error: InputError) -> None:
+        nonlocal rows, refused
+        reused.write(orjson.dumps(refused_row(key, str(error)), option=orjson.OPT_APPEND_NEWLINE))
+        rows, refused = rows + 1, refused + 1
+
+    requests = run_input.requests(refuse)
 
     def reused_pairs() -> Iterator[tuple[str, str]]:
         nonlocal rows, sent
@@ -252,13 +274,14 @@ def split_reused(run_input: RunInput, model: str, answers: AnswerIndex, folder: 
 
     with rows_file.open("wb") as reused, to_send.open("wb") as sending:
         fingerprint = reuse_fingerprint(reused_pairs())
-    return Reuse(rows_file, rows, to_send, sent, fingerprint)
+    return Reuse(rows_file, rows, to_send, sent, fingerprint, refused)
 
 
 def reused_rows(path: Path, expected_rows: int, where: str, keys: KeyIndex) -> Iterator[dict[str, Any]]:
     """The rows of a reused rows file read back (``path``, a copy of the file at ``where``), each
-    checked as it is read: a results row of path ``reused`` whose key is new to ``keys`` (and added
-    to it); the file ends after ``expected_rows`` of them. A caller writes rows as they come and
+    checked as it is read: a results row of path ``reused`` (with its request digest) or ``refused``
+    (``failed``) whose key is new to ``keys`` (and added to it); the file ends after
+    ``expected_rows`` of them. A caller writes rows as they come and
     drops what it wrote when this raises.
 
     :raises LedgerError: naming ``where`` and the line, when the file does not match its ledger."""
@@ -271,9 +294,11 @@ def reused_rows(path: Path, expected_rows: int, where: str, keys: KeyIndex) -> I
         with path.open("rb") as lines:
             for number, line in enumerate(lines, 1):
                 row = orjson.loads(line)
-                reused = isinstance(row, dict) and row.get("path") == RowPath.REUSED
-                if not (reused and isinstance(row.get("key"), str) and isinstance(row.get("request_digest"), str)):
-                    raise mismatch(f"line {number} is not a reused results row")
+                path = row.get("path") if isinstance(row, dict) else None
+                reused = path == RowPath.REUSED and isinstance(row.get("request_digest"), str)
+                refused = path == RowPath.REFUSED and row.get("status") == RowStatus.FAILED
+                if not ((reused or refused) and isinstance(row.get("key"), str)):
+                    raise mismatch(f"line {number} is neither a reused nor a refused results row")
                 if not keys.add(row["key"]):
                     raise mismatch(f"line {number} repeats key {row['key']!r}")
                 rows += 1
@@ -289,7 +314,7 @@ def check_reused_rows(path: Path, expected_rows: int, where: str, keys: KeyIndex
 
     :raises LedgerError: naming ``where``, when the file does not match its ledger."""
     rows = reused_rows(path, expected_rows, where, keys)
-    return reuse_fingerprint((row["key"], row["request_digest"]) for row in rows)
+    return reuse_fingerprint((row["key"], row["request_digest"]) for row in rows if row["path"] == RowPath.REUSED)
 
 
 def reused_from_file(path: Path, expected_rows: int, where: str, run_input: RunInput, folder: Path) -> Reuse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ FLEX_REQUEST_TIMEOUT_S = 900.0
 #: What a try does when the input differs from what its task instance submitted (``core.submit``).
 ON_CHANGED_INPUT = ("fail", "submit")
 ON_DEADLINE = ("online", "cancel")
+ON_BAD_ROW = ("fail", "land")
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@/-]*")
 SCHEMA_KEYS = frozenset({"response_schema", "responseSchema", "response_json_schema", "responseJsonSchema"})
 
@@ -371,7 +372,10 @@ class BatchPlan:
     :param budget: what the run may cost.
     :param output_schema: the JSON each answer must be (None: free text).
     :param reuse: which earlier answers the run reuses.
-    :raises InputError: for both or neither of ``input_path`` and ``records``.
+    :param on_bad_row: ``fail``: a row whose request can't be built fails the run before anything
+        is sent; ``land``: it lands ``failed`` (``path`` ``refused``, the reason in ``error``) and
+        the rest are sent. A row with no usable key, or another row's, always fails the run.
+    :raises InputError: for both or neither of ``input_path`` and ``records``, or another ``on_bad_row``.
     """
 
     model: str
@@ -385,10 +389,13 @@ class BatchPlan:
     budget: Budget = field(default_factory=Budget)
     output_schema: OutputSchema | None = None
     reuse: ReuseSettings = field(default_factory=ReuseSettings)
+    on_bad_row: str = "fail"
 
     def __post_init__(self) -> None:
         if (self.records is None) == (self.input_path is None):
             raise InputError("give exactly one of records= or input_path=")
+        if self.on_bad_row not in ON_BAD_ROW:
+            raise InputError(f"on_bad_row must be one of {ON_BAD_ROW}, got {self.on_bad_row!r}")
         priority = self.priority
         if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)
                                      or not -2**63 <= priority < 2**63):
@@ -438,13 +445,26 @@ class RunInput:
     source: tuple[Mapping[str, Any], ...] | str
     spec: RequestSpec
     built: Path | None = None
+    refuse_bad_rows: bool = False
 
     def records(self) -> Iterator[dict[str, Any]]:
         return iter_records(self.source)  # type: ignore[arg-type]
 
-    def requests(self) -> Generator[tuple[str, dict[str, Any]], None, None]:
-        """``(key, request)`` per record (or per line of ``built``), checked as it is built (InputError)."""
-        return build_requests(self.records(), self.spec) if self.built is None else _read_built(self.built)
+    def requests(self, refused: Callable[[str, InputError], None] | None = None) -> Generator[
+            tuple[str, dict[str, Any]], None, None]:
+        """``(key, request)`` per record (or per line of ``built``), checked as it is built
+        (InputError). With ``refuse_bad_rows``, a bad row is handed to ``refused`` and left out
+        (``build_requests``); with no ``refused``, left out alone: the run landed it when it was
+        first refused (``core.answers.split_reused``)."""
+        if self.built is not None:
+            return _read_built(self.built)
+        if self.refuse_bad_rows:
+            return build_requests(self.records(), self.spec, refused or _landed_already)
+        return build_requests(self.records(), self.spec)
+
+
+def _landed_already(key: str, error: InputError) -> None:
+    """A bad row met again after it was refused: its ``failed`` row is already among the run's rows."""
 
 
 def _read_built(path: Path) -> Generator[tuple[str, dict[str, Any]], None, None]:

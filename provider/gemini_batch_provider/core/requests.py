@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -242,10 +242,14 @@ def _check_text(text: str, row: int) -> None:
                          "unpaired surrogate that is not text; fix how the input was decoded")
 
 
-def build_requests(records: Iterable[dict[str, Any]],
-                   spec: RequestSpec) -> Generator[tuple[str, dict[str, Any]], None, None]:
+def build_requests(records: Iterable[dict[str, Any]], spec: RequestSpec,
+                   refused: Callable[[str, InputError], None] | None = None) -> Generator[
+        tuple[str, dict[str, Any]], None, None]:
     """Yield ``(key, request)`` per record, in order; raises InputError on the first bad row,
-    naming it by its position and its key.
+    naming it by its position and its key. Given ``refused``, a row whose request can't be built
+    (a field missing, null or of the wrong type, an empty prompt, text that is no text) is handed to
+    it instead, ``(key, error)``, and left out; a row with no usable key, or another row's, still
+    raises: its key is how a row lands.
 
     Keys must be unique; the keys seen are kept on disk (``KeyIndex``), not in memory.
     """
@@ -257,7 +261,11 @@ def build_requests(records: Iterable[dict[str, Any]],
             try:
                 request = spec.request(record, row)
             except InputError as exc:  # "row N: ..." names the row as the results do too: by its key
-                raise InputError(str(exc).replace(f"row {row}:", f"row {row} (key {key!r}):", 1)) from None
+                error = InputError(str(exc).replace(f"row {row}:", f"row {row} (key {key!r}):", 1))
+                if refused is None:
+                    raise error from None
+                refused(key, error)
+                continue
             yield key, request
 
 

@@ -70,6 +70,7 @@ class RowPath(StrEnum):
     ONLINE = "online"
     FLEX = "flex"  # online, on the Flex service tier (the batch price)
     REUSED = "reused"  # answered by an earlier run (core.answers); nothing sent, nothing billed
+    REFUSED = "refused"  # bad input, landed failed under on_bad_row="land" (core.answers); nothing sent
     BATCH_AND_ONLINE = "batch+online"  # a summary only: some rows went online after the batch
 
 

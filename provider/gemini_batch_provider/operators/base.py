@@ -79,6 +79,10 @@ class GeminiRequestsOperator(BaseOperator):
     :param answer_store: a folder of answers shared by tasks and DAGs, wherever ``output_path`` may be (templated),
         read before sending, added to before the results are published, safe for runs writing it at once.
     :param reuse_max_age: answers older than this (a ``timedelta``, or seconds) are sent again.
+    :param on_bad_row: ``fail`` (default): a row whose request can't be built (a field missing, null or of the
+        wrong type, an empty prompt) fails the task before anything is sent; ``land``: it lands ``failed``, ``path``
+        ``refused``, the reason in ``error``, and the rest are sent; the log and the summary count them. A row
+        without a usable key, or with another row's, always fails the task.
     :raises InputError: (a ValueError) when the DAG is parsed, for a parameter the plan refuses,
         naming it and the fix (``core.plan``). Lineage: see the module.
     """
@@ -99,7 +103,7 @@ class GeminiRequestsOperator(BaseOperator):
                  inline_media_max_bytes: int = INLINE_MAX_BYTES, max_media_bytes: int = FILE_LIMIT_BYTES,
                  keep_media_files: bool = False, storage_conn_id: str | None = None, reuse: bool = True,
                  answer_store: str | None = None, reuse_max_age: float | timedelta | None = None,
-                 **kwargs: Any) -> None:
+                 on_bad_row: str = "fail", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prompt_template = prompt_template
         self.output_path = output_path
@@ -110,7 +114,7 @@ class GeminiRequestsOperator(BaseOperator):
         self.system_instruction = system_instruction
         self.generation_config = generation_config
         self.gemini_conn_id, self.storage_conn_id = gemini_conn_id, storage_conn_id
-        self.answer_store = answer_store
+        self.answer_store, self.on_bad_row = answer_store, on_bad_row
         self.landed: dict[str, Any] | None = None  # the summary, once the results landed
         self.submitted_jobs: list[str] = []  # the batch jobs this try created or found, once submitted
         try:
@@ -148,7 +152,8 @@ class GeminiRequestsOperator(BaseOperator):
         records = params.records_of(self.task_id, self.records)
         return BatchPlan(model=self.model, spec=spec, output_path=self.output_path, input_path=self.input_path,
                          records=records, limits=self.limits, priority=self.priority, media=self.media,
-                         budget=self.budget, output_schema=self.output_schema, reuse=dataclasses.replace(
+                         budget=self.budget, output_schema=self.output_schema, on_bad_row=self.on_bad_row,
+                         reuse=dataclasses.replace(
                              self.reuse_settings, answer_store=None if checked_only else self.answer_store or None))
 
     @cached_property

@@ -25,16 +25,18 @@ from gemini_batch_provider.storage import Storage
 
 
 def read_input(plan: BatchPlan, storage: Storage, scratch: Path) -> RunInput:
-    """The plan's records, or its ``input_path`` (a remote one downloaded once, into ``scratch``)."""
+    """The plan's records, or its ``input_path`` (a remote one downloaded once, into ``scratch``);
+    bad rows left out of its requests under ``on_bad_row="land"`` (``RunInput.refuse_bad_rows``)."""
+    refuse = plan.on_bad_row == "land"
     if plan.records is not None:
-        return RunInput(plan.records, plan.spec)
+        return RunInput(plan.records, plan.spec, refuse_bad_rows=refuse)
     source = storage.at(str(plan.input_path))
     if source.local is not None:
-        return RunInput(str(source.local), plan.spec)
+        return RunInput(str(source.local), plan.spec, refuse_bad_rows=refuse)
     copy = scratch / "input" / source.url.rsplit("/", 1)[-1]
     copy.parent.mkdir()
     source.download(copy)
-    return RunInput(str(copy), plan.spec)
+    return RunInput(str(copy), plan.spec, refuse_bad_rows=refuse)
 
 
 def check_apart(plan: BatchPlan, storage: Storage) -> None:

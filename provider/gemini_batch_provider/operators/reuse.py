@@ -18,48 +18,69 @@ from gemini_batch_provider.core.ledger import LedgerStore
 from gemini_batch_provider.core.plan import BatchPlan, RunInput
 from gemini_batch_provider.core.requests import request_digest
 from gemini_batch_provider.core.results import ResultsWriter
+from gemini_batch_provider.core.vocabulary import RowPath
 from gemini_batch_provider.storage import Storage
 
 
 def decide(plan: BatchPlan, storage: Storage, run_input: RunInput, ledgers: LedgerStore | None, identity: str | None,
            scratch: Path, log: logging.Logger) -> Reuse | None:
-    """The rows earlier answers settle, or None when the run reuses nothing (reuse off, or media).
+    """The rows settled before sending: those earlier answers settle, and the bad rows refused under
+    ``on_bad_row="land"`` (``run_input.refuse_bad_rows``); None when there are none to look for
+    (reuse off, or media, and no refusing).
 
     A task instance that already submitted (its ledger beside ``output_path``, ``ledgers``) keeps
-    the reuse it recorded then, so that its retries send exactly what it sent. Otherwise each row's
+    the rows it recorded then, so that its retries send exactly what it sent. Otherwise each row's
     request is looked up among the answers of the results file at ``output_path`` and of the
     answer store (``plan.reuse``).
 
-    :raises InputError: a bad row (every request is built here). :raises LedgerError: a recorded
-        reuse that does not match its ledger."""
-    settings = plan.reuse
-    if not settings.enabled:
-        return None
-    if plan.media.fields:
+    :raises InputError: a bad row, unless refused (every request is built here). :raises
+        LedgerError: a recorded reuse that does not match its ledger."""
+    settings, refusing = plan.reuse, run_input.refuse_bad_rows
+    reusing = settings.enabled and not plan.media.fields
+    if settings.enabled and plan.media.fields:
         log.info("Answer reuse: off for requests with media (their uploads are named anew each run); every row is "
                  "sent.")
+    if not reusing and not refusing:
         return None
     old = ledgers.load() if ledgers is not None else None
     if ledgers is not None and old is not None and old.identity == identity:
         copy = ledgers.reused_copy(old, scratch)
         if copy is None:
             return None
-        log.info("Answer reuse: %d rows as this task instance recorded them (%s).", old.reused_rows, old.reused_file)
+        log.info("Rows settled before sending: %d as this task instance recorded them (%s).", old.reused_rows,
+                 old.reused_file)
         return reused_from_file(copy, old.reused_rows, str(old.reused_file), run_input, scratch)
     with AnswerIndex(settings.max_age_s) as answers:
-        earlier = _read_results(storage, plan.output_path, answers, scratch)
+        earlier = _read_results(storage, plan.output_path, answers, scratch) if reusing else 0
         stored = 0
-        if settings.answer_store:
+        if reusing and settings.answer_store:
             stored = AnswerStore(storage.folder(settings.answer_store)).read_into(answers, scratch, log)
-        if not answers.size:
+        if not answers.size and not refusing:
             log.info("Answer reuse: no earlier answers (results at %s, answer store %s); every row is sent.",
                      plan.output_path, settings.answer_store or "none")
             return None
         reuse = split_reused(run_input, plan.model, answers, scratch)
-    log.info("Answer reuse: %d rows answered before, %d to send (%d answers in the results at %s, %d in the answer "
-             "store%s).", reuse.rows, reuse.sent, earlier, plan.output_path, stored,
-             f" {settings.answer_store}" if settings.answer_store else ": none")
+    if reusing:
+        log.info("Answer reuse: %d rows answered before, %d to send (%d answers in the results at %s, %d in the "
+                 "answer store%s).", reuse.rows - reuse.refused, reuse.sent, earlier, plan.output_path, stored,
+                 f" {settings.answer_store}" if settings.answer_store else ": none")
+    if reuse.refused:
+        log.warning("%d bad rows refused (on_bad_row='land'): they land 'failed', path 'refused', and are not sent. "
+                    "The first: %s", reuse.refused, "; ".join(_first_refusals(reuse.rows_file)))
     return reuse
+
+
+def _first_refusals(rows_file: Path, count: int = 3) -> list[str]:
+    """The reasons of the first ``count`` refused rows in a settled rows file."""
+    reasons = []
+    with rows_file.open("rb") as lines:
+        for line in lines:
+            row = orjson.loads(line)
+            if row["path"] == RowPath.REFUSED:
+                reasons.append(row["error"]["message"])
+                if len(reasons) == count:
+                    break
+    return reasons
 
 
 def _read_results(storage: Storage, output_path: str, answers: AnswerIndex, scratch: Path) -> int:

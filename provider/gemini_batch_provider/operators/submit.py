@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Context
 
+from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.limits import DEFAULT_MAX_BYTES
 from gemini_batch_provider.links import GeminiBatchJobLink
 from gemini_batch_provider.operators import params
@@ -57,6 +58,9 @@ class GeminiSubmitBatchOperator(GeminiRequestsOperator):
         self.limits = params.batch_limits(self.task_id, max_requests_per_job, max_bytes_per_job, max_tokens_per_job)
         self.priority = priority
         params.check_on_changed_input(self.task_id, on_changed_input)
+        if self.on_bad_row != "fail":  # the results operator lands what the jobs answer, never a refused row
+            raise InputError(f"{self.task_id}: on_bad_row={self.on_bad_row!r} is for the operators that land their "
+                             "rows (GeminiBatchOperator); this one submits every row or none")
         self.on_changed_input = on_changed_input
         self.gcs_staging_uri = gcs_staging_uri
         self.check_plan()
