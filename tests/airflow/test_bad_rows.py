@@ -65,6 +65,7 @@ def test_refused_rows_stay_refused_on_a_night_that_reuses_the_rest(airflow_db, e
     _run(tmp_path, on_bad_row="land", answer_store=store)
     dag_run, landed, summary, _ = _run(tmp_path, on_bad_row="land", answer_store=store)
     assert dag_run.state == "success" and summary["rows_by_path"] == {"reused": 7, "refused": 2}
+    assert [r["key"] for r in landed if r["path"] == "refused"] == ["null-text", "nested"]
     assert len(emulator.state.store.batches) == 1  # night 2 sent nothing
 
 

@@ -140,10 +140,22 @@ def _reused(key: str) -> dict:
     return {**_row(key), "path": "reused", "reused_from": "batch"}
 
 
+def test_refused_rows_are_checked_with_the_reused_ones_and_leave_the_fingerprint_alone(tmp_path):
+    from gemini_batch_provider.core.answers import check_reused_rows, refused_row
+    from gemini_batch_provider.core.keys import KeyIndex
+
+    alone, mixed = tmp_path / "alone.jsonl", tmp_path / "mixed.jsonl"
+    alone.write_text(json.dumps(_reused("a")) + "\n")
+    mixed.write_text(json.dumps(_reused("a")) + "\n" + json.dumps(refused_row("b", "row 1 (key 'b'): bad")) + "\n")
+    with KeyIndex() as first, KeyIndex() as second:
+        assert check_reused_rows(alone, 1, "alone", first) == check_reused_rows(mixed, 2, "mixed", second)
+
+
 @pytest.mark.parametrize(("lines", "expected", "why"), [
     ([_reused("a"), _reused("b")], 3, "it holds 2 rows where the ledger records 3"),
     ([_reused("a"), _reused("a")], 2, "line 2 repeats key 'a'"),
-    ([_reused("a"), _row("b")], 2, "line 2 is not a reused results row"),
+    ([_reused("a"), _row("b")], 2, "line 2 is neither a reused nor a refused results row"),
+    ([_reused("a"), {**_row("b"), "path": "refused"}], 2, "line 2 is neither a reused nor a refused results row"),
     ([_reused("a"), "{cut"], 2, "it can't be read"),
 ])
 def test_a_reused_rows_file_that_does_not_match_its_ledger_is_refused(tmp_path, lines, expected, why):
