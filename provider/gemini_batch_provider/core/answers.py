@@ -46,6 +46,7 @@ from .errors import InputError, LedgerError
 from .keys import KeyIndex
 from .plan import RunInput
 from .requests import request_digest
+from .results import error_row
 from .vocabulary import RowPath, RowStatus
 
 PART_PREFIX, PART_SUFFIX = "answers-", ".jsonl"
@@ -201,10 +202,7 @@ class Digests:
 def refused_row(key: str, reason: str) -> dict[str, Any]:
     """The results row of a bad row refused before sending: ``failed``, ``path`` ``refused``, the
     reason in ``error`` (status ``INVALID_ARGUMENT``), nothing sent, nothing billed."""
-    return {"key": key, "status": RowStatus.FAILED.value, "path": RowPath.REFUSED.value, "text": None, "parsed": None,
-            "embedding": None, "usage": None, "error": {"code": None, "message": reason, "status": "INVALID_ARGUMENT"},
-            "finish_reason": None, "thoughts": None, "images": None, "request_digest": None,
-            "answered_at": None, "reused_from": None}
+    return error_row(key, RowPath.REFUSED, reason, "INVALID_ARGUMENT")
 
 
 def reused_row(key: str, answer: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +227,7 @@ class Reuse:
     sent: int
     fingerprint: str
     refused: int = 0
+    first_refusals: tuple[str, ...] = ()  # the reasons of the first few refused rows, for the log
 
     def narrowed(self, run_input: RunInput) -> RunInput:
         """``run_input`` as the stages after reuse read it: only the rows to send, not built again."""
@@ -243,6 +242,9 @@ def reuse_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
+FIRST_REFUSALS = 3  # refused rows whose reasons the log names
+
+
 def split_reused(run_input: RunInput, model: str, answers: AnswerIndex, folder: Path) -> Reuse:
     """Look every row's request up in ``answers`` (``LOOKUP_CHUNK`` rows a query); write the
     ``reused`` rows of those found into ``folder / "reused.jsonl"`` and the others' requests into
@@ -250,10 +252,14 @@ def split_reused(run_input: RunInput, model: str, answers: AnswerIndex, folder: 
     sent (InputError), or, with ``run_input.refuse_bad_rows``, lands ``refused`` in the same file."""
     rows_file, to_send, rows, sent, refused = folder / "reused.jsonl", folder / "to-send.jsonl", 0, 0, 0
 
+    first_refusals: list[str] = []
+
     def refuse(key: str, error: InputError) -> None:
         nonlocal rows, refused
         reused.write(orjson.dumps(refused_row(key, str(error)), option=orjson.OPT_APPEND_NEWLINE))
         rows, refused = rows + 1, refused + 1
+        if len(first_refusals) < FIRST_REFUSALS:
+            first_refusals.append(str(error))
 
     requests = run_input.requests(refuse)
 
@@ -274,7 +280,7 @@ def split_reused(run_input: RunInput, model: str, answers: AnswerIndex, folder: 
 
     with rows_file.open("wb") as reused, to_send.open("wb") as sending:
         fingerprint = reuse_fingerprint(reused_pairs())
-    return Reuse(rows_file, rows, to_send, sent, fingerprint, refused)
+    return Reuse(rows_file, rows, to_send, sent, fingerprint, refused, tuple(first_refusals))
 
 
 def reused_rows(path: Path, expected_rows: int, where: str, keys: KeyIndex) -> Iterator[dict[str, Any]]:

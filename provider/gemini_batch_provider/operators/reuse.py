@@ -18,7 +18,6 @@ from gemini_batch_provider.core.ledger import LedgerStore
 from gemini_batch_provider.core.plan import BatchPlan, RunInput
 from gemini_batch_provider.core.requests import request_digest
 from gemini_batch_provider.core.results import ResultsWriter
-from gemini_batch_provider.core.vocabulary import RowPath
 from gemini_batch_provider.storage import Storage
 
 
@@ -66,21 +65,8 @@ def decide(plan: BatchPlan, storage: Storage, run_input: RunInput, ledgers: Ledg
                  f" {settings.answer_store}" if settings.answer_store else ": none")
     if reuse.refused:
         log.warning("%d bad rows refused (on_bad_row='land'): they land 'failed', path 'refused', and are not sent. "
-                    "The first: %s", reuse.refused, "; ".join(_first_refusals(reuse.rows_file)))
+                    "The first: %s", reuse.refused, "; ".join(reuse.first_refusals))
     return reuse
-
-
-def _first_refusals(rows_file: Path, count: int = 3) -> list[str]:
-    """The reasons of the first ``count`` refused rows in a settled rows file."""
-    reasons = []
-    with rows_file.open("rb") as lines:
-        for line in lines:
-            row = orjson.loads(line)
-            if row["path"] == RowPath.REFUSED:
-                reasons.append(row["error"]["message"])
-                if len(reasons) == count:
-                    break
-    return reasons
 
 
 def _read_results(storage: Storage, output_path: str, answers: AnswerIndex, scratch: Path) -> int:
