@@ -9,7 +9,13 @@ from google.genai import types
 
 from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.records import iter_records
-from gemini_batch_provider.core.requests import EmbedRequestSpec, RequestSpec, build_requests, user_content
+from gemini_batch_provider.core.requests import (
+    EmbedRequestSpec,
+    RequestSpec,
+    blank_fields,
+    build_requests,
+    user_content,
+)
 from gemini_batch_provider.core.tokens import estimate_split
 
 
@@ -126,3 +132,26 @@ def test_bad_files_name_the_line(tmp_path, name, content, message):
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         list(iter_records(tmp_path / "nope.jsonl"))
+
+
+def test_rows_that_fill_a_template_field_with_blank_text_are_counted_and_the_first_named_by_key():
+    spec = RequestSpec(prompt_template="Review of {product}: {text}", key_field="id")
+    rows = [{"id": "a", "product": "kettle", "text": "Boils fast."},
+            {"id": "b", "product": "kettle", "text": "  \n"},
+            {"id": "c", "product": "", "text": "Fine."},
+            {"id": "d", "product": "lamp", "text": 0},  # a number is never blank
+            {"id": "e", "product": "lamp", "text": ""}]
+    first = ["row 1 (key 'b'): field 'text'", "row 2 (key 'c'): field 'product'"]
+    assert blank_fields(rows, spec, shown=2) == (3, first)
+    # the rows still build: blank text is sent as it is, never refused
+    assert [key for key, _ in build_requests(rows, spec)] == ["a", "b", "c", "d", "e"]
+
+
+def test_a_template_without_text_fields_reads_no_row_for_blanks():
+    spec = RequestSpec(prompt_template="Describe {photo}", key_field="id", media_fields=("photo",))
+
+    def never():
+        raise AssertionError("read")
+        yield
+
+    assert blank_fields(never(), spec) == (0, [])

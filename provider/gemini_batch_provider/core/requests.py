@@ -269,6 +269,21 @@ def build_requests(records: Iterable[dict[str, Any]], spec: RequestSpec,
             yield key, request
 
 
+def blank_fields(records: Iterable[dict[str, Any]], spec: RequestSpec, shown: int = 3) -> tuple[int, list[str]]:
+    """How many rows fill a template field with empty or whitespace-only text, and the first
+    ``shown`` of them as ``row N (key 'k'): field 'f'``. Such a row's prompt is still sent as it is
+    (``"Review: "``), answered and billed: seldom what was meant, never an error."""
+    text_fields = [name for name in spec.fields if name not in spec.media_fields]
+    count, first = 0, []
+    for row, record in enumerate(records if text_fields else ()):
+        blank = [name for name in text_fields if isinstance(record.get(name), str) and not record[name].strip()]
+        if blank:
+            count += 1
+            if len(first) < shown:
+                first.append(f"row {row} (key {spec.key(record, row)!r}): field {blank[0]!r}")
+    return count, first
+
+
 def iter_keys(records: Iterable[dict[str, Any]], spec: RequestSpec) -> Iterator[str]:
     """Each record's key, in order, without building its request: what landing results needs."""
     for row, record in enumerate(records):

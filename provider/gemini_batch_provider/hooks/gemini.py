@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import tenacity
 from airflow.providers.common.compat.connection import get_async_connection
-from airflow.providers.common.compat.sdk import BaseHook, Connection
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, Connection
 from asgiref.sync import sync_to_async
 from google import genai
 from google.genai import errors, types
@@ -136,6 +137,33 @@ class GeminiHook(BaseHook):
                 client = await sync_to_async(shared_async_client)(conn, loop, loop_session())
             self._async_client = (loop, client)
         return self._async_client[1]
+
+    def check_deferred_wait_can_read(self) -> None:
+        """Refuse, before anything is created, a connection the deferred wait could not read.
+
+        The trigger reads the connection asynchronously (``aget_connection``), and this reads it
+        the same way from the try's process, once. Under ``airflow dags test`` or ``dag.test()``
+        the trigger runs in that process, and on Airflow 3.3 such a read does not see a connection
+        stored in the metadata database (environment-variable connections and secrets backends
+        work; Airflow's own behaviour, for any trigger). Without this check the batch job would be
+        created, then the wait would fail and leave it running, billed.
+
+        :raises InputError: the connection can't be read asynchronously here; the message names
+            it and the fix.
+        """
+        def read() -> Connection:
+            return asyncio.run(get_async_connection(self.gemini_conn_id))
+
+        try:
+            with ThreadPoolExecutor(1) as pool:  # a loop of its own, whatever runs in this thread
+                pool.submit(read).result()
+        except AirflowNotFoundException:
+            raise InputError(
+                f"the deferred wait could not read the connection {self.gemini_conn_id!r}: a trigger run "
+                "inside this process (airflow dags test, dag.test()) does not see connections stored in the "
+                "metadata database. Give the connection as an environment variable "
+                f"(AIRFLOW_CONN_{self.gemini_conn_id.upper()}, JSON) or from a secrets backend, or test with "
+                "deferrable=False; a real triggerer reads it either way") from None
 
     # The connection form. Airflow 3.2+ reads it from the provider info (``conn-fields``,
     # ``ui-field-behaviour``) and skips these two; Airflow 3.0 and 3.1 build it from them when wtforms

@@ -101,6 +101,8 @@ def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str 
             to_send = reused.narrowed(run_input) if reused is not None else run_input
             rows_online, settings = _routed_online(params, plan, to_send, task.log)
             if rows_online is None:
+                if params.deferrable:
+                    task.hook.check_deferred_wait_can_read()
                 wave = submit(task, context, plan, backend, to_send, params.on_changed_input, scratch, reused,
                               params.quota)
             else:

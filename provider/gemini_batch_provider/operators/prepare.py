@@ -21,6 +21,7 @@ from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.ledger import keys_location
 from gemini_batch_provider.core.media import MediaStager
 from gemini_batch_provider.core.plan import BatchPlan, RunInput
+from gemini_batch_provider.core.requests import blank_fields
 from gemini_batch_provider.storage import Storage
 
 
@@ -75,7 +76,13 @@ def prepare(plan: BatchPlan, backend: BatchBackend, storage: Storage, scratch: P
 
     :raises InputError: naming the setting, row or field and the fix."""
     preflight(plan, backend, storage)
-    return scan_media(plan, backend, read_input(plan, storage, scratch), scratch, log)
+    run_input = read_input(plan, storage, scratch)
+    blank, first = blank_fields(run_input.records(), run_input.spec)
+    if blank:
+        log.warning("%d rows fill a template field with empty or whitespace-only text, sent as it is: %s%s. "
+                    "Drop or fill them upstream if that is not meant.", blank, "; ".join(first),
+                    "; ..." if blank > len(first) else "")
+    return scan_media(plan, backend, run_input, scratch, log)
 
 
 def scan_media(plan: BatchPlan, backend: BatchBackend, run_input: RunInput, scratch: Path,
