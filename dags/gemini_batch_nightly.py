@@ -273,6 +273,7 @@ def gemini_batch_nightly():
                 out.write(json.dumps(record) + "\n")
         return str(path)
 
+    # [START howto_asset_producer]
     GeminiBatchOperator(
         task_id="summarize_modules",
         deferrable=True,  # wait in the triggerer, whatever [operators] default_deferrable says
@@ -290,6 +291,7 @@ def gemini_batch_nightly():
         answer_store="{{ params.output_dir }}/answers",  # shared by every night: each sends only what changed
         poll_interval=float(os.environ.get("GEMINI_BATCH_POLL_INTERVAL", "30")),
     )
+    # [END howto_asset_producer]
 
 
 gemini_batch_nightly()

@@ -67,6 +67,7 @@ def gemini_images():
                 out.write(json.dumps({"photo_id": photo.stem, "photo": str(photo)}) + "\n")
         return str(path)
 
+    # [START howto_media_fields]
     GeminiBatchOperator(
         task_id="describe_photos",
         deferrable=True,  # wait in the triggerer, whatever [operators] default_deferrable says
@@ -82,6 +83,7 @@ def gemini_images():
         output_path="{{ params.output_dir }}/{{ run_id }}/results.jsonl",
         poll_interval=float(os.environ.get("GEMINI_BATCH_POLL_INTERVAL", "30")),
     )
+    # [END howto_media_fields]
 
 
 gemini_images()

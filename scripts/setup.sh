@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything on a fresh machine: a virtual environment in .venv with uv, the newest Airflow
-# release of scripts/airflow-matrix.txt (with its pins), this provider (editable) and the test tools,
+# release of scripts/airflow-matrix.txt (with its pins), this provider (editable), the test tools and Sphinx,
 # and Debian's Chromium for the browser test (Playwright drives it; no browser download).
 # Safe to run again; it only installs what is missing.
 set -euo pipefail
@@ -12,7 +12,7 @@ constraints=$(mktemp)
 trap 'rm -f "$constraints"' EXIT
 printf '%s\n' $pins > "$constraints"
 UV_COMPILE_BYTECODE=1 .venv/bin/uv pip install --quiet --python .venv/bin/python --constraint "$constraints" \
-  "apache-airflow==$airflow" -e ".[dev,common-ai,openlineage]" \
+  "apache-airflow==$airflow" -e ".[dev,common-ai,openlineage,docs]" \
   "apache-airflow-providers-fab>=3.0"  # the Gemini batches page's test of per-DAG access (FAB roles)
 command -v chromium > /dev/null || {
   if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
