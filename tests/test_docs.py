@@ -60,8 +60,10 @@ def test_every_code_example_is_included_from_a_file_a_test_runs():
 
 
 def test_every_how_to_example_is_shown_in_the_docs():
-    shown = {path for _, path, _ in includes()}
-    assert {p for p in RUN_BY_TESTS if p.parent.name == "system"} <= shown
+    shown = {(path, marker) for _, path, marker in includes()}
+    written = {(path, marker) for path in RUN_BY_TESTS if path.parent.name == "system"
+               for marker in re.findall(r"# \[START (\w+)\]", path.read_text())}
+    assert written and written <= shown
 
 
 def test_the_readme_example_is_the_batch_how_to_as_it_runs():
