@@ -2,8 +2,9 @@
 
 Scheduled on the Asset ``gemini_module_summaries`` that ``gemini_batch_nightly`` updates. Each asset
 event's ``extra`` is the batch task's summary, so this DAG reads the results of the very runs that
-triggered it (``output_path``, read with ``gemini_batch_provider.results.read_results``), counts the modules per category from each row's ``parsed`` answer,
-and writes ``report.json`` next to each results file.
+triggered it (``output_path``, read with ``gemini_batch_provider.results.read_results``), counts
+the modules per category from each row's ``parsed`` answer, and writes ``report.json`` next to each
+results file.
 """
 
 from __future__ import annotations

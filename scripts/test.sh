@@ -8,5 +8,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-.venv/bin/ruff check provider tests dags scripts benchmarks
+.venv/bin/ruff check provider tests dags scripts benchmarks docs
 exec .venv/bin/python -m pytest --numprocesses 4 --no-loadscope-reorder "$@"
