@@ -1,14 +1,25 @@
-"""How fast the Gemini batches page's JSON answers with many batch jobs recorded.
+"""How fast the Gemini batches page's JSON answers with many batch jobs recorded, and with many in flight.
 
 A DAG whose one task pushes what a batch task pushes (the jobs record at submit, the summary once
-landed) runs once through ``dag.test()`` on a fresh SQLite metadata database; its task instance and
-XComs are then copied ``--jobs`` times (one task instance each, spread over 30 days), and the page's
-app (``gemini_batch_provider.plugins.app``, with Airflow's auth manager) answers
-``GET /api/batches`` in-process ``--repeat`` times, as a signed-in admin. Prints one JSON object:
-``jobs``, ``rows_returned``, ``median_ms``, ``p95_ms``, ``max_ms``, ``filtered_median_ms`` (one
-DAG and state filtered).
+landed) runs once through ``dag.test()`` on a fresh metadata database (SQLite, or with
+``--database postgresql`` a new database on the PostgreSQL server at 127.0.0.1:5432, dropped at
+the end); its task instance and XComs are then copied ``--jobs`` times (one task instance each,
+spread over 30 days), and the page's app (``gemini_batch_provider.plugins.app``, with Airflow's
+auth manager) answers ``GET /api/batches`` in-process ``--repeat`` times, as a signed-in admin.
 
-    .venv/bin/python benchmarks/batches_page.py [--jobs 10000] [--repeat 20]
+Then ``--in-flight`` tasks are recorded as deferred, each waiting on a job of its own that runs on
+the emulator (``--batch-get-latency`` seconds a job's GET, a round trip to the live API), and the
+page is loaded once with none of their progress known (every job asked of the API), once again
+within the refresh interval (none asked), and the same jobs are asked one after another, as the
+page did before it asked them concurrently.
+
+Prints one JSON object: ``database``, ``jobs``, ``rows_returned``, ``median_ms``, ``p95_ms``,
+``max_ms``, ``filtered_median_ms`` (one DAG and state filtered), and under ``in_flight``: ``jobs``,
+``batch_get_latency_s``, ``first_load_s``, ``cached_load_s``, ``one_after_another_s``,
+``with_progress`` (jobs whose progress the first load showed).
+
+    .venv/bin/python benchmarks/batches_page.py [--jobs 10000] [--repeat 20] [--database postgresql]
+        [--in-flight 50] [--batch-get-latency 0.2]
 """
 
 from __future__ import annotations
@@ -24,14 +35,18 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from stack import POSTGRES  # noqa: E402
 
 
-def _environment() -> Path:
+def _environment(database_url: str | None) -> Path:
     home = Path(tempfile.mkdtemp(prefix="gemini-batches-page-"))
     os.environ.update({
-        "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url or f"sqlite:///{home}/airflow.db",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
     })
     subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
@@ -83,7 +98,7 @@ def _copy(jobs: int) -> None:
         session.execute(insert(XComModel.__table__), copies)
 
 
-def _timings(repeat: int) -> dict[str, float | int]:
+def _client() -> Any:
     from airflow.api_fastapi.app import create_auth_manager, get_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from fastapi.testclient import TestClient
@@ -92,8 +107,10 @@ def _timings(repeat: int) -> dict[str, float | int]:
 
     create_auth_manager()
     token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
-    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    return TestClient(app, headers={"Authorization": f"Bearer {token}"})
 
+
+def _timings(client: Any, repeat: int) -> dict[str, float | int]:
     def timed(path: str) -> tuple[list[float], dict]:
         seconds, answer = [], {}
         for _ in range(repeat):
@@ -112,16 +129,99 @@ def _timings(repeat: int) -> dict[str, float | int]:
             "filtered_median_ms": round(statistics.median(filtered), 1)}
 
 
+def _in_flight(client: Any, count: int, get_latency: float) -> dict[str, float | int]:
+    """``count`` deferred tasks, each waiting on a stalled job of the emulator; the page loaded cold,
+    then warm, and the same jobs asked one after another."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import insert, select
+
+    from gemini_batch_provider.core.summary import JOBS_XCOM_KEY
+    from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread
+    from gemini_batch_provider.hooks.gemini import GeminiHook
+    from gemini_batch_provider.plugins.live import LiveProgress
+
+    with EmulatorThread(EmulatorConfig(batch_outcome="stall", batch_get_latency_s=get_latency)) as emu:
+        os.environ["AIRFLOW_CONN_GEMINI_DEFAULT"] = json.dumps(
+            {"conn_type": "gemini", "password": "benchmark-key", "extra": {"base_url": emu.base_url}})
+        hook = GeminiHook("gemini_default")
+        requests = Path(tempfile.mkdtemp()) / "one.jsonl"
+        requests.write_text(json.dumps({"key": "a", "request": {"contents": [{"parts": [{"text": "Hi."}]}]}}) + "\n")
+        uploaded = hook.upload_file(requests, display_name="in")
+        names = [hook.create_batch_job("gemini-2.5-flash", src=uploaded.name, display_name=f"job {i}").name
+                 for i in range(count)]
+        with create_session() as session:
+            ti = dict(session.execute(select(TaskInstance.__table__)).first()._mapping)
+            record = dict(session.execute(select(XComModel.__table__).where(
+                XComModel.key == JOBS_XCOM_KEY)).first()._mapping)
+            value = json.loads(record["value"]) if isinstance(record["value"], str) else record["value"]
+            tis, xcoms = [], []
+            for index, name in enumerate(names, start=10_000_000):
+                tis.append({**ti, "id": uuid.uuid4(), "map_index": index, "state": "deferred"})
+                job = {**value, "batch_jobs": [name], "conn_id": "gemini_default", "submitted_at": time.time()}
+                xcoms.append({**record, "map_index": index, "timestamp": datetime.now(UTC),
+                              "value": json.dumps(job) if isinstance(record["value"], str) else job})
+            session.execute(insert(TaskInstance.__table__), tis)
+            session.execute(insert(XComModel.__table__), xcoms)
+
+        def load() -> tuple[float, int]:
+            start = time.perf_counter()
+            response = client.get("/api/batches?state=deferred&limit=1000")
+            seconds = time.perf_counter() - start
+            response.raise_for_status()
+            jobs = [job for row in response.json()["rows"] for job in row["jobs"]]
+            return seconds, sum(bool(job["progress"]) and "state" in job["progress"] for job in jobs)
+
+        first, with_progress = load()
+        cached, _ = load()
+        one_by_one = LiveProgress()
+        start = time.perf_counter()
+        for name in names:
+            one_by_one.progress("gemini_default", name)
+        sequential = time.perf_counter() - start
+    return {"jobs": count, "batch_get_latency_s": get_latency, "first_load_s": round(first, 2),
+            "cached_load_s": round(cached, 3), "one_after_another_s": round(sequential, 2),
+            "with_progress": with_progress}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--in-flight", type=int, default=50)
+    parser.add_argument("--batch-get-latency", type=float, default=0.2)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    home = _environment()
-    _one_run(home)
-    _copy(args.jobs)
-    print(json.dumps({"jobs": args.jobs, **_timings(args.repeat)}))
+    database = f"gemini_page_bench_{uuid.uuid4().hex[:8]}" if args.database == "postgresql" else None
+    if database:
+        _postgres(f"CREATE DATABASE {database}")
+    try:
+        home = _environment(f"{POSTGRES.replace('postgresql', 'postgresql+psycopg2')}/{database}" if database else None)
+        _one_run(home)
+        _copy(args.jobs)
+        client = _client()
+        figures = {"database": args.database, "jobs": args.jobs, **_timings(client, args.repeat)}
+        figures["in_flight"] = _in_flight(client, args.in_flight, args.batch_get_latency)
+    finally:
+        if database:
+            from airflow.settings import dispose_orm
+
+            dispose_orm()  # its connections closed, so that the database can be dropped
+            _postgres(f"DROP DATABASE IF EXISTS {database}")
+    print(json.dumps(figures))
+
+
+def _postgres(statement: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(f"{POSTGRES}/postgres")
+    conn.autocommit = True  # CREATE/DROP DATABASE can't run in a transaction
+    try:
+        conn.cursor().execute(statement)
+    finally:
+        conn.close()
 
 
 if __name__ == "__main__":

@@ -116,6 +116,30 @@ def test_live_progress_comes_through_either_connection_and_is_kept_a_while(two_c
 
 
 
+def test_a_page_load_asks_each_running_job_once_and_a_slow_api_never_holds_it(monkeypatch, tmp_path):
+    """Jobs are asked concurrently, each once however often listed; a page load waits ``timeout`` at
+    most, showing no progress for a job the API has not answered yet, which the next load shows."""
+    from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread
+    from gemini_batch_provider.hooks.gemini import GeminiHook
+    from gemini_batch_provider.plugins.live import LiveProgress
+
+    with EmulatorThread(EmulatorConfig(batch_get_latency_s=2.0, batch_outcome="stall")) as emu:
+        conn = {"conn_type": "gemini", "password": API_KEY, "extra": {"base_url": emu.base_url}}
+        monkeypatch.setenv("AIRFLOW_CONN_GEMINI_SLOW", json.dumps(conn))
+        hook = GeminiHook("gemini_slow")
+        request = tmp_path / "one.jsonl"
+        request.write_text(json.dumps({"key": "a", "request": {"contents": [{"parts": [{"text": "Hi."}]}]}}) + "\n")
+        uploaded = hook.upload_file(request, display_name="in")
+        names = [hook.create_batch_job("gemini-2.5-flash", src=uploaded.name, display_name=f"job {i}").name
+                 for i in range(3)]
+        live = LiveProgress()
+        asked = [("gemini_slow", name) for name in names] * 2  # the same jobs under two tasks
+        assert live.progress_of(asked, timeout=0.1) == {job: {"error": "TimeoutError"} for job in asked}
+        later = live.progress_of(asked, timeout=60)
+        assert sorted(later) == sorted(set(asked))
+        assert {answer["state"] for answer in later.values()} <= {"JOB_STATE_PENDING", "JOB_STATE_RUNNING"}
+
+
 def _recorded(tmp_path, tasks):
     """One run of a new DAG whose tasks push what a batch task pushes, as given: ``{task_id: (record,
     summary)}`` (any JSON: an XCom is any task's to write). The DAG's id and the run's."""

@@ -3,6 +3,7 @@ cancel and delete of ``batches/<id>``, each answered as the long-running Operati
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -42,6 +43,7 @@ def _batch(state: State, batch_id: str) -> Any:
 
 
 async def batch_get(request: web.Request, state: State, match: re.Match[str]) -> web.Response:
+    await asyncio.sleep(state.config.batch_get_latency_s)
     return json_response(operation(_batch(state, match["id"])))
 
 

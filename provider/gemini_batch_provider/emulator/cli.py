@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-running-seconds", type=float, default=2.0,
                         help="seconds a batch job stays in BATCH_STATE_RUNNING, at least the time its rows take "
                              "(default 2; live: up to 24 h)")
+    parser.add_argument("--batch-get-latency", type=float, default=0.0,
+                        help="seconds a batch job's GET takes (default 0; live: a round trip to Google)")
     parser.add_argument("--data-dir", type=Path, help="where file contents are kept (default: a temp folder)")
     parser.add_argument("--rpm", type=int, help="requests per minute per key and model (generateContent)")
     parser.add_argument("--tpm", type=int, help="tokens per minute per key and model (generateContent)")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="share of Priority calls served at Standard (capacity short)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault, latency and shedding draws")
     args = parser.parse_args(argv)
-    if args.port <= 0 or args.batch_pending_seconds < 0 or args.batch_running_seconds < 0:
+    if args.port <= 0 or min(args.batch_pending_seconds, args.batch_running_seconds, args.batch_get_latency) < 0:
         parser.error("--port must be positive and the batch durations not negative")
     try:
         faults = FaultConfig(
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         api_keys=frozenset(args.api_key),
         batch_pending_s=args.batch_pending_seconds,
         batch_running_s=args.batch_running_seconds,
+        batch_get_latency_s=args.batch_get_latency,
         data_dir=args.data_dir,
         batch_row_errors=row_errors,
         batch_outcome=args.batch_outcome,

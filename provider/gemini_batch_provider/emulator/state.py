@@ -35,12 +35,14 @@ class EmulatorConfig:
     limit); ``max_concurrent_jobs``: unfinished batch jobs at most (None: no limit);
     ``max_file_bytes``: the largest upload (2 GB, as the Files API). ``gcs_endpoint``: the Cloud
     Storage (emulator) that Vertex AI batch prediction jobs read from and write to.
-    ``tiers``: Flex's latency and shed rate (``emulator.tiers``).
+    ``tiers``: Flex's latency and shed rate (``emulator.tiers``). ``batch_get_latency_s``: seconds a
+    batch job's GET takes, as the round trip to the live API does (0: at once).
     """
 
     api_keys: frozenset[str] = frozenset()
     batch_pending_s: float = 1.0
     batch_running_s: float = 2.0
+    batch_get_latency_s: float = 0.0
     data_dir: Path | None = None
     page_size: int = 50
     rpm: int | None = None

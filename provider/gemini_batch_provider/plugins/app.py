@@ -126,8 +126,12 @@ def batches(user: Annotated[Any, Depends(signed_in_user)],
     with create_session() as session:
         readable = auth.get_authorized_dag_ids(user=user, method="GET", session=session)
         found = list_batches(session, readable, BatchFilter(dag_id, state, days, limit), may_read_xcom)
+    asked = [(row, job) for row in found["rows"] if row["state"] in IN_FLIGHT and row["conn_id"]
+             for job in row["jobs"] if job["valid"]]
+    progress = live.progress_of((row["conn_id"], job["name"]) for row, job in asked)
     for row in found["rows"]:
-        in_flight = row["state"] in IN_FLIGHT and row["conn_id"]
         for job in row["jobs"]:
-            job["progress"] = live.progress(row["conn_id"], job["name"]) if in_flight and job["valid"] else None
+            job["progress"] = None
+    for row, job in asked:
+        job["progress"] = progress[row["conn_id"], job["name"]]
     return found
