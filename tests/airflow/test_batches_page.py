@@ -6,6 +6,7 @@ jobs, kept a while. On Airflow 3.0 there is no page, and the plugin adds nothing
 from __future__ import annotations
 
 import json
+import urllib.parse
 
 import pendulum
 import pytest
@@ -267,12 +268,41 @@ def test_a_job_name_of_no_jobs_shape_is_marked_invalid_and_never_requested(airfl
     assert asked == ["/v1beta/batches/real1"]  # only the name with a job's shape was asked of the API
 
 
+
+@needs_page
+def test_a_run_and_a_task_instance_each_get_a_view_of_their_own_batch(airflow_db, tmp_path):
+    """The "Gemini batch" tabs (external views on a DAG run and a task instance, Airflow filling in
+    the placeholders) open the page scoped by its address; the API answers that run's or task's rows."""
+    views = {view["destination"]: view for view in GeminiBatchesPlugin.external_views}
+    assert views["nav"]["href"] == "/gemini-batches/"
+    assert views["task_instance"]["href"] == (
+        "/gemini-batches/?dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TASK_ID}&map_index={MAP_INDEX}")
+    assert views["dag_run"]["href"] == "/gemini-batches/?dag_id={DAG_ID}&run_id={RUN_ID}"
+    second = ({**GOOD[0], "batch_jobs": ["batches/two"]}, GOOD[1])
+    dag_id, run_id = _recorded(tmp_path, {"first": GOOD, "second": second})
+    client, auth = _client()
+
+    def shown(query: str) -> list[tuple[str, str]]:
+        answer = client.get(f"/api/batches?dag_id={dag_id}&{query}", headers=auth).json()
+        assert answer["refresh_seconds"] > 0  # how often the page asks again
+        return sorted((row["task_id"], row["jobs"][0]["name"]) for row in answer["rows"])
+
+    run_query = urllib.parse.urlencode({"run_id": run_id})
+    assert shown(run_query) == [("first", "batches/good1"), ("second", "batches/two")]
+    assert shown(f"{run_query}&task_id=second&map_index=-1") == [("second", "batches/two")]
+    assert shown(f"{run_query}&task_id=second&map_index=3") == []
+    assert shown(urllib.parse.urlencode({"run_id": "manual__another_run"})) == []
+
+
 @needs_page
 def test_parameters_the_database_could_refuse_are_422_and_every_answer_carries_the_security_headers(airflow_db):
     client, auth = _client()
-    for query in ("dag_id=%00", "state=%00", "dag_id=a%00b", "dag_id=a b", "state=bogus", f"dag_id={'d' * 251}"):
+    for query in ("dag_id=%00", "state=%00", "dag_id=a%00b", "dag_id=a b", "state=bogus", f"dag_id={'d' * 251}",
+                  "run_id=a%00b", "run_id=a%0Ab", "task_id=a b", "map_index=-2", "map_index=x"):
         assert client.get(f"/api/batches?{query}", headers=auth).status_code == 422, query
     assert client.get("/api/batches?dag_id=some.dag-1&state=deferred", headers=auth).status_code == 200
+    scoped = "dag_id=d&run_id=manual__2026-12-06T07:46:03.061312%2B00:00&task_id=t.1&map_index=-1"
+    assert client.get(f"/api/batches?{scoped}", headers=auth).status_code == 200
     for path, kind in (("/", "text/html"), ("/page.js", "text/javascript"), ("/page.css", "text/css"),
                        ("/api/batches", "application/json")):
         answer = client.get(path, headers=auth)

@@ -1,12 +1,14 @@
 """The Gemini batches page (``gemini_batch_provider.plugins``) on a real Airflow API server under the
 FAB auth manager: its JSON refused to anyone not signed in, limited to the DAGs a user may read, and
 its XCom values to users who may read the DAG's XComs; and the page in headless Chromium showing a
-running job's progress, then the landed runs with their rows, cost and totals."""
+running job's progress, then the landed runs with their rows, cost and totals, and the "Gemini batch"
+views of a deferred task instance and of its DAG run."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import urllib.request
@@ -137,7 +139,7 @@ def test_the_page_shows_a_running_job_moving_then_every_run_with_its_rows_and_co
         rows = {row["run_id"]: row for row in data["rows"]}
         assert rows[nightly]["rows"] > 300 and rows[images]["rows"] == 6
         assert rows[nightly]["cost_usd"] > 0 and rows[images]["cost_usd"] > 0
-        expect(frame.locator("[data-test=total-rows] b")).to_have_text(str(data["totals"]["rows"]))
+        expect(frame.locator("[data-test=total-rows] b")).to_have_text(f"{data['totals']['rows']:,}")
         assert data["totals"]["rows"] >= rows[nightly]["rows"] + rows[images]["rows"]
         assert data["cost_per_day"][-1]["cost_usd"] >= rows[nightly]["cost_usd"] + rows[images]["cost_usd"] - 1e-6
         assert "emulator-demo-key" not in json.dumps(data)  # the connection's key, nowhere
@@ -149,6 +151,66 @@ def test_the_page_shows_a_running_job_moving_then_every_run_with_its_rows_and_co
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=ARTIFACTS / "gemini-batches-page.png", full_page=True)
         browser.close()
+
+
+
+def _watch_in_view(frame, expect):
+    """The view's job count, once it has moved while the view was open (the page asks again every
+    refresh interval, 1 s in this stack)."""
+    done = frame.locator("tr[data-test=batch] [data-test=done]")
+    expect(done).to_have_attribute("data-done", re.compile(r"^\d+$"), timeout=60_000)
+    first = done.get_attribute("data-done")
+    expect(done).not_to_have_attribute("data-done", first, timeout=60_000)
+    return int(first), int(done.get_attribute("data-done"))
+
+
+def test_a_deferred_task_and_its_run_show_their_batch_moving_in_their_own_views(stack):
+    """The "Gemini batch" tab of the task instance in the Grid, and of the DAG run, each showing that
+    batch alone with its count moving; in the UI's light and dark themes (screenshots in .artifacts);
+    nothing for anyone not signed in, nor for a user who may not read the DAG."""
+    from urllib.parse import quote, urlencode
+
+    from playwright.sync_api import expect, sync_playwright
+
+    run_id = stack.trigger(NIGHTLY)
+    _watch_progress(stack, run_id)  # deferred, its job running and answering
+    scoped = f"{API}?{urlencode({'dag_id': NIGHTLY, 'run_id': run_id})}"
+    assert stack.status(scoped) == 401
+    assert _get_as(stack, "images", scoped)["rows"] == []  # may read another DAG only
+    run_page = f"{stack.api_url}/dags/{NIGHTLY}/runs/{quote(run_id, safe='')}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        for theme in ("light", "dark"):
+            # The tabs are plugin views, shown to users who may see plugins (FAB: the Admin role).
+            context = browser.new_context(viewport={"width": 1366, "height": 900})
+            context.add_cookies([{"name": "_token", "value": stack.token("admin"), "url": stack.api_url}])
+            context.add_init_script(f"localStorage.setItem('theme', '{theme}')")  # the UI's own theme switch
+            page = context.new_page()
+            page.goto(f"{run_page}/tasks/summarize_modules")
+            page.get_by_role("link", name="Gemini batch", exact=True).click()
+            frame = page.frame_locator("iframe")
+            expect(frame.locator("html")).to_have_attribute("data-theme", theme, timeout=30_000)
+            expect(frame.locator("h1")).to_have_text("Gemini batch of this task")
+            expect(frame.locator("tr[data-test=batch]")).to_have_count(1)
+            expect(frame.locator("[data-test=task]")).to_contain_text(f"{NIGHTLY} / summarize_modules")
+            if theme == "light":  # while the job runs: the count moves in the task's view, then the run's
+                first, later = _watch_in_view(frame, expect)
+                assert later > first
+                page.screenshot(path=ARTIFACTS / "gemini-batch-task-view-light.png")
+                page.goto(run_page)
+                page.get_by_role("link", name="Gemini batch", exact=True).click()
+                frame = page.frame_locator("iframe")
+                expect(frame.locator("h1")).to_have_text("Gemini batches of this run", timeout=30_000)
+                expect(frame.locator("tr[data-test=batch]")).to_have_count(1)
+                first, later = _watch_in_view(frame, expect)
+                assert later > first
+                page.screenshot(path=ARTIFACTS / "gemini-batch-run-view-light.png")
+            else:
+                page.screenshot(path=ARTIFACTS / "gemini-batch-task-view-dark.png")
+            context.close()
+        browser.close()
+    assert stack.wait_for_run(NIGHTLY, run_id, timeout=600)["state"] == "success"
 
 
 def test_values_taken_from_xcom_are_shown_only_to_users_who_may_read_the_dags_xcoms(stack):

@@ -3,9 +3,12 @@
 
 - ``GET /gemini-batches/`` the page, with its script and style (``page.js``, ``page.css``; no data
   in them: the script asks the JSON below, as the signed-in user);
-- ``GET /gemini-batches/api/batches?dag_id=&state=&days=&limit=`` the data (``batches.list_batches``),
-  with each in-flight job's live progress (``live``). A parameter the database could refuse (a NUL
-  byte, a DAG id no DAG can have, a state no task has) is answered 422, before any query.
+- ``GET /gemini-batches/api/batches?dag_id=&state=&days=&limit=&run_id=&task_id=&map_index=`` the
+  data (``batches.list_batches``), with each in-flight job's live progress (``live``); the page
+  opened with ``run_id`` (and ``task_id``, ``map_index``) in its address shows that run's or task
+  instance's batch alone: the views on a DAG run and a task instance (``plugins.plugin``). A
+  parameter the database could refuse (a NUL byte, a DAG id no DAG can have, a state no task has)
+  is answered 422, before any query.
 
 Plugin apps are not guarded by Airflow's auth on their own, so every data request is: the caller is
 the user of the JWT in the ``Authorization: Bearer`` header or, for the page opened in the UI, the
@@ -35,6 +38,8 @@ from gemini_batch_provider.plugins.live import TTL_SECONDS, LiveProgress
 COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
 # Airflow's own rule for a DAG id (airflow.utils.helpers.KEY_REGEX), at most 250 characters (its column).
 DAG_ID = r"^[\w.-]+$"
+# A run id is free text to Airflow; no control character (a NUL would be refused by the database).
+RUN_ID = r"^[^\x00-\x1f\x7f]+$"
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
                                "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
@@ -110,9 +115,13 @@ def batches(user: Annotated[Any, Depends(signed_in_user)],
             dag_id: Annotated[str | None, Query(max_length=250, pattern=DAG_ID)] = None,
             state: TaskInstanceState | None = None,
             days: Annotated[int, Query(ge=1, le=366)] = 30,
-            limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+            limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+            run_id: Annotated[str | None, Query(max_length=250, pattern=RUN_ID)] = None,
+            task_id: Annotated[str | None, Query(max_length=250, pattern=DAG_ID)] = None,
+            map_index: Annotated[int | None, Query(ge=-1)] = None) -> dict[str, Any]:
     """``batches.list_batches`` for the DAGs ``user`` may read, XCom values for those whose XComs
-    it may read; each in-flight row's valid job names carry their ``progress`` (``live``)."""
+    it may read; each in-flight row's valid job names carry their ``progress`` (``live``), and
+    ``refresh_seconds`` says how long that progress is kept (the page asks again after it)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.utils.session import create_session
@@ -125,7 +134,8 @@ def batches(user: Annotated[Any, Depends(signed_in_user)],
 
     with create_session() as session:
         readable = auth.get_authorized_dag_ids(user=user, method="GET", session=session)
-        found = list_batches(session, readable, BatchFilter(dag_id, state, days, limit), may_read_xcom)
+        found = list_batches(session, readable, BatchFilter(dag_id, state, days, limit, run_id, task_id, map_index),
+                             may_read_xcom)
     asked = [(row, job) for row in found["rows"] if row["state"] in IN_FLIGHT and row["conn_id"]
              for job in row["jobs"] if job["valid"]]
     progress = live.progress_of((row["conn_id"], job["name"]) for row, job in asked)
@@ -134,4 +144,4 @@ def batches(user: Annotated[Any, Depends(signed_in_user)],
             job["progress"] = None
     for row, job in asked:
         job["progress"] = progress[row["conn_id"], job["name"]]
-    return found
+    return {**found, "refresh_seconds": live.ttl}

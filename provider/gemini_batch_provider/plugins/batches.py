@@ -43,12 +43,18 @@ class BatchFilter:
     :param state: task instance state (``deferred``, ``success``, ``failed``...), or any (None).
     :param days: records pushed in the last ``days`` days.
     :param limit: rows returned at most, newest first (the totals count every matching record).
+    :param run_id: one DAG run's (the view on a DAG run), or any (None).
+    :param task_id: one task's (with ``run_id`` and ``map_index``: the view on a task instance), or any.
+    :param map_index: one map index (-1: an unmapped task), or any (None).
     """
 
     dag_id: str | None = None
     state: str | None = None
     days: int = 30
     limit: int = 200
+    run_id: str | None = None
+    task_id: str | None = None
+    map_index: int | None = None
 
 
 def _decoded(raw: Any) -> dict[str, Any] | None:
@@ -163,6 +169,12 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
         query = query.where(record.dag_id == wanted.dag_id)
     if wanted.state:
         query = query.where(ti.state == wanted.state)
+    if wanted.run_id:
+        query = query.where(record.run_id == wanted.run_id)
+    if wanted.task_id:
+        query = query.where(record.task_id == wanted.task_id)
+    if wanted.map_index is not None:
+        query = query.where(record.map_index == wanted.map_index)
     rows: list[dict[str, Any]] = []
     totals = {"records": 0, "withheld": 0, "rows": 0, "tokens": 0, "cost_usd": 0.0, "reused": 0,
               "saved_cost_usd": 0.0, "jobs_in_flight": 0}
