@@ -294,6 +294,51 @@ def test_a_run_and_a_task_instance_each_get_a_view_of_their_own_batch(airflow_db
     assert shown(urllib.parse.urlencode({"run_id": "manual__another_run"})) == []
 
 
+
+@needs_page
+def test_a_split_submit_and_results_pair_is_one_batch_naming_both_tasks(airflow_db, emulator, gemini_conn, tmp_path):
+    """Submitted by one task, waited on by a sensor and landed by another: one row, under the landing
+    task, naming the submitting one, with the estimate and submission time of the one and the rows
+    and cost of the other. While only the submit task has run, its row is in flight."""
+    from airflow.sdk import DAG
+
+    from gemini_batch_provider.operators.results import GeminiBatchResultsOperator
+    from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
+    from gemini_batch_provider.sensors.batch import GeminiBatchJobSensor
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+
+    def run(dag_id: str, land: bool) -> str:
+        common = {"input_path": str(source), "prompt_template": "Summarize: {text}", "key_field": "id",
+                  "output_path": str(tmp_path / f"{dag_id}.jsonl")}
+        with DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+            submit = GeminiSubmitBatchOperator(task_id="submit", **common)
+            if land:
+                wait = GeminiBatchJobSensor(task_id="wait", job_names=submit.output, poke_interval=0.2)
+                submit >> wait >> GeminiBatchResultsOperator(task_id="land", job_names=submit.output, **common)
+        dag_run = test_dag(dag, tmp_path / dag_id)
+        assert dag_run.state == "success"
+        return dag_run.run_id
+
+    client, auth = _client()
+    submitted_only = run("gemini_page_submitted", land=False)
+    [row] = client.get("/api/batches?dag_id=gemini_page_submitted", headers=auth).json()["rows"]
+    assert (row["run_id"], row["task_id"], row["submitted_by"], row["in_flight"]) == (
+        submitted_only, "submit", None, True)
+    assert row["jobs"][0]["progress"]["state"].startswith("JOB_STATE_")  # asked while nothing landed them
+    assert row["cost_usd"] is None and row["estimated_cost_usd"] > 0
+
+    landed = run("gemini_page_split", land=True)
+    answer = client.get("/api/batches?dag_id=gemini_page_split", headers=auth).json()
+    [row] = answer["rows"]
+    assert (row["run_id"], row["task_id"], row["submitted_by"], row["in_flight"]) == (landed, "land", "submit", False)
+    assert row["rows"] == len(RECORDS) and row["counts"]["succeeded"] == len(RECORDS)
+    assert row["cost_usd"] > 0 and row["estimated_cost_usd"] > 0 and row["submitted_at"] <= row["landed_at"]
+    assert len(row["jobs"]) == 1 and len(emulator.state.store.batches) == 2  # one job for each DAG's run
+    assert answer["totals"]["records"] == 1 and answer["totals"]["jobs_in_flight"] == 0
+
+
 @needs_page
 def test_parameters_the_database_could_refuse_are_422_and_every_answer_carries_the_security_headers(airflow_db):
     client, auth = _client()

@@ -85,6 +85,35 @@ def _record_jobs(task: GeminiRequestsOperator, context: Context, plan: BatchPlan
         ledger.first_submitted_at))
 
 
+def record_landing(task: GeminiRequestsOperator, context: Context, plan: BatchPlan, backend: BatchBackend,
+                   jobs: tuple[JobStatus, ...]) -> None:
+    """For a task that lands jobs another task submitted (``GeminiBatchResultsOperator``): the
+    jobs' record for the Gemini batches page, naming the task that submitted them when their
+    ledger says so (its identity), with that task's estimate and submission time, so that the page
+    shows the two as one batch."""
+    names = [job.name for job in jobs]
+    ledger = ledger_store(plan, task.storage()).load()
+    ours = ledger is not None and ledger.job_names == names
+    record = jobs_record(task.gemini_conn_id, plan.model, names, backend.jobs_url(names), plan.output_path,
+                         ledger.estimated_cost_usd if ours else None, ledger.first_submitted_at if ours else None)
+    submitter = _submitter(ledger.identity, context) if ours else None
+    context["ti"].xcom_push(key=JOBS_XCOM_KEY, value={**record, "submitted_by": submitter})
+
+
+def _submitter(identity: str, context: Context) -> dict[str, Any] | None:
+    """``{"task_id", "map_index"}`` of the task instance of this DAG run that an identity
+    (``run_identity``: ``airflow:<dag>:<task>:<run>:<map index>``) names; None for another run's."""
+    ti = context["ti"]
+    prefix = f"airflow:{ti.dag_id}:"
+    if not identity.startswith(prefix):
+        return None
+    task_id, _, rest = identity.removeprefix(prefix).partition(":")  # task ids hold no ":"
+    map_index = rest.removeprefix(f"{ti.run_id}:")
+    if map_index == rest or not map_index.lstrip("-").isdigit():
+        return None
+    return {"task_id": task_id, "map_index": int(map_index)}
+
+
 def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str | None,
             context: Context) -> dict[str, Any]:
     """Route the rows (online, or batch), submit, then wait: deferred (the task resumes in

@@ -72,4 +72,5 @@ class GeminiBatchResultsOperator(GeminiRequestsOperator):
             raise JobsNotEnded(f"{self.task_id}: batch jobs not ended yet: {unfinished}; wait with "
                                "GeminiBatchJobSensor first")
         landing = Landing(Rerun(failed=self.rerun_failed_online), self.online, self.delete_input_files)
+        flow.record_landing(self, context, plan, backend, jobs)
         return flow.land_jobs(self, context, plan, backend, jobs, landing)

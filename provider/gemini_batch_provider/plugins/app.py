@@ -32,7 +32,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gemini_batch_provider.plugins.batches import IN_FLIGHT, BatchFilter, list_batches
+from gemini_batch_provider.plugins.batches import BatchFilter, list_batches
 from gemini_batch_provider.plugins.live import TTL_SECONDS, LiveProgress
 
 COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
@@ -136,7 +136,7 @@ def batches(user: Annotated[Any, Depends(signed_in_user)],
         readable = auth.get_authorized_dag_ids(user=user, method="GET", session=session)
         found = list_batches(session, readable, BatchFilter(dag_id, state, days, limit, run_id, task_id, map_index),
                              may_read_xcom)
-    asked = [(row, job) for row in found["rows"] if row["state"] in IN_FLIGHT and row["conn_id"]
+    asked = [(row, job) for row in found["rows"] if row["in_flight"] and row["conn_id"]
              for job in row["jobs"] if job["valid"]]
     progress = live.progress_of((row["conn_id"], job["name"]) for row, job in asked)
     for row in found["rows"]:

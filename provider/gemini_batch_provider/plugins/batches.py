@@ -57,12 +57,13 @@ class BatchFilter:
     map_index: int | None = None
 
 
-def _decoded(raw: Any) -> dict[str, Any] | None:
+def _decoded(raw: Any, *, submitted: bool = False) -> dict[str, Any] | None:
     """An XCom value of this provider (a dict of plain JSON) from its column's raw text: the
     column's JSON holds the value's JSON as a string (``XComModel.serialize_value``). Read with
     orjson, not through SQLAlchemy's JSON type and Airflow's decoder: 10,000 rows' worth of
     ``json.loads`` with an object hook was most of the page's time. ``{}`` for no value (a summary
-    not pushed yet), None for a value that is not a dict."""
+    not pushed yet), and with ``submitted`` for a list of job names (what the submit operator
+    returns: its jobs land in another task); None for any other value that is not a dict."""
     if raw is None:
         return {}
     value = raw
@@ -73,6 +74,8 @@ def _decoded(raw: Any) -> dict[str, Any] | None:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
             break
+    if submitted and type(value) is list and all(type(name) is str for name in value):
+        return {}
     return value if isinstance(value, dict) else None
 
 
@@ -104,7 +107,15 @@ def _checked(record: dict[str, Any] | None, summary: dict[str, Any] | None) -> b
         for number in (counts or {}).values():
             if type(number) not in (int, float):
                 return False
-    return True
+    submitter = record.get("submitted_by")
+    return submitter is None or (type(submitter) is dict and type(submitter.get("task_id")) is str
+                                 and type(submitter.get("map_index")) is int)
+
+
+def _in_flight(state: str, summary: dict[str, Any]) -> bool:
+    """Whether a record's jobs may still be running: its task has not ended, or it is a submit task
+    that ended well without a summary (its jobs land in another task, which has not landed them)."""
+    return state in IN_FLIGHT or (state == "success" and not summary)
 
 
 def _row(found: Any, record: dict[str, Any], summary: dict[str, Any], withheld: str | None) -> dict[str, Any]:
@@ -115,10 +126,13 @@ def _row(found: Any, record: dict[str, Any], summary: dict[str, Any], withheld: 
     if withheld:
         return {**row, "conn_id": None, "model": None, "jobs": [], "link": None, "output_path": None,
                 "submitted_at": None, "landed_at": None, "estimated_cost_usd": None, "cost_usd": None, "rows": None,
-                "counts": None, "tokens": None, "reused": None, "saved_cost_usd": None}
+                "counts": None, "tokens": None, "reused": None, "saved_cost_usd": None, "submitted_by": None,
+                "in_flight": False}
     link = record.get("link")
     return {
         **row, "conn_id": record.get("conn_id"), "model": record.get("model"),
+        "submitted_by": (record.get("submitted_by") or {}).get("task_id"),
+        "in_flight": _in_flight(row["state"], summary),
         "landed_at": found.landed_at.timestamp() if summary and found.landed_at else None,
         "jobs": [{"name": name, "valid": is_job_name(name)} for name in record.get("batch_jobs", [])],
         "link": link if is_console_url(link) else None,
@@ -143,8 +157,11 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
     "valid"}``: whether the name has a batch job's shape), ``link`` (None unless a console URL the
     provider builds), ``output_path``, ``submitted_at`` / ``landed_at`` (Unix seconds),
     ``estimated_cost_usd`` / ``cost_usd`` (US dollars), ``rows``, ``counts`` by status, ``tokens``,
-    ``reused`` (rows landed from earlier answers, ``core.answers``) and ``saved_cost_usd`` (what those
-    answers cost when paid for; None until landed). ``totals``: over every matching record,
+    ``reused`` (rows landed from earlier answers, ``core.answers``), ``saved_cost_usd`` (what those
+    answers cost when paid for; None until landed), ``submitted_by`` (the task that submitted the
+    jobs, when another one landed them: ``GeminiSubmitBatchOperator`` then
+    ``GeminiBatchResultsOperator``, shown as one batch under the landing task) and ``in_flight``
+    (whether its jobs may still be running: their progress is worth asking). ``totals``: over every matching record,
     ``records``, ``withheld`` (records whose values are not shown, nor counted below), ``rows``,
     ``tokens``, ``cost_usd``, ``reused``, ``saved_cost_usd``,
     ``jobs_in_flight`` (jobs of tasks not yet ended). ``cost_per_day``: the landed cost by UTC day of
@@ -180,12 +197,18 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
               "saved_cost_usd": 0.0, "jobs_in_flight": 0}
     by_day: dict[str, float] = defaultdict(float)
     xcom_readable: dict[str, bool] = {}
+    landed_elsewhere: set[tuple[str, str, int]] = set()
     for found in session.execute(query):
         if found.dag_id not in xcom_readable:
             xcom_readable[found.dag_id] = may_read_xcom(found.dag_id)
-        record, summary = _decoded(found.record), _decoded(found.summary)
+        if (found.run_id, found.task_id, found.map_index) in landed_elsewhere:
+            continue  # a submit task whose jobs another task landed: shown as that task's batch
+        record, summary = _decoded(found.record), _decoded(found.summary, submitted=True)
         withheld = NO_XCOM if not xcom_readable[found.dag_id] else None if _checked(record, summary) else MALFORMED
         record, summary = record or {}, summary or {}  # not read where withheld
+        submitter = record.get("submitted_by")
+        if submitter:  # newest first: the landing task's record comes before the submit task's
+            landed_elsewhere.add((found.run_id, submitter["task_id"], submitter["map_index"]))
         if len(rows) < wanted.limit:  # the totals count every record; only these are sent
             rows.append(_row(found, record, summary, withheld))
         totals["records"] += 1
@@ -198,7 +221,7 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
         totals["cost_usd"] += cost
         totals["reused"] += (summary.get("rows_by_path") or {}).get(RowPath.REUSED, 0)
         totals["saved_cost_usd"] += summary.get("saved_cost_usd") or 0.0
-        if str(found.state) in IN_FLIGHT:
+        if _in_flight(str(found.state), summary):
             totals["jobs_in_flight"] += len(record.get("batch_jobs", []))
         if cost and found.landed_at is not None:
             by_day[found.landed_at.date().isoformat()] += cost

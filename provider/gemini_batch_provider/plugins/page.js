@@ -64,7 +64,8 @@ function taskLink(row) {
   let href = `/dags/${enc(row.dag_id)}/runs/${enc(row.run_id)}/tasks/${enc(row.task_id)}`;
   if (row.map_index >= 0) href += `/mapped/${row.map_index}`;
   const cell = el("td");
-  cell.append(el("a", `${row.dag_id} / ${row.task_id}${row.map_index >= 0 ? ` [${row.map_index}]` : ""}`,
+  const submitted = row.submitted_by ? `${row.submitted_by} → ` : "";  // submitted by one task, landed by this one
+  cell.append(el("a", `${row.dag_id} / ${submitted}${row.task_id}${row.map_index >= 0 ? ` [${row.map_index}]` : ""}`,
                  {href, target: "_top", "data-test": "task"}));
   cell.append(el("div", row.run_id, {class: "note"}));
   return cell;
