@@ -11,6 +11,11 @@ the entry point ``gemini`` of ``airflow.providers.common.ai.batch_adapters``, so
 common.ai builds adapters from a connection's ``password`` (the API key) and ``host`` (a base URL,
 for an emulator or a gateway; empty for Google's endpoint). Vertex AI connections need their
 project and credentials, which that path does not carry: use this provider's own operators there.
+
+Run in a task, the adapter records its job for the Gemini batches page as this provider's
+operators do: the jobs record (``core.summary.jobs_record``) when it submits, and once common.ai has
+read every result, a summary of them (rows by status, tokens, cost at the batch price) under
+``SUMMARY_XCOM_KEY``, since the task's return value is common.ai's manifest.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,13 +45,15 @@ from airflow.providers.common.ai.exceptions import (
     LLMBatchLimitExceededError,
     LLMBatchModelMismatchError,
 )
-from airflow.providers.common.compat.sdk import Connection
+from airflow.providers.common.compat.sdk import Connection, conf, get_current_context
 
+from gemini_batch_provider.core.cost import ModelPrice, cost_usd, price_of
 from gemini_batch_provider.core.errors import InputError
 from gemini_batch_provider.core.limits import FILE_LIMIT_BYTES
 from gemini_batch_provider.core.requests import RequestSpec
 from gemini_batch_provider.core.results import parse_output_line
 from gemini_batch_provider.core.schema import OutputSchema
+from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, SUMMARY_XCOM_KEY, jobs_record
 from gemini_batch_provider.core.vocabulary import JobState, RowStatus
 from gemini_batch_provider.hooks.gemini import GeminiHook
 
@@ -152,6 +162,9 @@ class GeminiBatchAdapter(BatchAdapter):
             name = display_name(idempotency_key, input_fingerprint)
             uploaded = self.hook.upload_file(path, name)
         job = self.hook.create_batch_job(model, uploaded.name, name)
+        _push(JOBS_XCOM_KEY, lambda task: jobs_record(
+            getattr(task, "llm_conn_id", None), model, [job.name], self.hook.backend.jobs_url([job.name]), None, None,
+            time.time()))
         return SubmitResult(batch_id=job.name, provider_input_ref=uploaded.name)
 
     def get_batch(self, batch_id: str) -> BatchState:
@@ -174,14 +187,16 @@ class GeminiBatchAdapter(BatchAdapter):
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return self._items(folder)
+        return self._items(folder, batch_id)
 
     @staticmethod
-    def _items(folder: Path) -> Iterator[RawResultItem]:
+    def _items(folder: Path, batch_id: str) -> Iterator[RawResultItem]:
         """The items of ``folder/output.jsonl``. A line that is no JSON object is skipped: the
         API sends the same file on every try, so one damaged line must not stop the others from
-        landing (common.ai lands the rows it never saw as ``missing``)."""
+        landing (common.ai lands the rows it never saw as ``missing``). Once every line is read,
+        their summary for the Gemini batches page (``_summary``)."""
         path = folder / "output.jsonl"
+        tally = _Tally()
         try:
             if path.exists():
                 with path.open("rb") as lines:
@@ -191,9 +206,12 @@ class GeminiBatchAdapter(BatchAdapter):
                         except orjson.JSONDecodeError:
                             continue
                         if isinstance(item, dict):
-                            yield _item(item)
+                            result = _item(item)
+                            tally.add(result)
+                            yield result
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        _push(SUMMARY_XCOM_KEY, lambda task: tally.summary(batch_id))
 
     def build_output_directive(self, spec: Any) -> dict[str, Any]:
         """Gemini's structured output: the schema as ``response_json_schema``, JSON answers."""
@@ -221,6 +239,47 @@ class GeminiBatchAdapter(BatchAdapter):
         """Close the hook's HTTP client, when one was made."""
         if "client" in self.hook.__dict__:
             self.hook.client.close()
+
+
+def _push(key: str, value: Callable[[Any], dict[str, Any]]) -> None:
+    """Push ``value(task)`` to the running task's XCom under ``key``; nothing outside a task (the
+    adapter used on its own)."""
+    try:
+        context = get_current_context()
+    except RuntimeError:  # no task is running here (Airflow says so with a RuntimeError)
+        return
+    context["ti"].xcom_push(key=key, value=value(context["ti"].task))
+
+
+@dataclass
+class _Tally:
+    """What the results read so far add up to, in the shape of this provider's summary
+    (``core.summary.summarize``), priced at the batch price of the model that answered."""
+
+    rows: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    usage: Counter[str] = field(default_factory=Counter)
+    cost_usd: float = 0.0
+    model: str | None = None
+    price: ModelPrice | None = None
+
+    def add(self, item: RawResultItem) -> None:
+        if self.model is None and item.model:
+            self.model = item.model
+            self.price = price_of(item.model, prices_file=conf.get("gemini_batch", "prices_file", fallback=None))
+        row = item.raw
+        self.rows += 1
+        self.counts[row["status"]] += 1
+        usage = row["usage"] or {}
+        self.usage.update({name: value for name, value in usage.items() if type(value) is int})
+        if self.price is not None:
+            self.cost_usd += cost_usd(usage, self.price, batch=True)
+
+    def summary(self, batch_id: str) -> dict[str, Any]:
+        return {"rows": self.rows, "counts": {status.value: self.counts[status] for status in RowStatus},
+                "usage": dict(self.usage), "path": "batch", "rows_by_path": {"batch": self.rows},
+                "batch_jobs": [batch_id], "output_path": None, "model": self.model, "estimated_cost_usd": None,
+                "cost_usd": round(self.cost_usd, 6) if self.price is not None else None}
 
 
 def _item(line: dict[str, Any]) -> RawResultItem:

@@ -5,9 +5,11 @@ the emulator through the real SDK."""
 from __future__ import annotations
 
 import json
+import urllib.parse
 
 import pendulum
 import pytest
+from packaging.version import Version
 
 pytest.importorskip("airflow.providers.common.ai")
 
@@ -15,6 +17,7 @@ from airflow.providers.common.ai.operators.llm_batch import LLMBatchOperator
 from airflow.sdk import DAG, task
 from pydantic import BaseModel
 
+from airflow import __version__ as airflow_version
 from gemini_batch_provider.common_ai import GeminiBatchAdapter
 from gemini_batch_provider.emulator import EmulatorConfig, EmulatorThread
 from gemini_batch_provider.operators.batch import GeminiBatchOperator
@@ -82,6 +85,45 @@ def test_the_decorator_lands_every_prompt_as_gemini_batch_does(airflow_db, emula
     assert test_dag(dag, tmp_path / "no-dags-own").state == "success"
     own = {int(row["key"]): row["text"] for row in map(json.loads, out.read_text().splitlines())}
     assert {i: r["output"] for i, r in rows.items()} == own
+
+
+
+@pytest.mark.skipif(Version(airflow_version) < Version("3.1"), reason="plugin pages need Airflow 3.1+")
+def test_the_decorators_batch_is_on_the_gemini_batches_page_with_its_rows_and_cost(airflow_db, emulator, tmp_path):
+    """The adapter records its job when it submits, and its results' summary once common.ai read
+    them (the task's return value is common.ai's manifest): the page shows both, joined."""
+    from airflow.api_fastapi.app import create_auth_manager, get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    from gemini_batch_provider.core.cost import cost_usd, price_of
+    from gemini_batch_provider.plugins.app import app
+
+    def build():
+        @task.llm_batch(llm_conn_id="gemini_default", model_id=MODEL, result_path=str(tmp_path / "ai"),
+                        system_prompt=SYSTEM, poll_interval=30)
+        def prompts():
+            return PROMPTS
+
+        prompts()
+
+    dag_run, rows = _run(tmp_path, build)
+    assert dag_run.state == "success" and len(rows) == len(PROMPTS)
+    create_auth_manager()
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="someone", role="admin"))
+    query = urllib.parse.urlencode({"dag_id": "ai_batch", "run_id": dag_run.run_id})
+    answer = TestClient(app).get(f"/api/batches?{query}", headers={"Authorization": f"Bearer {token}"}).json()
+    [row] = answer["rows"]
+    [job] = emulator.state.store.batches
+    assert (row["task_id"], row["conn_id"], row["model"], row["withheld"]) == (
+        "prompts", "gemini_default", "gemini-3-flash-preview", None)
+    assert [j["name"] for j in row["jobs"]] == [f"batches/{job}"] and row["link"] == "https://aistudio.google.com/batches"
+    assert row["rows"] == len(PROMPTS) and row["counts"]["succeeded"] == len(PROMPTS) and not row["in_flight"]
+    price = price_of("gemini-3-flash-preview")
+    usages = [{"prompt_token_count": r["usage"]["input_tokens"], "candidates_token_count": r["usage"]["output_tokens"]}
+              for r in rows.values()]  # common.ai's own rows' usage
+    paid = sum(cost_usd(usage, price, batch=True) for usage in usages)
+    assert row["cost_usd"] == pytest.approx(paid, abs=1e-6) and row["cost_usd"] > 0
 
 
 def test_a_structured_output_type_lands_validated_values(airflow_db, emulator, tmp_path):
@@ -170,6 +212,6 @@ def test_a_damaged_output_line_is_skipped_and_the_others_land(tmp_path):
     good = {"key": "k-1", "response": {"candidates": [{"content": {"parts": [{"text": "An answer."}]},
                                                        "finishReason": "STOP"}]}}
     (tmp_path / "output.jsonl").write_bytes(b'{"key": "k-0", "resp\n[1, 2]\n\n' + json.dumps(good).encode() + b"\n")
-    [item] = GeminiBatchAdapter._items(tmp_path)
+    [item] = GeminiBatchAdapter._items(tmp_path, "batches/damaged")
     assert (item.index, item.provider_status, item.raw["text"]) == (1, "success", "An answer.")
     assert not tmp_path.exists()  # the downloaded file goes once read

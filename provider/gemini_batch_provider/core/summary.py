@@ -49,6 +49,9 @@ def summarize(writer: ResultsWriter, rows: int, path: str, batch_jobs: list[str]
 
 
 JOBS_XCOM_KEY = "gemini_batch_jobs"  # the XCom a submitting task pushes (``jobs_record``)
+# The summary of a task whose return value is another's (common.ai's @task.llm_batch returns its
+# manifest): what the Gemini batches page reads before the return value.
+SUMMARY_XCOM_KEY = "gemini_batch_summary"
 
 
 def jobs_record(conn_id: str, model: str, batch_jobs: list[str], link: str, output_path: str,

@@ -26,7 +26,7 @@ from airflow.providers.common.compat.sdk import XCOM_RETURN_KEY
 from sqlalchemy import Text, and_, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
-from gemini_batch_provider.core.summary import JOBS_XCOM_KEY
+from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, SUMMARY_XCOM_KEY
 from gemini_batch_provider.core.vocabulary import RowPath, is_job_name
 from gemini_batch_provider.links import is_console_url
 
@@ -118,7 +118,8 @@ def _in_flight(state: str, summary: dict[str, Any]) -> bool:
     return state in IN_FLIGHT or (state == "success" and not summary)
 
 
-def _row(found: Any, record: dict[str, Any], summary: dict[str, Any], withheld: str | None) -> dict[str, Any]:
+def _row(found: Any, record: dict[str, Any], summary: dict[str, Any], landed_at: datetime | None,
+         withheld: str | None) -> dict[str, Any]:
     row = {
         "dag_id": found.dag_id, "run_id": found.run_id, "task_id": found.task_id, "map_index": found.map_index,
         "state": str(found.state) if found.state is not None else None, "withheld": withheld,
@@ -133,7 +134,7 @@ def _row(found: Any, record: dict[str, Any], summary: dict[str, Any], withheld: 
         **row, "conn_id": record.get("conn_id"), "model": record.get("model"),
         "submitted_by": (record.get("submitted_by") or {}).get("task_id"),
         "in_flight": _in_flight(row["state"], summary),
-        "landed_at": found.landed_at.timestamp() if summary and found.landed_at else None,
+        "landed_at": landed_at.timestamp() if summary and landed_at else None,
         "jobs": [{"name": name, "valid": is_job_name(name)} for name in record.get("batch_jobs", [])],
         "link": link if is_console_url(link) else None,
         "output_path": summary.get("output_path") or record.get("output_path"),
@@ -168,16 +169,20 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
     landing, the last 30 days, oldest first.
     """
     now = now or datetime.now(UTC)
-    record, summary = aliased(XComModel), aliased(XComModel)
+    record, summary, own = aliased(XComModel), aliased(XComModel), aliased(XComModel)
     ti = TaskInstance
     query = (
         select(record.dag_id, record.run_id, record.task_id, record.map_index,
                type_coerce(record.value, Text).label("record"), ti.state,
-               type_coerce(summary.value, Text).label("summary"), summary.timestamp.label("landed_at"))
+               type_coerce(summary.value, Text).label("summary"), summary.timestamp.label("landed_at"),
+               type_coerce(own.value, Text).label("own_summary"), own.timestamp.label("own_landed_at"))
         .join(ti, and_(ti.dag_id == record.dag_id, ti.run_id == record.run_id, ti.task_id == record.task_id,
                        ti.map_index == record.map_index))
         .outerjoin(summary, and_(summary.dag_run_id == record.dag_run_id, summary.task_id == record.task_id,
                                  summary.map_index == record.map_index, summary.key == XCOM_RETURN_KEY))
+        # the summary a task pushed apart from its return value (common.ai's adapter): read first
+        .outerjoin(own, and_(own.dag_run_id == record.dag_run_id, own.task_id == record.task_id,
+                             own.map_index == record.map_index, own.key == SUMMARY_XCOM_KEY))
         .where(record.key == JOBS_XCOM_KEY, record.dag_id.in_(readable),
                record.timestamp >= now - timedelta(days=wanted.days))
         .order_by(record.timestamp.desc())
@@ -203,14 +208,17 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
             xcom_readable[found.dag_id] = may_read_xcom(found.dag_id)
         if (found.run_id, found.task_id, found.map_index) in landed_elsewhere:
             continue  # a submit task whose jobs another task landed: shown as that task's batch
-        record, summary = _decoded(found.record), _decoded(found.summary, submitted=True)
+        own = found.own_summary is not None
+        record = _decoded(found.record)
+        summary = _decoded(found.own_summary) if own else _decoded(found.summary, submitted=True)
+        landed_at = found.own_landed_at if own else found.landed_at
         withheld = NO_XCOM if not xcom_readable[found.dag_id] else None if _checked(record, summary) else MALFORMED
         record, summary = record or {}, summary or {}  # not read where withheld
         submitter = record.get("submitted_by")
         if submitter:  # newest first: the landing task's record comes before the submit task's
             landed_elsewhere.add((found.run_id, submitter["task_id"], submitter["map_index"]))
         if len(rows) < wanted.limit:  # the totals count every record; only these are sent
-            rows.append(_row(found, record, summary, withheld))
+            rows.append(_row(found, record, summary, landed_at, withheld))
         totals["records"] += 1
         if withheld:
             totals["withheld"] += 1
@@ -223,8 +231,8 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
         totals["saved_cost_usd"] += summary.get("saved_cost_usd") or 0.0
         if _in_flight(str(found.state), summary):
             totals["jobs_in_flight"] += len(record.get("batch_jobs", []))
-        if cost and found.landed_at is not None:
-            by_day[found.landed_at.date().isoformat()] += cost
+        if cost and landed_at is not None:
+            by_day[landed_at.date().isoformat()] += cost
     totals["cost_usd"], totals["saved_cost_usd"] = round(totals["cost_usd"], 6), round(totals["saved_cost_usd"], 6)
     days = [(now - timedelta(days=back)).date().isoformat() for back in range(CHART_DAYS - 1, -1, -1)]
     return {"rows": rows, "totals": totals,
