@@ -23,7 +23,7 @@ import orjson
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
 from airflow.providers.common.compat.sdk import XCOM_RETURN_KEY
-from sqlalchemy import Text, and_, select, type_coerce
+from sqlalchemy import Text, and_, cast, select
 from sqlalchemy.orm import Session, aliased
 
 from gemini_batch_provider.core.summary import JOBS_XCOM_KEY, SUMMARY_XCOM_KEY
@@ -59,9 +59,10 @@ class BatchFilter:
 
 def _decoded(raw: Any, *, submitted: bool = False) -> dict[str, Any] | None:
     """An XCom value of this provider (a dict of plain JSON) from its column's raw text: the
-    column's JSON holds the value's JSON as a string (``XComModel.serialize_value``). Read with
-    orjson, not through SQLAlchemy's JSON type and Airflow's decoder: 10,000 rows' worth of
-    ``json.loads`` with an object hook was most of the page's time. ``{}`` for no value (a summary
+    column's JSON holds the value's JSON as a string (``XComModel.serialize_value``). Cast to text
+    in the query and read with orjson, not through SQLAlchemy's JSON type and Airflow's decoder, nor
+    psycopg2's own ``json.loads`` of a PostgreSQL JSON column: 10,000 rows' worth of ``json.loads``
+    was most of the page's time. ``{}`` for no value (a summary
     not pushed yet), and with ``submitted`` for a list of job names (what the submit operator
     returns: its jobs land in another task); None for any other value that is not a dict."""
     if raw is None:
@@ -173,9 +174,9 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
     ti = TaskInstance
     query = (
         select(record.dag_id, record.run_id, record.task_id, record.map_index,
-               type_coerce(record.value, Text).label("record"), ti.state,
-               type_coerce(summary.value, Text).label("summary"), summary.timestamp.label("landed_at"),
-               type_coerce(own.value, Text).label("own_summary"), own.timestamp.label("own_landed_at"))
+               cast(record.value, Text).label("record"), ti.state,
+               cast(summary.value, Text).label("summary"), summary.timestamp.label("landed_at"),
+               cast(own.value, Text).label("own_summary"), own.timestamp.label("own_landed_at"))
         .join(ti, and_(ti.dag_id == record.dag_id, ti.run_id == record.run_id, ti.task_id == record.task_id,
                        ti.map_index == record.map_index))
         .outerjoin(summary, and_(summary.dag_run_id == record.dag_run_id, summary.task_id == record.task_id,
