@@ -41,7 +41,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from stack import POSTGRES  # noqa: E402
+from stack import POSTGRES, postgres_admin  # noqa: E402
 
 
 def _environment(database_url: str | None) -> Path:
@@ -202,7 +202,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     database = f"gemini_page_bench_{uuid.uuid4().hex[:8]}" if args.database == "postgresql" else None
     if database:
-        _postgres(f"CREATE DATABASE {database}")
+        postgres_admin(f"CREATE DATABASE {database}")
     try:
         home = _environment(f"{POSTGRES.replace('postgresql', 'postgresql+psycopg2')}/{database}" if database else None)
         _one_run(home)
@@ -215,19 +215,8 @@ def main() -> None:
             from airflow.settings import dispose_orm
 
             dispose_orm()  # its connections closed, so that the database can be dropped
-            _postgres(f"DROP DATABASE IF EXISTS {database}")
+            postgres_admin(f"DROP DATABASE IF EXISTS {database}")
     print(json.dumps(figures))
-
-
-def _postgres(statement: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(f"{POSTGRES}/postgres")
-    conn.autocommit = True  # CREATE/DROP DATABASE can't run in a transaction
-    try:
-        conn.cursor().execute(statement)
-    finally:
-        conn.close()
 
 
 if __name__ == "__main__":

@@ -51,6 +51,19 @@ def services_reachable() -> list[str]:
     return down
 
 
+def postgres_admin(statement: str) -> None:
+    """Run ``statement`` on the PostgreSQL server's ``postgres`` database, outside a transaction (as
+    CREATE and DROP DATABASE must be)."""
+    import psycopg2
+
+    conn = psycopg2.connect(f"{POSTGRES}/postgres")
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(statement)
+    finally:
+        conn.close()
+
+
 class Stack:
     """Emulator + Airflow components under ``home``; use as a context manager.
 
@@ -165,16 +178,6 @@ class Stack:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         }
 
-    def _database(self, statement: str) -> None:
-        import psycopg2
-
-        conn = psycopg2.connect(f"{POSTGRES}/postgres")
-        conn.autocommit = True  # CREATE/DROP DATABASE can't run in a transaction
-        try:
-            conn.cursor().execute(statement)
-        finally:
-            conn.close()
-
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of a query on the metadata database (PostgreSQL stacks only)."""
         import psycopg2
@@ -226,7 +229,7 @@ class Stack:
     def start(self) -> Stack:
         self.start_emulators()
         if self.postgres:
-            self._database(f"CREATE DATABASE {self.name}")
+            postgres_admin(f"CREATE DATABASE {self.name}")
         self.airflow(["db", "migrate"], *self._user_commands())
         self._spawn("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.api_port),
                                    "--host", "127.0.0.1"])
@@ -307,7 +310,7 @@ class Stack:
     def stop(self) -> None:
         self._terminate(list(self.procs.values()))
         if self.postgres:
-            self._database(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+            postgres_admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
     def __enter__(self) -> Stack:
         try:

@@ -61,7 +61,8 @@ def _run(tmp_path, build):
     return dag_run, rows
 
 
-def test_the_decorator_lands_every_prompt_as_gemini_batch_does(airflow_db, emulator, tmp_path):
+def _decorated(tmp_path):
+    """A DAG body of one ``@task.llm_batch`` task, ``prompts``, over ``PROMPTS``."""
     def build():
         @task.llm_batch(llm_conn_id="gemini_default", model_id=MODEL, result_path=str(tmp_path / "ai"),
                         system_prompt=SYSTEM, poll_interval=30)
@@ -70,7 +71,11 @@ def test_the_decorator_lands_every_prompt_as_gemini_batch_does(airflow_db, emula
 
         prompts()
 
-    dag_run, rows = _run(tmp_path, build)
+    return build
+
+
+def test_the_decorator_lands_every_prompt_as_gemini_batch_does(airflow_db, emulator, tmp_path):
+    dag_run, rows = _run(tmp_path, _decorated(tmp_path))
     assert dag_run.state == "success"
     assert sorted(rows) == list(range(len(PROMPTS))) and all(r["status"] == "success" for r in rows.values())
     assert len(emulator.state.store.batches) == 1
@@ -99,15 +104,7 @@ def test_the_decorators_batch_is_on_the_gemini_batches_page_with_its_rows_and_co
     from gemini_batch_provider.core.cost import cost_usd, price_of
     from gemini_batch_provider.plugins.app import app
 
-    def build():
-        @task.llm_batch(llm_conn_id="gemini_default", model_id=MODEL, result_path=str(tmp_path / "ai"),
-                        system_prompt=SYSTEM, poll_interval=30)
-        def prompts():
-            return PROMPTS
-
-        prompts()
-
-    dag_run, rows = _run(tmp_path, build)
+    dag_run, rows = _run(tmp_path, _decorated(tmp_path))
     assert dag_run.state == "success" and len(rows) == len(PROMPTS)
     create_auth_manager()
     token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="someone", role="admin"))
