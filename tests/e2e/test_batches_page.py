@@ -164,7 +164,7 @@ def _watch_in_view(frame, expect):
     return int(first), int(done.get_attribute("data-done"))
 
 
-def test_a_deferred_task_and_its_run_show_their_batch_moving_in_their_own_views(stack):
+def test_a_deferred_task_and_its_run_show_their_batch_moving_in_their_own_views(stack, tmp_path):
     """The "Gemini batch" tab of the task instance in the Grid, and of the DAG run, each showing that
     batch alone with its count moving; in the UI's light and dark themes (screenshots in .artifacts);
     nothing for anyone not signed in, nor for a user who may not read the DAG."""
@@ -172,7 +172,8 @@ def test_a_deferred_task_and_its_run_show_their_batch_moving_in_their_own_views(
 
     from playwright.sync_api import expect, sync_playwright
 
-    run_id = stack.trigger(NIGHTLY)
+    # A folder of its own: no answer stored by an earlier night settles its rows, so a job runs.
+    run_id = stack.trigger(NIGHTLY, conf={"output_dir": str(tmp_path)})
     _watch_progress(stack, run_id)  # deferred, its job running and answering
     scoped = f"{API}?{urlencode({'dag_id': NIGHTLY, 'run_id': run_id})}"
     assert stack.status(scoped) == 401
