@@ -176,17 +176,18 @@ def test_a_malformed_record_is_shown_as_such_and_the_rest_answer(airflow_db, tmp
         "good": GOOD,
         "text_numbers": ({**GOOD[0], "batch_jobs": 7, "estimated_cost_usd": "0.5"}, {**GOOD[1], "rows": "40"}),
         "not_a_dict": (["batches/x"], "forty"),
+        "bad_submitter": ({**GOOD[0], "submitted_by": "submit"}, GOOD[1]),
     })
     client, auth = _client()
     answer = client.get(f"/api/batches?dag_id={dag_id}", headers=auth)
     assert answer.status_code == 200
     rows = {row["task_id"]: row for row in answer.json()["rows"] if row["run_id"] == run_id}
     assert rows["good"]["withheld"] is None and rows["good"]["rows"] == 40
-    for bad in ("text_numbers", "not_a_dict"):
+    for bad in ("text_numbers", "not_a_dict", "bad_submitter"):
         assert rows[bad]["withheld"] == "malformed record"
         assert (rows[bad]["jobs"], rows[bad]["rows"], rows[bad]["estimated_cost_usd"]) == ([], None, None)
     totals = answer.json()["totals"]
-    assert (totals["records"], totals["withheld"], totals["rows"], totals["cost_usd"]) == (3, 2, 40, 0.25)
+    assert (totals["records"], totals["withheld"], totals["rows"], totals["cost_usd"]) == (4, 3, 40, 0.25)
 
 
 @needs_page

@@ -62,9 +62,9 @@ def _decoded(raw: Any, *, submitted: bool = False) -> dict[str, Any] | None:
     column's JSON holds the value's JSON as a string (``XComModel.serialize_value``). Cast to text
     in the query and read with orjson, not through SQLAlchemy's JSON type and Airflow's decoder, nor
     psycopg2's own ``json.loads`` of a PostgreSQL JSON column: 10,000 rows' worth of ``json.loads``
-    was most of the page's time. ``{}`` for no value (a summary
-    not pushed yet), and with ``submitted`` for a list of job names (what the submit operator
-    returns: its jobs land in another task); None for any other value that is not a dict."""
+    was most of the page's time. ``{}`` for no value (a summary not pushed yet), and with
+    ``submitted`` for a list of job names (what the submit operator returns: its jobs land in
+    another task); None for any other value that is not a dict."""
     if raw is None:
         return {}
     value = raw
@@ -163,11 +163,11 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
     answers cost when paid for; None until landed), ``submitted_by`` (the task that submitted the
     jobs, when another one landed them: ``GeminiSubmitBatchOperator`` then
     ``GeminiBatchResultsOperator``, shown as one batch under the landing task) and ``in_flight``
-    (whether its jobs may still be running: their progress is worth asking). ``totals``: over every matching record,
-    ``records``, ``withheld`` (records whose values are not shown, nor counted below), ``rows``,
-    ``tokens``, ``cost_usd``, ``reused``, ``saved_cost_usd``,
-    ``jobs_in_flight`` (jobs of tasks not yet ended). ``cost_per_day``: the landed cost by UTC day of
-    landing, the last 30 days, oldest first.
+    (whether its jobs may still be running: their progress is worth asking). ``totals``: over
+    every matching record, ``records``, ``withheld`` (records whose values are not shown, nor
+    counted below), ``rows``, ``tokens``, ``cost_usd``, ``reused``, ``saved_cost_usd``,
+    ``jobs_in_flight`` (the jobs of records ``in_flight``). ``cost_per_day``: the landed cost by UTC
+    day of landing, the last 30 days, oldest first.
     """
     now = now or datetime.now(UTC)
     record, summary, own = aliased(XComModel), aliased(XComModel), aliased(XComModel)
@@ -215,7 +215,7 @@ def list_batches(session: Session, readable: set[str], wanted: BatchFilter, may_
         landed_at = found.own_landed_at if own else found.landed_at
         withheld = NO_XCOM if not xcom_readable[found.dag_id] else None if _checked(record, summary) else MALFORMED
         record, summary = record or {}, summary or {}  # not read where withheld
-        submitter = record.get("submitted_by")
+        submitter = record.get("submitted_by") if not withheld else None  # of a checked record only
         if submitter:  # newest first: the landing task's record comes before the submit task's
             landed_elsewhere.add((found.run_id, submitter["task_id"], submitter["map_index"]))
         if len(rows) < wanted.limit:  # the totals count every record; only these are sent
