@@ -194,7 +194,7 @@ class GeminiBatchAdapter(BatchAdapter):
         """The items of ``folder/output.jsonl``. A line that is no JSON object is skipped: the
         API sends the same file on every try, so one damaged line must not stop the others from
         landing (common.ai lands the rows it never saw as ``missing``). Once every line is read,
-        their summary for the Gemini batches page (``_summary``)."""
+        their summary goes to the task's XCom for the Gemini batches page (``_Tally``)."""
         path = folder / "output.jsonl"
         tally = _Tally()
         try:
@@ -266,7 +266,8 @@ class _Tally:
     def add(self, item: RawResultItem) -> None:
         if self.model is None and item.model:
             self.model = item.model
-            self.price = price_of(item.model, prices_file=conf.get("gemini_batch", "prices_file", fallback=None))
+            prices_file = conf.get("gemini_batch", "prices_file", fallback=None) or None  # as the operators read it
+            self.price = price_of(item.model, prices_file=prices_file)
         row = item.raw
         self.rows += 1
         self.counts[row["status"]] += 1

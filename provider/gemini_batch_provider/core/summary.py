@@ -54,12 +54,14 @@ JOBS_XCOM_KEY = "gemini_batch_jobs"  # the XCom a submitting task pushes (``jobs
 SUMMARY_XCOM_KEY = "gemini_batch_summary"
 
 
-def jobs_record(conn_id: str, model: str, batch_jobs: list[str], link: str, output_path: str,
-                estimated_cost_usd: float | None, submitted_at: float | None) -> dict[str, Any]:
+def jobs_record(conn_id: str | None, model: str, batch_jobs: list[str], link: str, output_path: str | None,
+                estimated_cost_usd: float | None, submitted_at: float | None,
+                submitted_by: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a task that created batch jobs pushes to XCom under ``JOBS_XCOM_KEY`` as soon as they
     exist, for the Gemini batches page (``plugins``) to find them while they run: ``{"conn_id",
     "model", "batch_jobs", "link" (the jobs in Google's console, ``links``), "output_path",
-    "estimated_cost_usd" (US dollars), "submitted_at" (Unix seconds of the first create)}``. Names
-    and numbers only: never a key, a prompt or a row."""
+    "estimated_cost_usd" (US dollars), "submitted_at" (Unix seconds of the first create),
+    "submitted_by"}``; a task that lands jobs another created pushes it too, ``submitted_by`` naming
+    that task (``{"task_id", "map_index"}``). Names and numbers only: never a key, a prompt or a row."""
     return {"conn_id": conn_id, "model": model, "batch_jobs": batch_jobs, "link": link, "output_path": output_path,
-            "estimated_cost_usd": estimated_cost_usd, "submitted_at": submitted_at}
+            "estimated_cost_usd": estimated_cost_usd, "submitted_at": submitted_at, "submitted_by": submitted_by}

@@ -94,10 +94,10 @@ def record_landing(task: GeminiRequestsOperator, context: Context, plan: BatchPl
     names = [job.name for job in jobs]
     ledger = ledger_store(plan, task.storage()).load()
     ours = ledger is not None and ledger.job_names == names
-    record = jobs_record(task.gemini_conn_id, plan.model, names, backend.jobs_url(names), plan.output_path,
-                         ledger.estimated_cost_usd if ours else None, ledger.first_submitted_at if ours else None)
-    submitter = _submitter(ledger.identity, context) if ours else None
-    context["ti"].xcom_push(key=JOBS_XCOM_KEY, value={**record, "submitted_by": submitter})
+    context["ti"].xcom_push(key=JOBS_XCOM_KEY, value=jobs_record(
+        task.gemini_conn_id, plan.model, names, backend.jobs_url(names), plan.output_path,
+        ledger.estimated_cost_usd if ours else None, ledger.first_submitted_at if ours else None,
+        _submitter(ledger.identity, context) if ours else None))
 
 
 def _submitter(identity: str, context: Context) -> dict[str, Any] | None:
