@@ -117,6 +117,27 @@ def test_live_progress_comes_through_either_connection_and_is_kept_a_while(two_c
 
 
 
+def test_a_changed_connection_is_read_again_after_the_refresh_interval(emulator, monkeypatch, tmp_path):
+    from gemini_batch_provider.hooks.gemini import GeminiHook
+    from gemini_batch_provider.plugins.live import LiveProgress
+
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_MOVING", json.dumps(
+        {"conn_type": "gemini", "password": API_KEY, "extra": {"base_url": emulator.base_url}}))
+    emulator.configure("batches", outcome="stall")
+    hook = GeminiHook("gemini_moving")
+    request = tmp_path / "one.jsonl"
+    request.write_text(json.dumps({"key": "a", "request": {"contents": [{"parts": [{"text": "Hi."}]}]}}) + "\n")
+    job = hook.create_batch_job("gemini-2.5-flash", src=hook.upload_file(request, display_name="in").name,
+                                display_name="moving").name
+    now = [0.0]
+    live = LiveProgress(ttl=15, clock=lambda: now[0])
+    assert live.progress("gemini_moving", job)["state"].startswith("JOB_STATE_")
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_MOVING", json.dumps(  # the API moved, nothing listens where it was
+        {"conn_type": "gemini", "password": API_KEY, "extra": {"base_url": "http://127.0.0.1:9"}}))
+    now[0] = 16.0
+    assert "error" in live.progress("gemini_moving", job)  # asked where the connection now points
+
+
 def test_a_page_load_asks_each_running_job_once_and_a_slow_api_never_holds_it(monkeypatch, tmp_path):
     """Jobs are asked concurrently, each once however often listed; a page load waits ``timeout`` at
     most, showing no progress for a job the API has not answered yet, which the next load shows."""
@@ -297,7 +318,7 @@ def test_a_run_and_a_task_instance_each_get_a_view_of_their_own_batch(airflow_db
 
 
 @needs_page
-def test_a_split_submit_and_results_pair_is_one_batch_naming_both_tasks(airflow_db, emulator, gemini_conn, tmp_path):
+def test_a_split_submit_and_results_pair_is_one_batch_naming_both_tasks(airflow_db, emulator, monkeypatch, tmp_path):
     """Submitted by one task, waited on by a sensor and landed by another: one row, under the landing
     task, naming the submitting one, with the estimate and submission time of the one and the rows
     and cost of the other. While only the submit task has run, its row is in flight."""
@@ -307,16 +328,21 @@ def test_a_split_submit_and_results_pair_is_one_batch_naming_both_tasks(airflow_
     from gemini_batch_provider.operators.submit import GeminiSubmitBatchOperator
     from gemini_batch_provider.sensors.batch import GeminiBatchJobSensor
 
+    # A connection of its own: the page keeps each connection's hook a while, and other tests'
+    # gemini_default pointed at their own emulators.
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_SPLIT", json.dumps(
+        {"conn_type": "gemini", "password": API_KEY, "extra": {"base_url": emulator.base_url}}))
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
 
     def run(dag_id: str, land: bool) -> str:
         common = {"input_path": str(source), "prompt_template": "Summarize: {text}", "key_field": "id",
-                  "output_path": str(tmp_path / f"{dag_id}.jsonl")}
+                  "output_path": str(tmp_path / f"{dag_id}.jsonl"), "gemini_conn_id": "gemini_split"}
         with DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
             submit = GeminiSubmitBatchOperator(task_id="submit", **common)
             if land:
-                wait = GeminiBatchJobSensor(task_id="wait", job_names=submit.output, poke_interval=0.2)
+                wait = GeminiBatchJobSensor(task_id="wait", job_names=submit.output, poke_interval=0.2,
+                                            gemini_conn_id="gemini_split")
                 submit >> wait >> GeminiBatchResultsOperator(task_id="land", job_names=submit.output, **common)
         dag_run = test_dag(dag, tmp_path / dag_id)
         assert dag_run.state == "success"

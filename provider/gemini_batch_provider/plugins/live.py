@@ -28,11 +28,12 @@ class LiveProgress:
     """``progress(conn_id, name)``: ``{"state", "requests", "succeeded", "failed", "pending",
     "percent"}`` of one job (``core.jobs.JobStatus``, from ``batchStats`` or ``completionStats``),
     or ``{"error": <exception class>}`` when the API could not be asked (never its message, which
-    could quote the connection)."""
+    could quote the connection). A connection is read again once its hook is ``ttl`` seconds old,
+    so that a changed key or URL is used within that time."""
 
     def __init__(self, ttl: float = TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self.clock = ttl, clock
-        self._hooks: dict[str, GeminiHook] = {}
+        self._hooks: dict[str, tuple[float, GeminiHook]] = {}
         self._known: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="gemini-progress")
@@ -40,10 +41,12 @@ class LiveProgress:
     def _hook(self, conn_id: str) -> GeminiHook:
         from gemini_batch_provider.hooks.gemini import GeminiHook  # the SDK: only once a job is asked of
 
+        now = self.clock()
         with self._lock:
-            if conn_id not in self._hooks:
-                self._hooks[conn_id] = GeminiHook(conn_id)
-            return self._hooks[conn_id]
+            made = self._hooks.get(conn_id)
+            if made is None or now - made[0] >= self.ttl:  # a connection changed since is read again
+                made = self._hooks[conn_id] = (now, GeminiHook(conn_id))
+            return made[1]
 
     def progress(self, conn_id: str, name: str) -> dict[str, Any]:
         key = (conn_id, name)
