@@ -36,7 +36,13 @@ from gemini_batch_provider.links import GeminiBatchJobLink
 from gemini_batch_provider.operators import online, paths, reuse
 from gemini_batch_provider.operators.params import BatchParams
 from gemini_batch_provider.operators.prepare import prepare, read_input
-from gemini_batch_provider.operators.task import fail_after_landing, refusing, run_identity, scratch_folder
+from gemini_batch_provider.operators.task import (
+    fail_after_landing,
+    refusing,
+    run_identity,
+    scratch_folder,
+    task_of_identity,
+)
 from gemini_batch_provider.triggers.batch import GeminiBatchJobTrigger
 
 if TYPE_CHECKING:
@@ -97,21 +103,7 @@ def record_landing(task: GeminiRequestsOperator, context: Context, plan: BatchPl
     context["ti"].xcom_push(key=JOBS_XCOM_KEY, value=jobs_record(
         task.gemini_conn_id, plan.model, names, backend.jobs_url(names), plan.output_path,
         ledger.estimated_cost_usd if ours else None, ledger.first_submitted_at if ours else None,
-        _submitter(ledger.identity, context) if ours else None))
-
-
-def _submitter(identity: str, context: Context) -> dict[str, Any] | None:
-    """``{"task_id", "map_index"}`` of the task instance of this DAG run that an identity
-    (``run_identity``: ``airflow:<dag>:<task>:<run>:<map index>``) names; None for another run's."""
-    ti = context["ti"]
-    prefix = f"airflow:{ti.dag_id}:"
-    if not identity.startswith(prefix):
-        return None
-    task_id, _, rest = identity.removeprefix(prefix).partition(":")  # task ids hold no ":"
-    map_index = rest.removeprefix(f"{ti.run_id}:")
-    if map_index == rest or not map_index.lstrip("-").isdigit():
-        return None
-    return {"task_id": task_id, "map_index": int(map_index)}
+        task_of_identity(ledger.identity, context) if ours else None))
 
 
 def execute(task: GeminiRequestsOperator, params: BatchParams, staging_uri: str | None,

@@ -29,6 +29,20 @@ def run_identity(context: Context) -> str:
     return f"airflow:{ti.dag_id}:{ti.task_id}:{ti.run_id}:{ti.map_index}"
 
 
+def task_of_identity(identity: str, context: Context) -> dict[str, Any] | None:
+    """``{"task_id", "map_index"}`` of the task instance of this try's DAG run that a
+    ``run_identity`` names; None for another DAG's or run's."""
+    ti = context["ti"]
+    prefix = f"airflow:{ti.dag_id}:"
+    if not identity.startswith(prefix):
+        return None
+    task_id, _, rest = identity.removeprefix(prefix).partition(":")  # task ids hold no ":"
+    map_index = rest.removeprefix(f"{ti.run_id}:")
+    if map_index == rest or not map_index.lstrip("-").isdigit():
+        return None
+    return {"task_id": task_id, "map_index": int(map_index)}
+
+
 @contextmanager
 def refusing(task_id: str) -> Iterator[None]:
     """Name the task in a refusal made before anything was sent; no retry can help it."""
